@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "coordinatord",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "coordinatord", targets: ["coordinatord"]),
+        .executable(name: "coordinatord-bench", targets: ["coordinatord-bench"]),
+        .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "Coordination", targets: ["Coordination"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // hiredis from Debian's libhiredis-dev. No pkgConfig: its -D_FILE_OFFSET_BITS=64 makes
+        // SwiftPM warn, and headers and library are on the default paths anyway.
+        .systemLibrary(
+            name: "CHiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(name: "RedisClient", dependencies: ["CHiredis"]),
+        .target(name: "Coordination"),
+        .target(
+            name: "CoordinatorDaemon",
+            dependencies: [
+                "Coordination", "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "coordinatord",
+            dependencies: [
+                "CoordinatorDaemon", "Coordination", "RedisClient",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "coordinatord-bench",
+            dependencies: [
+                "CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Starts and stops real redis-server processes for tests and benchmarks.
+        .target(name: "TestSupport", dependencies: ["RedisClient"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
+        .testTarget(name: "CoordinationTests", dependencies: ["Coordination"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "CoordinatorDaemonTests",
+            dependencies: ["CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

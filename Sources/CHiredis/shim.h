@@ -1,0 +1,4 @@
+#ifndef COORDINATORD_CHIREDIS_SHIM_H
+#define COORDINATORD_CHIREDIS_SHIM_H
+#include <hiredis/hiredis.h>
+#endif

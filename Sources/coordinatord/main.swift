@@ -1,0 +1,2 @@
+import CHiredis
+print("coordinatord")

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what coordinatord needs on a Debian machine (hiredis headers, redis-server and its
+# tools), and nothing when it is already there. Swift itself is expected on PATH.
+set -euo pipefail
+
+need=()
+[ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing ${need[*]}" >&2
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y libhiredis-dev redis-server redis-tools
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+        [ -x "$d/swift" ] && export PATH="$d:$PATH"
+    done
+fi
+command -v swift >/dev/null 2>&1 || { echo "setup: swift is not on PATH" >&2; exit 1; }
