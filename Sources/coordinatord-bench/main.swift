@@ -1,1 +1,13 @@
-print("bench")
+import ArgumentParser
+
+/// Benchmarks that print numbers: `redis` (the client against redis-benchmark), `engine`
+/// (the pure coordination engine), `e2e` (daemons over a real Redis).
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinatord-bench",
+        abstract: "Benchmarks for coordinatord; each prints JSON lines.",
+        subcommands: [RedisBench.self, EngineBench.self, E2EBench.self]
+    )
+}
+
+Bench.main()
