@@ -53,7 +53,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Sends one command and waits for its reply. An error reply is thrown as `.server`.
     public func send(_ command: RedisCommand) throws(RedisError) -> RedisReply {
-        let context = try connected()
+        let context = try connected(probe: true)
         encoder.reset()
         encoder.append(command)
         let reply = try exchange(context, expecting: 1) { _, reply in reply }
@@ -73,7 +73,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// error.
     public func pipeline(_ commands: [RedisCommand]) throws(RedisError) -> [RedisReply] {
         if commands.isEmpty { return [] }
-        let context = try connected()
+        let context = try connected(probe: true)
         encoder.reset()
         for command in commands { encoder.append(command) }
         var replies: [RedisReply] = []
@@ -182,12 +182,20 @@ public final class RedisConnection: @unchecked Sendable {
     // MARK: Internals
 
     /// The open context, reconnecting (after the backoff) when the last one broke.
-    private func connected() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+    ///
+    /// With `probe`, an idle request/response connection is first checked with a zero-timeout
+    /// poll(): if the socket is readable (the server closed it, e.g. after a restart, or sent
+    /// something unasked) it is replaced before anything is sent, so no command is lost to a
+    /// connection that was already dead.
+    private func connected(probe: Bool = false) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         if consumeInterrupt() {
             dropContext()
             throw .closed
         }
-        if let context { return context }
+        if let context {
+            if !probe || Self.isIdleAndAlive(context) { return context }
+            dropContext()
+        }
         if closed { throw .closed }
         try backoff()
         do {
@@ -398,6 +406,11 @@ public final class RedisConnection: @unchecked Sendable {
         let reply = Self.convert(raw!.assumingMemoryBound(to: redisReply.self))
         freeReplyObject(raw)
         return reply
+    }
+
+    private static func isIdleAndAlive(_ context: UnsafeMutablePointer<redisContext>) -> Bool {
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) == 0
     }
 
     private static func isEvalSHA(_ command: RedisCommand) -> Bool {
