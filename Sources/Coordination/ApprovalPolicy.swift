@@ -1,0 +1,266 @@
+import Foundation
+
+/// `--medium-policy` (PROTOCOL.md section 8): `approve` (the seed's code: a person approves) or
+/// `notify` (the seed's diagram: approved at once, people are told).
+public enum MediumPolicy: String, Sendable, CaseIterable {
+    case approve, notify
+}
+
+/// A person's decision on an approval.
+public struct ApprovalDecision: Sendable, Equatable {
+    public enum Kind: String, Sendable { case approve, reject }
+    public var kind: Kind
+    public var userID: String
+    public var reason: String
+
+    public init(kind: Kind, userID: String, reason: String = "") {
+        self.kind = kind
+        self.userID = userID
+        self.reason = reason
+    }
+}
+
+/// What a decision did to an approval, with the events it emits.
+public struct ApprovalTransition: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable { case partiallyApproved, approved, rejected, expired }
+    public var approval: Approval
+    public var outcome: Outcome
+    public var events: [DomainEvent]
+}
+
+/// Why a decision was refused (PROTOCOL.md section 3). `expired` carries the transition to
+/// `expired` that the refusal causes.
+public enum ApprovalRefusal: Error, Sendable, Equatable {
+    case alreadyProcessed(String)
+    case expired(ApprovalTransition)
+    case forbidden(String)
+    case invalid(String)
+}
+
+/// The seed's approval rules, completed (PROTOCOL.md sections 3 and 8), as pure functions.
+public struct ApprovalPolicy: Sendable, Equatable {
+    public static let defaultExpiry: [RiskLevel: TimeInterval] = [
+        .low: 7 * 86_400, .medium: 48 * 3600, .high: 24 * 3600, .critical: 4 * 3600,
+    ]
+
+    public var expiry: [RiskLevel: TimeInterval] = ApprovalPolicy.defaultExpiry
+    public var mediumPolicy: MediumPolicy = .approve
+    /// Distinct approvers a critical recommendation needs.
+    public var criticalApprovers = 2
+    /// When set, only these users may decide.
+    public var approvers: Set<String>?
+
+    public init() {}
+
+    /// How a kept recommendation is approved.
+    public enum Route: Sendable, Equatable {
+        case approvedAtOnce
+        /// Medium risk under `--medium-policy notify`: approved, and people are told.
+        case approvedWithNotice
+        case needsApproval(required: Int)
+    }
+
+    public func route(_ recommendation: Recommendation, autoApprove: Bool) -> Route {
+        if !autoApprove { return .needsApproval(required: required(for: recommendation.riskLevel)) }
+        switch recommendation.riskLevel {
+        case .low: return .approvedAtOnce
+        case .medium where mediumPolicy == .notify: return .approvedWithNotice
+        case .medium, .high, .critical: return .needsApproval(required: required(for: recommendation.riskLevel))
+        }
+    }
+
+    public func required(for risk: RiskLevel) -> Int { risk == .critical ? max(1, criticalApprovers) : 1 }
+
+    public func expiresAt(_ risk: RiskLevel, requestedAt: Date) -> Date {
+        requestedAt.addingTimeInterval(expiry[risk] ?? Self.defaultExpiry[risk]!)
+    }
+
+    /// A pending approval for a recommendation, and its `approval.requested` event.
+    public func requestApproval(for rec: Recommendation, required: Int, now: Date, ids: inout some IDGenerator) -> (Approval, DomainEvent) {
+        let approval = Approval(id: ids.next(), recommendationID: rec.id, customerID: rec.customerID,
+                                riskLevel: rec.riskLevel, requestedBy: rec.agentID, requestedAt: now,
+                                expiresAt: expiresAt(rec.riskLevel, requestedAt: now), requiredApprovals: required)
+        let event = DomainEvent(type: .approvalRequested, customerID: rec.customerID, recommendationID: rec.id,
+                                approvalID: approval.id,
+                                data: ["risk_level": .string(rec.riskLevel.rawValue),
+                                       "expires_at": .string(Timestamp.string(from: approval.expiresAt)),
+                                       "required_approvals": .number(Double(required)),
+                                       "requested_by": .string(rec.agentID)])
+        return (approval, event)
+    }
+
+    /// Applies a decision: `(approval, decision, now) -> new approval + outcome`, or why not.
+    public func decide(_ approval: Approval, _ decision: ApprovalDecision, now: Date) -> Result<ApprovalTransition, ApprovalRefusal> {
+        guard approval.status == .pending else {
+            return .failure(.alreadyProcessed("approval \(approval.id) is already \(approval.status.rawValue)"))
+        }
+        if let transition = expire(approval, now: now) {
+            return .failure(.expired(transition))
+        }
+        if decision.userID.isEmpty { return .failure(.invalid("user_id: required")) }
+        if let approvers, !approvers.contains(decision.userID) {
+            return .failure(.forbidden("\(decision.userID) is not on the approver list (--approvers)"))
+        }
+        var next = approval
+        switch decision.kind {
+        case .reject:
+            let reason = decision.reason.trimmingCharacters(in: .whitespaces)
+            if reason.isEmpty { return .failure(.invalid("reason: a rejection needs a reason")) }
+            next.status = .rejected
+            next.rejectedBy = decision.userID
+            next.rejectedAt = now
+            next.rejectionReason = reason
+            return .success(ApprovalTransition(approval: next, outcome: .rejected, events: [
+                event(.approvalRejected, next, ["rejected_by": .string(decision.userID), "reason": .string(reason)]),
+            ]))
+        case .approve:
+            if decision.userID == approval.requestedBy {
+                return .failure(.forbidden("\(decision.userID) made recommendation \(approval.recommendationID) and cannot approve it"))
+            }
+            if approval.approvers.contains(where: { $0.userID == decision.userID }) {
+                return .failure(.alreadyProcessed("\(decision.userID) already approved \(approval.id); another approver is needed"))
+            }
+            next.approvers.append(ApprovalVote(userID: decision.userID, at: now))
+            let note = decision.reason.trimmingCharacters(in: .whitespaces)
+            if !note.isEmpty { next.notes = note }
+            let votes: JSONValue = .array(next.approvers.map { .string($0.userID) })
+            if next.approvers.count < max(1, approval.requiredApprovals) {
+                return .success(ApprovalTransition(approval: next, outcome: .partiallyApproved, events: [
+                    event(.approvalPartiallyApproved, next, ["user_id": .string(decision.userID), "approvers": votes,
+                                                             "required_approvals": .number(Double(approval.requiredApprovals))]),
+                ]))
+            }
+            next.status = .approved
+            next.approvedBy = decision.userID
+            next.approvedAt = now
+            return .success(ApprovalTransition(approval: next, outcome: .approved, events: [
+                event(.approvalApproved, next, ["approved_by": .string(decision.userID), "approvers": votes]),
+            ]))
+        }
+    }
+
+    /// A pending approval past its expiry becomes `expired`; nil when it is not due (or not pending).
+    public func expire(_ approval: Approval, now: Date) -> ApprovalTransition? {
+        guard approval.status == .pending, now >= approval.expiresAt else { return nil }
+        var next = approval
+        next.status = .expired
+        return ApprovalTransition(approval: next, outcome: .expired, events: [
+            event(.approvalExpired, next, ["expires_at": .string(Timestamp.string(from: approval.expiresAt))]),
+        ])
+    }
+
+    private func event(_ type: EventType, _ approval: Approval, _ data: [String: JSONValue]) -> DomainEvent {
+        DomainEvent(type: type, customerID: approval.customerID, recommendationID: approval.recommendationID,
+                    approvalID: approval.id, data: data)
+    }
+
+    /// Parses `--approval-expiry`: `low=7d,medium=48h,high=24h,critical=4h` (units s, m, h, d;
+    /// a bare number is seconds). Levels not named keep `defaults`.
+    public static func parseExpiry(_ text: String, defaults: [RiskLevel: TimeInterval] = defaultExpiry) throws(ValidationError) -> [RiskLevel: TimeInterval] {
+        var result = defaults
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2, let level = RiskLevel(rawValue: pair[0]) else {
+                throw ValidationError(path: "", message: "\"\(part)\" is not level=duration (levels: low, medium, high, critical)")
+            }
+            guard let seconds = duration(pair[1]), seconds > 0 else {
+                throw ValidationError(path: "", message: "\"\(pair[1])\" is not a positive duration like 90s, 30m, 48h or 7d")
+            }
+            result[level] = seconds
+        }
+        return result
+    }
+
+    static func duration(_ text: String) -> TimeInterval? {
+        guard let last = text.last else { return nil }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        if let unit = units[last] { return Double(text.dropLast()).map { $0 * unit } }
+        return Double(text)
+    }
+}
+
+/// A message from `coord:approvals`, in either form of PROTOCOL.md section 3:
+/// `{"approval_id","decision","user_id","reason","reply_to"}` or the plain-text line
+/// `approve <approval_id> <user_id>` / `reject <approval_id> <user_id> <reason ...>`.
+public struct ApprovalDecisionMessage: Sendable, Equatable {
+    public var approvalID: String
+    public var decision: ApprovalDecision
+    public var replyTo: String?
+    public var requestID: String?
+
+    public init(approvalID: String, decision: ApprovalDecision, replyTo: String? = nil, requestID: String? = nil) {
+        self.approvalID = approvalID
+        self.decision = decision
+        self.replyTo = replyTo
+        self.requestID = requestID
+    }
+
+    public static func parse(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ValidationError(path: "", message: "message is not valid UTF-8")
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("{") { return try parseJSON(bytes) }
+        return try parseLine(trimmed)
+    }
+
+    private struct JSONForm: Decodable {
+        var approval_id: String?
+        var decision: String?
+        var user_id: String?
+        var reason: String?
+        var reply_to: String?
+        var request_id: String?
+    }
+
+    private static func parseJSON(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
+        let form: JSONForm
+        do {
+            form = try JSONDecoder().decode(JSONForm.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw RequestDecoding.validationError(error)
+        } catch {
+            throw ValidationError(path: "", message: "\(error)")
+        }
+        guard let id = form.approval_id, !id.isEmpty else { throw ValidationError(path: "approval_id", message: "required") }
+        guard let decisionText = form.decision else { throw ValidationError(path: "decision", message: "required") }
+        guard let kind = kind(decisionText) else {
+            throw ValidationError(path: "decision", message: "unknown value \"\(decisionText)\" (approve or reject)")
+        }
+        guard let user = form.user_id, !user.isEmpty else { throw ValidationError(path: "user_id", message: "required") }
+        let reason = form.reason ?? ""
+        if kind == .reject && reason.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError(path: "reason", message: "a rejection needs a reason")
+        }
+        if let requestID = form.request_id, requestID.count > 200 {
+            throw ValidationError(path: "request_id", message: "at most 200 characters")
+        }
+        return ApprovalDecisionMessage(approvalID: id, decision: ApprovalDecision(kind: kind, userID: user, reason: reason),
+                                       replyTo: form.reply_to.flatMap { $0.isEmpty ? nil : $0 },
+                                       requestID: form.request_id.flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    private static func parseLine(_ line: String) throws(ValidationError) -> ApprovalDecisionMessage {
+        let usage = "expected \"approve <approval_id> <user_id>\" or \"reject <approval_id> <user_id> <reason>\""
+        let words = line.split(maxSplits: 3, omittingEmptySubsequences: true, whereSeparator: { $0 == " " || $0 == "\t" })
+        guard let first = words.first else { throw ValidationError(path: "", message: "empty decision; \(usage)") }
+        guard let kind = kind(String(first)) else {
+            throw ValidationError(path: "", message: "unknown decision \"\(first)\"; \(usage)")
+        }
+        guard words.count >= 3 else { throw ValidationError(path: "", message: "missing \(words.count == 1 ? "approval_id and user_id" : "user_id"); \(usage)") }
+        let reason = words.count > 3 ? String(words[3]).trimmingCharacters(in: .whitespaces) : ""
+        if kind == .reject && reason.isEmpty {
+            throw ValidationError(path: "reason", message: "a rejection needs a reason; \(usage)")
+        }
+        return ApprovalDecisionMessage(approvalID: String(words[1]),
+                                       decision: ApprovalDecision(kind: kind, userID: String(words[2]), reason: reason))
+    }
+
+    private static func kind(_ word: String) -> ApprovalDecision.Kind? {
+        switch word.lowercased() {
+        case "approve", "approved": .approve
+        case "reject", "rejected": .reject
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,631 @@
+import Foundation
+
+public struct EngineConfiguration: Sendable, Equatable {
+    public var policy: ApprovalPolicy
+    public var actionConflicts: ActionConflicts = .seed
+    /// Conflicts listed in a response besides those that decided a discard (which are always
+    /// listed); beyond it `conflicts_truncated` is set and only counting goes on.
+    public var maxListedConflicts = 10_000
+    /// Pair examinations after which counting stops too (`conflicts_detected` is then a lower
+    /// bound). Resolution never depends on it: it needs no pair enumeration.
+    public var maxConflictWork = 20_000_000
+
+    public init(policy: ApprovalPolicy = ApprovalPolicy()) { self.policy = policy }
+}
+
+/// What one `coordinate` request decided.
+public struct CoordinationOutcome: Sendable {
+    public var response: CoordinationResponse
+    /// The kept recommendations with their new status, in execution order.
+    public var kept: [Recommendation]
+    public var approvals: [Approval]
+    public var plans: [ExecutionPlan]
+    /// In the order they happened: conflicts resolved, recommendations discarded, approvals
+    /// requested (or approved), plans created, and `coordination.completed` last.
+    public var events: [DomainEvent]
+}
+
+/// The coordination engine (PROTOCOL.md section 2.2): conflicts, resolution, dependency order,
+/// approvals and plans for one request, given the customer's active recommendations.
+///
+/// Cost grows with the recommendations plus the conflicts found: recommendations are indexed
+/// by resource and by action instead of comparing every pair, and resolution checks each
+/// candidate only against what is already kept (one holder per resource), so thousands of
+/// recommendations on one resource cost linear time to resolve. Ranking, indexes and listing
+/// all follow the rank order, so nothing depends on the order of the input.
+public struct Coordinator: Sendable {
+    public let configuration: EngineConfiguration
+
+    public init(configuration: EngineConfiguration = EngineConfiguration()) {
+        self.configuration = configuration
+    }
+
+    public func coordinate(_ request: CoordinationRequest, active: [Recommendation] = [], now: Date,
+                           ids: inout some IDGenerator) -> CoordinationOutcome {
+        var run = Run(configuration: configuration, request: request, active: active, now: now)
+        return run.execute(ids: &ids)
+    }
+}
+
+/// One coordination, with its working indexes. Nodes `0..<n` are the request's
+/// recommendations, `n..<n+m` the active ones (sorted by id).
+private struct Run {
+    let configuration: EngineConfiguration
+    let request: CoordinationRequest
+    let recs: [Recommendation]
+    let actives: [Recommendation]
+    let now: Date
+    let n: Int
+    let m: Int
+
+    // Per node.
+    var resources: [[Int]] = []
+    var action: [Int] = []
+    var rank: [Int] = []
+    /// Request nodes, best first.
+    var order: [Int] = []
+    // Per interned resource / action.
+    var resourceNames: [String] = []
+    var holders: [[Int]] = []
+    var actionNames: [String] = []
+    var contra: [[Int]] = []
+    var byAction: [[Int]] = []
+    var resourcelessByAction: [[Int]] = []
+
+    // Conflicts.
+    struct Entry {
+        var type: ConflictType
+        var a: Int
+        var b: Int
+        /// A dependency cycle's members (rank order), or nil.
+        var members: [Int]?
+        /// A missing dependency's id, or nil.
+        var missing: String?
+    }
+    var listed: [Entry] = []
+    var listedIndex: [Int: Int] = [:]
+    var detected = 0
+    var truncated = false
+
+    // Decisions.
+    enum State: UInt8 { case undecided, kept, discarded }
+    var state: [State] = []
+    var discards: [Int: DiscardedInfo] = [:]
+    struct DiscardedInfo {
+        var reason: DiscardedRecommendation.Reason
+        var entry: Int?
+        var active: Int?
+        var related: Int?
+        var relatedID: String?
+        var activeID: String?
+    }
+    var executionOrder: [Int] = []
+
+    init(configuration: EngineConfiguration, request: CoordinationRequest, active: [Recommendation], now: Date) {
+        self.configuration = configuration
+        self.request = request
+        self.recs = request.recommendations
+        self.actives = active.sorted { $0.id < $1.id }
+        self.now = now
+        self.n = recs.count
+        self.m = actives.count
+    }
+
+    func id(_ node: Int) -> String { node < n ? recs[node].id : actives[node - n].id }
+    func rec(_ node: Int) -> Recommendation { node < n ? recs[node] : actives[node - n] }
+
+    mutating func execute(ids: inout some IDGenerator) -> CoordinationOutcome {
+        rankRequest()
+        buildIndexes()
+        let dependencies = buildDependencies()
+        enumerateConflicts()
+        resolve(dependencies)
+        return assemble(ids: &ids)
+    }
+
+    // MARK: Ranking and indexes
+
+    /// Priority, savings, confidence (higher first), then lower risk, then id.
+    mutating func rankRequest() {
+        let priority = recs.map(\.priority)
+        let savings = recs.map(\.estimatedSavings)
+        let confidence = recs.map(\.confidence)
+        let risk = recs.map(\.riskLevel.score)
+        order = Array(0..<n)
+        order.sort { a, b in
+            if priority[a] != priority[b] { return priority[a] > priority[b] }
+            if savings[a] != savings[b] { return savings[a] > savings[b] }
+            if confidence[a] != confidence[b] { return confidence[a] > confidence[b] }
+            if risk[a] != risk[b] { return risk[a] < risk[b] }
+            return recs[a].id < recs[b].id
+        }
+        rank = [Int](repeating: 0, count: n + m)
+        for (position, node) in order.enumerated() { rank[node] = position }
+        for k in 0..<m { rank[n + k] = n + k }
+    }
+
+    mutating func buildIndexes() {
+        let total = n + m
+        var resourceIndex: [String: Int] = [:]
+        var actionIndex: [String: Int] = [:]
+        resourceIndex.reserveCapacity(total * 2)
+        func internAction(_ name: String) -> Int {
+            if let known = actionIndex[name] { return known }
+            let id = actionNames.count
+            actionIndex[name] = id
+            actionNames.append(name)
+            return id
+        }
+        resources = [[Int]](repeating: [], count: total)
+        action = [Int](repeating: 0, count: total)
+        var seen: [Int] = []
+        // Request nodes in rank order, then actives by id: every holder list comes out sorted.
+        for node in order + Array(n..<total) {
+            let r = rec(node)
+            action[node] = internAction(r.action)
+            var list: [Int] = []
+            list.reserveCapacity(r.affectedResources.count)
+            for name in r.affectedResources {
+                let id: Int
+                if let known = resourceIndex[name] {
+                    id = known
+                } else {
+                    id = resourceNames.count
+                    resourceIndex[name] = id
+                    resourceNames.append(name)
+                    holders.append([])
+                    seen.append(-1)
+                }
+                if seen[id] == node { continue }  // listed twice by the same recommendation
+                seen[id] = node
+                list.append(id)
+                holders[id].append(node)
+            }
+            resources[node] = list
+        }
+        contra = [[Int]](repeating: [], count: actionNames.count)
+        for (name, others) in configuration.actionConflicts.contradicting {
+            guard let a = actionIndex[name] else { continue }
+            contra[a] = others.compactMap { actionIndex[$0] }
+        }
+        byAction = [[Int]](repeating: [], count: actionNames.count)
+        resourcelessByAction = [[Int]](repeating: [], count: actionNames.count)
+        for node in order + Array(n..<total) where !contra[action[node]].isEmpty {
+            byAction[action[node]].append(node)
+            if resources[node].isEmpty { resourcelessByAction[action[node]].append(node) }
+        }
+    }
+
+    // MARK: Conflict detection
+
+    func key(_ type: ConflictType, _ a: Int, _ b: Int) -> Int {
+        let (x, y) = a < b ? (a, b) : (b, a)
+        let t = type == .resource ? 0 : 1
+        return (t << 62) | (x << 31) | y
+    }
+
+    /// Records a pair conflict `a` (a request node) with `b`, where `a` ranks better or `b` is active.
+    mutating func record(_ type: ConflictType, _ a: Int, _ b: Int) {
+        detected += 1
+        if listed.count < configuration.maxListedConflicts {
+            listedIndex[key(type, a, b)] = listed.count
+            listed.append(Entry(type: type, a: a, b: b))
+        } else {
+            truncated = true
+        }
+    }
+
+    /// Counts every conflicting pair once and lists them up to the cap, in rank order.
+    mutating func enumerateConflicts() {
+        var stamp = [Int](repeating: -1, count: n + m)
+        var work = 0
+        let budget = configuration.maxConflictWork
+        for i in order {
+            for r in resources[i] {
+                for j in holders[r] {
+                    work += 1
+                    if j == i || (j < n && rank[j] <= rank[i]) || stamp[j] == i { continue }
+                    stamp[j] = i
+                    record(.resource, i, j)
+                    if contradicts(i, j) { record(.action, i, j) }
+                }
+            }
+            for b in contra[action[i]] {
+                if resources[i].isEmpty {
+                    // Customer-wide: contradicts every recommendation with action b.
+                    for j in byAction[b] {
+                        work += 1
+                        if j < n && resources[j].isEmpty && rank[j] < rank[i] { continue }
+                        record(.action, i, j)
+                    }
+                } else {
+                    // Customer-wide request nodes count this pair from their side.
+                    for j in resourcelessByAction[b] where j >= n {
+                        work += 1
+                        record(.action, i, j)
+                    }
+                }
+            }
+            if work > budget {
+                truncated = true
+                return
+            }
+        }
+    }
+
+    func contradicts(_ i: Int, _ j: Int) -> Bool {
+        let list = contra[action[i]]
+        return !list.isEmpty && list.contains(action[j])
+    }
+
+    // MARK: Dependencies
+
+    struct Dependencies {
+        var on: [[Int]]
+        var dependents: [[Int]]
+    }
+
+    mutating func buildDependencies() -> Dependencies {
+        var deps = Dependencies(on: [[Int]](repeating: [], count: n), dependents: [[Int]](repeating: [], count: n))
+        state = [State](repeating: .undecided, count: n)
+        guard recs.contains(where: { !$0.dependencies.isEmpty }) else { return deps }
+        var index: [String: Int] = [:]
+        index.reserveCapacity(n)
+        for (node, r) in recs.enumerated() { index[r.id] = node }
+        let activeIDs = Set(actives.map(\.id))
+        for i in order {
+            var seen = Set<Int>()
+            for dependency in recs[i].dependencies {
+                if let j = index[dependency] {
+                    if seen.insert(j).inserted {
+                        deps.on[i].append(j)
+                        deps.dependents[j].append(i)
+                    }
+                } else if !activeIDs.contains(dependency) {
+                    let entry = listed.count
+                    listed.append(Entry(type: .dependency, a: i, b: -1, members: nil, missing: dependency))
+                    detected += 1
+                    if state[i] == .undecided {
+                        state[i] = .discarded
+                        discards[i] = DiscardedInfo(reason: .dependencyMissing, entry: entry, relatedID: dependency)
+                    }
+                }
+            }
+        }
+        for cycle in cycles(deps.on) {
+            let members = cycle.sorted { rank[$0] < rank[$1] }
+            let entry = listed.count
+            listed.append(Entry(type: .dependency, a: members[0], b: -1, members: members))
+            detected += 1
+            for node in members {
+                state[node] = .discarded
+                discards[node] = DiscardedInfo(reason: .dependencyCycle, entry: entry)
+            }
+        }
+        return deps
+    }
+
+    /// Strongly connected components with more than one member (Tarjan, iterative), in rank order.
+    func cycles(_ edges: [[Int]]) -> [[Int]] {
+        var index = [Int](repeating: -1, count: n)
+        var low = [Int](repeating: 0, count: n)
+        var onStack = [Bool](repeating: false, count: n)
+        var stack: [Int] = []
+        var counter = 0
+        var result: [[Int]] = []
+        for root in order where index[root] < 0 && !edges[root].isEmpty {
+            var work: [(node: Int, next: Int)] = [(root, 0)]
+            index[root] = counter; low[root] = counter; counter += 1
+            stack.append(root); onStack[root] = true
+            while let (node, next) = work.last {
+                if next < edges[node].count {
+                    work[work.count - 1].next += 1
+                    let w = edges[node][next]
+                    if index[w] < 0 {
+                        index[w] = counter; low[w] = counter; counter += 1
+                        stack.append(w); onStack[w] = true
+                        work.append((w, 0))
+                    } else if onStack[w] {
+                        low[node] = min(low[node], index[w])
+                    }
+                } else {
+                    work.removeLast()
+                    if let parent = work.last?.node { low[parent] = min(low[parent], low[node]) }
+                    if low[node] == index[node] {
+                        var component: [Int] = []
+                        while let w = stack.popLast() {
+                            onStack[w] = false
+                            component.append(w)
+                            if w == node { break }
+                        }
+                        if component.count > 1 { result.append(component) }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    // MARK: Resolution
+
+    /// Who holds what: kept recommendations (or active ones), one per resource.
+    struct Holdings {
+        var resource: [Int]
+        var byAction: [Int]
+        var resourcelessByAction: [Int]
+
+        init(resources: Int, actions: Int) {
+            resource = [Int](repeating: -1, count: resources)
+            byAction = [Int](repeating: -1, count: actions)
+            resourcelessByAction = [Int](repeating: -1, count: actions)
+        }
+    }
+
+    func claim(_ node: Int, in holdings: inout Holdings) {
+        for r in resources[node] where holdings.resource[r] < 0 { holdings.resource[r] = node }
+        let a = action[node]
+        if holdings.byAction[a] < 0 { holdings.byAction[a] = node }
+        if resources[node].isEmpty && holdings.resourcelessByAction[a] < 0 { holdings.resourcelessByAction[a] = node }
+    }
+
+    /// The holder `node` conflicts with, and how.
+    func conflict(of node: Int, with holdings: Holdings) -> (Int, ConflictType)? {
+        for r in resources[node] where holdings.resource[r] >= 0 { return (holdings.resource[r], .resource) }
+        for b in contra[action[node]] {
+            let holder = resources[node].isEmpty ? holdings.byAction[b] : holdings.resourcelessByAction[b]
+            if holder >= 0 { return (holder, .action) }
+        }
+        return nil
+    }
+
+    /// The listed conflict between `winner` and `loser`, listing it if the cap left it out.
+    mutating func entry(_ type: ConflictType, winner: Int, loser: Int) -> Int {
+        if let at = listedIndex[key(type, winner, loser)] { return at }
+        listed.append(Entry(type: type, a: winner < n ? winner : loser, b: winner < n ? loser : winner))
+        if truncated { detected += 1 }  // counting stopped early; this one is known now
+        listedIndex[key(type, winner, loser)] = listed.count - 1
+        return listed.count - 1
+    }
+
+    mutating func resolve(_ deps: Dependencies) {
+        var kept = Holdings(resources: resourceNames.count, actions: actionNames.count)
+        var held = Holdings(resources: resourceNames.count, actions: actionNames.count)
+        for k in 0..<m { claim(n + k, in: &held) }
+        let activeIDs = m == 0 ? [] : Set(actives.map(\.id))
+        var indegree = deps.on.map(\.count)
+        var heap = RankHeap(rank: rank)
+        for node in order where indegree[node] == 0 { heap.push(node) }
+        executionOrder.reserveCapacity(n)
+        while let i = heap.pop() {
+            if state[i] == .undecided {
+                decide(i, deps: deps, kept: &kept, held: held, activeIDs: activeIDs)
+            }
+            for dependent in deps.dependents[i] {
+                indegree[dependent] -= 1
+                if indegree[dependent] == 0 { heap.push(dependent) }
+            }
+        }
+        // Left over: recommendations that depend, directly or not, on a dependency cycle.
+        var changed = true
+        while changed {
+            changed = false
+            for i in order where state[i] == .undecided {
+                guard let blocker = deps.on[i].first(where: { state[$0] == .discarded }) else { continue }
+                state[i] = .discarded
+                discards[i] = DiscardedInfo(reason: .dependencyDiscarded, related: blocker)
+                changed = true
+            }
+        }
+    }
+
+    mutating func decide(_ i: Int, deps: Dependencies, kept: inout Holdings, held: Holdings, activeIDs: Set<String>) {
+        let r = recs[i]
+        var info: DiscardedInfo?
+        if let expiry = r.expiresAt, expiry <= now {
+            info = DiscardedInfo(reason: .expired)
+        } else if let blocker = deps.on[i].first(where: { state[$0] == .discarded }) {
+            info = DiscardedInfo(reason: .dependencyDiscarded, related: blocker)
+        } else if activeIDs.contains(r.id) {
+            // Reuses the id of an active recommendation: the active one stands.
+            info = DiscardedInfo(reason: .conflictsWithActive, activeID: r.id)
+        } else if let (holder, type) = conflict(of: i, with: held) {
+            info = DiscardedInfo(reason: .conflictsWithActive, entry: entry(type, winner: holder, loser: i), active: holder)
+        } else if let (holder, type) = conflict(of: i, with: kept) {
+            info = DiscardedInfo(reason: .conflict, entry: entry(type, winner: holder, loser: i), related: holder)
+        }
+        if let info {
+            state[i] = .discarded
+            discards[i] = info
+        } else {
+            state[i] = .kept
+            claim(i, in: &kept)
+            executionOrder.append(i)
+        }
+    }
+
+    // MARK: Output
+
+    mutating func assemble(ids: inout some IDGenerator) -> CoordinationOutcome {
+        let policy = configuration.policy
+        var events: [DomainEvent] = []
+        events.reserveCapacity(listed.count + n + 1)
+        let customer = request.customerID
+
+        // Conflicts, each resolved: no two parties of a conflict are both kept.
+        var conflicts: [Conflict] = []
+        conflicts.reserveCapacity(listed.count)
+        for entry in listed {
+            let conflict = makeConflict(entry, id: ids.next())
+            conflicts.append(conflict)
+            events.append(DomainEvent(type: .conflictResolved, customerID: customer,
+                                      data: ["conflict_id": .string(conflict.id), "type": .string(entry.type.rawValue),
+                                             "recommendation_ids": .array(conflict.recommendationIDs.map { .string($0) }),
+                                             "resolution": .string(conflict.resolution ?? "")]))
+        }
+
+        var discarded: [DiscardedRecommendation] = []
+        discarded.reserveCapacity(n - executionOrder.count)
+        for i in 0..<n where state[i] == .discarded {
+            let info = discards[i]!
+            var item = DiscardedRecommendation(id: recs[i].id, reason: info.reason)
+            if let entry = info.entry { item.conflictID = conflicts[entry].id }
+            if let active = info.active { item.activeID = id(active) }
+            if let related = info.related { item.relatedID = id(related) }
+            if let relatedID = info.relatedID { item.relatedID = relatedID }
+            if let activeID = info.activeID { item.activeID = activeID }
+            discarded.append(item)
+            var data: [String: JSONValue] = ["reason": .string(info.reason.rawValue)]
+            if let c = item.conflictID { data["conflict_id"] = .string(c) }
+            if let a = item.activeID { data["active_id"] = .string(a) }
+            if let r = item.relatedID { data["related_id"] = .string(r) }
+            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: recs[i].id, data: data))
+        }
+
+        var kept: [Recommendation] = []
+        kept.reserveCapacity(executionOrder.count)
+        var keptAt = [Int](repeating: -1, count: n)
+        var approvals: [Approval] = []
+        var plans: [ExecutionPlan] = []
+        var autoApproved = 0
+        for i in executionOrder {
+            var r = recs[i]
+            switch policy.route(r, autoApprove: request.autoApprove) {
+            case .approvedAtOnce, .approvedWithNotice:
+                r.status = .approved
+                autoApproved += 1
+                if r.riskLevel == .medium && policy.mediumPolicy == .notify && request.autoApprove {
+                    events.append(DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
+                                              data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
+                }
+                let plan = PlanBuilder.plan(for: r, now: now, ids: &ids)
+                plans.append(plan)
+                events.append(PlanBuilder.createdEvent(plan, approvalID: nil))
+            case .needsApproval(let required):
+                r.status = .pendingApproval
+                let (approval, event) = policy.requestApproval(for: r, required: required, now: now, ids: &ids)
+                approvals.append(approval)
+                events.append(event)
+            }
+            keptAt[i] = kept.count
+            kept.append(r)
+        }
+
+        let responseID = ids.next()
+        var response = CoordinationResponse(
+            id: responseID, totalRecommendations: n, conflictsDetected: max(detected, listed.count),
+            conflictsResolved: max(detected, listed.count), recommendationsKept: kept.count,
+            approvalsRequired: approvals.count, autoApproved: autoApproved, conflicts: conflicts,
+            conflictsTruncated: truncated, recommendations: [], approvals: approvals, executionPlans: plans,
+            discarded: discarded, executionOrder: executionOrder.map { recs[$0].id }, createdAt: now)
+        response.recommendations = (0..<n).compactMap { keptAt[$0] >= 0 ? kept[keptAt[$0]] : nil }
+        events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
+            "response_id": .string(responseID),
+            "total_recommendations": .number(Double(n)),
+            "recommendations_kept": .number(Double(kept.count)),
+            "conflicts_detected": .number(Double(response.conflictsDetected)),
+            "approvals_required": .number(Double(approvals.count)),
+            "auto_approved": .number(Double(autoApproved)),
+        ]))
+        return CoordinationOutcome(response: response, kept: kept, approvals: approvals, plans: plans, events: events)
+    }
+
+    func makeConflict(_ entry: Entry, id conflictID: String) -> Conflict {
+        switch entry.type {
+        case .dependency:
+            if let missing = entry.missing {
+                let who = id(entry.a)
+                return Conflict(id: conflictID, type: .dependency, recommendationIDs: [who, missing],
+                                description: "Missing dependency: \(who) depends on \(missing), which is neither in the request nor active",
+                                severity: "high", conflictingField: "dependencies", detectedAt: now, resolved: true,
+                                resolution: "Discarded \(who)", resolvedAt: now)
+            }
+            let members = (entry.members ?? []).map(id)
+            return Conflict(id: conflictID, type: .dependency, recommendationIDs: members,
+                            description: "Circular dependency detected: \(members.joined(separator: " -> "))",
+                            severity: "high", conflictingField: "dependencies", detectedAt: now, resolved: true,
+                            resolution: "Discarded every member of the cycle: \(members.joined(separator: ", "))", resolvedAt: now)
+        case .resource, .action, .timing:
+            let a = rec(entry.a), b = rec(entry.b)
+            let description: String
+            let severity: String
+            let field: String
+            if entry.type == .resource {
+                let other = Set(resources[entry.b])
+                let shared = resources[entry.a].filter(other.contains).map { resourceNames[$0] }
+                description = "Both recommendations affect resources: [\(shared.joined(separator: " "))]"
+                severity = Self.severity(a.riskLevel, b.riskLevel)
+                field = "affected_resources"
+            } else {
+                let wide = a.affectedResources.isEmpty ? a.id : (b.affectedResources.isEmpty ? b.id : nil)
+                description = "Contradictory actions: \(a.action) vs \(b.action)"
+                    + (wide.map { " (\($0) lists no resources: it acts customer-wide)" } ?? "")
+                severity = "high"
+                field = "action"
+            }
+            return Conflict(id: conflictID, type: entry.type, recommendationIDs: [a.id, b.id], description: description,
+                            severity: severity, conflictingField: field, detectedAt: now, resolved: true,
+                            resolution: resolution(entry.a, entry.b), resolvedAt: now)
+        }
+    }
+
+    func resolution(_ x: Int, _ y: Int) -> String {
+        func kept(_ node: Int) -> Bool { node >= n || state[node] == .kept }
+        func describe(_ node: Int) -> String {
+            let r = rec(node)
+            return "\(r.id) (priority: \(r.priority), savings: \(String(format: "%.2f", r.estimatedSavings)))"
+        }
+        switch (kept(x), kept(y)) {
+        case (true, false): return "Kept \(y >= n ? "active " : "")\(describe(x)), discarded \(rec(y).id)"
+        case (false, true): return "Kept \(y >= n ? "active " : "")\(describe(y)), discarded \(rec(x).id)"
+        default: return "Discarded both: \(rec(x).id) (\(reason(x))), \(rec(y).id) (\(reason(y)))"
+        }
+    }
+
+    func reason(_ node: Int) -> String { node < n ? discards[node]?.reason.rawValue ?? "kept" : "active" }
+
+    /// The seed's `calculateSeverity`, with critical counted as high.
+    static func severity(_ a: RiskLevel, _ b: RiskLevel) -> String {
+        let highA = a >= .high, highB = b >= .high
+        if highA && highB { return "high" }
+        if highA || highB { return "medium" }
+        return "low"
+    }
+}
+
+/// A binary min-heap of nodes by rank.
+private struct RankHeap {
+    let rank: [Int]
+    var items: [Int] = []
+
+    init(rank: [Int]) { self.rank = rank }
+
+    mutating func push(_ node: Int) {
+        items.append(node)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            if rank[items[parent]] <= rank[items[child]] { break }
+            items.swapAt(parent, child)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> Int? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var best = parent
+                if left < items.count && rank[items[left]] < rank[items[best]] { best = left }
+                if right < items.count && rank[items[right]] < rank[items[best]] { best = right }
+                if best == parent { break }
+                items.swapAt(parent, best)
+                parent = best
+            }
+        }
+        return top
+    }
+}

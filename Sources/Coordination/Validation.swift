@@ -1,0 +1,100 @@
+import Foundation
+
+/// A request that breaks a rule, naming the field by its JSON path:
+/// `recommendations[3].confidence: must be between 0 and 1`.
+public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+}
+
+public enum RequestDecoding {
+    /// Decodes and validates a `coordinate` request (PROTOCOL.md section 2.2): required fields,
+    /// known enum values, finite numbers, the confidence range, unique ids, no self-dependency.
+    /// Recommendations without a `customer_id` get the request's.
+    public static func coordinationRequest(from bytes: [UInt8]) throws(ValidationError) -> CoordinationRequest {
+        var request: CoordinationRequest
+        do {
+            request = try WireJSON.decoder().decode(CoordinationRequest.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw validationError(error)
+        } catch {
+            throw ValidationError(path: "", message: "\(error)")
+        }
+        try validate(&request)
+        return request
+    }
+
+    /// The rules that span fields; fills in defaults taken from the request.
+    public static func validate(_ request: inout CoordinationRequest) throws(ValidationError) {
+        var seen: [String: Int] = [:]
+        seen.reserveCapacity(request.recommendations.count)
+        for index in request.recommendations.indices {
+            let rec = request.recommendations[index]
+            if let first = seen.updateValue(index, forKey: rec.id) {
+                throw ValidationError(path: "recommendations[\(index)].id",
+                                      message: "duplicate id \"\(rec.id)\" (also recommendations[\(first)])")
+            }
+            if rec.customerID.isEmpty {
+                request.recommendations[index].customerID = request.customerID
+            } else if rec.customerID != request.customerID {
+                throw ValidationError(path: "recommendations[\(index)].customer_id",
+                                      message: "\"\(rec.customerID)\" differs from the request's customer_id \"\(request.customerID)\"")
+            }
+            for (d, dependency) in rec.dependencies.enumerated() where dependency == rec.id {
+                throw ValidationError(path: "recommendations[\(index)].dependencies[\(d)]",
+                                      message: "a recommendation cannot depend on itself")
+            }
+        }
+    }
+
+    static func validationError(_ error: DecodingError) -> ValidationError {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return ValidationError(path: path(context.codingPath + [key]), message: "required")
+        case .valueNotFound(_, let context):
+            return ValidationError(path: path(context.codingPath), message: "must not be null")
+        case .typeMismatch(let type, let context):
+            return ValidationError(path: path(context.codingPath), message: "expected \(typeName(type))")
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                return ValidationError(path: "", message: "not valid JSON: \(context.debugDescription)")
+            }
+            return ValidationError(path: path(context.codingPath), message: context.debugDescription)
+        @unknown default:
+            return ValidationError(path: "", message: "\(error)")
+        }
+    }
+
+    static func path(_ codingPath: [any CodingKey]) -> String {
+        var out = ""
+        for key in codingPath {
+            if let index = key.intValue {
+                out += "[\(index)]"
+            } else {
+                if !out.isEmpty { out += "." }
+                out += key.stringValue
+            }
+        }
+        return out
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type: "an integer"
+        case is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        default:
+            if "\(type)".hasPrefix("Array") { "an array" }
+            else if "\(type)".hasPrefix("Dictionary") { "an object" }
+            else { "a value of type \(type)" }
+        }
+    }
+}
