@@ -119,7 +119,7 @@ public final class RedisServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ChildProcess.run(process)
         ServerRegistry.shared.insert(process.processIdentifier)
         lock.lock()
         self.process = process
