@@ -1,0 +1,88 @@
+import RedisClient
+
+/// A set of writes applied atomically by `Scripts.commit`, only if its guards still hold and
+/// its message is still this worker's.
+struct Commit {
+    enum Guard {
+        /// The key holds exactly this value.
+        case equals([UInt8])
+        case absent
+        /// A counter key (absent meaning 0) holds this number.
+        case counter(Int)
+    }
+
+    enum Result: Equatable {
+        case applied
+        /// The message was handed to another worker meanwhile: its effects are theirs to write.
+        case messageGone
+        /// A guard failed: what was read is stale, compute again.
+        case stale
+    }
+
+    private var inflight: String
+    private var message: [UInt8]
+    private var guardKeys: [[UInt8]] = []
+    private var guardValues: [[UInt8]] = []
+    private var ops: [[UInt8]] = []
+
+    /// A commit that also acknowledges `message` in the in-flight list `inflight`.
+    init(acknowledging message: [UInt8], in inflight: String) {
+        self.inflight = inflight
+        self.message = message
+    }
+
+    /// A commit tied to no message (sweeper, executor).
+    init() {
+        self.inflight = ""
+        self.message = []
+    }
+
+    var isEmpty: Bool { ops.isEmpty }
+    var isGuardless: Bool { guardKeys.isEmpty }
+
+    mutating func require(_ key: String, _ condition: Guard) {
+        guardKeys.append(Array(key.utf8))
+        switch condition {
+        case .equals(let value): guardValues.append([UInt8(ascii: "=")] + value)
+        case .absent: guardValues.append([UInt8(ascii: "!")])
+        case .counter(let n): guardValues.append(Array("#\(n)".utf8))
+        }
+    }
+
+    mutating func write(_ command: String, _ args: any RedisArgument...) {
+        write(command, arguments: args)
+    }
+
+    mutating func write(_ command: String, arguments args: [any RedisArgument]) {
+        ops.append(Array(String(args.count + 1).utf8))
+        ops.append(Array(command.utf8))
+        for arg in args { ops.append(arg.redisBytes) }
+    }
+
+    /// Moves every member of the set `waiters` onto the list `ready`, and deletes the set.
+    mutating func wake(_ waiters: String, onto ready: String) {
+        write("WAKE", waiters, ready)
+    }
+
+    var command: RedisCommand {
+        var keys: [[UInt8]] = [Array(inflight.utf8)]
+        keys.append(contentsOf: guardKeys)
+        var args: [[UInt8]] = [message]
+        args.append(contentsOf: guardValues)
+        args.append(contentsOf: ops)
+        var all: [[UInt8]] = [Array("EVALSHA".utf8), Array(Scripts.commit.sha1.utf8), Array(String(keys.count).utf8)]
+        all.append(contentsOf: keys)
+        all.append(contentsOf: args)
+        return RedisCommand(arguments: all)
+    }
+
+    static func result(of reply: RedisReply) throws(RedisError) -> Result {
+        switch reply {
+        case .integer(1): return .applied
+        case .integer(0): return .messageGone
+        case .integer: return .stale
+        case .error(let message): throw RedisError.server(message)
+        default: throw RedisError.protocolError("commit script answered \(reply)")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Coordination
+import Foundation
+import Logging
+import RedisClient
+
+/// What every loop of one daemon shares: configuration, key layout, identity, logger and the
+/// writers of replies, dead letters and events.
+final class DaemonContext: Sendable {
+    let configuration: DaemonConfiguration
+    let redis: RedisConfiguration
+    let keys: Keys
+    /// Unique per process: host, pid and a random suffix, so a restarted daemon never
+    /// mistakes a predecessor's in-flight lists for its own.
+    let workerID: String
+    let logger: Logger
+    let events: EventEmitter
+    let counters = Counters()
+    let startedAt = Date()
+
+    init(configuration: DaemonConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.redis = try configuration.redis
+        self.keys = Keys(prefix: configuration.prefix)
+        let host = ProcessInfo.processInfo.hostName
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        self.workerID = "\(host)-\(getpid())-\(suffix)"
+        self.logger = logger
+        self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
+    }
+
+    /// A new connection with this daemon's scripts registered (reloaded on NOSCRIPT).
+    func connect() throws(RedisError) -> RedisConnection {
+        let connection = try RedisConnection(configuration: redis)
+        for script in Scripts.all { connection.register(script) }
+        return connection
+    }
+
+    /// Exactly one reply per request, on its `reply_to` list, which then lives `--reply-ttl`.
+    func reply(_ reply: [UInt8], to replyTo: String?, in commit: inout Commit) {
+        guard let replyTo else { return }
+        commit.write("LPUSH", replyTo, reply)
+        commit.write("EXPIRE", replyTo, configuration.replyTTL)
+    }
+
+    func deadLetter(_ raw: [UInt8], queue: String, failure: Failure, now: Date, in commit: inout Commit) {
+        commit.write("RPUSH", keys.dead, WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now))
+        counters.add(deadLettered: 1)
+    }
+}
+
+/// Counts reported in the heartbeat.
+final class Counters: @unchecked Sendable {
+    private let lock = NSLock()
+    private var processed = 0
+    private var deadLettered = 0
+    private var plansFinished = 0
+
+    func add(processed: Int = 0, deadLettered: Int = 0, plansFinished: Int = 0) {
+        lock.lock()
+        self.processed += processed
+        self.deadLettered += deadLettered
+        self.plansFinished += plansFinished
+        lock.unlock()
+    }
+
+    var snapshot: (processed: Int, deadLettered: Int, plansFinished: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (processed, deadLettered, plansFinished)
+    }
+}

@@ -1,0 +1,108 @@
+import Coordination
+import Foundation
+
+/// The fields every request shares (PROTOCOL.md section 2.1), plus the few that the
+/// non-`coordinate` kinds carry. The `coordinate` body is decoded by `RequestDecoding`.
+enum Envelope {
+    enum Kind: String, CaseIterable {
+        case coordinate
+        case executePlan = "execute_plan"
+        case getPlan = "get_plan"
+        case getApproval = "get_approval"
+        case listApprovals = "list_approvals"
+    }
+
+    /// What can be read of a message, as far as it can be read: a reply goes wherever
+    /// `reply_to` could be found, even when the rest is malformed.
+    struct Parsed {
+        var kind: Kind?
+        var kindName: String
+        var requestID: String
+        var requestIDGiven: Bool
+        var replyTo: String?
+        var planID = ""
+        var approvalID = ""
+        var customerID = ""
+        var failure: Failure?
+    }
+
+    static func parse(_ raw: [UInt8], maxBytes: Int) -> Parsed {
+        var parsed = Parsed(kind: nil, kindName: "coordinate", requestID: UUID().uuidString.lowercased(),
+                            requestIDGiven: false, replyTo: nil, failure: nil)
+        guard String(validating: raw, as: UTF8.self) != nil else {
+            parsed.failure = Failure(.invalidJSON, "message is not valid UTF-8")
+            return parsed
+        }
+        let object: [String: Any]
+        do {
+            guard let value = try JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed]) as? [String: Any] else {
+                parsed.failure = Failure(.invalidJSON, "message must be a JSON object")
+                return parsed
+            }
+            object = value
+        } catch {
+            parsed.failure = Failure(.invalidJSON, "message is not valid JSON: \(describe(error))")
+            return parsed
+        }
+        // Read what routes the answer first, so even a bad message is answered.
+        if let replyTo = object["reply_to"] as? String, !replyTo.isEmpty { parsed.replyTo = replyTo }
+        if let id = object["request_id"] as? String, !id.isEmpty, id.count <= 200 {
+            parsed.requestID = id
+            parsed.requestIDGiven = true
+        }
+        if let kind = object["kind"] as? String { parsed.kindName = kind }
+
+        if raw.count > maxBytes {
+            parsed.failure = Failure(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(maxBytes))")
+            return parsed
+        }
+        if let failure = fieldFailure(object) {
+            parsed.failure = failure
+            return parsed
+        }
+        parsed.kind = Kind(rawValue: parsed.kindName)
+        parsed.planID = object["plan_id"] as? String ?? ""
+        parsed.approvalID = object["approval_id"] as? String ?? ""
+        parsed.customerID = object["customer_id"] as? String ?? ""
+        return parsed
+    }
+
+    private static func fieldFailure(_ object: [String: Any]) -> Failure? {
+        if let kind = object["kind"] {
+            guard let name = kind as? String else { return Failure(.invalidRequest, "kind: must be a string") }
+            guard Kind(rawValue: name) != nil else {
+                let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
+                return Failure(.invalidRequest, "kind: unknown value \"\(name)\" (expected one of \(known))")
+            }
+        }
+        if let id = object["request_id"], !(id is NSNull) {
+            guard let text = id as? String else { return Failure(.invalidRequest, "request_id: must be a string") }
+            if text.isEmpty { return Failure(.invalidRequest, "request_id: must not be empty") }
+            if text.count > 200 { return Failure(.invalidRequest, "request_id: at most 200 characters, got \(text.count)") }
+        }
+        if let replyTo = object["reply_to"], !(replyTo is NSNull) {
+            guard let text = replyTo as? String, !text.isEmpty else {
+                return Failure(.invalidRequest, "reply_to: must be a non-empty string")
+            }
+        }
+        let kind = (object["kind"] as? String).flatMap(Kind.init(rawValue:)) ?? .coordinate
+        let required: String? = switch kind {
+        case .coordinate: nil
+        case .executePlan, .getPlan: "plan_id"
+        case .getApproval: "approval_id"
+        case .listApprovals: "customer_id"
+        }
+        if let field = required {
+            guard let value = object[field] as? String, !value.isEmpty else {
+                return Failure(.invalidRequest, "\(field): required (a non-empty string) for kind \"\(kind.rawValue)\"")
+            }
+        }
+        return nil
+    }
+
+    private static func describe(_ error: Error) -> String {
+        let nsError = error as NSError
+        if let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String { return detail }
+        return nsError.localizedDescription
+    }
+}

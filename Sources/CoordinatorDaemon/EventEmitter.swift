@@ -1,0 +1,19 @@
+import Coordination
+import Foundation
+
+/// Puts events into a commit: published on the channel for live subscribers and appended to
+/// the capped stream for replay (PROTOCOL.md section 4). Being part of the commit, an event
+/// exists exactly when the change it reports does.
+struct EventEmitter: Sendable {
+    let keys: Keys
+    let streamMaxLength: Int
+
+    func emit(_ events: [DomainEvent], at now: Date, into commit: inout Commit) {
+        for event in events {
+            let json = WireMessages.event(event, id: UUID().uuidString.lowercased(), at: now)
+            commit.write("PUBLISH", keys.events, json)
+            commit.write("XADD", keys.eventStream, "MAXLEN", "~", streamMaxLength, "*",
+                         "type", event.type.rawValue, "event", json)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import RedisClient
+
+/// Handles the messages of one queue, a batch at a time.
+protocol BatchHandler: AnyObject, Sendable {
+    /// The queue's name under the prefix ("requests", "approvals").
+    var queueName: String { get }
+    /// Writes every message's effects, each commit acknowledging its message in `inflight`.
+    /// Throws only when Redis is unreachable; what was not committed stays in flight.
+    func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError)
+}
+
+/// One reliable consumer on a thread of its own (blocking pops never touch Swift's
+/// cooperative pool): messages move atomically from the queue into this worker's in-flight
+/// list and leave it only in the commit that writes their effects.
+final class QueueWorker: @unchecked Sendable {
+    private let context: DaemonContext
+    private let handler: any BatchHandler
+    private let queue: String
+    let inflight: String
+    private let name: String
+    private let stopping = Flag()
+    private let finished = DispatchSemaphore(value: 0)
+    private var thread: Thread?
+    // Touched only by the worker's own thread.
+    private var connection: RedisConnection?
+
+    init(context: DaemonContext, handler: any BatchHandler, index: Int) {
+        self.context = context
+        self.handler = handler
+        self.queue = "\(context.keys.prefix):\(handler.queueName)"
+        self.inflight = context.keys.inflight(worker: context.workerID, queue: "\(handler.queueName):\(index)")
+        self.name = "\(handler.queueName)-\(index)"
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "coordinatord.\(name)"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stops taking messages; the batch in hand is finished first (or, when Redis is gone,
+    /// left in flight for recovery). Waits for the thread to end.
+    func stop() {
+        stopping.set()
+        finished.wait()
+    }
+
+    private func run() {
+        var handBack = true
+        while !stopping.isSet {
+            do {
+                let connection = try currentConnection()
+                if handBack {
+                    // Whatever an earlier failure left in our own in-flight list goes first.
+                    _ = try connection.run(Scripts.requeue, keys: [inflight, queue], args: [])
+                    handBack = false
+                }
+                let batch = try take(connection)
+                if batch.isEmpty { continue }
+                try handler.handle(batch, inflight: inflight, connection: connection)
+            } catch {
+                context.logger.error("\(name): Redis unavailable, retrying", metadata: ["error": "\(error)"])
+                handBack = true
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+        connection?.close()
+    }
+
+    private func currentConnection() throws(RedisError) -> RedisConnection {
+        if let connection { return connection }
+        let connection = try context.connect()
+        self.connection = connection
+        return connection
+    }
+
+    /// Up to a batch of messages; blocks up to a second when the queue is empty.
+    private func take(_ connection: RedisConnection) throws(RedisError) -> [[UInt8]] {
+        let size = context.configuration.batchSize
+        var batch = try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight], args: [size]))
+        if batch.isEmpty {
+            guard let first = try connection.blockingMove(from: queue, to: inflight, timeout: 1) else { return [] }
+            batch = [first]
+            batch += try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight], args: [size - 1]))
+        }
+        return batch
+    }
+
+    private static func batch(from reply: RedisReply) -> [[UInt8]] {
+        (reply.array ?? []).compactMap(\.bytes)
+    }
+}
+
+/// A flag set once, read from any thread.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
+
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import CoordinatorDaemon
+import Foundation
+import Logging
+import RedisClient
+
+struct Agent: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve one agent's step list with the simulated actions (for the agents executor).")
+
+    @Option(help: "The agent id whose steps to serve (coord:agent:<id>:steps).") var id: String
+    @Option(help: "Fail this step action.") var fail: String?
+    @Option(help: "Fail the rollback of this step action.") var failRollback: String?
+    @Option(help: "Never answer this step action (shows the daemon's --step-timeout).") var ignore: String?
+    @Option(help: "Seconds to take per step.") var delay: Double = 0
+    @Option(help: "Redis URL (env REDIS_URL).") var redisURL: String?
+    @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        LoggingSystem.bootstrap { LogLineHandler(label: $0, format: .text) }
+        var options = SimulatedAgent.Options(id: id)
+        options.failAction = fail
+        options.failRollback = failRollback
+        options.ignoreAction = ignore
+        options.delay = delay
+        let redis = try RedisConfiguration(url: redisURL ?? env["REDIS_URL"] ?? "redis://127.0.0.1:6379/0")
+        let agent = SimulatedAgent(options: options, redis: redis, keys: Keys(prefix: prefix ?? env["COORD_PREFIX"] ?? "coord"),
+                                   logger: Logger(label: "coordinatord.agent"))
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { agent.stop() }
+            source.resume()
+            Agent.signalSources.append(source)
+        }
+        agent.run()
+    }
+
+    nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+import CoordinatorDaemon
+import Foundation
+import RedisClient
+
+struct Health: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Exit 0 when a live daemon heartbeat exists under the prefix, 1 otherwise.")
+
+    @Option(help: "Redis URL (env REDIS_URL).") var redisURL: String?
+    @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
+
+    func run() throws {
+        let env = ProcessInfo.processInfo.environment
+        let url = redisURL ?? env["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+        let keys = Keys(prefix: prefix ?? env["COORD_PREFIX"] ?? "coord")
+        do {
+            let connection = try RedisConnection(configuration: RedisConfiguration(url: url))
+            defer { connection.close() }
+            let live = try HealthCheck.liveWorkers(connection, keys: keys)
+            if live.isEmpty {
+                print("unhealthy: no live coordinatord heartbeat under \(keys.prefix):workers")
+                throw ExitCode(1)
+            }
+            print("healthy: \(live.count) live worker(s): \(live.joined(separator: ", "))")
+        } catch let error as RedisError {
+            print("unhealthy: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

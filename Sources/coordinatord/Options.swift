@@ -1,0 +1,121 @@
+import ArgumentParser
+import Coordination
+import CoordinatorDaemon
+import Foundation
+
+/// The flags of PROTOCOL.md section 8. Each also reads `COORD_<FLAG>` from the environment
+/// (`REDIS_URL` for the URL); a flag given on the command line wins.
+struct DaemonOptions: ParsableArguments {
+    @Option(help: "Redis URL: redis://[user:password@]host:port/db or unix:///path (env REDIS_URL).")
+    var redisURL: String?
+    @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
+    @Option(help: "Step executor: agents or simulated (env COORD_EXECUTOR).") var executor: String?
+    @Option(help: "Simulated durations multiplier: 1 as in the seed, 0 instant (env COORD_SIM_SPEED).") var simSpeed: Double?
+    @Option(help: "Request intake loops in this process (env COORD_WORKERS).") var workers: Int?
+    @Option(help: "Seconds an agent has to answer a step (env COORD_STEP_TIMEOUT).") var stepTimeout: Double?
+    @Option(help: "Seconds a reply list lives (env COORD_REPLY_TTL).") var replyTtl: Int?
+    @Option(help: "Seconds a request_id is remembered (env COORD_DEDUPE_TTL).") var dedupeTtl: Int?
+    @Option(help: "Largest message accepted (env COORD_MAX_MESSAGE_BYTES).") var maxMessageBytes: Int?
+    @Option(help: "Most recommendations in one request (env COORD_MAX_RECOMMENDATIONS).") var maxRecommendations: Int?
+    @Option(help: "Medium risk: approve (a person approves) or notify (approved at once) (env COORD_MEDIUM_POLICY).") var mediumPolicy: String?
+    @Option(help: "Comma-separated allow-list of approvers; empty for anyone (env COORD_APPROVERS).") var approvers: String?
+    @Option(help: "Distinct approvers a critical recommendation needs (env COORD_CRITICAL_APPROVERS).") var criticalApprovers: Int?
+    @Option(help: "Approval expiry per risk, e.g. low=7d,medium=48h,high=24h,critical=4h (env COORD_APPROVAL_EXPIRY).") var approvalExpiry: String?
+    @Option(help: "Plans run at once by this process (env COORD_MAX_CONCURRENT_PLANS).") var maxConcurrentPlans: Int?
+    @Option(help: "Log format: text or json (env COORD_LOG_FORMAT).") var logFormat: String?
+    @Option(help: "Seconds a plan lease lasts without renewal (env COORD_PLAN_LEASE).") var planLease: Double?
+    @Option(help: "Seconds a heartbeat lasts without renewal (env COORD_HEARTBEAT_TTL).") var heartbeatTtl: Double?
+    @Option(help: "Messages taken from a queue at once when a backlog builds (env COORD_BATCH_SIZE).") var batchSize: Int?
+    @Option(help: "Approximate length the event stream is capped at (env COORD_EVENT_STREAM_MAXLEN).") var eventStreamMaxlen: Int?
+
+    func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfiguration {
+        func value(_ flag: String?, _ name: String) -> String? {
+            if let flag { return flag }
+            let env = environment["COORD_" + name]
+            return env?.isEmpty == false ? env : nil
+        }
+        func parsed<T>(_ flag: T?, _ name: String, _ convert: (String) -> T?) throws -> T? {
+            if let flag { return flag }
+            guard let text = value(nil, name) else { return nil }
+            guard let converted = convert(text) else {
+                throw ValidationError("COORD_\(name): cannot read \"\(text)\"")
+            }
+            return converted
+        }
+
+        var config = DaemonConfiguration()
+        if let url = redisURL ?? environment["REDIS_URL"].flatMap({ $0.isEmpty ? nil : $0 }) { config.redisURL = url }
+        if let v = value(prefix, "PREFIX") {
+            guard !v.isEmpty, !v.contains(where: { $0 == " " || $0 == "*" }) else { throw ValidationError("--prefix: must be non-empty, without spaces or '*'") }
+            config.prefix = v
+        }
+        if let v = value(executor, "EXECUTOR") {
+            guard let e = DaemonConfiguration.Executor(rawValue: v) else { throw ValidationError("--executor: unknown value \"\(v)\" (agents or simulated)") }
+            config.executor = e
+        }
+        if let v = try parsed(simSpeed, "SIM_SPEED", Double.init) {
+            guard v >= 0, v.isFinite else { throw ValidationError("--sim-speed: must be 0 or more") }
+            config.simSpeed = v
+        }
+        if let v = try parsed(workers, "WORKERS", Int.init) {
+            guard (1...64).contains(v) else { throw ValidationError("--workers: must be between 1 and 64") }
+            config.workers = v
+        }
+        if let v = try parsed(stepTimeout, "STEP_TIMEOUT", Double.init) {
+            guard v > 0 else { throw ValidationError("--step-timeout: must be positive") }
+            config.stepTimeout = v
+        }
+        if let v = try parsed(replyTtl, "REPLY_TTL", Int.init) { config.replyTTL = try positive(v, "--reply-ttl") }
+        if let v = try parsed(dedupeTtl, "DEDUPE_TTL", Int.init) { config.dedupeTTL = try positive(v, "--dedupe-ttl") }
+        if let v = try parsed(maxMessageBytes, "MAX_MESSAGE_BYTES", Int.init) { config.maxMessageBytes = try positive(v, "--max-message-bytes") }
+        if let v = try parsed(maxRecommendations, "MAX_RECOMMENDATIONS", Int.init) { config.maxRecommendations = try positive(v, "--max-recommendations") }
+        if let v = value(mediumPolicy, "MEDIUM_POLICY") {
+            guard let p = MediumPolicy(rawValue: v) else { throw ValidationError("--medium-policy: unknown value \"\(v)\" (approve or notify)") }
+            config.policy.mediumPolicy = p
+        }
+        if let v = value(approvers, "APPROVERS") {
+            let list = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            config.policy.approvers = list.isEmpty ? nil : Set(list)
+        }
+        if let v = try parsed(criticalApprovers, "CRITICAL_APPROVERS", Int.init) {
+            guard (1...10).contains(v) else { throw ValidationError("--critical-approvers: must be between 1 and 10") }
+            config.policy.criticalApprovers = v
+        }
+        if let v = value(approvalExpiry, "APPROVAL_EXPIRY") {
+            do {
+                config.policy.expiry = try ApprovalPolicy.parseExpiry(v, defaults: config.policy.expiry)
+            } catch {
+                throw ValidationError("--approval-expiry: \(error)")
+            }
+        }
+        if let v = try parsed(maxConcurrentPlans, "MAX_CONCURRENT_PLANS", Int.init) { config.maxConcurrentPlans = try positive(v, "--max-concurrent-plans") }
+        if let v = value(logFormat, "LOG_FORMAT") {
+            guard let f = DaemonConfiguration.LogFormat(rawValue: v) else { throw ValidationError("--log-format: unknown value \"\(v)\" (text or json)") }
+            config.logFormat = f
+        }
+        if let v = try parsed(planLease, "PLAN_LEASE", Double.init) {
+            guard v >= 1 else { throw ValidationError("--plan-lease: at least 1 second") }
+            config.planLease = v
+        }
+        if let v = try parsed(heartbeatTtl, "HEARTBEAT_TTL", Double.init) {
+            guard v >= 1 else { throw ValidationError("--heartbeat-ttl: at least 1 second") }
+            config.heartbeatTTL = v
+        }
+        if let v = try parsed(batchSize, "BATCH_SIZE", Int.init) {
+            guard (1...1000).contains(v) else { throw ValidationError("--batch-size: must be between 1 and 1000") }
+            config.batchSize = v
+        }
+        if let v = try parsed(eventStreamMaxlen, "EVENT_STREAM_MAXLEN", Int.init) { config.eventStreamMaxLength = try positive(v, "--event-stream-maxlen") }
+        do {
+            _ = try config.redis
+        } catch {
+            throw ValidationError("--redis-url: \(error)")
+        }
+        return config
+    }
+
+    private func positive(_ v: Int, _ flag: String) throws -> Int {
+        guard v > 0 else { throw ValidationError("\(flag): must be positive") }
+        return v
+    }
+}
