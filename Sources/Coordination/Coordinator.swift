@@ -86,6 +86,9 @@ private struct Run {
     var listedIndex: [Int: Int] = [:]
     var detected = 0
     var truncated = false
+    /// Request nodes of rank below this had their row enumerated (all of them unless the work
+    /// budget ran out).
+    var countedRanks = Int.max
 
     // Decisions.
     enum State: UInt8 { case undecided, kept, discarded }
@@ -248,6 +251,7 @@ private struct Run {
             }
             if work > budget {
                 truncated = true
+                countedRanks = rank[i] + 1
                 return
             }
         }
@@ -382,9 +386,27 @@ private struct Run {
     mutating func entry(_ type: ConflictType, winner: Int, loser: Int) -> Int {
         if let at = listedIndex[key(type, winner, loser)] { return at }
         listed.append(Entry(type: type, a: winner < n ? winner : loser, b: winner < n ? loser : winner))
-        if truncated { detected += 1 }  // counting stopped early; this one is known now
+        if !counted(type, winner, loser) { detected += 1 }  // counting stopped before its row; known now
         listedIndex[key(type, winner, loser)] = listed.count - 1
         return listed.count - 1
+    }
+
+    /// Whether `enumerateConflicts` counted the pair: each pair is counted in one side's row (the
+    /// request node against an active one, the customer-wide one of a customer-wide action
+    /// conflict, otherwise the better-ranked), and rows after the work budget ran out were not.
+    func counted(_ type: ConflictType, _ x: Int, _ y: Int) -> Bool {
+        guard countedRanks < n else { return true }
+        let side: Int
+        if x >= n {
+            side = y
+        } else if y >= n {
+            side = x
+        } else if type == .action && resources[x].isEmpty != resources[y].isEmpty {
+            side = resources[x].isEmpty ? x : y
+        } else {
+            side = rank[x] < rank[y] ? x : y
+        }
+        return rank[side] < countedRanks
     }
 
     mutating func resolve(_ deps: Dependencies) {
