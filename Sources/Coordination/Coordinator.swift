@@ -597,7 +597,7 @@ private struct Run {
             return "\(r.id) (priority: \(r.priority), savings: \(String(format: "%.2f", r.estimatedSavings)))"
         }
         switch (kept(x), kept(y)) {
-        case (true, false): return "Kept \(y >= n ? "active " : "")\(describe(x)), discarded \(rec(y).id)"
+        case (true, false): return "Kept \(x >= n ? "active " : "")\(describe(x)), discarded \(rec(y).id)"
         case (false, true): return "Kept \(y >= n ? "active " : "")\(describe(y)), discarded \(rec(x).id)"
         default: return "Discarded both: \(rec(x).id) (\(reason(x))), \(rec(y).id) (\(reason(y)))"
         }
