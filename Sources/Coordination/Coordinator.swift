@@ -164,11 +164,13 @@ private struct Run {
         var seen: [Int] = []
         // Request nodes in rank order, then actives by id: every holder list comes out sorted.
         for node in order + Array(n..<total) {
-            let r = rec(node)
-            action[node] = internAction(r.action)
+            // Fields, not the whole recommendation: copying one retains a dozen cold objects.
+            let (actionName, affected) = node < n ? (recs[node].action, recs[node].affectedResources)
+                                                  : (actives[node - n].action, actives[node - n].affectedResources)
+            action[node] = internAction(actionName)
             var list: [Int] = []
-            list.reserveCapacity(r.affectedResources.count)
-            for name in r.affectedResources {
+            list.reserveCapacity(affected.count)
+            for name in affected {
                 let id: Int
                 if let known = resourceIndex[name] {
                     id = known
@@ -275,7 +277,7 @@ private struct Run {
         guard recs.contains(where: { !$0.dependencies.isEmpty }) else { return deps }
         var index: [String: Int] = [:]
         index.reserveCapacity(n)
-        for (node, r) in recs.enumerated() { index[r.id] = node }
+        for node in 0..<n { index[recs[node].id] = node }
         let activeIDs = Set(actives.map(\.id))
         for i in order {
             var seen = Set<Int>()
@@ -441,15 +443,14 @@ private struct Run {
     }
 
     mutating func decide(_ i: Int, deps: Dependencies, kept: inout Holdings, held: Holdings, activeIDs: Set<String>) {
-        let r = recs[i]
         var info: DiscardedInfo?
-        if let expiry = r.expiresAt, expiry <= now {
+        if let expiry = recs[i].expiresAt, expiry <= now {
             info = DiscardedInfo(reason: .expired)
         } else if let blocker = deps.on[i].first(where: { state[$0] == .discarded }) {
             info = DiscardedInfo(reason: .dependencyDiscarded, related: blocker)
-        } else if activeIDs.contains(r.id) {
+        } else if m > 0 && activeIDs.contains(recs[i].id) {
             // Reuses the id of an active recommendation: the active one stands.
-            info = DiscardedInfo(reason: .conflictsWithActive, activeID: r.id)
+            info = DiscardedInfo(reason: .conflictsWithActive, activeID: recs[i].id)
         } else if let (holder, type) = conflict(of: i, with: held) {
             info = DiscardedInfo(reason: .conflictsWithActive, entry: entry(type, winner: holder, loser: i), active: holder)
         } else if let (holder, type) = conflict(of: i, with: kept) {
@@ -476,13 +477,11 @@ private struct Run {
         // Conflicts, each resolved: no two parties of a conflict are both kept.
         var conflicts: [Conflict] = []
         conflicts.reserveCapacity(listed.count)
+        var scratch = Scratch(resources: resourceNames.count)
         for entry in listed {
-            let conflict = makeConflict(entry, id: ids.next())
+            let conflict = makeConflict(entry, id: ids.next(), scratch: &scratch)
             conflicts.append(conflict)
-            events.append(DomainEvent(type: .conflictResolved, customerID: customer,
-                                      data: ["conflict_id": .string(conflict.id), "type": .string(entry.type.rawValue),
-                                             "recommendation_ids": .array(conflict.recommendationIDs.map { .string($0) }),
-                                             "resolution": .string(conflict.resolution ?? "")]))
+            events.append(DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(conflict)))
         }
 
         var discarded: [DiscardedRecommendation] = []
@@ -496,11 +495,8 @@ private struct Run {
             if let relatedID = info.relatedID { item.relatedID = relatedID }
             if let activeID = info.activeID { item.activeID = activeID }
             discarded.append(item)
-            var data: [String: JSONValue] = ["reason": .string(info.reason.rawValue)]
-            if let c = item.conflictID { data["conflict_id"] = .string(c) }
-            if let a = item.activeID { data["active_id"] = .string(a) }
-            if let r = item.relatedID { data["related_id"] = .string(r) }
-            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: recs[i].id, data: data))
+            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: recs[i].id,
+                                      payload: .discarded(item)))
         }
 
         var kept: [Recommendation] = []
@@ -551,7 +547,14 @@ private struct Run {
         return CoordinationOutcome(response: response, kept: kept, approvals: approvals, plans: plans, events: events)
     }
 
-    func makeConflict(_ entry: Entry, id conflictID: String) -> Conflict {
+    /// Marks per resource, reused by every conflict's description.
+    struct Scratch {
+        var mark: [Int]
+        var stamp = 0
+        init(resources: Int) { mark = [Int](repeating: 0, count: resources) }
+    }
+
+    func makeConflict(_ entry: Entry, id conflictID: String, scratch: inout Scratch) -> Conflict {
         switch entry.type {
         case .dependency:
             if let missing = entry.missing {
@@ -567,24 +570,33 @@ private struct Run {
                             severity: "high", conflictingField: "dependencies", detectedAt: now, resolved: true,
                             resolution: "Discarded every member of the cycle: \(members.joined(separator: ", "))", resolvedAt: now)
         case .resource, .action, .timing:
-            let a = rec(entry.a), b = rec(entry.b)
             let description: String
             let severity: String
             let field: String
             if entry.type == .resource {
-                let other = Set(resources[entry.b])
-                let shared = resources[entry.a].filter(other.contains).map { resourceNames[$0] }
-                description = "Both recommendations affect resources: [\(shared.joined(separator: " "))]"
-                severity = Self.severity(a.riskLevel, b.riskLevel)
+                scratch.stamp += 1
+                for r in resources[entry.b] { scratch.mark[r] = scratch.stamp }
+                var text = "Both recommendations affect resources: ["
+                text.reserveCapacity(64)
+                var first = true
+                for r in resources[entry.a] where scratch.mark[r] == scratch.stamp {
+                    if !first { text += " " }
+                    first = false
+                    text += resourceNames[r]
+                }
+                text += "]"
+                description = text
+                severity = Self.severity(riskLevel(entry.a), riskLevel(entry.b))
                 field = "affected_resources"
             } else {
+                let a = rec(entry.a), b = rec(entry.b)
                 let wide = a.affectedResources.isEmpty ? a.id : (b.affectedResources.isEmpty ? b.id : nil)
                 description = "Contradictory actions: \(a.action) vs \(b.action)"
                     + (wide.map { " (\($0) lists no resources: it acts customer-wide)" } ?? "")
                 severity = "high"
                 field = "action"
             }
-            return Conflict(id: conflictID, type: entry.type, recommendationIDs: [a.id, b.id], description: description,
+            return Conflict(id: conflictID, type: entry.type, recommendationIDs: [id(entry.a), id(entry.b)], description: description,
                             severity: severity, conflictingField: field, detectedAt: now, resolved: true,
                             resolution: resolution(entry.a, entry.b), resolvedAt: now)
         }
@@ -592,16 +604,29 @@ private struct Run {
 
     func resolution(_ x: Int, _ y: Int) -> String {
         func kept(_ node: Int) -> Bool { node >= n || state[node] == .kept }
-        func describe(_ node: Int) -> String {
-            let r = rec(node)
-            return "\(r.id) (priority: \(r.priority), savings: \(String(format: "%.2f", r.estimatedSavings)))"
+        func kept(_ winner: Int, over loser: Int) -> String {
+            let (priority, savings) = winner < n ? (recs[winner].priority, recs[winner].estimatedSavings)
+                                                 : (actives[winner - n].priority, actives[winner - n].estimatedSavings)
+            var text = "Kept "
+            text.reserveCapacity(96)
+            if winner >= n { text += "active " }
+            text += id(winner)
+            text += " (priority: "
+            text += String(priority)
+            text += ", savings: "
+            text += DecimalText.twoDecimals(savings)
+            text += "), discarded "
+            text += id(loser)
+            return text
         }
         switch (kept(x), kept(y)) {
-        case (true, false): return "Kept \(x >= n ? "active " : "")\(describe(x)), discarded \(rec(y).id)"
-        case (false, true): return "Kept \(y >= n ? "active " : "")\(describe(y)), discarded \(rec(x).id)"
-        default: return "Discarded both: \(rec(x).id) (\(reason(x))), \(rec(y).id) (\(reason(y)))"
+        case (true, false): return kept(x, over: y)
+        case (false, true): return kept(y, over: x)
+        default: return "Discarded both: \(id(x)) (\(reason(x))), \(id(y)) (\(reason(y)))"
         }
     }
+
+    func riskLevel(_ node: Int) -> RiskLevel { node < n ? recs[node].riskLevel : actives[node - n].riskLevel }
 
     func reason(_ node: Int) -> String { node < n ? discards[node]?.reason.rawValue ?? "kept" : "active" }
 
@@ -649,5 +674,20 @@ private struct RankHeap {
             }
         }
         return top
+    }
+}
+
+enum DecimalText {
+    /// `String(format: "%.2f", value)`, without the cost of a formatter for the usual values:
+    /// non-negative, below 1e15, and not within rounding noise of a half cent, where the
+    /// formatter's exact rounding and this one could differ.
+    static func twoDecimals(_ value: Double) -> String {
+        let scaled = value * 100
+        guard value >= 0, scaled < 1e15, abs(scaled - scaled.rounded(.down) - 0.5) > max(1e-6, 4 * scaled.ulp) else {
+            return String(format: "%.2f", value)
+        }
+        let cents = Int64(scaled.rounded())
+        let fraction = cents % 100
+        return String(cents / 100) + (fraction < 10 ? ".0" : ".") + String(fraction)
     }
 }

@@ -134,3 +134,35 @@ import Testing
         }
     }
 }
+
+@Suite struct FormattingTests {
+    @Test func twoDecimalsMatchesFormatter() {
+        var rng = SeededRNG(seed: 42)
+        var values: [Double] = [0, 0.005, 0.015, 0.125, 0.375, 1.005, 2.675, 99.995, 1234.5, 1e14, 1e15, 1e20, -0.001, -12.345,
+                                0.1, 0.07, 9.999, 10.0049999, .greatestFiniteMagnitude]
+        for _ in 0..<20_000 {
+            values.append(Double(Int.random(in: 0...100_000_000, using: &rng)) / 1000)
+            values.append(Double.random(in: 0..<1e7, using: &rng))
+        }
+        for value in values {
+            #expect(DecimalText.twoDecimals(value) == String(format: "%.2f", value), "\(value)")
+        }
+    }
+
+    @Test func uuids() {
+        var ids = UUIDGenerator()
+        var seen = Set<String>()
+        for _ in 0..<1000 {
+            let id = ids.next()
+            seen.insert(id)
+            #expect(id.count == 36)
+            #expect(id.allSatisfy { "0123456789abcdef-".contains($0) })
+            #expect(UUID(uuidString: id) != nil)
+            let parts = id.split(separator: "-")
+            #expect(parts.map(\.count) == [8, 4, 4, 4, 12])
+            #expect(parts[2].first == "4")
+            #expect("89ab".contains(parts[3].first!))
+        }
+        #expect(seen.count == 1000)
+    }
+}
