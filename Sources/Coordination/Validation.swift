@@ -20,15 +20,25 @@ public enum RequestDecoding {
     /// Recommendations without a `customer_id` get the request's.
     public static func coordinationRequest(from bytes: [UInt8]) throws(ValidationError) -> CoordinationRequest {
         var request: CoordinationRequest
+        if let fast = FastRequestParser.parse(bytes) {
+            request = fast
+        } else {
+            // Errors and anything unusual: the decoder's own answer.
+            request = try decodeWithJSONDecoder(bytes)
+        }
+        try validate(&request)
+        return request
+    }
+
+    /// `coordinationRequest(from:)` without the fast path (`JSONDecoder` only), before `validate`.
+    static func decodeWithJSONDecoder(_ bytes: [UInt8]) throws(ValidationError) -> CoordinationRequest {
         do {
-            request = try WireJSON.decoder().decode(CoordinationRequest.self, from: Data(bytes))
+            return try WireJSON.decoder().decode(CoordinationRequest.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw validationError(error)
         } catch {
             throw ValidationError(path: "", message: "\(error)")
         }
-        try validate(&request)
-        return request
     }
 
     /// The rules that span fields; fills in defaults taken from the request.
