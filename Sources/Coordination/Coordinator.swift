@@ -93,7 +93,7 @@ private struct Run {
     // Decisions.
     enum State: UInt8 { case undecided, kept, discarded }
     var state: [State] = []
-    var discards: [Int: DiscardedInfo] = [:]
+    var discards: [DiscardedInfo?] = []
     struct DiscardedInfo {
         var reason: DiscardedRecommendation.Reason
         var entry: Int?
@@ -274,6 +274,7 @@ private struct Run {
     mutating func buildDependencies() -> Dependencies {
         var deps = Dependencies(on: [[Int]](repeating: [], count: n), dependents: [[Int]](repeating: [], count: n))
         state = [State](repeating: .undecided, count: n)
+        discards = [DiscardedInfo?](repeating: nil, count: n)
         guard recs.contains(where: { !$0.dependencies.isEmpty }) else { return deps }
         var index: [String: Int] = [:]
         index.reserveCapacity(n)
@@ -479,9 +480,7 @@ private struct Run {
         conflicts.reserveCapacity(listed.count)
         var scratch = Scratch(resources: resourceNames.count)
         for entry in listed {
-            let conflict = makeConflict(entry, id: ids.next(), scratch: &scratch)
-            conflicts.append(conflict)
-            events.append(DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(conflict)))
+            conflicts.append(makeConflict(entry, id: ids.next(), scratch: &scratch))
         }
 
         var discarded: [DiscardedRecommendation] = []
@@ -495,8 +494,14 @@ private struct Run {
             if let relatedID = info.relatedID { item.relatedID = relatedID }
             if let activeID = info.activeID { item.activeID = activeID }
             discarded.append(item)
-            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: recs[i].id,
-                                      payload: .discarded(item)))
+        }
+        let record = CoordinationRecord(conflicts: conflicts, discarded: discarded)
+        for index in conflicts.indices {
+            events.append(DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(index, record)))
+        }
+        for (index, item) in discarded.enumerated() {
+            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: item.id,
+                                      payload: .discarded(index, record)))
         }
 
         var kept: [Recommendation] = []
