@@ -58,15 +58,26 @@ private struct Run {
     let n: Int
     let m: Int
 
-    // Per node.
-    var resources: [[Int]] = []
+    // Per node, read once in input order (the recommendations lie in memory in that order;
+    // reading them in rank order costs a cache miss per field).
+    var nodeID: [String] = []
+    var nodePriority: [Int] = []
+    var nodeSavings: [Double] = []
+    var nodeRisk: [RiskLevel] = []
+    /// Request nodes only.
+    var expiresAt: [Date?] = []
+    /// The node's resources are `resourceFlat[resourceStart[node]..<resourceStart[node + 1]]`.
+    var resourceFlat: [Int] = []
+    var resourceStart: [Int] = []
     var action: [Int] = []
     var rank: [Int] = []
     /// Request nodes, best first.
     var order: [Int] = []
     // Per interned resource / action.
     var resourceNames: [String] = []
-    var holders: [[Int]] = []
+    /// A resource's holders, in rank order: `holderFlat[holderStart[r]..<holderStart[r + 1]]`.
+    var holderFlat: [Int] = []
+    var holderStart: [Int] = []
     var actionNames: [String] = []
     var contra: [[Int]] = []
     var byAction: [[Int]] = []
@@ -114,7 +125,10 @@ private struct Run {
         self.m = actives.count
     }
 
-    func id(_ node: Int) -> String { node < n ? recs[node].id : actives[node - n].id }
+    func id(_ node: Int) -> String { nodeID[node] }
+    func resources(_ node: Int) -> ArraySlice<Int> { resourceFlat[resourceStart[node]..<resourceStart[node + 1]] }
+    func hasResources(_ node: Int) -> Bool { resourceStart[node] != resourceStart[node + 1] }
+    func holders(_ resource: Int) -> ArraySlice<Int> { holderFlat[holderStart[resource]..<holderStart[resource + 1]] }
     func rec(_ node: Int) -> Recommendation { node < n ? recs[node] : actives[node - n] }
 
     mutating func execute(ids: inout some IDGenerator) -> CoordinationOutcome {
@@ -130,17 +144,35 @@ private struct Run {
 
     /// Priority, savings, confidence (higher first), then lower risk, then id.
     mutating func rankRequest() {
-        let priority = recs.map(\.priority)
-        let savings = recs.map(\.estimatedSavings)
-        let confidence = recs.map(\.confidence)
-        let risk = recs.map(\.riskLevel.score)
+        let total = n + m
+        nodeID.reserveCapacity(total)
+        nodePriority.reserveCapacity(total)
+        nodeSavings.reserveCapacity(total)
+        nodeRisk.reserveCapacity(total)
+        var confidence: [Double] = []
+        confidence.reserveCapacity(n)
+        expiresAt.reserveCapacity(n)
+        for index in recs.indices {
+            nodeID.append(recs[index].id)
+            nodePriority.append(recs[index].priority)
+            nodeSavings.append(recs[index].estimatedSavings)
+            nodeRisk.append(recs[index].riskLevel)
+            confidence.append(recs[index].confidence)
+            expiresAt.append(recs[index].expiresAt)
+        }
+        for index in actives.indices {
+            nodeID.append(actives[index].id)
+            nodePriority.append(actives[index].priority)
+            nodeSavings.append(actives[index].estimatedSavings)
+            nodeRisk.append(actives[index].riskLevel)
+        }
         order = Array(0..<n)
-        order.sort { a, b in
-            if priority[a] != priority[b] { return priority[a] > priority[b] }
-            if savings[a] != savings[b] { return savings[a] > savings[b] }
+        order.sort { [nodeID, nodePriority, nodeSavings, nodeRisk] a, b in
+            if nodePriority[a] != nodePriority[b] { return nodePriority[a] > nodePriority[b] }
+            if nodeSavings[a] != nodeSavings[b] { return nodeSavings[a] > nodeSavings[b] }
             if confidence[a] != confidence[b] { return confidence[a] > confidence[b] }
-            if risk[a] != risk[b] { return risk[a] < risk[b] }
-            return recs[a].id < recs[b].id
+            if nodeRisk[a] != nodeRisk[b] { return nodeRisk[a] < nodeRisk[b] }
+            return nodeID[a] < nodeID[b]
         }
         rank = [Int](repeating: 0, count: n + m)
         for (position, node) in order.enumerated() { rank[node] = position }
@@ -159,17 +191,16 @@ private struct Run {
             actionNames.append(name)
             return id
         }
-        resources = [[Int]](repeating: [], count: total)
         action = [Int](repeating: 0, count: total)
+        resourceStart = [Int](repeating: 0, count: total + 1)
+        resourceFlat.reserveCapacity(total * 3)
         var seen: [Int] = []
-        // Request nodes in rank order, then actives by id: every holder list comes out sorted.
-        for node in order + Array(n..<total) {
-            // Fields, not the whole recommendation: copying one retains a dozen cold objects.
+        var holderCount: [Int] = []
+        for node in 0..<total {
             let (actionName, affected) = node < n ? (recs[node].action, recs[node].affectedResources)
                                                   : (actives[node - n].action, actives[node - n].affectedResources)
             action[node] = internAction(actionName)
-            var list: [Int] = []
-            list.reserveCapacity(affected.count)
+            resourceStart[node] = resourceFlat.count
             for name in affected {
                 let id: Int
                 if let known = resourceIndex[name] {
@@ -178,15 +209,27 @@ private struct Run {
                     id = resourceNames.count
                     resourceIndex[name] = id
                     resourceNames.append(name)
-                    holders.append([])
                     seen.append(-1)
+                    holderCount.append(0)
                 }
                 if seen[id] == node { continue }  // listed twice by the same recommendation
                 seen[id] = node
-                list.append(id)
-                holders[id].append(node)
+                resourceFlat.append(id)
+                holderCount[id] += 1
             }
-            resources[node] = list
+        }
+        resourceStart[total] = resourceFlat.count
+        // Request nodes in rank order, then actives by id: every holder list comes out sorted.
+        holderStart = [Int](repeating: 0, count: resourceNames.count + 1)
+        for r in resourceNames.indices { holderStart[r + 1] = holderStart[r] + holderCount[r] }
+        var cursor = holderStart
+        holderFlat = [Int](repeating: 0, count: resourceFlat.count)
+        for node in order + Array(n..<total) {
+            for k in resourceStart[node]..<resourceStart[node + 1] {
+                let r = resourceFlat[k]
+                holderFlat[cursor[r]] = node
+                cursor[r] += 1
+            }
         }
         contra = [[Int]](repeating: [], count: actionNames.count)
         for (name, others) in configuration.actionConflicts.contradicting {
@@ -197,7 +240,7 @@ private struct Run {
         resourcelessByAction = [[Int]](repeating: [], count: actionNames.count)
         for node in order + Array(n..<total) where !contra[action[node]].isEmpty {
             byAction[action[node]].append(node)
-            if resources[node].isEmpty { resourcelessByAction[action[node]].append(node) }
+            if !hasResources(node) { resourcelessByAction[action[node]].append(node) }
         }
     }
 
@@ -226,8 +269,8 @@ private struct Run {
         var work = 0
         let budget = configuration.maxConflictWork
         for i in order {
-            for r in resources[i] {
-                for j in holders[r] {
+            for r in resources(i) {
+                for j in holders(r) {
                     work += 1
                     if j == i || (j < n && rank[j] <= rank[i]) || stamp[j] == i { continue }
                     stamp[j] = i
@@ -236,11 +279,11 @@ private struct Run {
                 }
             }
             for b in contra[action[i]] {
-                if resources[i].isEmpty {
+                if !hasResources(i) {
                     // Customer-wide: contradicts every recommendation with action b.
                     for j in byAction[b] {
                         work += 1
-                        if j < n && resources[j].isEmpty && rank[j] < rank[i] { continue }
+                        if j < n && !hasResources(j) && rank[j] < rank[i] { continue }
                         record(.action, i, j)
                     }
                 } else {
@@ -369,17 +412,17 @@ private struct Run {
     }
 
     func claim(_ node: Int, in holdings: inout Holdings) {
-        for r in resources[node] where holdings.resource[r] < 0 { holdings.resource[r] = node }
+        for r in resources(node) where holdings.resource[r] < 0 { holdings.resource[r] = node }
         let a = action[node]
         if holdings.byAction[a] < 0 { holdings.byAction[a] = node }
-        if resources[node].isEmpty && holdings.resourcelessByAction[a] < 0 { holdings.resourcelessByAction[a] = node }
+        if !hasResources(node) && holdings.resourcelessByAction[a] < 0 { holdings.resourcelessByAction[a] = node }
     }
 
     /// The holder `node` conflicts with, and how.
     func conflict(of node: Int, with holdings: Holdings) -> (Int, ConflictType)? {
-        for r in resources[node] where holdings.resource[r] >= 0 { return (holdings.resource[r], .resource) }
+        for r in resources(node) where holdings.resource[r] >= 0 { return (holdings.resource[r], .resource) }
         for b in contra[action[node]] {
-            let holder = resources[node].isEmpty ? holdings.byAction[b] : holdings.resourcelessByAction[b]
+            let holder = hasResources(node) ? holdings.resourcelessByAction[b] : holdings.byAction[b]
             if holder >= 0 { return (holder, .action) }
         }
         return nil
@@ -404,8 +447,8 @@ private struct Run {
             side = y
         } else if y >= n {
             side = x
-        } else if type == .action && resources[x].isEmpty != resources[y].isEmpty {
-            side = resources[x].isEmpty ? x : y
+        } else if type == .action && hasResources(x) != hasResources(y) {
+            side = hasResources(x) ? y : x
         } else {
             side = rank[x] < rank[y] ? x : y
         }
@@ -445,13 +488,13 @@ private struct Run {
 
     mutating func decide(_ i: Int, deps: Dependencies, kept: inout Holdings, held: Holdings, activeIDs: Set<String>) {
         var info: DiscardedInfo?
-        if let expiry = recs[i].expiresAt, expiry <= now {
+        if let expiry = expiresAt[i], expiry <= now {
             info = DiscardedInfo(reason: .expired)
         } else if let blocker = deps.on[i].first(where: { state[$0] == .discarded }) {
             info = DiscardedInfo(reason: .dependencyDiscarded, related: blocker)
-        } else if m > 0 && activeIDs.contains(recs[i].id) {
+        } else if m > 0 && activeIDs.contains(nodeID[i]) {
             // Reuses the id of an active recommendation: the active one stands.
-            info = DiscardedInfo(reason: .conflictsWithActive, activeID: recs[i].id)
+            info = DiscardedInfo(reason: .conflictsWithActive, activeID: nodeID[i])
         } else if let (holder, type) = conflict(of: i, with: held) {
             info = DiscardedInfo(reason: .conflictsWithActive, entry: entry(type, winner: holder, loser: i), active: holder)
         } else if let (holder, type) = conflict(of: i, with: kept) {
@@ -487,7 +530,7 @@ private struct Run {
         discarded.reserveCapacity(n - executionOrder.count)
         for i in 0..<n where state[i] == .discarded {
             let info = discards[i]!
-            var item = DiscardedRecommendation(id: recs[i].id, reason: info.reason)
+            var item = DiscardedRecommendation(id: nodeID[i], reason: info.reason)
             if let entry = info.entry { item.conflictID = conflicts[entry].id }
             if let active = info.active { item.activeID = id(active) }
             if let related = info.related { item.relatedID = id(related) }
@@ -539,7 +582,7 @@ private struct Run {
             conflictsResolved: max(detected, listed.count), recommendationsKept: kept.count,
             approvalsRequired: approvals.count, autoApproved: autoApproved, conflicts: conflicts,
             conflictsTruncated: truncated, recommendations: [], approvals: approvals, executionPlans: plans,
-            discarded: discarded, executionOrder: executionOrder.map { recs[$0].id }, createdAt: now)
+            discarded: discarded, executionOrder: executionOrder.map { nodeID[$0] }, createdAt: now)
         response.recommendations = (0..<n).compactMap { keptAt[$0] >= 0 ? kept[keptAt[$0]] : nil }
         events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
             "response_id": .string(responseID),
@@ -580,11 +623,11 @@ private struct Run {
             let field: String
             if entry.type == .resource {
                 scratch.stamp += 1
-                for r in resources[entry.b] { scratch.mark[r] = scratch.stamp }
+                for r in resources(entry.b) { scratch.mark[r] = scratch.stamp }
                 var text = "Both recommendations affect resources: ["
                 text.reserveCapacity(64)
                 var first = true
-                for r in resources[entry.a] where scratch.mark[r] == scratch.stamp {
+                for r in resources(entry.a) where scratch.mark[r] == scratch.stamp {
                     if !first { text += " " }
                     first = false
                     text += resourceNames[r]
@@ -610,8 +653,7 @@ private struct Run {
     func resolution(_ x: Int, _ y: Int) -> String {
         func kept(_ node: Int) -> Bool { node >= n || state[node] == .kept }
         func kept(_ winner: Int, over loser: Int) -> String {
-            let (priority, savings) = winner < n ? (recs[winner].priority, recs[winner].estimatedSavings)
-                                                 : (actives[winner - n].priority, actives[winner - n].estimatedSavings)
+            let (priority, savings) = (nodePriority[winner], nodeSavings[winner])
             var text = "Kept "
             text.reserveCapacity(96)
             if winner >= n { text += "active " }
@@ -631,7 +673,7 @@ private struct Run {
         }
     }
 
-    func riskLevel(_ node: Int) -> RiskLevel { node < n ? recs[node].riskLevel : actives[node - n].riskLevel }
+    func riskLevel(_ node: Int) -> RiskLevel { nodeRisk[node] }
 
     func reason(_ node: Int) -> String { node < n ? discards[node]?.reason.rawValue ?? "kept" : "active" }
 

@@ -130,9 +130,12 @@ struct JSONWriter {
 
     mutating func array<T>(_ values: [T], _ write: (inout JSONWriter, T) -> Void) {
         bytes.append(0x5B)
-        for (i, value) in values.enumerated() {
-            if i > 0 { bytes.append(0x2C) }
-            write(&self, value)
+        // Elements borrowed from the buffer: iterating the array would copy each one.
+        values.withUnsafeBufferPointer { buffer in
+            for i in buffer.indices {
+                if i > 0 { bytes.append(0x2C) }
+                write(&self, buffer[i])
+            }
         }
         bytes.append(0x5D)
     }
