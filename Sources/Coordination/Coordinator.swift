@@ -519,12 +519,9 @@ private struct Run {
         let customer = request.customerID
 
         // Conflicts, each resolved: no two parties of a conflict are both kept.
-        var conflicts: [Conflict] = []
-        conflicts.reserveCapacity(listed.count)
-        var scratch = Scratch(resources: resourceNames.count)
-        for entry in listed {
-            conflicts.append(makeConflict(entry, id: ids.next(), scratch: &scratch))
-        }
+        let conflicts: [Conflict]
+        let conflictIDs = (0..<listed.count).map { _ in ids.next() }
+        conflicts = makeConflicts(ids: conflictIDs)
 
         var discarded: [DiscardedRecommendation] = []
         discarded.reserveCapacity(n - executionOrder.count)
@@ -593,6 +590,27 @@ private struct Run {
             "auto_approved": .number(Double(autoApproved)),
         ]))
         return CoordinationOutcome(response: response, kept: kept, approvals: approvals, plans: plans, events: events)
+    }
+
+    /// The listed conflicts, made on every core when there are many (making them is mostly
+    /// allocating their strings; the result is the same).
+    func makeConflicts(ids: [String]) -> [Conflict] {
+        let count = listed.count
+        let parts = count < 4096 ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        if parts == 1 {
+            var scratch = Scratch(resources: resourceNames.count)
+            return (0..<count).map { makeConflict(listed[$0], id: ids[$0], scratch: &scratch) }
+        }
+        return [Conflict](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let target = SendableBuffer(buffer: buffer)
+            DispatchQueue.concurrentPerform(iterations: parts) { [self] part in
+                var scratch = Scratch(resources: resourceNames.count)
+                for k in (count * part / parts)..<(count * (part + 1) / parts) {
+                    (target.buffer.baseAddress! + k).initialize(to: makeConflict(listed[k], id: ids[k], scratch: &scratch))
+                }
+            }
+            initialized = count
+        }
     }
 
     /// Marks per resource, reused by every conflict's description.
@@ -737,4 +755,9 @@ enum DecimalText {
         let fraction = cents % 100
         return String(cents / 100) + (fraction < 10 ? ".0" : ".") + String(fraction)
     }
+}
+
+/// A buffer whose disjoint parts are initialized by different threads.
+private struct SendableBuffer<Element>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Element>
 }

@@ -375,3 +375,46 @@ import Testing
         }
     }
 }
+
+@Suite struct LargeRequestTests {
+    /// Enough conflicts that they are made on several threads: the result is still exactly
+    /// the sequential one (ids drawn in listing order, every discard pointing at its conflict).
+    @Test func manyConflictsAreDeterministic() throws {
+        var rng = SeededRNG(seed: 11)
+        let actions = OrderIndependenceTests.actions
+        let recs = (0..<2500).map { index in
+            rec("rec-\(index)", action: actions.randomElement(using: &rng)!,
+                resources: (0..<Int.random(in: 1...3, using: &rng)).map { _ in "r\(Int.random(in: 0..<400, using: &rng))" },
+                priority: Int.random(in: 1...10, using: &rng), savings: Double(Int.random(in: 0...10_000, using: &rng)) / 100,
+                deps: index > 0 && Int.random(in: 0..<10, using: &rng) == 0 ? ["rec-\(Int.random(in: 0..<index, using: &rng))"] : [])
+        }
+        let first = coordinate(recs)
+        let second = coordinate(recs.reversed())
+        let response = first.response
+        #expect(response.conflicts.count > 4096)
+        #expect(response.conflicts.map(\.id) == (1...response.conflicts.count).map { "gen-\($0)" })
+        #expect(response.conflicts == second.response.conflicts)
+        #expect(response.discarded.sorted { $0.id < $1.id } == second.response.discarded.sorted { $0.id < $1.id })
+        #expect(response.executionOrder == second.response.executionOrder)
+        let byID = Dictionary(uniqueKeysWithValues: response.conflicts.map { ($0.id, $0) })
+        for discard in response.discarded where discard.reason == .conflict {
+            let conflict = try #require(byID[discard.conflictID ?? ""])
+            #expect(Set(conflict.recommendationIDs) == [discard.id, discard.relatedID ?? ""])
+            #expect(conflict.resolution?.hasPrefix("Kept \(discard.relatedID ?? "")") == true)
+        }
+        let events = first.events.filter { $0.type == .conflictResolved }
+        #expect(events.count == response.conflicts.count)
+        for (event, conflict) in zip(events, response.conflicts).prefix(50) {
+            #expect(event.data == ["conflict_id": .string(conflict.id), "type": .string(conflict.type.rawValue),
+                                   "recommendation_ids": .array(conflict.recommendationIDs.map { .string($0) }),
+                                   "resolution": .string(conflict.resolution ?? "")])
+        }
+        let discardEvents = first.events.filter { $0.type == .recommendationDiscarded }
+        #expect(discardEvents.map(\.recommendationID) == response.discarded.map(\.id))
+        for (event, item) in zip(discardEvents, response.discarded).prefix(50) {
+            #expect(event.data["reason"] == .string(item.reason.rawValue))
+            #expect(event.data["conflict_id"] == item.conflictID.map { .string($0) })
+            #expect(event.data["related_id"] == item.relatedID.map { .string($0) })
+        }
+    }
+}
