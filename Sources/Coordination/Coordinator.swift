@@ -71,8 +71,11 @@ private struct Run {
     var resourceStart: [Int] = []
     var action: [Int] = []
     var rank: [Int] = []
-    /// Request nodes, best first.
+    /// Request nodes, best first (since nodes are numbered by rank: 0..<n).
     var order: [Int] = []
+    /// A request node's index in the request, and the node of each index.
+    var inputIndex: [Int] = []
+    var position: [Int] = []
     // Per interned resource / action.
     var resourceNames: [String] = []
     /// A resource's holders, in rank order: `holderFlat[holderStart[r]..<holderStart[r + 1]]`.
@@ -129,7 +132,7 @@ private struct Run {
     func resources(_ node: Int) -> ArraySlice<Int> { resourceFlat[resourceStart[node]..<resourceStart[node + 1]] }
     func hasResources(_ node: Int) -> Bool { resourceStart[node] != resourceStart[node + 1] }
     func holders(_ resource: Int) -> ArraySlice<Int> { holderFlat[holderStart[resource]..<holderStart[resource + 1]] }
-    func rec(_ node: Int) -> Recommendation { node < n ? recs[node] : actives[node - n] }
+    func rec(_ node: Int) -> Recommendation { node < n ? recs[inputIndex[node]] : actives[node - n] }
 
     mutating func execute(ids: inout some IDGenerator) -> CoordinationOutcome {
         rankRequest()
@@ -142,41 +145,39 @@ private struct Run {
 
     // MARK: Ranking and indexes
 
-    /// Priority, savings, confidence (higher first), then lower risk, then id.
+    /// Priority, savings, confidence (higher first), then lower risk, then id. Request nodes are
+    /// numbered by rank from here on (`inputIndex` maps back), so the passes in rank order
+    /// read their per-node arrays in sequence.
     mutating func rankRequest() {
-        let total = n + m
-        nodeID.reserveCapacity(total)
-        nodePriority.reserveCapacity(total)
-        nodeSavings.reserveCapacity(total)
-        nodeRisk.reserveCapacity(total)
-        var confidence: [Double] = []
-        confidence.reserveCapacity(n)
-        expiresAt.reserveCapacity(n)
+        var ids: [String] = [], priority: [Int] = [], savings: [Double] = [], confidence: [Double] = []
+        var risk: [RiskLevel] = [], expiry: [Date?] = []
+        ids.reserveCapacity(n); priority.reserveCapacity(n); savings.reserveCapacity(n)
+        confidence.reserveCapacity(n); risk.reserveCapacity(n); expiry.reserveCapacity(n)
         for index in recs.indices {
-            nodeID.append(recs[index].id)
-            nodePriority.append(recs[index].priority)
-            nodeSavings.append(recs[index].estimatedSavings)
-            nodeRisk.append(recs[index].riskLevel)
+            ids.append(recs[index].id)
+            priority.append(recs[index].priority)
+            savings.append(recs[index].estimatedSavings)
             confidence.append(recs[index].confidence)
-            expiresAt.append(recs[index].expiresAt)
+            risk.append(recs[index].riskLevel)
+            expiry.append(recs[index].expiresAt)
         }
-        for index in actives.indices {
-            nodeID.append(actives[index].id)
-            nodePriority.append(actives[index].priority)
-            nodeSavings.append(actives[index].estimatedSavings)
-            nodeRisk.append(actives[index].riskLevel)
-        }
-        order = Array(0..<n)
-        order.sort { [nodeID, nodePriority, nodeSavings, nodeRisk] a, b in
-            if nodePriority[a] != nodePriority[b] { return nodePriority[a] > nodePriority[b] }
-            if nodeSavings[a] != nodeSavings[b] { return nodeSavings[a] > nodeSavings[b] }
+        inputIndex = Array(0..<n)
+        inputIndex.sort { a, b in
+            if priority[a] != priority[b] { return priority[a] > priority[b] }
+            if savings[a] != savings[b] { return savings[a] > savings[b] }
             if confidence[a] != confidence[b] { return confidence[a] > confidence[b] }
-            if nodeRisk[a] != nodeRisk[b] { return nodeRisk[a] < nodeRisk[b] }
-            return nodeID[a] < nodeID[b]
+            if risk[a] != risk[b] { return risk[a] < risk[b] }
+            return ids[a] < ids[b]
         }
-        rank = [Int](repeating: 0, count: n + m)
-        for (position, node) in order.enumerated() { rank[node] = position }
-        for k in 0..<m { rank[n + k] = n + k }
+        position = [Int](repeating: 0, count: n)
+        for (node, index) in inputIndex.enumerated() { position[index] = node }
+        nodeID = inputIndex.map { ids[$0] } + actives.map(\.id)
+        nodePriority = inputIndex.map { priority[$0] } + actives.map(\.priority)
+        nodeSavings = inputIndex.map { savings[$0] } + actives.map(\.estimatedSavings)
+        nodeRisk = inputIndex.map { risk[$0] } + actives.map(\.riskLevel)
+        expiresAt = inputIndex.map { expiry[$0] }
+        order = Array(0..<n)
+        rank = Array(0..<(n + m))
     }
 
     mutating func buildIndexes() {
@@ -192,15 +193,17 @@ private struct Run {
             return id
         }
         action = [Int](repeating: 0, count: total)
-        resourceStart = [Int](repeating: 0, count: total + 1)
-        resourceFlat.reserveCapacity(total * 3)
+        // Read in input order (where the recommendations lie in memory), then laid out by node.
+        var inputStart = [Int](repeating: 0, count: total + 1)
+        var inputFlat: [Int] = []
+        inputFlat.reserveCapacity(total * 3)
         var seen: [Int] = []
         var holderCount: [Int] = []
-        for node in 0..<total {
-            let (actionName, affected) = node < n ? (recs[node].action, recs[node].affectedResources)
-                                                  : (actives[node - n].action, actives[node - n].affectedResources)
-            action[node] = internAction(actionName)
-            resourceStart[node] = resourceFlat.count
+        for index in 0..<total {
+            let (actionName, affected) = index < n ? (recs[index].action, recs[index].affectedResources)
+                                                   : (actives[index - n].action, actives[index - n].affectedResources)
+            action[index < n ? position[index] : index] = internAction(actionName)
+            inputStart[index] = inputFlat.count
             for name in affected {
                 let id: Int
                 if let known = resourceIndex[name] {
@@ -212,11 +215,19 @@ private struct Run {
                     seen.append(-1)
                     holderCount.append(0)
                 }
-                if seen[id] == node { continue }  // listed twice by the same recommendation
-                seen[id] = node
-                resourceFlat.append(id)
+                if seen[id] == index { continue }  // listed twice by the same recommendation
+                seen[id] = index
+                inputFlat.append(id)
                 holderCount[id] += 1
             }
+        }
+        inputStart[total] = inputFlat.count
+        resourceStart = [Int](repeating: 0, count: total + 1)
+        resourceFlat.reserveCapacity(inputFlat.count)
+        for node in 0..<total {
+            let index = node < n ? inputIndex[node] : node
+            resourceStart[node] = resourceFlat.count
+            resourceFlat.append(contentsOf: inputFlat[inputStart[index]..<inputStart[index + 1]])
         }
         resourceStart[total] = resourceFlat.count
         // Request nodes in rank order, then actives by id: every holder list comes out sorted.
@@ -321,11 +332,11 @@ private struct Run {
         guard recs.contains(where: { !$0.dependencies.isEmpty }) else { return deps }
         var index: [String: Int] = [:]
         index.reserveCapacity(n)
-        for node in 0..<n { index[recs[node].id] = node }
+        for node in 0..<n { index[nodeID[node]] = node }
         let activeIDs = Set(actives.map(\.id))
         for i in order {
             var seen = Set<Int>()
-            for dependency in recs[i].dependencies {
+            for dependency in recs[inputIndex[i]].dependencies {
                 if let j = index[dependency] {
                     if seen.insert(j).inserted {
                         deps.on[i].append(j)
@@ -525,7 +536,8 @@ private struct Run {
 
         var discarded: [DiscardedRecommendation] = []
         discarded.reserveCapacity(n - executionOrder.count)
-        for i in 0..<n where state[i] == .discarded {
+        for index in 0..<n where state[position[index]] == .discarded {  // in request order
+            let i = position[index]
             let info = discards[i]!
             var item = DiscardedRecommendation(id: nodeID[i], reason: info.reason)
             if let entry = info.entry { item.conflictID = conflicts[entry].id }
@@ -551,7 +563,7 @@ private struct Run {
         var plans: [ExecutionPlan] = []
         var autoApproved = 0
         for i in executionOrder {
-            var r = recs[i]
+            var r = recs[inputIndex[i]]
             switch policy.route(r, autoApprove: request.autoApprove) {
             case .approvedAtOnce, .approvedWithNotice:
                 r.status = .approved
@@ -580,7 +592,7 @@ private struct Run {
             approvalsRequired: approvals.count, autoApproved: autoApproved, conflicts: conflicts,
             conflictsTruncated: truncated, recommendations: [], approvals: approvals, executionPlans: plans,
             discarded: discarded, executionOrder: executionOrder.map { nodeID[$0] }, createdAt: now)
-        response.recommendations = (0..<n).compactMap { keptAt[$0] >= 0 ? kept[keptAt[$0]] : nil }
+        response.recommendations = (0..<n).compactMap { keptAt[position[$0]] >= 0 ? kept[keptAt[position[$0]]] : nil }
         events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
             "response_id": .string(responseID),
             "total_recommendations": .number(Double(n)),
