@@ -64,6 +64,8 @@ private struct Run {
     var nodePriority: [Int] = []
     var nodeSavings: [Double] = []
     var nodeRisk: [RiskLevel] = []
+    /// Affected resources listed by all nodes (with repeats).
+    var affectedCount = 0
     /// Request nodes only.
     var expiresAt: [Date?] = []
     /// The node's resources are `resourceFlat[resourceStart[node]..<resourceStart[node + 1]]`.
@@ -160,7 +162,9 @@ private struct Run {
             confidence.append(recs[index].confidence)
             risk.append(recs[index].riskLevel)
             expiry.append(recs[index].expiresAt)
+            affectedCount += recs[index].affectedResources.count
         }
+        for index in actives.indices { affectedCount += actives[index].affectedResources.count }
         inputIndex = Array(0..<n)
         inputIndex.sort { a, b in
             if priority[a] != priority[b] { return priority[a] > priority[b] }
@@ -180,11 +184,16 @@ private struct Run {
         rank = Array(0..<(n + m))
     }
 
+    static func intern(_ slot: inout Int, next: Int) -> Int {
+        if slot < 0 { slot = next }
+        return slot
+    }
+
     mutating func buildIndexes() {
         let total = n + m
         var resourceIndex: [String: Int] = [:]
         var actionIndex: [String: Int] = [:]
-        resourceIndex.reserveCapacity(total * 2)
+        resourceIndex.reserveCapacity(affectedCount)
         func internAction(_ name: String) -> Int {
             if let known = actionIndex[name] { return known }
             let id = actionNames.count
@@ -205,12 +214,9 @@ private struct Run {
             action[index < n ? position[index] : index] = internAction(actionName)
             inputStart[index] = inputFlat.count
             for name in affected {
-                let id: Int
-                if let known = resourceIndex[name] {
-                    id = known
-                } else {
-                    id = resourceNames.count
-                    resourceIndex[name] = id
+                // One hash lookup whether the name is new or not.
+                let id = Self.intern(&resourceIndex[name, default: -1], next: resourceNames.count)
+                if id == resourceNames.count {
                     resourceNames.append(name)
                     seen.append(-1)
                     holderCount.append(0)
