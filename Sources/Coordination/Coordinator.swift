@@ -530,29 +530,50 @@ private struct Run {
     // MARK: Output
 
     mutating func assemble(ids: inout some IDGenerator) -> CoordinationOutcome {
-        let policy = configuration.policy
-        var events: [DomainEvent] = []
-        events.reserveCapacity(listed.count + n + 1)
         let customer = request.customerID
-
-        // Conflicts, each resolved: no two parties of a conflict are both kept.
-        let conflicts: [Conflict]
+        // Identifiers in the order the sequential construction would draw them: conflicts in
+        // listing order, then each kept recommendation's plan steps and plan, or its approval.
+        // With them drawn, the four parts below are independent and run on every core.
         let conflictIDs = (0..<listed.count).map { _ in ids.next() }
-        conflicts = makeConflicts(ids: conflictIDs)
-
-        var discarded: [DiscardedRecommendation] = []
-        discarded.reserveCapacity(n - executionOrder.count)
-        for index in 0..<n where state[position[index]] == .discarded {  // in request order
-            let i = position[index]
-            let info = discards[i]!
-            var item = DiscardedRecommendation(id: nodeID[i], reason: info.reason)
-            if let entry = info.entry { item.conflictID = conflicts[entry].id }
-            if let active = info.active { item.activeID = id(active) }
-            if let related = info.related { item.relatedID = id(related) }
-            if let relatedID = info.relatedID { item.relatedID = relatedID }
-            if let activeID = info.activeID { item.activeID = activeID }
-            discarded.append(item)
+        var keptIDCount = 0
+        for i in executionOrder {
+            if case .needsApproval = configuration.policy.route(recs[inputIndex[i]], autoApprove: request.autoApprove) {
+                keptIDCount += 1
+            } else {
+                keptIDCount += PlanBuilder.stepCount(for: recs[inputIndex[i]].action) + 1
+            }
         }
+        let keptIDs = (0..<keptIDCount).map { _ in ids.next() }
+
+        let count = listed.count
+        let keptPart = Box<KeptPart?>(nil)
+        let discardedPart = Box<[DiscardedRecommendation]>([])
+        // Conflicts, each resolved: no two parties of a conflict are both kept.
+        let conflicts = [Conflict](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let target = SendableBuffer(buffer: buffer)
+            let work = { @Sendable [self] (task: Int) in
+                switch task {
+                case 0, 1:
+                    var scratch = Scratch(resources: resourceNames.count)
+                    for k in (task == 0 ? 0..<(count / 2) : (count / 2)..<count) {
+                        (target.buffer.baseAddress! + k).initialize(to: makeConflict(listed[k], id: conflictIDs[k], scratch: &scratch))
+                    }
+                case 2: keptPart.value = makeKept(ids: keptIDs)
+                default: discardedPart.value = makeDiscarded(conflictIDs: conflictIDs)
+                }
+            }
+            if count + n >= 4096 && ProcessInfo.processInfo.activeProcessorCount > 1 {
+                DispatchQueue.concurrentPerform(iterations: 4, execute: work)
+            } else {
+                for task in 0..<4 { work(task) }
+            }
+            initialized = count
+        }
+        let discarded = discardedPart.value
+        let part = keptPart.value!
+
+        var events: [DomainEvent] = []
+        events.reserveCapacity(count + discarded.count + part.events.count + 1)
         let record = CoordinationRecord(conflicts: conflicts, discarded: discarded)
         for index in conflicts.indices {
             events.append(DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(index, record)))
@@ -561,74 +582,87 @@ private struct Run {
             events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: item.id,
                                       payload: .discarded(index, record)))
         }
+        events.append(contentsOf: part.events)
 
+        let responseID = ids.next()
+        var response = CoordinationResponse(
+            id: responseID, totalRecommendations: n, conflictsDetected: max(detected, listed.count),
+            conflictsResolved: max(detected, listed.count), recommendationsKept: part.kept.count,
+            approvalsRequired: part.approvals.count, autoApproved: part.autoApproved, conflicts: conflicts,
+            conflictsTruncated: truncated, recommendations: [], approvals: part.approvals, executionPlans: part.plans,
+            discarded: discarded, executionOrder: executionOrder.map { nodeID[$0] }, createdAt: now)
+        response.recommendations = (0..<n).compactMap { part.keptAt[position[$0]] >= 0 ? part.kept[part.keptAt[position[$0]]] : nil }
+        events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
+            "response_id": .string(responseID),
+            "total_recommendations": .number(Double(n)),
+            "recommendations_kept": .number(Double(part.kept.count)),
+            "conflicts_detected": .number(Double(response.conflictsDetected)),
+            "approvals_required": .number(Double(part.approvals.count)),
+            "auto_approved": .number(Double(part.autoApproved)),
+        ]))
+        return CoordinationOutcome(response: response, kept: part.kept, approvals: part.approvals, plans: part.plans,
+                                   events: events)
+    }
+
+    /// The kept recommendations with their status, and their approvals or plans with events.
+    struct KeptPart {
         var kept: [Recommendation] = []
-        kept.reserveCapacity(executionOrder.count)
-        var keptAt = [Int](repeating: -1, count: n)
+        var keptAt: [Int] = []
         var approvals: [Approval] = []
         var plans: [ExecutionPlan] = []
         var autoApproved = 0
+        var events: [DomainEvent] = []
+    }
+
+    func makeKept(ids: [String]) -> KeptPart {
+        let policy = configuration.policy
+        let customer = request.customerID
+        var part = KeptPart()
+        part.kept.reserveCapacity(executionOrder.count)
+        part.keptAt = [Int](repeating: -1, count: n)
+        var replay = ReplayIDs(ids: ids)
         for i in executionOrder {
             var r = recs[inputIndex[i]]
             switch policy.route(r, autoApprove: request.autoApprove) {
             case .approvedAtOnce, .approvedWithNotice:
                 r.status = .approved
-                autoApproved += 1
+                part.autoApproved += 1
                 if r.riskLevel == .medium && policy.mediumPolicy == .notify && request.autoApprove {
-                    events.append(DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
-                                              data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
+                    part.events.append(DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
+                                                   data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
                 }
-                let plan = PlanBuilder.plan(for: r, now: now, ids: &ids)
-                plans.append(plan)
-                events.append(PlanBuilder.createdEvent(plan, approvalID: nil))
+                let plan = PlanBuilder.plan(for: r, now: now, ids: &replay)
+                part.plans.append(plan)
+                part.events.append(PlanBuilder.createdEvent(plan, approvalID: nil))
             case .needsApproval(let required):
                 r.status = .pendingApproval
-                let (approval, event) = policy.requestApproval(for: r, required: required, now: now, ids: &ids)
-                approvals.append(approval)
-                events.append(event)
+                let (approval, event) = policy.requestApproval(for: r, required: required, now: now, ids: &replay)
+                part.approvals.append(approval)
+                part.events.append(event)
             }
-            keptAt[i] = kept.count
-            kept.append(r)
+            part.keptAt[i] = part.kept.count
+            part.kept.append(r)
         }
-
-        let responseID = ids.next()
-        var response = CoordinationResponse(
-            id: responseID, totalRecommendations: n, conflictsDetected: max(detected, listed.count),
-            conflictsResolved: max(detected, listed.count), recommendationsKept: kept.count,
-            approvalsRequired: approvals.count, autoApproved: autoApproved, conflicts: conflicts,
-            conflictsTruncated: truncated, recommendations: [], approvals: approvals, executionPlans: plans,
-            discarded: discarded, executionOrder: executionOrder.map { nodeID[$0] }, createdAt: now)
-        response.recommendations = (0..<n).compactMap { keptAt[position[$0]] >= 0 ? kept[keptAt[position[$0]]] : nil }
-        events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
-            "response_id": .string(responseID),
-            "total_recommendations": .number(Double(n)),
-            "recommendations_kept": .number(Double(kept.count)),
-            "conflicts_detected": .number(Double(response.conflictsDetected)),
-            "approvals_required": .number(Double(approvals.count)),
-            "auto_approved": .number(Double(autoApproved)),
-        ]))
-        return CoordinationOutcome(response: response, kept: kept, approvals: approvals, plans: plans, events: events)
+        precondition(replay.used == ids.count, "identifiers drawn for the kept recommendations do not match their use")
+        return part
     }
 
-    /// The listed conflicts, made on every core when there are many (making them is mostly
-    /// allocating their strings; the result is the same).
-    func makeConflicts(ids: [String]) -> [Conflict] {
-        let count = listed.count
-        let parts = count < 4096 ? 1 : min(4, max(1, ProcessInfo.processInfo.activeProcessorCount))
-        if parts == 1 {
-            var scratch = Scratch(resources: resourceNames.count)
-            return (0..<count).map { makeConflict(listed[$0], id: ids[$0], scratch: &scratch) }
+    /// Discarded recommendations, in request order.
+    func makeDiscarded(conflictIDs: [String]) -> [DiscardedRecommendation] {
+        var discarded: [DiscardedRecommendation] = []
+        discarded.reserveCapacity(n - executionOrder.count)
+        for index in 0..<n where state[position[index]] == .discarded {
+            let i = position[index]
+            let info = discards[i]!
+            var item = DiscardedRecommendation(id: nodeID[i], reason: info.reason)
+            if let entry = info.entry { item.conflictID = conflictIDs[entry] }
+            if let active = info.active { item.activeID = id(active) }
+            if let related = info.related { item.relatedID = id(related) }
+            if let relatedID = info.relatedID { item.relatedID = relatedID }
+            if let activeID = info.activeID { item.activeID = activeID }
+            discarded.append(item)
         }
-        return [Conflict](unsafeUninitializedCapacity: count) { buffer, initialized in
-            let target = SendableBuffer(buffer: buffer)
-            DispatchQueue.concurrentPerform(iterations: parts) { [self] part in
-                var scratch = Scratch(resources: resourceNames.count)
-                for k in (count * part / parts)..<(count * (part + 1) / parts) {
-                    (target.buffer.baseAddress! + k).initialize(to: makeConflict(listed[k], id: ids[k], scratch: &scratch))
-                }
-            }
-            initialized = count
-        }
+        return discarded
     }
 
     /// Marks per resource, reused by every conflict's description.
@@ -778,4 +812,21 @@ enum DecimalText {
 /// A buffer whose disjoint parts are initialized by different threads.
 private struct SendableBuffer<Element>: @unchecked Sendable {
     let buffer: UnsafeMutableBufferPointer<Element>
+}
+
+/// Hands out identifiers drawn beforehand, in order.
+private struct ReplayIDs: IDGenerator {
+    let ids: [String]
+    var used = 0
+
+    mutating func next() -> String {
+        defer { used += 1 }
+        return ids[used]
+    }
+}
+
+/// A result slot filled by one of the concurrent parts.
+private final class Box<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -418,3 +418,44 @@ import Testing
         }
     }
 }
+
+extension LargeRequestTests {
+    /// Identifiers are drawn in one sequence: conflicts in listing order, then per kept
+    /// recommendation in execution order its plan steps and plan (or its approval), then the
+    /// response; whether the parts are made in parallel or not.
+    @Test(arguments: [40, 3000])
+    func identifiersFollowOneSequence(count: Int) throws {
+        var rng = SeededRNG(seed: 5)
+        let actions = ["migrate_to_spot", "scale_down", "scale_up", "resize", "reserve_instances"]
+        let recs = (0..<count).map { index in
+            rec("rec-\(index)", action: actions.randomElement(using: &rng)!,
+                resources: ["r\(Int.random(in: 0..<(count / 2), using: &rng))"],
+                priority: Int.random(in: 1...10, using: &rng), risk: RiskLevel.allCases.randomElement(using: &rng)!)
+        }
+        let outcome = coordinate(recs)
+        let response = outcome.response
+        func number(_ id: String) -> Int { Int(id.dropFirst(4))! }
+        var expected = response.conflicts.count
+        #expect(response.conflicts.map { number($0.id) } == (0..<expected).map { $0 + 1 })
+        let approvals = Dictionary(uniqueKeysWithValues: response.approvals.map { ($0.recommendationID, $0) })
+        let plans = Dictionary(uniqueKeysWithValues: response.executionPlans.map { ($0.recommendationID, $0) })
+        for id in response.executionOrder {
+            if let approval = approvals[id] {
+                expected += 1
+                #expect(number(approval.id) == expected)
+            } else {
+                let plan = try #require(plans[id])
+                for step in plan.steps {
+                    expected += 1
+                    #expect(number(step.id) == expected)
+                }
+                expected += 1
+                #expect(number(plan.id) == expected)
+            }
+        }
+        #expect(number(response.id) == expected + 1)
+        #expect(!response.approvals.isEmpty && !response.executionPlans.isEmpty)
+        #expect(outcome.events.filter { $0.type == .approvalRequested }.map(\.approvalID) == response.approvals.map(\.id))
+        #expect(outcome.events.filter { $0.type == .planCreated }.map(\.planID) == response.executionPlans.map(\.id))
+    }
+}
