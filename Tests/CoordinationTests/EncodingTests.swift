@@ -45,6 +45,19 @@ import Testing
         }
     }
 
+    @Test func largeResponseWrittenInParts() throws {
+        var rng = SeededRNG(seed: 21)
+        let recs = (0..<3000).map { index in
+            rec("rec-\(index)", action: ["scale_up", "scale_down", "migrate_to_spot"].randomElement(using: &rng)!,
+                resources: ["r\(Int.random(in: 0..<300, using: &rng))", "r\(Int.random(in: 0..<300, using: &rng))"],
+                priority: Int.random(in: 1...10, using: &rng), savings: Double(index) / 3,
+                risk: RiskLevel.allCases.randomElement(using: &rng)!)
+        }
+        let response = coordinate(recs).response
+        #expect(response.conflicts.count > 2048)
+        try expectSame(response)
+    }
+
     @Test func everyOptionalField() throws {
         var response = coordinate([rec("a", action: "migrate_to_spot", risk: .low), rec("b", risk: .critical)]).response
         var plan = try #require(response.executionPlans.first)
