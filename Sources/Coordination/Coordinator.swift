@@ -58,15 +58,31 @@ private struct Run {
     let n: Int
     let m: Int
 
-    // Per node.
-    var resources: [[Int]] = []
+    // Per node, read once in input order (the recommendations lie in memory in that order;
+    // reading them in rank order costs a cache miss per field).
+    var nodeID: [String] = []
+    var nodePriority: [Int] = []
+    var nodeSavings: [Double] = []
+    var nodeRisk: [RiskLevel] = []
+    /// Affected resources listed by all nodes (with repeats).
+    var affectedCount = 0
+    /// Request nodes only.
+    var expiresAt: [Date?] = []
+    /// The node's resources are `resourceFlat[resourceStart[node]..<resourceStart[node + 1]]`.
+    var resourceFlat: [Int] = []
+    var resourceStart: [Int] = []
     var action: [Int] = []
     var rank: [Int] = []
-    /// Request nodes, best first.
+    /// Request nodes, best first (since nodes are numbered by rank: 0..<n).
     var order: [Int] = []
+    /// A request node's index in the request, and the node of each index.
+    var inputIndex: [Int] = []
+    var position: [Int] = []
     // Per interned resource / action.
     var resourceNames: [String] = []
-    var holders: [[Int]] = []
+    /// A resource's holders, in rank order: `holderFlat[holderStart[r]..<holderStart[r + 1]]`.
+    var holderFlat: [Int] = []
+    var holderStart: [Int] = []
     var actionNames: [String] = []
     var contra: [[Int]] = []
     var byAction: [[Int]] = []
@@ -86,11 +102,14 @@ private struct Run {
     var listedIndex: [Int: Int] = [:]
     var detected = 0
     var truncated = false
+    /// Request nodes of rank below this had their row enumerated (all of them unless the work
+    /// budget ran out).
+    var countedRanks = Int.max
 
     // Decisions.
     enum State: UInt8 { case undecided, kept, discarded }
     var state: [State] = []
-    var discards: [Int: DiscardedInfo] = [:]
+    var discards: [DiscardedInfo?] = []
     struct DiscardedInfo {
         var reason: DiscardedRecommendation.Reason
         var entry: Int?
@@ -111,8 +130,11 @@ private struct Run {
         self.m = actives.count
     }
 
-    func id(_ node: Int) -> String { node < n ? recs[node].id : actives[node - n].id }
-    func rec(_ node: Int) -> Recommendation { node < n ? recs[node] : actives[node - n] }
+    func id(_ node: Int) -> String { nodeID[node] }
+    func resources(_ node: Int) -> ArraySlice<Int> { resourceFlat[resourceStart[node]..<resourceStart[node + 1]] }
+    func hasResources(_ node: Int) -> Bool { resourceStart[node] != resourceStart[node + 1] }
+    func holders(_ resource: Int) -> ArraySlice<Int> { holderFlat[holderStart[resource]..<holderStart[resource + 1]] }
+    func rec(_ node: Int) -> Recommendation { node < n ? recs[inputIndex[node]] : actives[node - n] }
 
     mutating func execute(ids: inout some IDGenerator) -> CoordinationOutcome {
         rankRequest()
@@ -125,30 +147,53 @@ private struct Run {
 
     // MARK: Ranking and indexes
 
-    /// Priority, savings, confidence (higher first), then lower risk, then id.
+    /// Priority, savings, confidence (higher first), then lower risk, then id. Request nodes are
+    /// numbered by rank from here on (`inputIndex` maps back), so the passes in rank order
+    /// read their per-node arrays in sequence.
     mutating func rankRequest() {
-        let priority = recs.map(\.priority)
-        let savings = recs.map(\.estimatedSavings)
-        let confidence = recs.map(\.confidence)
-        let risk = recs.map(\.riskLevel.score)
-        order = Array(0..<n)
-        order.sort { a, b in
+        var ids: [String] = [], priority: [Int] = [], savings: [Double] = [], confidence: [Double] = []
+        var risk: [RiskLevel] = [], expiry: [Date?] = []
+        ids.reserveCapacity(n); priority.reserveCapacity(n); savings.reserveCapacity(n)
+        confidence.reserveCapacity(n); risk.reserveCapacity(n); expiry.reserveCapacity(n)
+        for index in recs.indices {
+            ids.append(recs[index].id)
+            priority.append(recs[index].priority)
+            savings.append(recs[index].estimatedSavings)
+            confidence.append(recs[index].confidence)
+            risk.append(recs[index].riskLevel)
+            expiry.append(recs[index].expiresAt)
+            affectedCount += recs[index].affectedResources.count
+        }
+        for index in actives.indices { affectedCount += actives[index].affectedResources.count }
+        inputIndex = Array(0..<n)
+        inputIndex.sort { a, b in
             if priority[a] != priority[b] { return priority[a] > priority[b] }
             if savings[a] != savings[b] { return savings[a] > savings[b] }
             if confidence[a] != confidence[b] { return confidence[a] > confidence[b] }
             if risk[a] != risk[b] { return risk[a] < risk[b] }
-            return recs[a].id < recs[b].id
+            return ids[a] < ids[b]
         }
-        rank = [Int](repeating: 0, count: n + m)
-        for (position, node) in order.enumerated() { rank[node] = position }
-        for k in 0..<m { rank[n + k] = n + k }
+        position = [Int](repeating: 0, count: n)
+        for (node, index) in inputIndex.enumerated() { position[index] = node }
+        nodeID = inputIndex.map { ids[$0] } + actives.map(\.id)
+        nodePriority = inputIndex.map { priority[$0] } + actives.map(\.priority)
+        nodeSavings = inputIndex.map { savings[$0] } + actives.map(\.estimatedSavings)
+        nodeRisk = inputIndex.map { risk[$0] } + actives.map(\.riskLevel)
+        expiresAt = inputIndex.map { expiry[$0] }
+        order = Array(0..<n)
+        rank = Array(0..<(n + m))
+    }
+
+    static func intern(_ slot: inout Int, next: Int) -> Int {
+        if slot < 0 { slot = next }
+        return slot
     }
 
     mutating func buildIndexes() {
         let total = n + m
         var resourceIndex: [String: Int] = [:]
         var actionIndex: [String: Int] = [:]
-        resourceIndex.reserveCapacity(total * 2)
+        resourceIndex.reserveCapacity(affectedCount)
         func internAction(_ name: String) -> Int {
             if let known = actionIndex[name] { return known }
             let id = actionNames.count
@@ -156,32 +201,52 @@ private struct Run {
             actionNames.append(name)
             return id
         }
-        resources = [[Int]](repeating: [], count: total)
         action = [Int](repeating: 0, count: total)
+        // Read in input order (where the recommendations lie in memory), then laid out by node.
+        var inputStart = [Int](repeating: 0, count: total + 1)
+        var inputFlat: [Int] = []
+        inputFlat.reserveCapacity(total * 3)
         var seen: [Int] = []
-        // Request nodes in rank order, then actives by id: every holder list comes out sorted.
-        for node in order + Array(n..<total) {
-            let r = rec(node)
-            action[node] = internAction(r.action)
-            var list: [Int] = []
-            list.reserveCapacity(r.affectedResources.count)
-            for name in r.affectedResources {
-                let id: Int
-                if let known = resourceIndex[name] {
-                    id = known
-                } else {
-                    id = resourceNames.count
-                    resourceIndex[name] = id
+        var holderCount: [Int] = []
+        for index in 0..<total {
+            let (actionName, affected) = index < n ? (recs[index].action, recs[index].affectedResources)
+                                                   : (actives[index - n].action, actives[index - n].affectedResources)
+            action[index < n ? position[index] : index] = internAction(actionName)
+            inputStart[index] = inputFlat.count
+            for name in affected {
+                // One hash lookup whether the name is new or not.
+                let id = Self.intern(&resourceIndex[name, default: -1], next: resourceNames.count)
+                if id == resourceNames.count {
                     resourceNames.append(name)
-                    holders.append([])
                     seen.append(-1)
+                    holderCount.append(0)
                 }
-                if seen[id] == node { continue }  // listed twice by the same recommendation
-                seen[id] = node
-                list.append(id)
-                holders[id].append(node)
+                if seen[id] == index { continue }  // listed twice by the same recommendation
+                seen[id] = index
+                inputFlat.append(id)
+                holderCount[id] += 1
             }
-            resources[node] = list
+        }
+        inputStart[total] = inputFlat.count
+        resourceStart = [Int](repeating: 0, count: total + 1)
+        resourceFlat.reserveCapacity(inputFlat.count)
+        for node in 0..<total {
+            let index = node < n ? inputIndex[node] : node
+            resourceStart[node] = resourceFlat.count
+            resourceFlat.append(contentsOf: inputFlat[inputStart[index]..<inputStart[index + 1]])
+        }
+        resourceStart[total] = resourceFlat.count
+        // Request nodes in rank order, then actives by id: every holder list comes out sorted.
+        holderStart = [Int](repeating: 0, count: resourceNames.count + 1)
+        for r in resourceNames.indices { holderStart[r + 1] = holderStart[r] + holderCount[r] }
+        var cursor = holderStart
+        holderFlat = [Int](repeating: 0, count: resourceFlat.count)
+        for node in order + Array(n..<total) {
+            for k in resourceStart[node]..<resourceStart[node + 1] {
+                let r = resourceFlat[k]
+                holderFlat[cursor[r]] = node
+                cursor[r] += 1
+            }
         }
         contra = [[Int]](repeating: [], count: actionNames.count)
         for (name, others) in configuration.actionConflicts.contradicting {
@@ -192,7 +257,7 @@ private struct Run {
         resourcelessByAction = [[Int]](repeating: [], count: actionNames.count)
         for node in order + Array(n..<total) where !contra[action[node]].isEmpty {
             byAction[action[node]].append(node)
-            if resources[node].isEmpty { resourcelessByAction[action[node]].append(node) }
+            if !hasResources(node) { resourcelessByAction[action[node]].append(node) }
         }
     }
 
@@ -221,8 +286,8 @@ private struct Run {
         var work = 0
         let budget = configuration.maxConflictWork
         for i in order {
-            for r in resources[i] {
-                for j in holders[r] {
+            for r in resources(i) {
+                for j in holders(r) {
                     work += 1
                     if j == i || (j < n && rank[j] <= rank[i]) || stamp[j] == i { continue }
                     stamp[j] = i
@@ -231,11 +296,11 @@ private struct Run {
                 }
             }
             for b in contra[action[i]] {
-                if resources[i].isEmpty {
+                if !hasResources(i) {
                     // Customer-wide: contradicts every recommendation with action b.
                     for j in byAction[b] {
                         work += 1
-                        if j < n && resources[j].isEmpty && rank[j] < rank[i] { continue }
+                        if j < n && !hasResources(j) && rank[j] < rank[i] { continue }
                         record(.action, i, j)
                     }
                 } else {
@@ -248,6 +313,7 @@ private struct Run {
             }
             if work > budget {
                 truncated = true
+                countedRanks = rank[i] + 1
                 return
             }
         }
@@ -268,14 +334,15 @@ private struct Run {
     mutating func buildDependencies() -> Dependencies {
         var deps = Dependencies(on: [[Int]](repeating: [], count: n), dependents: [[Int]](repeating: [], count: n))
         state = [State](repeating: .undecided, count: n)
+        discards = [DiscardedInfo?](repeating: nil, count: n)
         guard recs.contains(where: { !$0.dependencies.isEmpty }) else { return deps }
         var index: [String: Int] = [:]
         index.reserveCapacity(n)
-        for (node, r) in recs.enumerated() { index[r.id] = node }
+        for node in 0..<n { index[nodeID[node]] = node }
         let activeIDs = Set(actives.map(\.id))
         for i in order {
             var seen = Set<Int>()
-            for dependency in recs[i].dependencies {
+            for dependency in recs[inputIndex[i]].dependencies {
                 if let j = index[dependency] {
                     if seen.insert(j).inserted {
                         deps.on[i].append(j)
@@ -362,17 +429,17 @@ private struct Run {
     }
 
     func claim(_ node: Int, in holdings: inout Holdings) {
-        for r in resources[node] where holdings.resource[r] < 0 { holdings.resource[r] = node }
+        for r in resources(node) where holdings.resource[r] < 0 { holdings.resource[r] = node }
         let a = action[node]
         if holdings.byAction[a] < 0 { holdings.byAction[a] = node }
-        if resources[node].isEmpty && holdings.resourcelessByAction[a] < 0 { holdings.resourcelessByAction[a] = node }
+        if !hasResources(node) && holdings.resourcelessByAction[a] < 0 { holdings.resourcelessByAction[a] = node }
     }
 
     /// The holder `node` conflicts with, and how.
     func conflict(of node: Int, with holdings: Holdings) -> (Int, ConflictType)? {
-        for r in resources[node] where holdings.resource[r] >= 0 { return (holdings.resource[r], .resource) }
+        for r in resources(node) where holdings.resource[r] >= 0 { return (holdings.resource[r], .resource) }
         for b in contra[action[node]] {
-            let holder = resources[node].isEmpty ? holdings.byAction[b] : holdings.resourcelessByAction[b]
+            let holder = hasResources(node) ? holdings.resourcelessByAction[b] : holdings.byAction[b]
             if holder >= 0 { return (holder, .action) }
         }
         return nil
@@ -382,9 +449,27 @@ private struct Run {
     mutating func entry(_ type: ConflictType, winner: Int, loser: Int) -> Int {
         if let at = listedIndex[key(type, winner, loser)] { return at }
         listed.append(Entry(type: type, a: winner < n ? winner : loser, b: winner < n ? loser : winner))
-        if truncated { detected += 1 }  // counting stopped early; this one is known now
+        if !counted(type, winner, loser) { detected += 1 }  // counting stopped before its row; known now
         listedIndex[key(type, winner, loser)] = listed.count - 1
         return listed.count - 1
+    }
+
+    /// Whether `enumerateConflicts` counted the pair: each pair is counted in one side's row (the
+    /// request node against an active one, the customer-wide one of a customer-wide action
+    /// conflict, otherwise the better-ranked), and rows after the work budget ran out were not.
+    func counted(_ type: ConflictType, _ x: Int, _ y: Int) -> Bool {
+        guard countedRanks < n else { return true }
+        let side: Int
+        if x >= n {
+            side = y
+        } else if y >= n {
+            side = x
+        } else if type == .action && hasResources(x) != hasResources(y) {
+            side = hasResources(x) ? y : x
+        } else {
+            side = rank[x] < rank[y] ? x : y
+        }
+        return rank[side] < countedRanks
     }
 
     mutating func resolve(_ deps: Dependencies) {
@@ -419,15 +504,14 @@ private struct Run {
     }
 
     mutating func decide(_ i: Int, deps: Dependencies, kept: inout Holdings, held: Holdings, activeIDs: Set<String>) {
-        let r = recs[i]
         var info: DiscardedInfo?
-        if let expiry = r.expiresAt, expiry <= now {
+        if let expiry = expiresAt[i], expiry <= now {
             info = DiscardedInfo(reason: .expired)
         } else if let blocker = deps.on[i].first(where: { state[$0] == .discarded }) {
             info = DiscardedInfo(reason: .dependencyDiscarded, related: blocker)
-        } else if activeIDs.contains(r.id) {
+        } else if m > 0 && activeIDs.contains(nodeID[i]) {
             // Reuses the id of an active recommendation: the active one stands.
-            info = DiscardedInfo(reason: .conflictsWithActive, activeID: r.id)
+            info = DiscardedInfo(reason: .conflictsWithActive, activeID: nodeID[i])
         } else if let (holder, type) = conflict(of: i, with: held) {
             info = DiscardedInfo(reason: .conflictsWithActive, entry: entry(type, winner: holder, loser: i), active: holder)
         } else if let (holder, type) = conflict(of: i, with: kept) {
@@ -446,90 +530,149 @@ private struct Run {
     // MARK: Output
 
     mutating func assemble(ids: inout some IDGenerator) -> CoordinationOutcome {
-        let policy = configuration.policy
-        var events: [DomainEvent] = []
-        events.reserveCapacity(listed.count + n + 1)
         let customer = request.customerID
-
-        // Conflicts, each resolved: no two parties of a conflict are both kept.
-        var conflicts: [Conflict] = []
-        conflicts.reserveCapacity(listed.count)
-        for entry in listed {
-            let conflict = makeConflict(entry, id: ids.next())
-            conflicts.append(conflict)
-            events.append(DomainEvent(type: .conflictResolved, customerID: customer,
-                                      data: ["conflict_id": .string(conflict.id), "type": .string(entry.type.rawValue),
-                                             "recommendation_ids": .array(conflict.recommendationIDs.map { .string($0) }),
-                                             "resolution": .string(conflict.resolution ?? "")]))
+        // Identifiers in the order the sequential construction would draw them: conflicts in
+        // listing order, then each kept recommendation's plan steps and plan, or its approval.
+        // With them drawn, the four parts below are independent and run on every core.
+        let conflictIDs = (0..<listed.count).map { _ in ids.next() }
+        var keptIDCount = 0
+        for i in executionOrder {
+            if case .needsApproval = configuration.policy.route(recs[inputIndex[i]], autoApprove: request.autoApprove) {
+                keptIDCount += 1
+            } else {
+                keptIDCount += PlanBuilder.stepCount(for: recs[inputIndex[i]].action) + 1
+            }
         }
+        let keptIDs = (0..<keptIDCount).map { _ in ids.next() }
 
+        let count = listed.count
+        let keptPart = Box<KeptPart?>(nil)
+        let discardedPart = Box<[DiscardedRecommendation]>([])
+        // Conflicts, each resolved: no two parties of a conflict are both kept.
+        let conflicts = [Conflict](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let target = SendableBuffer(buffer: buffer)
+            let work = { @Sendable [self] (task: Int) in
+                switch task {
+                case 0, 1:
+                    var scratch = Scratch(resources: resourceNames.count)
+                    for k in (task == 0 ? 0..<(count / 2) : (count / 2)..<count) {
+                        (target.buffer.baseAddress! + k).initialize(to: makeConflict(listed[k], id: conflictIDs[k], scratch: &scratch))
+                    }
+                case 2: keptPart.value = makeKept(ids: keptIDs)
+                default: discardedPart.value = makeDiscarded(conflictIDs: conflictIDs)
+                }
+            }
+            if count + n >= 4096 && ProcessInfo.processInfo.activeProcessorCount > 1 {
+                DispatchQueue.concurrentPerform(iterations: 4, execute: work)
+            } else {
+                for task in 0..<4 { work(task) }
+            }
+            initialized = count
+        }
+        let discarded = discardedPart.value
+        let part = keptPart.value!
+
+        var events: [DomainEvent] = []
+        events.reserveCapacity(count + discarded.count + part.events.count + 1)
+        let record = CoordinationRecord(conflicts: conflicts, discarded: discarded)
+        for index in conflicts.indices {
+            events.append(DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(index, record)))
+        }
+        for (index, item) in discarded.enumerated() {
+            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: item.id,
+                                      payload: .discarded(index, record)))
+        }
+        events.append(contentsOf: part.events)
+
+        let responseID = ids.next()
+        var response = CoordinationResponse(
+            id: responseID, totalRecommendations: n, conflictsDetected: max(detected, listed.count),
+            conflictsResolved: max(detected, listed.count), recommendationsKept: part.kept.count,
+            approvalsRequired: part.approvals.count, autoApproved: part.autoApproved, conflicts: conflicts,
+            conflictsTruncated: truncated, recommendations: [], approvals: part.approvals, executionPlans: part.plans,
+            discarded: discarded, executionOrder: executionOrder.map { nodeID[$0] }, createdAt: now)
+        response.recommendations = (0..<n).compactMap { part.keptAt[position[$0]] >= 0 ? part.kept[part.keptAt[position[$0]]] : nil }
+        events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
+            "response_id": .string(responseID),
+            "total_recommendations": .number(Double(n)),
+            "recommendations_kept": .number(Double(part.kept.count)),
+            "conflicts_detected": .number(Double(response.conflictsDetected)),
+            "approvals_required": .number(Double(part.approvals.count)),
+            "auto_approved": .number(Double(part.autoApproved)),
+        ]))
+        return CoordinationOutcome(response: response, kept: part.kept, approvals: part.approvals, plans: part.plans,
+                                   events: events)
+    }
+
+    /// The kept recommendations with their status, and their approvals or plans with events.
+    struct KeptPart {
+        var kept: [Recommendation] = []
+        var keptAt: [Int] = []
+        var approvals: [Approval] = []
+        var plans: [ExecutionPlan] = []
+        var autoApproved = 0
+        var events: [DomainEvent] = []
+    }
+
+    func makeKept(ids: [String]) -> KeptPart {
+        let policy = configuration.policy
+        let customer = request.customerID
+        var part = KeptPart()
+        part.kept.reserveCapacity(executionOrder.count)
+        part.keptAt = [Int](repeating: -1, count: n)
+        var replay = ReplayIDs(ids: ids)
+        for i in executionOrder {
+            var r = recs[inputIndex[i]]
+            switch policy.route(r, autoApprove: request.autoApprove) {
+            case .approvedAtOnce, .approvedWithNotice:
+                r.status = .approved
+                part.autoApproved += 1
+                if r.riskLevel == .medium && policy.mediumPolicy == .notify && request.autoApprove {
+                    part.events.append(DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
+                                                   data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
+                }
+                let plan = PlanBuilder.plan(for: r, now: now, ids: &replay)
+                part.plans.append(plan)
+                part.events.append(PlanBuilder.createdEvent(plan, approvalID: nil))
+            case .needsApproval(let required):
+                r.status = .pendingApproval
+                let (approval, event) = policy.requestApproval(for: r, required: required, now: now, ids: &replay)
+                part.approvals.append(approval)
+                part.events.append(event)
+            }
+            part.keptAt[i] = part.kept.count
+            part.kept.append(r)
+        }
+        precondition(replay.used == ids.count, "identifiers drawn for the kept recommendations do not match their use")
+        return part
+    }
+
+    /// Discarded recommendations, in request order.
+    func makeDiscarded(conflictIDs: [String]) -> [DiscardedRecommendation] {
         var discarded: [DiscardedRecommendation] = []
         discarded.reserveCapacity(n - executionOrder.count)
-        for i in 0..<n where state[i] == .discarded {
+        for index in 0..<n where state[position[index]] == .discarded {
+            let i = position[index]
             let info = discards[i]!
-            var item = DiscardedRecommendation(id: recs[i].id, reason: info.reason)
-            if let entry = info.entry { item.conflictID = conflicts[entry].id }
+            var item = DiscardedRecommendation(id: nodeID[i], reason: info.reason)
+            if let entry = info.entry { item.conflictID = conflictIDs[entry] }
             if let active = info.active { item.activeID = id(active) }
             if let related = info.related { item.relatedID = id(related) }
             if let relatedID = info.relatedID { item.relatedID = relatedID }
             if let activeID = info.activeID { item.activeID = activeID }
             discarded.append(item)
-            var data: [String: JSONValue] = ["reason": .string(info.reason.rawValue)]
-            if let c = item.conflictID { data["conflict_id"] = .string(c) }
-            if let a = item.activeID { data["active_id"] = .string(a) }
-            if let r = item.relatedID { data["related_id"] = .string(r) }
-            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: recs[i].id, data: data))
         }
-
-        var kept: [Recommendation] = []
-        kept.reserveCapacity(executionOrder.count)
-        var keptAt = [Int](repeating: -1, count: n)
-        var approvals: [Approval] = []
-        var plans: [ExecutionPlan] = []
-        var autoApproved = 0
-        for i in executionOrder {
-            var r = recs[i]
-            switch policy.route(r, autoApprove: request.autoApprove) {
-            case .approvedAtOnce, .approvedWithNotice:
-                r.status = .approved
-                autoApproved += 1
-                if r.riskLevel == .medium && policy.mediumPolicy == .notify && request.autoApprove {
-                    events.append(DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
-                                              data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
-                }
-                let plan = PlanBuilder.plan(for: r, now: now, ids: &ids)
-                plans.append(plan)
-                events.append(PlanBuilder.createdEvent(plan, approvalID: nil))
-            case .needsApproval(let required):
-                r.status = .pendingApproval
-                let (approval, event) = policy.requestApproval(for: r, required: required, now: now, ids: &ids)
-                approvals.append(approval)
-                events.append(event)
-            }
-            keptAt[i] = kept.count
-            kept.append(r)
-        }
-
-        let responseID = ids.next()
-        var response = CoordinationResponse(
-            id: responseID, totalRecommendations: n, conflictsDetected: max(detected, listed.count),
-            conflictsResolved: max(detected, listed.count), recommendationsKept: kept.count,
-            approvalsRequired: approvals.count, autoApproved: autoApproved, conflicts: conflicts,
-            conflictsTruncated: truncated, recommendations: [], approvals: approvals, executionPlans: plans,
-            discarded: discarded, executionOrder: executionOrder.map { recs[$0].id }, createdAt: now)
-        response.recommendations = (0..<n).compactMap { keptAt[$0] >= 0 ? kept[keptAt[$0]] : nil }
-        events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
-            "response_id": .string(responseID),
-            "total_recommendations": .number(Double(n)),
-            "recommendations_kept": .number(Double(kept.count)),
-            "conflicts_detected": .number(Double(response.conflictsDetected)),
-            "approvals_required": .number(Double(approvals.count)),
-            "auto_approved": .number(Double(autoApproved)),
-        ]))
-        return CoordinationOutcome(response: response, kept: kept, approvals: approvals, plans: plans, events: events)
+        return discarded
     }
 
-    func makeConflict(_ entry: Entry, id conflictID: String) -> Conflict {
+    /// Marks per resource, reused by every conflict's description.
+    struct Scratch {
+        var mark: [Int]
+        var stamp = 0
+        init(resources: Int) { mark = [Int](repeating: 0, count: resources) }
+    }
+
+    func makeConflict(_ entry: Entry, id conflictID: String, scratch: inout Scratch) -> Conflict {
         switch entry.type {
         case .dependency:
             if let missing = entry.missing {
@@ -545,24 +688,33 @@ private struct Run {
                             severity: "high", conflictingField: "dependencies", detectedAt: now, resolved: true,
                             resolution: "Discarded every member of the cycle: \(members.joined(separator: ", "))", resolvedAt: now)
         case .resource, .action, .timing:
-            let a = rec(entry.a), b = rec(entry.b)
             let description: String
             let severity: String
             let field: String
             if entry.type == .resource {
-                let other = Set(resources[entry.b])
-                let shared = resources[entry.a].filter(other.contains).map { resourceNames[$0] }
-                description = "Both recommendations affect resources: [\(shared.joined(separator: " "))]"
-                severity = Self.severity(a.riskLevel, b.riskLevel)
+                scratch.stamp += 1
+                for r in resources(entry.b) { scratch.mark[r] = scratch.stamp }
+                var text = "Both recommendations affect resources: ["
+                text.reserveCapacity(64)
+                var first = true
+                for r in resources(entry.a) where scratch.mark[r] == scratch.stamp {
+                    if !first { text += " " }
+                    first = false
+                    text += resourceNames[r]
+                }
+                text += "]"
+                description = text
+                severity = Self.severity(riskLevel(entry.a), riskLevel(entry.b))
                 field = "affected_resources"
             } else {
+                let a = rec(entry.a), b = rec(entry.b)
                 let wide = a.affectedResources.isEmpty ? a.id : (b.affectedResources.isEmpty ? b.id : nil)
                 description = "Contradictory actions: \(a.action) vs \(b.action)"
                     + (wide.map { " (\($0) lists no resources: it acts customer-wide)" } ?? "")
                 severity = "high"
                 field = "action"
             }
-            return Conflict(id: conflictID, type: entry.type, recommendationIDs: [a.id, b.id], description: description,
+            return Conflict(id: conflictID, type: entry.type, recommendationIDs: [id(entry.a), id(entry.b)], description: description,
                             severity: severity, conflictingField: field, detectedAt: now, resolved: true,
                             resolution: resolution(entry.a, entry.b), resolvedAt: now)
         }
@@ -570,16 +722,28 @@ private struct Run {
 
     func resolution(_ x: Int, _ y: Int) -> String {
         func kept(_ node: Int) -> Bool { node >= n || state[node] == .kept }
-        func describe(_ node: Int) -> String {
-            let r = rec(node)
-            return "\(r.id) (priority: \(r.priority), savings: \(String(format: "%.2f", r.estimatedSavings)))"
+        func kept(_ winner: Int, over loser: Int) -> String {
+            let (priority, savings) = (nodePriority[winner], nodeSavings[winner])
+            var text = "Kept "
+            text.reserveCapacity(96)
+            if winner >= n { text += "active " }
+            text += id(winner)
+            text += " (priority: "
+            text += String(priority)
+            text += ", savings: "
+            text += DecimalText.twoDecimals(savings)
+            text += "), discarded "
+            text += id(loser)
+            return text
         }
         switch (kept(x), kept(y)) {
-        case (true, false): return "Kept \(y >= n ? "active " : "")\(describe(x)), discarded \(rec(y).id)"
-        case (false, true): return "Kept \(y >= n ? "active " : "")\(describe(y)), discarded \(rec(x).id)"
-        default: return "Discarded both: \(rec(x).id) (\(reason(x))), \(rec(y).id) (\(reason(y)))"
+        case (true, false): return kept(x, over: y)
+        case (false, true): return kept(y, over: x)
+        default: return "Discarded both: \(id(x)) (\(reason(x))), \(id(y)) (\(reason(y)))"
         }
     }
+
+    func riskLevel(_ node: Int) -> RiskLevel { nodeRisk[node] }
 
     func reason(_ node: Int) -> String { node < n ? discards[node]?.reason.rawValue ?? "kept" : "active" }
 
@@ -628,4 +792,41 @@ private struct RankHeap {
         }
         return top
     }
+}
+
+enum DecimalText {
+    /// `String(format: "%.2f", value)`, without the cost of a formatter for the usual values:
+    /// non-negative, below 1e15, and not within rounding noise of a half cent, where the
+    /// formatter's exact rounding and this one could differ.
+    static func twoDecimals(_ value: Double) -> String {
+        let scaled = value * 100
+        guard value >= 0, scaled < 1e15, abs(scaled - scaled.rounded(.down) - 0.5) > max(1e-6, 4 * scaled.ulp) else {
+            return String(format: "%.2f", value)
+        }
+        let cents = Int64(scaled.rounded())
+        let fraction = cents % 100
+        return String(cents / 100) + (fraction < 10 ? ".0" : ".") + String(fraction)
+    }
+}
+
+/// A buffer whose disjoint parts are initialized by different threads.
+private struct SendableBuffer<Element>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Element>
+}
+
+/// Hands out identifiers drawn beforehand, in order.
+private struct ReplayIDs: IDGenerator {
+    let ids: [String]
+    var used = 0
+
+    mutating func next() -> String {
+        defer { used += 1 }
+        return ids[used]
+    }
+}
+
+/// A result slot filled by one of the concurrent parts.
+private final class Box<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -22,6 +22,10 @@ public enum EventType: String, Codable, Sendable, CaseIterable {
 }
 
 /// A state change the engine decided; the daemon gives it an id and a time and publishes it.
+///
+/// `data` is built when read: a large coordination emits one event per conflict and per
+/// discarded recommendation, and their data is the conflict or discard itself, so those events
+/// point into the coordination's (shared) lists and make the dictionary only for whoever looks.
 public struct DomainEvent: Sendable, Equatable {
     public var type: EventType
     public var customerID: String
@@ -29,16 +33,68 @@ public struct DomainEvent: Sendable, Equatable {
     public var planID: String?
     public var approvalID: String?
     public var stepIndex: Int?
-    public var data: [String: JSONValue]
+    var payload: Payload
+
+    enum Payload: Sendable {
+        case dictionary([String: JSONValue])
+        case conflict(Int, CoordinationRecord)
+        case discarded(Int, CoordinationRecord)
+
+        var dictionary: [String: JSONValue] {
+            switch self {
+            case .dictionary(let data):
+                return data
+            case .conflict(let index, let record):
+                let conflict = record.conflicts[index]
+                return ["conflict_id": .string(conflict.id), "type": .string(conflict.type.rawValue),
+                        "recommendation_ids": .array(conflict.recommendationIDs.map { .string($0) }),
+                        "resolution": .string(conflict.resolution ?? "")]
+            case .discarded(let index, let record):
+                let item = record.discarded[index]
+                var data: [String: JSONValue] = ["reason": .string(item.reason.rawValue)]
+                if let c = item.conflictID { data["conflict_id"] = .string(c) }
+                if let a = item.activeID { data["active_id"] = .string(a) }
+                if let r = item.relatedID { data["related_id"] = .string(r) }
+                return data
+            }
+        }
+    }
+
+    public var data: [String: JSONValue] {
+        get { payload.dictionary }
+        set { payload = .dictionary(newValue) }
+    }
 
     public init(type: EventType, customerID: String, recommendationID: String? = nil, planID: String? = nil,
                 approvalID: String? = nil, stepIndex: Int? = nil, data: [String: JSONValue] = [:]) {
+        self.init(type: type, customerID: customerID, recommendationID: recommendationID, planID: planID,
+                  approvalID: approvalID, stepIndex: stepIndex, payload: .dictionary(data))
+    }
+
+    init(type: EventType, customerID: String, recommendationID: String? = nil, planID: String? = nil,
+         approvalID: String? = nil, stepIndex: Int? = nil, payload: Payload) {
         self.type = type
         self.customerID = customerID
         self.recommendationID = recommendationID
         self.planID = planID
         self.approvalID = approvalID
         self.stepIndex = stepIndex
-        self.data = data
+        self.payload = payload
+    }
+
+    public static func == (a: DomainEvent, b: DomainEvent) -> Bool {
+        a.type == b.type && a.customerID == b.customerID && a.recommendationID == b.recommendationID
+            && a.planID == b.planID && a.approvalID == b.approvalID && a.stepIndex == b.stepIndex && a.data == b.data
+    }
+}
+
+/// The conflicts and discards of one coordination, shared by its events.
+final class CoordinationRecord: Sendable {
+    let conflicts: [Conflict]
+    let discarded: [DiscardedRecommendation]
+
+    init(conflicts: [Conflict], discarded: [DiscardedRecommendation]) {
+        self.conflicts = conflicts
+        self.discarded = discarded
     }
 }

@@ -28,13 +28,13 @@ public struct UUIDGenerator: IDGenerator {
         var low = random()
         high = (high & ~0xF000) | 0x4000  // version 4
         low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // RFC 4122 variant
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         return String(unsafeUninitializedCapacity: 36) { buffer in
             var at = 0
             func put(_ value: UInt64, _ nibbles: Int) {
                 var shift = (nibbles - 1) * 4
                 while shift >= 0 {
-                    buffer[at] = hex[Int((value >> UInt64(shift)) & 0xF)]
+                    let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF
+                    buffer[at] = nibble < 10 ? 48 + nibble : 87 + nibble  // 0-9, a-f
                     at += 1
                     shift -= 4
                 }

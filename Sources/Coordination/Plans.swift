@@ -16,25 +16,27 @@ public enum PlanBuilder {
             ExecutionStep(id: ids.next(), action: action, agentID: agent, parameters: rec.parameters,
                           critical: !nonCritical.contains(action), reversible: reversible)
         }
-        let steps: [ExecutionStep]
-        switch rec.action {
-        case "migrate_to_spot":
-            steps = [
-                step("take_snapshot", rec.agentID, reversible: true),
-                step("migrate_workload", rec.agentID, reversible: true),
-                step("validate_quality", validationAgent, reversible: false),
-            ]
-        case "scale_down":
-            steps = [
-                step("validate_quality", validationAgent, reversible: false),
-                step("scale_resources", rec.agentID, reversible: true),
-                step("validate_quality", validationAgent, reversible: false),
-            ]
-        default:
-            steps = [step(rec.action, rec.agentID, reversible: false)]
+        let steps = template(for: rec.action).map { action, validates, reversible in
+            step(action, validates ? validationAgent : rec.agentID, reversible: reversible)
         }
         return ExecutionPlan(id: ids.next(), recommendationID: rec.id, customerID: rec.customerID, steps: steps, createdAt: now)
     }
+
+    /// Steps of an action's plan: the step's action, whether the validation agent runs it
+    /// (otherwise the recommending agent), whether it can be rolled back.
+    static func template(for action: String) -> [(action: String, validates: Bool, reversible: Bool)] {
+        switch action {
+        case "migrate_to_spot":
+            [("take_snapshot", false, true), ("migrate_workload", false, true), ("validate_quality", true, false)]
+        case "scale_down":
+            [("validate_quality", true, false), ("scale_resources", false, true), ("validate_quality", true, false)]
+        default:
+            [(action, false, false)]
+        }
+    }
+
+    /// Steps in an action's plan (a plan draws one identifier per step, then its own).
+    public static func stepCount(for action: String) -> Int { template(for: action).count }
 
     /// The `plan.created` event.
     public static func createdEvent(_ plan: ExecutionPlan, approvalID: String?) -> DomainEvent {

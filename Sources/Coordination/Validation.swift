@@ -20,15 +20,25 @@ public enum RequestDecoding {
     /// Recommendations without a `customer_id` get the request's.
     public static func coordinationRequest(from bytes: [UInt8]) throws(ValidationError) -> CoordinationRequest {
         var request: CoordinationRequest
+        if let fast = FastRequestParser.parse(bytes) {
+            request = fast
+        } else {
+            // Errors and anything unusual: the decoder's own answer.
+            request = try decodeWithJSONDecoder(bytes)
+        }
+        try validate(&request)
+        return request
+    }
+
+    /// `coordinationRequest(from:)` without the fast path (`JSONDecoder` only), before `validate`.
+    static func decodeWithJSONDecoder(_ bytes: [UInt8]) throws(ValidationError) -> CoordinationRequest {
         do {
-            request = try WireJSON.decoder().decode(CoordinationRequest.self, from: Data(bytes))
+            return try WireJSON.decoder().decode(CoordinationRequest.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw validationError(error)
         } catch {
             throw ValidationError(path: "", message: "\(error)")
         }
-        try validate(&request)
-        return request
     }
 
     /// The rules that span fields; fills in defaults taken from the request.
@@ -36,18 +46,20 @@ public enum RequestDecoding {
         var seen: [String: Int] = [:]
         seen.reserveCapacity(request.recommendations.count)
         for index in request.recommendations.indices {
-            let rec = request.recommendations[index]
-            if let first = seen.updateValue(index, forKey: rec.id) {
+            // Fields, not a copy of the recommendation (a copy retains a dozen objects).
+            let id = request.recommendations[index].id
+            let customerID = request.recommendations[index].customerID
+            if let first = seen.updateValue(index, forKey: id) {
                 throw ValidationError(path: "recommendations[\(index)].id",
-                                      message: "duplicate id \"\(rec.id)\" (also recommendations[\(first)])")
+                                      message: "duplicate id \"\(id)\" (also recommendations[\(first)])")
             }
-            if rec.customerID.isEmpty {
+            if customerID.isEmpty {
                 request.recommendations[index].customerID = request.customerID
-            } else if rec.customerID != request.customerID {
+            } else if customerID != request.customerID {
                 throw ValidationError(path: "recommendations[\(index)].customer_id",
-                                      message: "\"\(rec.customerID)\" differs from the request's customer_id \"\(request.customerID)\"")
+                                      message: "\"\(customerID)\" differs from the request's customer_id \"\(request.customerID)\"")
             }
-            for (d, dependency) in rec.dependencies.enumerated() where dependency == rec.id {
+            for (d, dependency) in request.recommendations[index].dependencies.enumerated() where dependency == id {
                 throw ValidationError(path: "recommendations[\(index)].dependencies[\(d)]",
                                       message: "a recommendation cannot depend on itself")
             }
