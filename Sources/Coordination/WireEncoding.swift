@@ -334,3 +334,18 @@ private final class PartOutputs: @unchecked Sendable {
     func set(_ part: Int, _ bytes: [UInt8]) { storage[part] = bytes }
     func take(_ part: Int) -> [UInt8] { storage[part] }
 }
+
+extension WireJSON {
+    // The JSON of stored and replied models, written directly like `encode(_:)` above.
+    public static func bytes(_ value: Recommendation) -> [UInt8] { write(640) { $0.write(value) } }
+    public static func bytes(_ value: Approval) -> [UInt8] { write(512) { $0.write(value) } }
+    public static func bytes(_ value: ExecutionPlan) -> [UInt8] { write(256 + value.steps.count * 400) { $0.write(value) } }
+    public static func bytes(_ value: CoordinationResponse) -> [UInt8] { [UInt8](encode(value)) }
+
+    private static func write(_ capacity: Int, _ body: (inout JSONWriter) -> Void) -> [UInt8] {
+        var out = JSONWriter()
+        out.bytes.reserveCapacity(capacity)
+        body(&out)
+        return out.bytes
+    }
+}

@@ -124,18 +124,12 @@ final class ApprovalHandler: BatchHandler {
         let outcome = policy.decide(approval, item.message!.decision, now: now)
         switch outcome {
         case .success(let transition):
-            var planID: String?
-            do {
-                planID = try apply(transition, record: record, into: &commit, now: now)
-            } catch {
-                finish(&commit, item, .failure(Failure(.internal, "encoding failed: \(error)")), now: now)
-                return
-            }
+            let planID = apply(transition, record: record, into: &commit, now: now)
             finish(&commit, item, .success((transition.approval, planID)), now: now)
         case .failure(let refusal):
             switch refusal {
             case .expired(let transition):
-                _ = try? apply(transition, record: record, into: &commit, now: now)
+                _ = apply(transition, record: record, into: &commit, now: now)
                 finish(&commit, item, .failure(Failure(.expired, "approval \(approval.id) expired at \(Timestamp.string(from: approval.expiresAt))")), now: now)
             case .alreadyProcessed(let message):
                 finish(&commit, item, .failure(Failure(.alreadyProcessed, message)), now: now)
@@ -149,10 +143,11 @@ final class ApprovalHandler: BatchHandler {
 
     /// Writes an approval's new state and what follows from it; returns the plan a final
     /// approval created.
-    private func apply(_ transition: ApprovalTransition, record: RecommendationRecord?, into commit: inout Commit, now: Date) throws -> String? {
+    @discardableResult
+    private func apply(_ transition: ApprovalTransition, record: RecommendationRecord?, into commit: inout Commit, now: Date) -> String? {
         let keys = context.keys
         let approval = transition.approval
-        commit.write("SET", keys.approval(approval.id), Array(try WireJSON.encoder().encode(approval)))
+        commit.write("SET", keys.approval(approval.id), WireJSON.bytes(approval))
         context.events.emit(transition.events, at: now, into: &commit)
         switch transition.outcome {
         case .partiallyApproved:
@@ -169,8 +164,8 @@ final class ApprovalHandler: BatchHandler {
             let plan = PlanBuilder.plan(for: record.recommendation, now: now, ids: &ids)
             record.recommendation.status = .approved
             record.planID = plan.id
-            commit.write("HSET", keys.active(customer: approval.customerID), approval.recommendationID, try record.encoded())
-            commit.write("SET", keys.plan(plan.id), Array(try WireJSON.encoder().encode(plan)))
+            commit.write("HSET", keys.active(customer: approval.customerID), approval.recommendationID, record.encoded())
+            commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan))
             context.events.emit([PlanBuilder.createdEvent(plan, approvalID: approval.id)], at: now, into: &commit)
             if record.executeNow {
                 commit.write("SET", keys.planQueued(plan.id), "1")
@@ -181,7 +176,7 @@ final class ApprovalHandler: BatchHandler {
             commit.write("ZREM", keys.pendingApprovals, approval.id)
             commit.write("ZREM", keys.pendingApprovals(customer: approval.customerID), approval.id)
             let status: RecommendationStatus = transition.outcome == .rejected ? .rejected : .expired
-            try context.retire(customer: approval.customerID, recommendationID: approval.recommendationID,
+            context.retire(customer: approval.customerID, recommendationID: approval.recommendationID,
                                record: record, status: status, into: &commit)
             return nil
         }
@@ -191,7 +186,7 @@ final class ApprovalHandler: BatchHandler {
         switch outcome {
         case .success(let (approval, planID)):
             guard item.replyTo != nil else { return }
-            var result = (try? Array(WireJSON.encoder().encode(approval))) ?? Array("{}".utf8)
+            var result = WireJSON.bytes(approval)
             if let planID, result.last == UInt8(ascii: "}") {
                 result.removeLast()
                 var tail = JSONWriter()

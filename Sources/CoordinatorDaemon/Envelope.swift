@@ -33,24 +33,20 @@ enum Envelope {
             parsed.failure = Failure(.invalidJSON, "message is not valid UTF-8")
             return parsed
         }
-        let object: [String: Any]
-        do {
-            guard let value = try JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed]) as? [String: Any] else {
-                parsed.failure = Failure(.invalidJSON, "message must be a JSON object")
-                return parsed
-            }
-            object = value
-        } catch {
-            parsed.failure = Failure(.invalidJSON, "message is not valid JSON: \(describe(error))")
+        let object: [String: TopLevelJSON.Value]
+        switch TopLevelJSON.members(raw) {
+        case .success(let members): object = members
+        case .failure(let malformed):
+            parsed.failure = Failure(.invalidJSON, "message is not valid JSON: \(malformed.message)")
             return parsed
         }
         // Read what routes the answer first, so even a bad message is answered.
-        if let replyTo = object["reply_to"] as? String, !replyTo.isEmpty { parsed.replyTo = replyTo }
-        if let id = object["request_id"] as? String, !id.isEmpty, id.count <= 200 {
+        if case .string(let replyTo) = object["reply_to"], !replyTo.isEmpty { parsed.replyTo = replyTo }
+        if case .string(let id) = object["request_id"], !id.isEmpty, id.count <= 200 {
             parsed.requestID = id
             parsed.requestIDGiven = true
         }
-        if let kind = object["kind"] as? String { parsed.kindName = kind }
+        if case .string(let kind) = object["kind"] { parsed.kindName = kind }
 
         if raw.count > maxBytes {
             parsed.failure = Failure(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(maxBytes))")
@@ -61,31 +57,31 @@ enum Envelope {
             return parsed
         }
         parsed.kind = Kind(rawValue: parsed.kindName)
-        parsed.planID = object["plan_id"] as? String ?? ""
-        parsed.approvalID = object["approval_id"] as? String ?? ""
-        parsed.customerID = object["customer_id"] as? String ?? ""
+        parsed.planID = object["plan_id"]?.string ?? ""
+        parsed.approvalID = object["approval_id"]?.string ?? ""
+        parsed.customerID = object["customer_id"]?.string ?? ""
         return parsed
     }
 
-    private static func fieldFailure(_ object: [String: Any]) -> Failure? {
+    private static func fieldFailure(_ object: [String: TopLevelJSON.Value]) -> Failure? {
         if let kind = object["kind"] {
-            guard let name = kind as? String else { return Failure(.invalidRequest, "kind: must be a string") }
+            guard let name = kind.string else { return Failure(.invalidRequest, "kind: must be a string") }
             guard Kind(rawValue: name) != nil else {
                 let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
                 return Failure(.invalidRequest, "kind: unknown value \"\(name)\" (expected one of \(known))")
             }
         }
-        if let id = object["request_id"], !(id is NSNull) {
-            guard let text = id as? String else { return Failure(.invalidRequest, "request_id: must be a string") }
+        if let id = object["request_id"], id != .null {
+            guard let text = id.string else { return Failure(.invalidRequest, "request_id: must be a string") }
             if text.isEmpty { return Failure(.invalidRequest, "request_id: must not be empty") }
             if text.count > 200 { return Failure(.invalidRequest, "request_id: at most 200 characters, got \(text.count)") }
         }
-        if let replyTo = object["reply_to"], !(replyTo is NSNull) {
-            guard let text = replyTo as? String, !text.isEmpty else {
+        if let replyTo = object["reply_to"], replyTo != .null {
+            guard let text = replyTo.string, !text.isEmpty else {
                 return Failure(.invalidRequest, "reply_to: must be a non-empty string")
             }
         }
-        let kind = (object["kind"] as? String).flatMap(Kind.init(rawValue:)) ?? .coordinate
+        let kind = object["kind"]?.string.flatMap(Kind.init(rawValue:)) ?? .coordinate
         let required: String? = switch kind {
         case .coordinate: nil
         case .executePlan, .getPlan: "plan_id"
@@ -93,16 +89,17 @@ enum Envelope {
         case .listApprovals: "customer_id"
         }
         if let field = required {
-            guard let value = object[field] as? String, !value.isEmpty else {
+            guard let value = object[field]?.string, !value.isEmpty else {
                 return Failure(.invalidRequest, "\(field): required (a non-empty string) for kind \"\(kind.rawValue)\"")
             }
         }
         return nil
     }
+}
 
-    private static func describe(_ error: Error) -> String {
-        let nsError = error as NSError
-        if let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String { return detail }
-        return nsError.localizedDescription
+extension TopLevelJSON.Value {
+    var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
     }
 }

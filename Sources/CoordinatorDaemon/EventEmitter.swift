@@ -9,8 +9,9 @@ struct EventEmitter: Sendable {
     let streamMaxLength: Int
 
     func emit(_ events: [DomainEvent], at now: Date, into commit: inout Commit) {
+        var ids = UUIDGenerator()
         for event in events {
-            let json = WireMessages.event(event, id: UUID().uuidString.lowercased(), at: now)
+            let json = WireMessages.event(event, id: ids.next(), at: now)
             commit.write("PUBLISH", keys.events, json)
             commit.write("XADD", keys.eventStream, "MAXLEN", "~", streamMaxLength, "*",
                          "type", event.type.rawValue, "event", json)

@@ -111,17 +111,12 @@ final class Maintenance: @unchecked Sendable {
             commit.write("ZREM", keys.pendingApprovals, approval.id)
             commit.write("ZREM", keys.pendingApprovals(customer: approval.customerID), approval.id)
             if let transition {
-                do {
-                    commit.write("SET", keys.approval(approval.id), Array(try WireJSON.encoder().encode(transition.approval)))
-                    context.events.emit(transition.events, at: now, into: &commit)
-                    let record = recordReply.bytes.flatMap { try? RecommendationRecord.decode($0) }
-                    try context.retire(customer: approval.customerID, recommendationID: approval.recommendationID,
-                                       record: record, status: .expired, into: &commit)
-                    context.logger.info("approval expired", metadata: ["approval_id": "\(approval.id)"])
-                } catch {
-                    context.logger.error("could not encode expired approval", metadata: ["approval_id": "\(approval.id)", "error": "\(error)"])
-                    continue
-                }
+                commit.write("SET", keys.approval(approval.id), WireJSON.bytes(transition.approval))
+                context.events.emit(transition.events, at: now, into: &commit)
+                let record = recordReply.bytes.flatMap { try? RecommendationRecord.decode($0) }
+                context.retire(customer: approval.customerID, recommendationID: approval.recommendationID,
+                               record: record, status: .expired, into: &commit)
+                context.logger.info("approval expired", metadata: ["approval_id": "\(approval.id)"])
             }
             commits.append(commit)
         }

@@ -294,37 +294,32 @@ final class PlanExecutor: @unchecked Sendable {
             var commit = Commit(acknowledging: candidate.entry, in: readyInflight)
             commit.require(keys.plan(candidate.plan.id), .equals(candidate.stored))
             var machine = PlanMachine(plan: candidate.plan)
-            do {
-                switch decision {
-                case .start:
-                    commit.require(keys.planLease(candidate.plan.id), .absent)
-                    let events = machine.start(now: now)
-                    try write(machine.plan, events: events, into: &commit, now: now)
-                    commit.write("SET", keys.planLease(candidate.plan.id), context.workerID, "PX", leaseMs)
-                    commit.write("ZADD", keys.runningPlans, deadlineMs(now), candidate.plan.id)
-                    if var record = recordOf[index] {
-                        record.recommendation.status = .executing
-                        commit.write("HSET", keys.active(customer: candidate.plan.customerID), record.recommendation.id, try record.encoded())
-                    }
-                    started[index] = machine
-                case .wait(let dependencies, let guarded):
-                    for (key, at) in guarded {
-                        if let bytes = guardReplies[at].bytes { commit.require(key, .equals(bytes)) } else { commit.require(key, .absent) }
-                    }
-                    for dependency in dependencies {
-                        commit.write("SADD", keys.waiters(customer: candidate.plan.customerID, recommendation: dependency), candidate.plan.id)
-                    }
-                    context.logger.info("plan waits for its dependencies", metadata: ["plan_id": "\(candidate.plan.id)", "dependencies": "\(dependencies)"])
-                case .cancel(let reason):
-                    let events = machine.cancel(reason: reason, now: now)
-                    try write(machine.plan, events: events, into: &commit, now: now)
-                    try context.retire(customer: candidate.plan.customerID, recommendationID: candidate.plan.recommendationID,
-                                       record: recordOf[index], status: .cancelled, into: &commit)
-                    context.logger.info("plan cancelled", metadata: ["plan_id": "\(candidate.plan.id)", "reason": "\(reason)"])
+            switch decision {
+            case .start:
+                commit.require(keys.planLease(candidate.plan.id), .absent)
+                let events = machine.start(now: now)
+                write(machine.plan, events: events, into: &commit, now: now)
+                commit.write("SET", keys.planLease(candidate.plan.id), context.workerID, "PX", leaseMs)
+                commit.write("ZADD", keys.runningPlans, deadlineMs(now), candidate.plan.id)
+                if var record = recordOf[index] {
+                    record.recommendation.status = .executing
+                    commit.write("HSET", keys.active(customer: candidate.plan.customerID), record.recommendation.id, record.encoded())
                 }
-            } catch {
-                context.logger.error("could not encode a plan; left for another look", metadata: ["plan_id": "\(candidate.plan.id)", "error": "\(error)"])
-                continue
+                started[index] = machine
+            case .wait(let dependencies, let guarded):
+                for (key, at) in guarded {
+                    if let bytes = guardReplies[at].bytes { commit.require(key, .equals(bytes)) } else { commit.require(key, .absent) }
+                }
+                for dependency in dependencies {
+                    commit.write("SADD", keys.waiters(customer: candidate.plan.customerID, recommendation: dependency), candidate.plan.id)
+                }
+                context.logger.info("plan waits for its dependencies", metadata: ["plan_id": "\(candidate.plan.id)", "dependencies": "\(dependencies)"])
+            case .cancel(let reason):
+                let events = machine.cancel(reason: reason, now: now)
+                write(machine.plan, events: events, into: &commit, now: now)
+                context.retire(customer: candidate.plan.customerID, recommendationID: candidate.plan.recommendationID,
+                                   record: recordOf[index], status: .cancelled, into: &commit)
+                context.logger.info("plan cancelled", metadata: ["plan_id": "\(candidate.plan.id)", "reason": "\(reason)"])
             }
             commits.append(commit)
         }
@@ -389,14 +384,9 @@ final class PlanExecutor: @unchecked Sendable {
             }
         }
         commit.require(keys.planLease(planID), .equals(Array(context.workerID.utf8)))
-        do {
-            try write(running.machine.plan, events: events, into: &commit, now: now)
-            if case .finished(let status) = running.machine.nextAction() {
-                try finish(plan: running.machine.plan, record: running.record, status: status, into: &commit)
-            }
-        } catch {
-            context.logger.error("could not encode a plan", metadata: ["plan_id": "\(planID)", "error": "\(error)"])
-            return nil
+        write(running.machine.plan, events: events, into: &commit, now: now)
+        if case .finished(let status) = running.machine.nextAction() {
+            finish(plan: running.machine.plan, record: running.record, status: status, into: &commit)
         }
         return commit
     }
@@ -429,13 +419,13 @@ final class PlanExecutor: @unchecked Sendable {
         }
     }
 
-    private func write(_ plan: ExecutionPlan, events: [DomainEvent], into commit: inout Commit, now: Date) throws {
-        commit.write("SET", keys.plan(plan.id), Array(try WireJSON.encoder().encode(plan)))
+    private func write(_ plan: ExecutionPlan, events: [DomainEvent], into commit: inout Commit, now: Date) {
+        commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan))
         context.events.emit(events, at: now, into: &commit)
     }
 
     /// The plan ended: release it and retire its recommendation, waking its dependents.
-    private func finish(plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) throws {
+    private func finish(plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
         commit.write("DEL", keys.planLease(plan.id))
         commit.write("ZREM", keys.runningPlans, plan.id)
         commit.write("DEL", keys.planMailbox(plan.id))
@@ -445,7 +435,7 @@ final class PlanExecutor: @unchecked Sendable {
         case .cancelled: .cancelled
         default: .failed
         }
-        try context.retire(customer: plan.customerID, recommendationID: plan.recommendationID,
+        context.retire(customer: plan.customerID, recommendationID: plan.recommendationID,
                            record: record, status: recommendationStatus, into: &commit)
     }
 
@@ -545,16 +535,12 @@ final class PlanExecutor: @unchecked Sendable {
             commit.require(keys.plan(id), .equals(bytes))
             commit.write("SET", keys.planLease(id), context.workerID, "PX", leaseMs)
             commit.write("ZADD", keys.runningPlans, deadlineMs(now), id)
-            do {
-                try write(machine.plan, events: events, into: &commit, now: now)
-                if case .finished(let status) = machine.nextAction() {
-                    // Nothing to roll back: the takeover itself ends the plan.
-                    let record = try? connection.send("HGET", keys.active(customer: plan.customerID), plan.recommendationID)
-                        .bytes.flatMap { try RecommendationRecord.decode($0) }
-                    try finish(plan: machine.plan, record: record, status: status, into: &commit)
-                }
-            } catch {
-                continue
+            write(machine.plan, events: events, into: &commit, now: now)
+            if case .finished(let status) = machine.nextAction() {
+                // Nothing to roll back: the takeover itself ends the plan.
+                let record = try? connection.send("HGET", keys.active(customer: plan.customerID), plan.recommendationID)
+                    .bytes.flatMap { try RecommendationRecord.decode($0) }
+                finish(plan: machine.plan, record: record, status: status, into: &commit)
             }
             commits.append(commit)
             machines.append(machine)

@@ -21,7 +21,18 @@ struct RecommendationRecord: Codable, Sendable {
     /// Statuses in which a recommendation takes part in later coordination.
     static let activeStatuses: Set<String> = ["pending_approval", "approved", "executing"]
 
-    func encoded() throws -> [UInt8] { Array(try WireJSON.encoder().encode(self)) }
+    /// The stored form, written directly (this is on every request's path).
+    func encoded() -> [UInt8] {
+        var w = JSONWriter(capacity: 800)
+        w.beginObject()
+        w.key("recommendation"); w.raw(WireJSON.bytes(recommendation))
+        w.key("execute_now"); w.bool(executeNow)
+        w.key("request_id"); w.string(requestID)
+        if let approvalID { w.key("approval_id"); w.string(approvalID) }
+        if let planID { w.key("plan_id"); w.string(planID) }
+        w.endObject()
+        return w.bytes
+    }
 
     static func decode(_ bytes: [UInt8]) throws -> RecommendationRecord {
         try WireJSON.decoder().decode(RecommendationRecord.self, from: Data(bytes))
@@ -33,12 +44,12 @@ extension DaemonContext {
     /// its plan ended), keeps its last state readable for `--retention`, and wakes the plans
     /// that were waiting on it so they can start or be cancelled.
     func retire(customer: String, recommendationID: String, record: RecommendationRecord?,
-                status: RecommendationStatus, into commit: inout Commit) throws {
+                status: RecommendationStatus, into commit: inout Commit) {
         commit.write("HDEL", keys.active(customer: customer), recommendationID)
         if var record {
             record.recommendation.status = status
             commit.write("SET", keys.finished(customer: customer, recommendation: recommendationID),
-                         try record.encoded(), "EX", configuration.retention)
+                         record.encoded(), "EX", configuration.retention)
         }
         commit.wake(keys.waiters(customer: customer, recommendation: recommendationID), onto: keys.readyPlans)
     }

@@ -228,43 +228,39 @@ final class RequestHandler: BatchHandler {
         let customer = request.customerID
         var ids = UUIDGenerator()
         let outcome = coordinator.coordinate(request, active: state.active, now: now, ids: &ids)
-        do {
-            let result = Array(try WireJSON.encoder().encode(outcome.response))
-            commit.require(keys.customerVersion(customer), .counter(state.version))
-            if !outcome.kept.isEmpty {
-                let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
-                let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
-                var hset: [any RedisArgument] = [keys.active(customer: customer)]
-                for rec in outcome.kept {
-                    let record = RecommendationRecord(
-                        recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
-                        approvalID: approvalOf[rec.id], planID: planOf[rec.id])
-                    hset.append(rec.id)
-                    hset.append(try record.encoded())
-                }
-                commit.write("HSET", arguments: hset)
-                commit.write("INCR", keys.customerVersion(customer))
-                state.version += 1
-                state.active.append(contentsOf: outcome.kept)
+        let result = WireJSON.bytes(outcome.response)
+        commit.require(keys.customerVersion(customer), .counter(state.version))
+        if !outcome.kept.isEmpty {
+            let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+            let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+            var hset: [any RedisArgument] = [keys.active(customer: customer)]
+            for rec in outcome.kept {
+                let record = RecommendationRecord(
+                    recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
+                    approvalID: approvalOf[rec.id], planID: planOf[rec.id])
+                hset.append(rec.id)
+                hset.append(record.encoded())
             }
-            for approval in outcome.approvals {
-                let expiresMs = Int(approval.expiresAt.timeIntervalSince1970 * 1000)
-                commit.write("SET", keys.approval(approval.id), Array(try WireJSON.encoder().encode(approval)))
-                commit.write("ZADD", keys.pendingApprovals, expiresMs, approval.id)
-                commit.write("ZADD", keys.pendingApprovals(customer: customer), expiresMs, approval.id)
-            }
-            for plan in outcome.plans {
-                commit.write("SET", keys.plan(plan.id), Array(try WireJSON.encoder().encode(plan)))
-                if request.executeNow {
-                    commit.write("SET", keys.planQueued(plan.id), "1")
-                    commit.write("LPUSH", keys.readyPlans, plan.id)
-                }
-            }
-            context.events.emit(outcome.events, at: now, into: &commit)
-            return .success(result)
-        } catch {
-            return .failure(Failure(.internal, "encoding the outcome failed: \(error)"))
+            commit.write("HSET", arguments: hset)
+            commit.write("INCR", keys.customerVersion(customer))
+            state.version += 1
+            state.active.append(contentsOf: outcome.kept)
         }
+        for approval in outcome.approvals {
+            let expiresMs = Int(approval.expiresAt.timeIntervalSince1970 * 1000)
+            commit.write("SET", keys.approval(approval.id), WireJSON.bytes(approval))
+            commit.write("ZADD", keys.pendingApprovals, expiresMs, approval.id)
+            commit.write("ZADD", keys.pendingApprovals(customer: customer), expiresMs, approval.id)
+        }
+        for plan in outcome.plans {
+            commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan))
+            if request.executeNow {
+                commit.write("SET", keys.planQueued(plan.id), "1")
+                commit.write("LPUSH", keys.readyPlans, plan.id)
+            }
+        }
+        context.events.emit(outcome.events, at: now, into: &commit)
+        return .success(result)
     }
 
     private func executePlan(_ parsed: Envelope.Parsed, stored: [UInt8]?, queued: Bool, into commit: inout Commit, now: Date) -> Result<[UInt8], Failure> {
