@@ -32,7 +32,7 @@ final class ApprovalHandler: BatchHandler {
     }
 
     private func parse(_ raw: [UInt8]) -> Item {
-        var item = Item(raw: raw, requestID: UUID().uuidString.lowercased())
+        var item = Item(raw: raw, requestID: RequestIDs.next())
         if raw.count > context.configuration.maxMessageBytes {
             item.failure = Failure(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(context.configuration.maxMessageBytes))")
         } else if String(validating: raw, as: UTF8.self) == nil {
