@@ -100,6 +100,8 @@ public final class RedisConnection: @unchecked Sendable {
             return try send(command)
         } catch .server(let message) where message.hasPrefix("NOSCRIPT") {
             let replies = try pipeline([RedisCommand("SCRIPT", "LOAD", script.source), command])
+            // A source that does not compile: report that, not the retry's NOSCRIPT.
+            if case .error(let message) = replies[0] { throw .server(message) }
             if case .error(let message) = replies[1] { throw .server(message) }
             return replies[1]
         }
@@ -348,8 +350,22 @@ public final class RedisConnection: @unchecked Sendable {
         encoder.reset()
         for source in loads { encoder.append(RedisCommand("SCRIPT", "LOAD", source)) }
         for index in resend { encoder.append(commands[index]) }
+        var loadErrors: [String: RedisReply] = [:]
         try exchange(context, expecting: loads.count + resend.count) { position, reply in
-            if position >= loads.count { replies[resend[position - loads.count]] = reply }
+            if position < loads.count {
+                if case .error = reply { loadErrors[loads[position]] = reply }
+            } else {
+                replies[resend[position - loads.count]] = reply
+            }
+        }
+        // A source that did not compile: its commands get the SCRIPT LOAD error, not NOSCRIPT.
+        if !loadErrors.isEmpty {
+            for index in resend {
+                let sha = String(decoding: commands[index].arguments[1], as: UTF8.self)
+                if let source = scripts[sha] ?? ScriptRegistry.shared.source(sha1: sha), let error = loadErrors[source] {
+                    replies[index] = error
+                }
+            }
         }
     }
 

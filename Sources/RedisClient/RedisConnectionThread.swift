@@ -13,8 +13,12 @@ public final class RedisConnectionThread: Sendable {
     public init(configuration: RedisConfiguration, name: String) {
         worker = Worker(configuration: configuration)
         let thread = Thread { [worker] in worker.loop() }
-        thread.name = name
         thread.start()
+        // Foundation on Linux applies a name only to a started thread (one set before start()
+        // is dropped, and the thread keeps its creator's name), and Linux allows 15 bytes.
+        var short = ""
+        for character in name where short.utf8.count + character.utf8.count <= 15 { short.append(character) }
+        thread.name = short
     }
 
     deinit {
