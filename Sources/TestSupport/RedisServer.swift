@@ -19,14 +19,17 @@ public final class RedisServer: @unchecked Sendable {
     private let arguments: [String]
     private let lock = NSLock()
     private var process: ChildProcess?
+    /// Set when the last `launch()` failed because the server process ended.
+    private var exitedDuringStart = false
 
     /// Starts redis-server (from PATH, else /usr/bin/redis-server) and waits until it answers PING.
     public static func start(password: String? = nil, arguments: [String] = [], unixSocket: Bool = false) throws -> RedisServer {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("redis-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var lastError: Error?
         for _ in 0..<5 {
+            // One directory per attempt: a failed attempt's deinit removes its own.
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("redis-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let server = RedisServer(
                 port: try freePort(), password: password, arguments: arguments, directory: directory,
                 unixSocketPath: unixSocket ? directory.appendingPathComponent("redis.sock").path : nil)
@@ -35,11 +38,12 @@ public final class RedisServer: @unchecked Sendable {
                 return server
             } catch {
                 lastError = error
-                // Another process took the port between our probe and the server's bind: retry.
-                if !server.logTail().contains("Address already in use") { break }
+                // Another process took the port between our probe and the server's bind (or the
+                // server ended before answering for another reason): retry on a new port. A
+                // server that runs but never answers PING is not retried.
+                if !server.exitedDuringStart { break }
             }
         }
-        try? FileManager.default.removeItem(at: directory)
         throw lastError ?? StartError(description: "redis-server did not start")
     }
 
@@ -132,6 +136,7 @@ public final class RedisServer: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.02)
         }
         let running = process.isRunning
+        exitedDuringStart = !running
         terminate(signal: SIGKILL)
         let what = running ? "did not answer PING within 5 s" : "exited (\(process.exitDescription))"
         throw StartError(description: "redis-server on port \(port) \(what); log:\n\(logTail())")
