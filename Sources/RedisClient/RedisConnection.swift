@@ -24,7 +24,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Incremented on every successful connect (the subscriber re-subscribes when it changes).
     private(set) var generation = 0
     private var scripts: [String: String] = [:]
-    private var encoder = RESPEncoder()
+    private let encoder = RESPEncoder()
 
     /// Guards `activeFD` and `interruptRequested`, the only state other threads touch.
     private let signal = NSCondition()
@@ -310,9 +310,7 @@ public final class RedisConnection: @unchecked Sendable {
         _ context: UnsafeMutablePointer<redisContext>, expecting count: Int, dropOnFailure: Bool = true,
         _ body: (Int, RedisReply) -> R
     ) throws(RedisError) -> R {
-        let appended = encoder.buffer.withUnsafeBytes { raw in
-            redisAppendFormattedCommand(context, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
-        }
+        let appended = redisAppendFormattedCommand(context, encoder.bytes, encoder.count)
         if appended != REDIS_OK { throw failure(context, drop: dropOnFailure) }
         var result: R?
         for index in 0..<count {
@@ -381,9 +379,7 @@ public final class RedisConnection: @unchecked Sendable {
         let context = try connected()
         encoder.reset()
         for command in commands { encoder.append(command) }
-        let appended = encoder.buffer.withUnsafeBytes { raw in
-            redisAppendFormattedCommand(context, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
-        }
+        let appended = redisAppendFormattedCommand(context, encoder.bytes, encoder.count)
         if appended != REDIS_OK { throw failure(context, drop: true) }
         var done: Int32 = 0
         while done == 0 {
