@@ -80,52 +80,95 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(name) (\(max(0, arguments.count - 1)) args)" }
 }
 
-/// Appends commands in RESP2 form to a reusable byte buffer.
-struct RESPEncoder {
-    var buffer: [UInt8] = []
+/// Appends commands in RESP2 form to a reusable byte buffer (the hot path of every command:
+/// it sizes each command first, then writes it with raw stores, with no per-byte checks).
+final class RESPEncoder {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    /// Bytes written since the last `reset()`.
+    private(set) var count = 0
 
-    mutating func reset() {
-        buffer.removeAll(keepingCapacity: true)
+    init(capacity: Int = 4096) {
+        self.capacity = capacity
+        base = .allocate(capacity: capacity)
     }
 
-    mutating func append(_ command: RedisCommand) {
-        appendHeader(UInt8(ascii: "*"), command.arguments.count)
-        for argument in command.arguments {
-            appendHeader(UInt8(ascii: "$"), argument.count)
-            buffer.append(contentsOf: argument)
-            buffer.append(13)
-            buffer.append(10)
+    deinit {
+        base.deallocate()
+    }
+
+    /// The encoded bytes (valid until the next `append` or `reset`).
+    var bytes: UnsafePointer<CChar> {
+        UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
+    }
+
+    func reset() {
+        count = 0
+        // Do not keep a huge buffer (a one-off big pipeline or payload) for ever.
+        if capacity > 1 << 22 {
+            base.deallocate()
+            capacity = 4096
+            base = .allocate(capacity: capacity)
         }
     }
 
-    private mutating func appendHeader(_ marker: UInt8, _ value: Int) {
-        buffer.append(marker)
-        appendDecimal(value)
-        buffer.append(13)
-        buffer.append(10)
+    func append(_ command: RedisCommand) {
+        command.arguments.withUnsafeBufferPointer { arguments in
+            var needed = 3 + Self.digits(arguments.count)
+            for i in arguments.indices { needed += 5 + Self.digits(arguments[i].count) + arguments[i].count }
+            reserve(count + needed)
+            var p = base + count
+            p = Self.header(p, UInt8(ascii: "*"), arguments.count)
+            for i in arguments.indices {
+                p = arguments[i].withUnsafeBufferPointer { source in
+                    var q = Self.header(p, UInt8(ascii: "$"), source.count)
+                    if let from = source.baseAddress {
+                        q.update(from: from, count: source.count)
+                        q += source.count
+                    }
+                    q[0] = 13
+                    q[1] = 10
+                    return q + 2
+                }
+            }
+            count = p - base
+        }
     }
 
-    private mutating func appendDecimal(_ value: Int) {
-        if value < 10 {
-            buffer.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value))
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-            UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
+    private func reserve(_ total: Int) {
+        guard total > capacity else { return }
+        var newCapacity = capacity * 2
+        while newCapacity < total { newCapacity *= 2 }
+        let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        grown.update(from: base, count: count)
+        base.deallocate()
+        base = grown
+        capacity = newCapacity
+    }
+
+    private static func digits(_ value: Int) -> Int {
+        var n = 1
         var v = value
-        withUnsafeMutableBytes(of: &digits) { raw in
-            while v > 0 {
-                raw[count] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
-                v /= 10
-                count += 1
-            }
-            var i = count - 1
-            while i >= 0 {
-                buffer.append(raw[i])
-                i -= 1
-            }
+        while v >= 10 {
+            v /= 10
+            n += 1
         }
+        return n
+    }
+
+    /// Writes marker, decimal value (non-negative), CR LF; returns the position after it.
+    private static func header(_ start: UnsafeMutablePointer<UInt8>, _ marker: UInt8, _ value: Int) -> UnsafeMutablePointer<UInt8> {
+        start[0] = marker
+        let width = digits(value)
+        var v = value
+        var i = width
+        while i > 0 {
+            start[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+            v /= 10
+            i -= 1
+        }
+        start[width + 1] = 13
+        start[width + 2] = 10
+        return start + width + 3
     }
 }

@@ -24,7 +24,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Incremented on every successful connect (the subscriber re-subscribes when it changes).
     private(set) var generation = 0
     private var scripts: [String: String] = [:]
-    private var encoder = RESPEncoder()
+    private let encoder = RESPEncoder()
 
     /// Guards `activeFD` and `interruptRequested`, the only state other threads touch.
     private let signal = NSCondition()
@@ -100,6 +100,8 @@ public final class RedisConnection: @unchecked Sendable {
             return try send(command)
         } catch .server(let message) where message.hasPrefix("NOSCRIPT") {
             let replies = try pipeline([RedisCommand("SCRIPT", "LOAD", script.source), command])
+            // A source that does not compile: report that, not the retry's NOSCRIPT.
+            if case .error(let message) = replies[0] { throw .server(message) }
             if case .error(let message) = replies[1] { throw .server(message) }
             return replies[1]
         }
@@ -308,9 +310,7 @@ public final class RedisConnection: @unchecked Sendable {
         _ context: UnsafeMutablePointer<redisContext>, expecting count: Int, dropOnFailure: Bool = true,
         _ body: (Int, RedisReply) -> R
     ) throws(RedisError) -> R {
-        let appended = encoder.buffer.withUnsafeBytes { raw in
-            redisAppendFormattedCommand(context, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
-        }
+        let appended = redisAppendFormattedCommand(context, encoder.bytes, encoder.count)
         if appended != REDIS_OK { throw failure(context, drop: dropOnFailure) }
         var result: R?
         for index in 0..<count {
@@ -348,8 +348,22 @@ public final class RedisConnection: @unchecked Sendable {
         encoder.reset()
         for source in loads { encoder.append(RedisCommand("SCRIPT", "LOAD", source)) }
         for index in resend { encoder.append(commands[index]) }
+        var loadErrors: [String: RedisReply] = [:]
         try exchange(context, expecting: loads.count + resend.count) { position, reply in
-            if position >= loads.count { replies[resend[position - loads.count]] = reply }
+            if position < loads.count {
+                if case .error = reply { loadErrors[loads[position]] = reply }
+            } else {
+                replies[resend[position - loads.count]] = reply
+            }
+        }
+        // A source that did not compile: its commands get the SCRIPT LOAD error, not NOSCRIPT.
+        if !loadErrors.isEmpty {
+            for index in resend {
+                let sha = String(decoding: commands[index].arguments[1], as: UTF8.self)
+                if let source = scripts[sha] ?? ScriptRegistry.shared.source(sha1: sha), let error = loadErrors[source] {
+                    replies[index] = error
+                }
+            }
         }
     }
 
@@ -365,9 +379,7 @@ public final class RedisConnection: @unchecked Sendable {
         let context = try connected()
         encoder.reset()
         for command in commands { encoder.append(command) }
-        let appended = encoder.buffer.withUnsafeBytes { raw in
-            redisAppendFormattedCommand(context, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
-        }
+        let appended = redisAppendFormattedCommand(context, encoder.bytes, encoder.count)
         if appended != REDIS_OK { throw failure(context, drop: true) }
         var done: Int32 = 0
         while done == 0 {

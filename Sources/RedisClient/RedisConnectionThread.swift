@@ -13,8 +13,15 @@ public final class RedisConnectionThread: Sendable {
     public init(configuration: RedisConfiguration, name: String) {
         worker = Worker(configuration: configuration)
         let thread = Thread { [worker] in worker.loop() }
-        thread.name = name
         thread.start()
+        // Foundation on Linux applies a name only to a started thread: one set before start()
+        // is dropped, and the new thread re-applies the name it inherited from its creator
+        // (a dispatch queue's) as it starts. So name it once it runs our code. Linux allows 15
+        // bytes.
+        worker.waitUntilStarted()
+        var short = ""
+        for character in name where short.utf8.count + character.utf8.count <= 15 { short.append(character) }
+        thread.name = short
     }
 
     deinit {
@@ -76,9 +83,16 @@ private final class Worker: @unchecked Sendable {
         condition.unlock()
     }
 
+    func waitUntilStarted() {
+        condition.lock()
+        while workerThread == nil { condition.wait() }
+        condition.unlock()
+    }
+
     func loop() {
         condition.lock()
         workerThread = pthread_self()
+        condition.broadcast()
         condition.unlock()
         while true {
             condition.lock()

@@ -18,15 +18,18 @@ public final class RedisServer: @unchecked Sendable {
     public let directory: URL
     private let arguments: [String]
     private let lock = NSLock()
-    private var process: Process?
+    private var process: ChildProcess?
+    /// Set when the last `launch()` failed because the server process ended.
+    private var exitedDuringStart = false
 
     /// Starts redis-server (from PATH, else /usr/bin/redis-server) and waits until it answers PING.
     public static func start(password: String? = nil, arguments: [String] = [], unixSocket: Bool = false) throws -> RedisServer {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("redis-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var lastError: Error?
         for _ in 0..<5 {
+            // One directory per attempt: a failed attempt's deinit removes its own.
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("redis-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let server = RedisServer(
                 port: try freePort(), password: password, arguments: arguments, directory: directory,
                 unixSocketPath: unixSocket ? directory.appendingPathComponent("redis.sock").path : nil)
@@ -35,11 +38,12 @@ public final class RedisServer: @unchecked Sendable {
                 return server
             } catch {
                 lastError = error
-                // Another process took the port between our probe and the server's bind: retry.
-                if !server.logTail().contains("Address already in use") { break }
+                // Another process took the port between our probe and the server's bind (or the
+                // server ended before answering for another reason): retry on a new port. A
+                // server that runs but never answers PING is not retried.
+                if !server.exitedDuringStart { break }
             }
         }
-        try? FileManager.default.removeItem(at: directory)
         throw lastError ?? StartError(description: "redis-server did not start")
     }
 
@@ -105,8 +109,6 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     private func launch() throws {
-        let process = Process()
-        process.executableURL = Self.executable()
         var args = [
             "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
             "--appendfsync", "always", "--dir", directory.path, "--daemonize", "no",
@@ -115,12 +117,11 @@ public final class RedisServer: @unchecked Sendable {
         if let password { args += ["--requirepass", password] }
         if let unixSocketPath { args += ["--unixsocket", unixSocketPath, "--unixsocketperm", "700"] }
         args += arguments
-        process.arguments = args
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try ChildProcess.run(process)
-        ServerRegistry.shared.insert(process.processIdentifier)
+        // posix_spawn rather than Foundation.Process: Process starts the child with the signal
+        // mask of the calling thread, and Swift's pool threads block SIGTERM, so the server
+        // would never see `stop()`'s SIGTERM.
+        let process = try ChildProcess.spawn(executable: Self.executable().path, arguments: args)
+        ServerRegistry.shared.insert(process.pid)
         lock.lock()
         self.process = process
         lock.unlock()
@@ -135,8 +136,10 @@ public final class RedisServer: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.02)
         }
         let running = process.isRunning
+        exitedDuringStart = !running
         terminate(signal: SIGKILL)
-        throw StartError(description: "redis-server on port \(port) \(running ? "did not answer PING within 5 s" : "exited"); log:\n\(logTail())")
+        let what = running ? "did not answer PING within 5 s" : "exited (\(process.exitDescription))"
+        throw StartError(description: "redis-server on port \(port) \(what); log:\n\(logTail())")
     }
 
     private func terminate(signal: Int32) {
@@ -145,9 +148,13 @@ public final class RedisServer: @unchecked Sendable {
         self.process = nil
         lock.unlock()
         guard let process else { return }
-        if process.isRunning { Foundation.kill(process.processIdentifier, signal) }
+        if process.isRunning { Foundation.kill(process.pid, signal) }
+        // A server that ignores SIGTERM for 10 s gets SIGKILL: stop() never hangs.
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        if process.isRunning { Foundation.kill(process.pid, SIGKILL) }
         process.waitUntilExit()
-        ServerRegistry.shared.remove(process.processIdentifier)
+        ServerRegistry.shared.remove(process.pid)
     }
 
     private static func executable() -> URL {
@@ -177,6 +184,94 @@ public final class RedisServer: @unchecked Sendable {
         }
         guard named == 0 else { throw StartError(description: "getsockname: \(String(cString: strerror(errno)))") }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// A child process started with posix_spawn: empty signal mask and default handlers (whatever
+/// the spawning thread blocks or the test process ignores), stdio on /dev/null.
+final class ChildProcess: @unchecked Sendable {
+    let pid: pid_t
+    private let lock = NSLock()
+    private var exited = false
+    private var status: Int32?
+
+    private init(pid: pid_t) {
+        self.pid = pid
+    }
+
+    static func spawn(executable: String, arguments: [String]) throws -> ChildProcess {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD] {
+            sigaddset(&defaults, signal)
+        }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        var pid: pid_t = 0
+        let result = argv.withUnsafeBufferPointer { argvBuffer in
+            posix_spawn(&pid, executable, &actions, &attributes, argvBuffer.baseAddress!, environ)
+        }
+        guard result == 0 else {
+            throw RedisServer.StartError(description: "posix_spawn \(executable): \(String(cString: strerror(result)))")
+        }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Reaps the child (without blocking) when it has exited.
+    var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if exited { return false }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == 0 { return true }
+        if result == pid {
+            exited = true
+            self.status = status
+        } else if result < 0 && errno == ECHILD {
+            exited = true
+        }
+        return !exited
+    }
+
+    /// How the child ended ("exit status 1", "signal 9"), for error messages.
+    var exitDescription: String {
+        lock.lock()
+        defer { lock.unlock() }
+        guard exited else { return "running" }
+        guard let status else { return "reaped elsewhere" }
+        let signal = status & 0x7f
+        return signal == 0 ? "exit status \((status >> 8) & 0xff)" : "signal \(signal)"
+    }
+
+    func waitUntilExit() {
+        lock.lock()
+        let done = exited
+        lock.unlock()
+        if done { return }
+        var status: Int32 = 0
+        var result: pid_t
+        repeat { result = waitpid(pid, &status, 0) } while result < 0 && errno == EINTR
+        lock.lock()
+        exited = true
+        if result == pid { self.status = status }
+        lock.unlock()
     }
 }
 

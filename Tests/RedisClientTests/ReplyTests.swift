@@ -58,6 +58,11 @@ struct ReplyTests {
             let big = [UInt8](repeating: 0xAB, count: 1 << 20) + [0]
             _ = try c.send("SET", "big", big)
             #expect(try c.send("GET", "big").bytes == big)
+            // Larger than the encoder keeps between commands: it grows, then shrinks back.
+            let huge = [UInt8](repeating: 7, count: 5 << 20)
+            _ = try c.send("SET", "huge", huge)
+            #expect(try c.send("STRLEN", "huge") == .integer(Int64(huge.count)))
+            #expect(try c.send("GET", "huge").bytes == huge)
         }
     }
 

@@ -8,7 +8,8 @@ struct ScriptTests {
     func sha1() throws {
         #expect(RedisScript("").sha1 == "da39a3ee5e6b4b0d3255bfef95601890afd80709")
         #expect(RedisScript("abc").sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d")
-        let long = String(repeating: "a", count: 1000) + "é"
+        // Longer than one 64-byte block, and not ASCII.
+        let long = "return '" + String(repeating: "a", count: 1000) + "é'"
         try withServer { server in
             let c = try server.client()
             defer { c.close() }
@@ -57,6 +58,7 @@ struct ScriptTests {
                 push.command(keys: ["l"], args: ["c"]),
                 get.command(keys: ["l"], args: []),
                 RedisCommand("EVALSHA", "0000000000000000000000000000000000000000", 0),
+                RedisScript("not lua at all").command(keys: [], args: []),
             ])
             // Plain RPUSH ran in the first round trip, the scripts in the second, in their order.
             #expect(replies[0] == .integer(2))
@@ -64,6 +66,7 @@ struct ScriptTests {
             #expect(replies[2] == .integer(3))
             #expect(replies[3] == .array([.bulk(bytes("b")), .bulk(bytes("a")), .bulk(bytes("c"))]))
             #expect(replies[4].errorMessage?.hasPrefix("NOSCRIPT") == true, "unknown scripts keep their error")
+            #expect(replies[5].errorMessage?.contains("Error compiling script") == true, "a broken source reports its SCRIPT LOAD error: \(replies[5])")
             // Now loaded: a second pipeline needs no repair.
             #expect(try c.send("SCRIPT", "EXISTS", push.sha1, get.sha1) == .array([.integer(1), .integer(1)]))
         }
