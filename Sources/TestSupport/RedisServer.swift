@@ -18,7 +18,7 @@ public final class RedisServer: @unchecked Sendable {
     public let directory: URL
     private let arguments: [String]
     private let lock = NSLock()
-    private var process: ChildProcess?
+    private var process: SpawnedProcess?
     /// Set when the last `launch()` failed because the server process ended.
     private var exitedDuringStart = false
 
@@ -120,7 +120,7 @@ public final class RedisServer: @unchecked Sendable {
         // posix_spawn rather than Foundation.Process: Process starts the child with the signal
         // mask of the calling thread, and Swift's pool threads block SIGTERM, so the server
         // would never see `stop()`'s SIGTERM.
-        let process = try ChildProcess.spawn(executable: Self.executable().path, arguments: args)
+        let process = try SpawnedProcess.spawn(executable: Self.executable().path, arguments: args)
         ServerRegistry.shared.insert(process.pid)
         lock.lock()
         self.process = process
@@ -189,7 +189,7 @@ public final class RedisServer: @unchecked Sendable {
 
 /// A child process started with posix_spawn: empty signal mask and default handlers (whatever
 /// the spawning thread blocks or the test process ignores), stdio on /dev/null.
-final class ChildProcess: @unchecked Sendable {
+final class SpawnedProcess: @unchecked Sendable {
     let pid: pid_t
     private let lock = NSLock()
     private var exited = false
@@ -199,7 +199,7 @@ final class ChildProcess: @unchecked Sendable {
         self.pid = pid
     }
 
-    static func spawn(executable: String, arguments: [String]) throws -> ChildProcess {
+    static func spawn(executable: String, arguments: [String]) throws -> SpawnedProcess {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -230,7 +230,7 @@ final class ChildProcess: @unchecked Sendable {
         guard result == 0 else {
             throw RedisServer.StartError(description: "posix_spawn \(executable): \(String(cString: strerror(result)))")
         }
-        return ChildProcess(pid: pid)
+        return SpawnedProcess(pid: pid)
     }
 
     /// Reaps the child (without blocking) when it has exited.

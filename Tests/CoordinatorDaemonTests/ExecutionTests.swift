@@ -46,6 +46,23 @@ struct ExecutionTests {
         #expect(try h.redis.send("HLEN", "coord:active:cust-3").integer == 0)
     }
 
+    @Test("a failed non-critical step is marked failed and the plan goes on to completed")
+    func nonCriticalFailure() throws {
+        let h = try Harness()
+        try h.startDaemon()
+        let plans = try run(h, [Wire.recommendation("spot", action: "migrate_to_spot", resources: ["i-1"],
+                                                    parameters: ["simulate_failure": "validate_quality",
+                                                                 "non_critical_steps": ["validate_quality"]])])
+        let plan = try h.waitForPlan(plans["spot"]!, status: "completed")
+        let steps = try #require(plan["steps"] as? [[String: Any]])
+        #expect(steps.map { $0["status"] as? String } == ["completed", "completed", "failed"])
+        #expect(steps[2]["critical"] as? Bool == false)
+        #expect(steps[2]["error"] as? String != nil)
+        let types = summary(try h.events(plan: plans["spot"]!))
+        #expect(types == ["plan.created", "plan.started", "step.started:0", "step.completed:0", "step.started:1",
+                          "step.completed:1", "step.started:2", "step.failed:2", "plan.completed"])
+    }
+
     @Test("a rollback that fails is recorded on its step and the plan still ends rolled_back")
     func failingRollback() throws {
         let h = try Harness()
