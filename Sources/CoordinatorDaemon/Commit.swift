@@ -64,6 +64,23 @@ struct Commit {
         write("WAKE", waiters, ready)
     }
 
+    /// Publishes `json` on `channel` and appends it to the capped `stream` (field `type`, then
+    /// `event`), the payload passed once.
+    mutating func event(_ json: [UInt8], type: String, channel: String, stream: String, maxLength: Int) {
+        write("EVENT", channel, stream, maxLength, type, json)
+    }
+
+    /// Pushes `reply` onto `list` (when there is one) with a fresh TTL, and stores it under
+    /// `dedupe` (when given) for idempotent re-delivery, the payload passed once.
+    mutating func reply(_ reply: [UInt8], to list: String?, ttl: Int, dedupe: (key: String, ttl: Int)? = nil) {
+        guard list != nil || dedupe != nil else { return }
+        if let dedupe {
+            write("REPLY", list ?? "", ttl, reply, dedupe.key, dedupe.ttl)
+        } else {
+            write("REPLY", list ?? "", ttl, reply)
+        }
+    }
+
     var command: RedisCommand {
         var keys: [[UInt8]] = [Array(inflight.utf8)]
         keys.append(contentsOf: guardKeys)

@@ -36,10 +36,10 @@ final class DaemonContext: Sendable {
     }
 
     /// Exactly one reply per request, on its `reply_to` list, which then lives `--reply-ttl`.
-    func reply(_ reply: [UInt8], to replyTo: String?, in commit: inout Commit) {
-        guard let replyTo else { return }
-        commit.write("LPUSH", replyTo, reply)
-        commit.write("EXPIRE", replyTo, configuration.replyTTL)
+    /// Sends `reply` to `replyTo` (if any); with `requestID`, also stores it for re-delivery.
+    func reply(_ reply: [UInt8], to replyTo: String?, storingFor requestID: String? = nil, in commit: inout Commit) {
+        commit.reply(reply, to: replyTo, ttl: configuration.replyTTL,
+                     dedupe: requestID.map { (keys.dedupe($0), configuration.dedupeTTL) })
     }
 
     func deadLetter(_ raw: [UInt8], queue: String, failure: Failure, now: Date, in commit: inout Commit) {

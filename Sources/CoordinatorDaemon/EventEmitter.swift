@@ -12,9 +12,8 @@ struct EventEmitter: Sendable {
         var ids = UUIDGenerator()
         for event in events {
             let json = WireMessages.event(event, id: ids.next(), at: now)
-            commit.write("PUBLISH", keys.events, json)
-            commit.write("XADD", keys.eventStream, "MAXLEN", "~", streamMaxLength, "*",
-                         "type", event.type.rawValue, "event", json)
+            commit.event(json, type: event.type.rawValue, channel: keys.events, stream: keys.eventStream,
+                         maxLength: streamMaxLength)
         }
     }
 }

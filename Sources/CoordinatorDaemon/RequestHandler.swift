@@ -170,10 +170,10 @@ final class RequestHandler: BatchHandler {
                 let reply = WireMessages.okReply(requestID: parsed.requestID, kind: kindName, result: result)
                 if parsed.requestIDGiven {
                     commit.require(keys.dedupe(parsed.requestID), .absent)
-                    commit.write("SET", keys.dedupe(parsed.requestID), reply, "EX", context.configuration.dedupeTTL)
                     firstReplyOfRequest[parsed.requestID] = reply
                 }
-                context.reply(reply, to: parsed.replyTo, in: &commit)
+                context.reply(reply, to: parsed.replyTo, storingFor: parsed.requestIDGiven ? parsed.requestID : nil,
+                              in: &commit)
             case .failure(let failure):
                 fail(&commit, item, failure, now: now)
             }

@@ -34,8 +34,14 @@ enum Scripts {
     /// KEYS[1]: in-flight list ("" for none); KEYS[2..]: guarded keys.
     /// ARGV[1]: the raw message; ARGV[2..1+guards]: per guarded key, "=value" (GET equals value),
     /// "!" (absent) or "#n" (a counter, absent meaning 0, equals n); then the writes, each as
-    /// an argument count followed by the command and its arguments. The pseudo-command
-    /// `WAKE waiters ready` moves every member of the set `waiters` onto the list `ready`.
+    /// an argument count followed by the command and its arguments. Three pseudo-commands pass
+    /// a payload once where it is written twice (moving bytes into Lua costs more than the
+    /// writes themselves):
+    /// - `WAKE waiters ready` moves every member of the set `waiters` onto the list `ready`;
+    /// - `EVENT channel stream maxlen type json` publishes the event and appends it to the
+    ///   capped stream;
+    /// - `REPLY list ttl json [dedupe-key dedupe-ttl]` pushes the reply (unless `list` is
+    ///   empty) and refreshes the list's TTL, and stores it for idempotent re-delivery.
     /// Returns 1 when applied, 0 when the message was no longer in flight (another worker took
     /// it over), 10+i when guard i failed.
     static let commit = RedisScript("""
@@ -58,7 +64,17 @@ enum Scripts {
         local p = 2 + guards
         while p <= #ARGV do
           local n = tonumber(ARGV[p])
-          if ARGV[p + 1] == 'WAKE' then
+          local op = ARGV[p + 1]
+          if op == 'EVENT' then
+            redis.call('PUBLISH', ARGV[p + 2], ARGV[p + 6])
+            redis.call('XADD', ARGV[p + 3], 'MAXLEN', '~', ARGV[p + 4], '*', 'type', ARGV[p + 5], 'event', ARGV[p + 6])
+          elseif op == 'REPLY' then
+            if n > 4 then redis.call('SET', ARGV[p + 5], ARGV[p + 4], 'EX', ARGV[p + 6]) end
+            if ARGV[p + 2] ~= '' then
+              redis.call('LPUSH', ARGV[p + 2], ARGV[p + 4])
+              redis.call('EXPIRE', ARGV[p + 2], ARGV[p + 3])
+            end
+          elseif op == 'WAKE' then
             local members = redis.call('SMEMBERS', ARGV[p + 2])
             for _, m in ipairs(members) do redis.call('LPUSH', ARGV[p + 3], m) end
             redis.call('DEL', ARGV[p + 2])
