@@ -104,10 +104,10 @@ final class ApprovalHandler: BatchHandler {
             commits.append(commit)
         }
 
-        let results = try connection.pipeline(commits.map(\.command))
+        let results = try Commit.apply(commits, on: connection)
         var stale: [Item] = []
-        for (index, reply) in results.enumerated() {
-            switch try Commit.result(of: reply) {
+        for (index, result) in results.enumerated() {
+            switch result {
             case .applied: context.counters.add(processed: 1)
             case .messageGone: break
             case .stale: stale.append(items[index])

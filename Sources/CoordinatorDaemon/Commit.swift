@@ -1,7 +1,7 @@
 import RedisClient
 
 /// A set of writes applied atomically by `Scripts.commit`, only if its guards still hold and
-/// its message is still this worker's.
+/// its message is still this worker's. Commits go to Redis in batches (`apply`).
 struct Commit {
     enum Guard {
         /// The key holds exactly this value.
@@ -81,25 +81,56 @@ struct Commit {
         }
     }
 
-    var command: RedisCommand {
-        var keys: [[UInt8]] = [Array(inflight.utf8)]
-        keys.append(contentsOf: guardKeys)
-        var args: [[UInt8]] = [message]
-        args.append(contentsOf: guardValues)
-        args.append(contentsOf: ops)
-        var all: [[UInt8]] = [Array("EVALSHA".utf8), Array(Scripts.commit.sha1.utf8), Array(String(keys.count).utf8)]
-        all.append(contentsOf: keys)
-        all.append(contentsOf: args)
-        return RedisCommand(arguments: all)
+    /// Commits per script call: a batch's worth, while keeping each call (which blocks Redis
+    /// while it runs) short.
+    static let perCall = 128
+
+    /// Applies `commits` in one round trip (one script call per `perCall` of them) and returns
+    /// each one's result, in order. Throws when Redis is unreachable or answers with an error.
+    static func apply(_ commits: [Commit], on connection: RedisConnection) throws(RedisError) -> [Result] {
+        if commits.isEmpty { return [] }
+        var calls: [RedisCommand] = []
+        var start = 0
+        while start < commits.count {
+            let end = min(start + perCall, commits.count)
+            calls.append(command(for: commits[start..<end]))
+            start = end
+        }
+        var results: [Result] = []
+        results.reserveCapacity(commits.count)
+        for (index, reply) in try connection.pipeline(calls).enumerated() {
+            let expected = min(perCall, commits.count - index * perCall)
+            switch reply {
+            case .array(let items) where items.count == expected:
+                for item in items {
+                    switch item {
+                    case .integer(1): results.append(.applied)
+                    case .integer(0): results.append(.messageGone)
+                    case .integer: results.append(.stale)
+                    default: throw RedisError.protocolError("commit script answered \(item)")
+                    }
+                }
+            case .error(let message): throw RedisError.server(message)
+            default: throw RedisError.protocolError("commit script answered \(reply)")
+            }
+        }
+        return results
     }
 
-    static func result(of reply: RedisReply) throws(RedisError) -> Result {
-        switch reply {
-        case .integer(1): return .applied
-        case .integer(0): return .messageGone
-        case .integer: return .stale
-        case .error(let message): throw RedisError.server(message)
-        default: throw RedisError.protocolError("commit script answered \(reply)")
+    private static func command(for commits: ArraySlice<Commit>) -> RedisCommand {
+        var all: [[UInt8]] = [Array("EVALSHA".utf8), Array(Scripts.commit.sha1.utf8), Array("0".utf8)]
+        all.reserveCapacity(3 + commits.reduce(0) { $0 + 4 + 2 * $1.guardKeys.count + $1.ops.count })
+        for commit in commits {
+            all.append(Array(commit.inflight.utf8))
+            all.append(commit.message)
+            all.append(Array(String(commit.guardKeys.count).utf8))
+            for (key, value) in zip(commit.guardKeys, commit.guardValues) {
+                all.append(key)
+                all.append(value)
+            }
+            all.append(Array(String(commit.ops.count).utf8))
+            all.append(contentsOf: commit.ops)
         }
+        return RedisCommand(arguments: all)
     }
 }

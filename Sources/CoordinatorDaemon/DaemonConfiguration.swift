@@ -13,7 +13,7 @@ public struct DaemonConfiguration: Sendable {
     public var executor: Executor = .simulated
     public var simSpeed = 1.0
     /// Request intake loops in this process, each with its own connection and in-flight list.
-    public var workers = 2
+    public var workers = 3
     public var stepTimeout: TimeInterval = 300
     public var replyTTL = 3600
     public var dedupeTTL = 86_400

@@ -121,7 +121,7 @@ final class Maintenance: @unchecked Sendable {
             commits.append(commit)
         }
         // A guard that fails means someone decided meanwhile; the next sweep sees the truth.
-        _ = try connection.pipeline(commits.map(\.command))
+        _ = try Commit.apply(commits, on: connection)
     }
 
     /// Hands the in-flight messages of workers whose heartbeat lapsed back to their queues.

@@ -163,9 +163,8 @@ final class PlanExecutor: @unchecked Sendable {
         }
         if !commits.isEmpty {
             progressed = true
-            let results = try connection.pipeline(commits.map(\.1.command))
-            for ((id, _), reply) in zip(commits, results) {
-                let outcome = try Commit.result(of: reply)
+            let results = try Commit.apply(commits.map(\.1), on: connection)
+            for ((id, _), outcome) in zip(commits, results) {
                 guard let plan = running[id] else { continue }
                 if outcome != .applied {
                     context.logger.warning("lost the lease of a plan; another worker has it now", metadata: ["plan_id": "\(id)"])
@@ -323,13 +322,13 @@ final class PlanExecutor: @unchecked Sendable {
             }
             commits.append(commit)
         }
-        let results = try connection.pipeline(commits.map(\.command))
+        let results = try Commit.apply(commits, on: connection)
         // The first `acks.count` commits only acknowledged; the rest follow `decisions`' order.
         var decisionIndex = 0
-        for (offset, reply) in results.enumerated() where offset >= acks.count {
+        for (offset, result) in results.enumerated() where offset >= acks.count {
             defer { decisionIndex += 1 }
             let index = decisions[decisionIndex].0
-            switch try Commit.result(of: reply) {
+            switch result {
             case .applied:
                 if let machine = started[index] {
                     running[machine.plan.id] = RunningPlan(machine: machine, record: recordOf[index])
@@ -480,7 +479,7 @@ final class PlanExecutor: @unchecked Sendable {
                 }
             }
         }
-        if !commits.isEmpty { _ = try connection.pipeline(commits.map(\.command)) }
+        _ = try Commit.apply(commits, on: connection)
     }
 
     // MARK: - Leases
@@ -546,14 +545,14 @@ final class PlanExecutor: @unchecked Sendable {
             machines.append(machine)
         }
         guard !commits.isEmpty else { return }
-        let results = try connection.pipeline(commits.map(\.command))
+        let results = try Commit.apply(commits, on: connection)
         let records = try connection.pipeline(machines.map {
             RedisCommand("HGET", keys.active(customer: $0.plan.customerID), $0.plan.recommendationID)
         })
         var machineIndex = 0
         for (commit, result) in zip(commits, results) where !commit.isGuardless {
             defer { machineIndex += 1 }
-            guard try Commit.result(of: result) == .applied else { continue }
+            guard result == .applied else { continue }
             let machine = machines[machineIndex]
             if case .finished = machine.nextAction() { continue }
             let record = records[machineIndex].bytes.flatMap { try? RecommendationRecord.decode($0) }

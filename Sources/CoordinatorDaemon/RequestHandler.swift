@@ -180,10 +180,10 @@ final class RequestHandler: BatchHandler {
             commits.append(commit)
         }
 
-        let results = try connection.pipeline(commits.map(\.command))
+        let results = try Commit.apply(commits, on: connection)
         var stale: [Item] = []
-        for (index, reply) in results.enumerated() {
-            switch try Commit.result(of: reply) {
+        for (index, result) in results.enumerated() {
+            switch result {
             case .applied:
                 context.counters.add(processed: 1)
                 logDone(items[index])

@@ -27,63 +27,76 @@ enum Scripts {
         return n
         """)
 
-    /// Applies a list of writes only if every guard still holds, and (when KEYS[1] is not
-    /// empty) only if the message is still in this worker's in-flight list, removing it.
-    /// This is the one way state changes: optimistic concurrency, checked and applied atomically.
+    /// Applies commits, each only if every one of its guards still holds and (when it names an
+    /// in-flight list) only if its message is still in that list, removing it. This is the one
+    /// way state changes: optimistic concurrency, checked and applied atomically. A batch of
+    /// commits goes in one call; each is decided on its own, in order, seeing the writes of
+    /// those before it (exactly as if each ran alone, one after the other).
     ///
-    /// KEYS[1]: in-flight list ("" for none); KEYS[2..]: guarded keys.
-    /// ARGV[1]: the raw message; ARGV[2..1+guards]: per guarded key, "=value" (GET equals value),
-    /// "!" (absent) or "#n" (a counter, absent meaning 0, equals n); then the writes, each as
-    /// an argument count followed by the command and its arguments. Three pseudo-commands pass
-    /// a payload once where it is written twice (moving bytes into Lua costs more than the
-    /// writes themselves):
+    /// ARGV, per commit: the in-flight list ("" for none), the raw message, the guard count g,
+    /// g pairs of (key, condition) where the condition is "=value" (GET equals value), "!"
+    /// (absent) or "#n" (a counter, absent meaning 0, equals n), the number of op arguments
+    /// that follow, then the writes, each as an argument count followed by the command and its
+    /// arguments. Three pseudo-commands pass a payload once where it is written twice (moving
+    /// bytes into Lua costs more than the writes themselves):
     /// - `WAKE waiters ready` moves every member of the set `waiters` onto the list `ready`;
     /// - `EVENT channel stream maxlen type json` publishes the event and appends it to the
     ///   capped stream;
     /// - `REPLY list ttl json [dedupe-key dedupe-ttl]` pushes the reply (unless `list` is
     ///   empty) and refreshes the list's TTL, and stores it for idempotent re-delivery.
-    /// Returns 1 when applied, 0 when the message was no longer in flight (another worker took
-    /// it over), 10+i when guard i failed.
+    /// Returns, per commit, 1 when applied, 0 when the message was no longer in flight (another
+    /// worker took it over), 10+i when guard i failed.
     static let commit = RedisScript("""
-        local guards = #KEYS - 1
-        for i = 1, guards do
-          local want = ARGV[1 + i]
-          local kind = string.sub(want, 1, 1)
-          local have = redis.call('GET', KEYS[1 + i])
-          if kind == '!' then
-            if have then return 10 + i end
-          elseif kind == '#' then
-            if (have or '0') ~= string.sub(want, 2) then return 10 + i end
-          else
-            if have ~= string.sub(want, 2) then return 10 + i end
-          end
-        end
-        if KEYS[1] ~= '' then
-          if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-        end
-        local p = 2 + guards
+        local out = {}
+        local p = 1
         while p <= #ARGV do
-          local n = tonumber(ARGV[p])
-          local op = ARGV[p + 1]
-          if op == 'EVENT' then
-            redis.call('PUBLISH', ARGV[p + 2], ARGV[p + 6])
-            redis.call('XADD', ARGV[p + 3], 'MAXLEN', '~', ARGV[p + 4], '*', 'type', ARGV[p + 5], 'event', ARGV[p + 6])
-          elseif op == 'REPLY' then
-            if n > 4 then redis.call('SET', ARGV[p + 5], ARGV[p + 4], 'EX', ARGV[p + 6]) end
-            if ARGV[p + 2] ~= '' then
-              redis.call('LPUSH', ARGV[p + 2], ARGV[p + 4])
-              redis.call('EXPIRE', ARGV[p + 2], ARGV[p + 3])
+          local inflight, message, guards = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2])
+          local first = p + 4 + 2 * guards
+          local last = first + tonumber(ARGV[first - 1]) - 1
+          local result = 1
+          for i = 1, guards do
+            local want = ARGV[p + 2 + 2 * i]
+            local kind = string.sub(want, 1, 1)
+            local have = redis.call('GET', ARGV[p + 1 + 2 * i])
+            if kind == '!' then
+              if have then result = 10 + i; break end
+            elseif kind == '#' then
+              if (have or '0') ~= string.sub(want, 2) then result = 10 + i; break end
+            else
+              if have ~= string.sub(want, 2) then result = 10 + i; break end
             end
-          elseif op == 'WAKE' then
-            local members = redis.call('SMEMBERS', ARGV[p + 2])
-            for _, m in ipairs(members) do redis.call('LPUSH', ARGV[p + 3], m) end
-            redis.call('DEL', ARGV[p + 2])
-          else
-            redis.call(unpack(ARGV, p + 1, p + n))
           end
-          p = p + n + 1
+          if result == 1 and inflight ~= '' then
+            if redis.call('LREM', inflight, 1, message) == 0 then result = 0 end
+          end
+          if result == 1 then
+            local q = first
+            while q <= last do
+              local n = tonumber(ARGV[q])
+              local op = ARGV[q + 1]
+              if op == 'EVENT' then
+                redis.call('PUBLISH', ARGV[q + 2], ARGV[q + 6])
+                redis.call('XADD', ARGV[q + 3], 'MAXLEN', '~', ARGV[q + 4], '*', 'type', ARGV[q + 5], 'event', ARGV[q + 6])
+              elseif op == 'REPLY' then
+                if n > 4 then redis.call('SET', ARGV[q + 5], ARGV[q + 4], 'EX', ARGV[q + 6]) end
+                if ARGV[q + 2] ~= '' then
+                  redis.call('LPUSH', ARGV[q + 2], ARGV[q + 4])
+                  redis.call('EXPIRE', ARGV[q + 2], ARGV[q + 3])
+                end
+              elseif op == 'WAKE' then
+                local members = redis.call('SMEMBERS', ARGV[q + 2])
+                for _, m in ipairs(members) do redis.call('LPUSH', ARGV[q + 3], m) end
+                redis.call('DEL', ARGV[q + 2])
+              else
+                redis.call(unpack(ARGV, q + 1, q + n))
+              end
+              q = q + n + 1
+            end
+          end
+          out[#out + 1] = result
+          p = last + 1
         end
-        return 1
+        return out
         """)
 
     /// Renews a plan lease only while this worker holds it. KEYS: lease, running index.
