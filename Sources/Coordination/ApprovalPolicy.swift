@@ -61,11 +61,16 @@ public struct ApprovalPolicy: Sendable, Equatable {
     }
 
     public func route(_ recommendation: Recommendation, autoApprove: Bool) -> Route {
-        if !autoApprove { return .needsApproval(required: required(for: recommendation.riskLevel)) }
-        switch recommendation.riskLevel {
+        route(risk: recommendation.riskLevel, autoApprove: autoApprove)
+    }
+
+    /// The route of a recommendation of this risk (the route depends on nothing else).
+    func route(risk: RiskLevel, autoApprove: Bool) -> Route {
+        if !autoApprove { return .needsApproval(required: required(for: risk)) }
+        switch risk {
         case .low: return .approvedAtOnce
         case .medium where mediumPolicy == .notify: return .approvedWithNotice
-        case .medium, .high, .critical: return .needsApproval(required: required(for: recommendation.riskLevel))
+        case .medium, .high, .critical: return .needsApproval(required: required(for: risk))
         }
     }
 
