@@ -592,10 +592,25 @@ private struct Run {
     // MARK: Output
 
     /// The parts built concurrently: conflicts in `conflictChunks` ranges, the kept
-    /// recommendations (execution order) in `keptChunks` ranges, the discards, and the kept
-    /// recommendations in request order.
+    /// recommendations (execution order) in `keptChunks` ranges, and the discards. Each writes
+    /// its elements straight to their place in the outputs.
     static let conflictChunks = 4
-    static let keptChunks = 2
+    static let keptChunks = 3
+
+    /// Where each kept recommendation's outputs go (by execution position `k`).
+    struct KeptLayout {
+        var routes: [ApprovalPolicy.Route] = []
+        /// Identifiers `idStart[k]..<idStart[k + 1]` of `ids` are the kept recommendation's.
+        var idStart: [Int] = []
+        /// Its approval or plan is `approvals[approvalStart[k]]` or `plans[planStart[k]]`.
+        var approvalStart: [Int] = []
+        var planStart: [Int] = []
+        /// Its events are `events[eventStart[k]..<eventStart[k + 1]]`.
+        var eventStart: [Int] = []
+        /// Its place in request order.
+        var slot: [Int] = []
+        var autoApproved = 0
+    }
 
     mutating func assemble(ids: inout some IDGenerator) -> CoordinationOutcome {
         let customer = request.customerID
@@ -608,48 +623,75 @@ private struct Run {
         conflictIDs.reserveCapacity(count)
         for _ in 0..<count { conflictIDs.append(ids.next()) }
         let keptCount = executionOrder.count
-        var routes: [ApprovalPolicy.Route] = []
-        routes.reserveCapacity(keptCount)
-        var idStart = [Int](repeating: 0, count: keptCount + 1)
-        var approved = [Bool](repeating: false, count: n)
+        var layout = KeptLayout()
+        layout.routes.reserveCapacity(keptCount)
+        layout.idStart = [Int](repeating: 0, count: keptCount + 1)
+        layout.approvalStart = [Int](repeating: 0, count: keptCount + 1)
+        layout.planStart = [Int](repeating: 0, count: keptCount + 1)
+        layout.eventStart = [Int](repeating: 0, count: keptCount + 1)
+        let notify = policy.mediumPolicy == .notify && request.autoApprove
         for (k, i) in executionOrder.enumerated() {
             let route = policy.route(risk: nodeRisk[i], autoApprove: request.autoApprove)
-            routes.append(route)
-            if case .needsApproval = route {
-                idStart[k + 1] = idStart[k] + 1
-            } else {
-                idStart[k + 1] = idStart[k] + PlanBuilder.stepCount(for: actionName(i)) + 1
-                approved[i] = true
+            layout.routes.append(route)
+            var (ids, approvals, plans, events) = (1, 1, 0, 1)
+            if case .needsApproval = route {} else {
+                (ids, approvals, plans) = (PlanBuilder.stepCount(for: actionName(i)) + 1, 0, 1)
+                if nodeRisk[i] == .medium && notify { events = 2 }
+                layout.autoApproved += 1
             }
+            layout.idStart[k + 1] = layout.idStart[k] + ids
+            layout.approvalStart[k + 1] = layout.approvalStart[k] + approvals
+            layout.planStart[k + 1] = layout.planStart[k] + plans
+            layout.eventStart[k + 1] = layout.eventStart[k] + events
         }
         var keptIDs: [String] = []
-        keptIDs.reserveCapacity(idStart[keptCount])
-        for _ in 0..<idStart[keptCount] { keptIDs.append(ids.next()) }
+        keptIDs.reserveCapacity(layout.idStart[keptCount])
+        for _ in 0..<layout.idStart[keptCount] { keptIDs.append(ids.next()) }
 
+        // Places in request order: kept recommendations (by execution position) and discards (by node).
+        var keptPosition = [Int](repeating: -1, count: n)
+        for (k, i) in executionOrder.enumerated() { keptPosition[i] = k }
+        layout.slot = [Int](repeating: 0, count: keptCount)
+        var discardSlot = [Int](repeating: -1, count: n)
+        var discardCount = 0
+        var keptSeen = 0
+        for index in 0..<n {
+            let i = position[index]
+            if state[i] == .discarded {
+                discardSlot[i] = discardCount
+                discardCount += 1
+            } else if keptPosition[i] >= 0 {
+                layout.slot[keptPosition[i]] = keptSeen
+                keptSeen += 1
+            }
+        }
+
+        let kept = Slots<Recommendation>(keptCount)
+        let inRequestOrder = Slots<Recommendation>(keptCount)
+        let approvals = Slots<Approval>(layout.approvalStart[keptCount])
+        let plans = Slots<ExecutionPlan>(layout.planStart[keptCount])
+        let keptEvents = Slots<DomainEvent>(layout.eventStart[keptCount])
+        let discarded = Slots<DiscardedRecommendation>(discardCount)
         let conflictChunks = Self.conflictChunks, keptChunks = Self.keptChunks
-        let keptParts = (0..<keptChunks).map { _ in Box(KeptPart()) }
-        let discardedPart = Box<[DiscardedRecommendation]>([])
-        let keptInRequestOrder = Box<[Recommendation]>([])
         // Conflicts, each resolved: no two parties of a conflict are both kept.
         let conflicts = [Conflict](unsafeUninitializedCapacity: count) { buffer, initialized in
             let target = SendableBuffer(buffer: buffer)
-            let tasks = conflictChunks + keptChunks + 2
-            let work = { @Sendable [self, conflictIDs, keptIDs, routes, idStart, approved] (task: Int) in
-                if task < conflictChunks {
+            let tasks = conflictChunks + keptChunks + 1
+            let work = { @Sendable [self, conflictIDs, keptIDs, layout, discardSlot] (task: Int) in
+                if task < keptChunks {
+                    let range = (keptCount * task / keptChunks)..<(keptCount * (task + 1) / keptChunks)
+                    makeKept(range, layout: layout, ids: keptIDs, kept: kept, inRequestOrder: inRequestOrder,
+                             approvals: approvals, plans: plans, events: keptEvents)
+                } else if task < keptChunks + conflictChunks {
+                    let chunk = task - keptChunks
                     var scratch = Scratch(resources: resourceNames.count)
                     var text = TextBuffer()
-                    for k in (count * task / conflictChunks)..<(count * (task + 1) / conflictChunks) {
+                    for k in (count * chunk / conflictChunks)..<(count * (chunk + 1) / conflictChunks) {
                         (target.buffer.baseAddress! + k).initialize(
                             to: makeConflict(listed[k], id: conflictIDs[k], scratch: &scratch, text: &text))
                     }
-                } else if task < conflictChunks + keptChunks {
-                    let chunk = task - conflictChunks
-                    let range = (keptCount * chunk / keptChunks)..<(keptCount * (chunk + 1) / keptChunks)
-                    keptParts[chunk].value = makeKept(range, routes: routes, ids: keptIDs, idStart: idStart)
-                } else if task == conflictChunks + keptChunks {
-                    discardedPart.value = makeDiscarded(conflictIDs: conflictIDs)
                 } else {
-                    keptInRequestOrder.value = makeKeptInRequestOrder(approved: approved)
+                    makeDiscarded(conflictIDs: conflictIDs, slot: discardSlot, into: discarded)
                 }
             }
             if count + n >= 4096 && Self.processors > 1 {
@@ -659,116 +701,88 @@ private struct Run {
             }
             initialized = count
         }
-        let discarded = discardedPart.value
-        var part = KeptPart()
-        for chunk in keptParts.map(\.value) {
-            if part.kept.isEmpty && part.events.isEmpty {
-                let autoApproved = part.autoApproved
-                part = chunk
-                part.autoApproved += autoApproved
-                continue
-            }
-            part.kept.append(contentsOf: chunk.kept)
-            part.approvals.append(contentsOf: chunk.approvals)
-            part.plans.append(contentsOf: chunk.plans)
-            part.autoApproved += chunk.autoApproved
-            part.events.append(contentsOf: chunk.events)
-        }
+        let discardedList = discarded.take()
+        let approvalList = approvals.take()
+        let planList = plans.take()
+        let keptList = kept.take()
 
-        var events: [DomainEvent] = []
-        events.reserveCapacity(count + discarded.count + part.events.count + 1)
-        let record = CoordinationRecord(conflicts: conflicts, discarded: discarded)
-        for index in 0..<count {
-            events.append(DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(index, record)))
+        let record = CoordinationRecord(conflicts: conflicts, discarded: discardedList)
+        let eventCount = count + discardCount + keptEvents.count + 1
+        var events = [DomainEvent](unsafeUninitializedCapacity: eventCount) { buffer, initialized in
+            var at = buffer.baseAddress!
+            for index in 0..<count {
+                at.initialize(to: DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(index, record)))
+                at += 1
+            }
+            for index in 0..<discardCount {
+                at.initialize(to: DomainEvent(type: .recommendationDiscarded, customerID: customer,
+                                              recommendationID: discardedList[index].id, payload: .discarded(index, record)))
+                at += 1
+            }
+            keptEvents.move(to: at)
+            initialized = eventCount - 1
         }
-        for index in discarded.indices {
-            events.append(DomainEvent(type: .recommendationDiscarded, customerID: customer, recommendationID: discarded[index].id,
-                                      payload: .discarded(index, record)))
-        }
-        events.append(contentsOf: part.events)
 
         let responseID = ids.next()
         let response = CoordinationResponse(
             id: responseID, totalRecommendations: n, conflictsDetected: max(detected, listed.count),
-            conflictsResolved: max(detected, listed.count), recommendationsKept: part.kept.count,
-            approvalsRequired: part.approvals.count, autoApproved: part.autoApproved, conflicts: conflicts,
-            conflictsTruncated: truncated, recommendations: keptInRequestOrder.value, approvals: part.approvals,
-            executionPlans: part.plans, discarded: discarded, executionOrder: executionOrder.map { nodeID[$0] },
+            conflictsResolved: max(detected, listed.count), recommendationsKept: keptCount,
+            approvalsRequired: approvalList.count, autoApproved: layout.autoApproved, conflicts: conflicts,
+            conflictsTruncated: truncated, recommendations: inRequestOrder.take(), approvals: approvalList,
+            executionPlans: planList, discarded: discardedList, executionOrder: executionOrder.map { nodeID[$0] },
             createdAt: now)
         events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
             "response_id": .string(responseID),
             "total_recommendations": .number(Double(n)),
-            "recommendations_kept": .number(Double(part.kept.count)),
+            "recommendations_kept": .number(Double(keptCount)),
             "conflicts_detected": .number(Double(response.conflictsDetected)),
-            "approvals_required": .number(Double(part.approvals.count)),
-            "auto_approved": .number(Double(part.autoApproved)),
+            "approvals_required": .number(Double(approvalList.count)),
+            "auto_approved": .number(Double(layout.autoApproved)),
         ]))
-        return CoordinationOutcome(response: response, kept: part.kept, approvals: part.approvals, plans: part.plans,
+        return CoordinationOutcome(response: response, kept: keptList, approvals: approvalList, plans: planList,
                                    events: events)
     }
 
     static let processors = ProcessInfo.processInfo.activeProcessorCount
 
-    /// Kept recommendations with their status, and their approvals or plans with events.
-    struct KeptPart: Sendable {
-        var kept: [Recommendation] = []
-        var approvals: [Approval] = []
-        var plans: [ExecutionPlan] = []
-        var autoApproved = 0
-        var events: [DomainEvent] = []
-    }
-
-    /// The kept recommendations at `range` of the execution order.
-    func makeKept(_ range: Range<Int>, routes: [ApprovalPolicy.Route], ids: [String], idStart: [Int]) -> KeptPart {
+    /// The kept recommendations at `range` of the execution order, with their status, and their
+    /// approvals or plans with events.
+    func makeKept(_ range: Range<Int>, layout: KeptLayout, ids: [String], kept: Slots<Recommendation>,
+                  inRequestOrder: Slots<Recommendation>, approvals: Slots<Approval>, plans: Slots<ExecutionPlan>,
+                  events: Slots<DomainEvent>) {
         let policy = configuration.policy
         let customer = request.customerID
-        var part = KeptPart()
-        part.kept.reserveCapacity(range.count)
-        var replay = ReplayIDs(ids: ids, used: idStart[range.lowerBound])
+        var replay = ReplayIDs(ids: ids, used: layout.idStart[range.lowerBound])
         for k in range {
             let i = executionOrder[k]
             var r = recs[inputIndex[i]]
-            switch routes[k] {
+            var event = layout.eventStart[k]
+            switch layout.routes[k] {
             case .approvedAtOnce, .approvedWithNotice:
                 r.status = .approved
-                part.autoApproved += 1
                 if r.riskLevel == .medium && policy.mediumPolicy == .notify && request.autoApprove {
-                    part.events.append(DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
-                                                   data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
+                    events.initialize(event, DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
+                                                         data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
+                    event += 1
                 }
                 let plan = PlanBuilder.plan(for: r, now: now, ids: &replay)
-                part.events.append(PlanBuilder.createdEvent(plan, approvalID: nil))
-                part.plans.append(plan)
+                events.initialize(event, PlanBuilder.createdEvent(plan, approvalID: nil))
+                plans.initialize(layout.planStart[k], plan)
             case .needsApproval(let required):
                 r.status = .pendingApproval
-                let (approval, event) = policy.requestApproval(for: r, required: required, now: now, ids: &replay)
-                part.approvals.append(approval)
-                part.events.append(event)
+                let (approval, requested) = policy.requestApproval(for: r, required: required, now: now, ids: &replay)
+                approvals.initialize(layout.approvalStart[k], approval)
+                events.initialize(event, requested)
             }
-            part.kept.append(r)
+            inRequestOrder.initialize(layout.slot[k], r)
+            kept.initialize(k, r)
         }
-        precondition(replay.used == idStart[range.upperBound], "identifiers drawn for the kept recommendations do not match their use")
-        return part
+        precondition(replay.used == layout.idStart[range.upperBound], "identifiers drawn for the kept recommendations do not match their use")
     }
 
-    /// The kept recommendations with their status, in request order.
-    func makeKeptInRequestOrder(approved: [Bool]) -> [Recommendation] {
-        var result: [Recommendation] = []
-        result.reserveCapacity(executionOrder.count)
-        for index in 0..<n where state[position[index]] == .kept {
-            var r = recs[index]
-            r.status = approved[position[index]] ? .approved : .pendingApproval
-            result.append(r)
-        }
-        return result
-    }
-
-    /// Discarded recommendations, in request order.
-    func makeDiscarded(conflictIDs: [String]) -> [DiscardedRecommendation] {
-        var discarded: [DiscardedRecommendation] = []
-        discarded.reserveCapacity(n - executionOrder.count)
-        for index in 0..<n where state[position[index]] == .discarded {
-            let i = position[index]
+    /// Discarded recommendations, at their place in request order.
+    func makeDiscarded(conflictIDs: [String], slot: [Int], into discarded: Slots<DiscardedRecommendation>) {
+        for i in 0..<n where state[i] == .discarded {
             let info = discards[i]
             var item = DiscardedRecommendation(id: nodeID[i], reason: info.reason)
             if info.entry >= 0 { item.conflictID = conflictIDs[info.entry] }
@@ -776,9 +790,8 @@ private struct Run {
             if info.related >= 0 { item.relatedID = id(info.related) }
             if info.relatedIsMissing { item.relatedID = missingIDs[listed[info.entry].extra] }
             if info.activeIsOwnID { item.activeID = nodeID[i] }
-            discarded.append(item)
+            discarded.initialize(slot[i], item)
         }
-        return discarded
     }
 
     /// Marks per resource, reused by every conflict's description.
@@ -962,8 +975,42 @@ private struct ReplayIDs: IDGenerator {
     }
 }
 
-/// A result slot filled by one of the concurrent parts.
-private final class Box<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
+/// Elements of an array-to-be, each initialized once at its place, possibly by different
+/// threads (each place by one), then moved into an array.
+private final class Slots<Element>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Element>
+    let count: Int
+    private var taken = false
+
+    init(_ count: Int) {
+        self.count = count
+        base = .allocate(capacity: max(1, count))
+    }
+
+    func initialize(_ index: Int, _ value: Element) {
+        precondition(index >= 0 && index < count)
+        (base + index).initialize(to: value)
+    }
+
+    /// The elements, all of which must have been initialized.
+    func take() -> [Element] {
+        precondition(!taken)
+        taken = true
+        return [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 { buffer.baseAddress!.moveInitialize(from: base, count: count) }
+            initialized = count
+        }
+    }
+
+    /// Moves the elements (all initialized) to `target`.
+    func move(to target: UnsafeMutablePointer<Element>) {
+        precondition(!taken)
+        taken = true
+        target.moveInitialize(from: base, count: count)
+    }
+
+    deinit {
+        if !taken { base.deinitialize(count: count) }
+        base.deallocate()
+    }
 }
