@@ -592,10 +592,12 @@ private struct Run {
     // MARK: Output
 
     /// The parts built concurrently: conflicts in `conflictChunks` ranges, the kept
-    /// recommendations (execution order) in `keptChunks` ranges, and the discards. Each writes
-    /// its elements straight to their place in the outputs.
+    /// recommendations (execution order) in `keptChunks` ranges, and the discards (node order)
+    /// in `discardChunks`. Each writes its elements and events straight to their place in the
+    /// outputs.
     static let conflictChunks = 4
     static let keptChunks = 3
+    static let discardChunks = 2
 
     /// Where each kept recommendation's outputs go (by execution position `k`).
     struct KeptLayout {
@@ -607,8 +609,8 @@ private struct Run {
         var planStart: [Int] = []
         /// Its events are `events[eventStart[k]..<eventStart[k + 1]]`.
         var eventStart: [Int] = []
-        /// Its place in request order.
-        var slot: [Int] = []
+        /// Execution positions in request order.
+        var byRequestOrder: [Int] = []
         var autoApproved = 0
     }
 
@@ -651,18 +653,16 @@ private struct Run {
         // Places in request order: kept recommendations (by execution position) and discards (by node).
         var keptPosition = [Int](repeating: -1, count: n)
         for (k, i) in executionOrder.enumerated() { keptPosition[i] = k }
-        layout.slot = [Int](repeating: 0, count: keptCount)
+        layout.byRequestOrder.reserveCapacity(keptCount)
         var discardSlot = [Int](repeating: -1, count: n)
         var discardCount = 0
-        var keptSeen = 0
         for index in 0..<n {
             let i = position[index]
             if state[i] == .discarded {
                 discardSlot[i] = discardCount
                 discardCount += 1
             } else if keptPosition[i] >= 0 {
-                layout.slot[keptPosition[i]] = keptSeen
-                keptSeen += 1
+                layout.byRequestOrder.append(keptPosition[i])
             }
         }
 
@@ -670,58 +670,60 @@ private struct Run {
         let inRequestOrder = Slots<Recommendation>(keptCount)
         let approvals = Slots<Approval>(layout.approvalStart[keptCount])
         let plans = Slots<ExecutionPlan>(layout.planStart[keptCount])
-        let keptEvents = Slots<DomainEvent>(layout.eventStart[keptCount])
         let discarded = Slots<DiscardedRecommendation>(discardCount)
-        let conflictChunks = Self.conflictChunks, keptChunks = Self.keptChunks
-        // Conflicts, each resolved: no two parties of a conflict are both kept.
-        let conflicts = [Conflict](unsafeUninitializedCapacity: count) { buffer, initialized in
-            let target = SendableBuffer(buffer: buffer)
-            let tasks = conflictChunks + keptChunks + 1
-            let work = { @Sendable [self, conflictIDs, keptIDs, layout, discardSlot] (task: Int) in
-                if task < keptChunks {
-                    let range = (keptCount * task / keptChunks)..<(keptCount * (task + 1) / keptChunks)
-                    makeKept(range, layout: layout, ids: keptIDs, kept: kept, inRequestOrder: inRequestOrder,
-                             approvals: approvals, plans: plans, events: keptEvents)
-                } else if task < keptChunks + conflictChunks {
-                    let chunk = task - keptChunks
-                    var scratch = Scratch(resources: resourceNames.count)
-                    var text = TextBuffer()
-                    for k in (count * chunk / conflictChunks)..<(count * (chunk + 1) / conflictChunks) {
-                        (target.buffer.baseAddress! + k).initialize(
-                            to: makeConflict(listed[k], id: conflictIDs[k], scratch: &scratch, text: &text))
+        let conflictChunks = Self.conflictChunks, keptChunks = Self.keptChunks, discardChunks = Self.discardChunks
+        // Events: conflicts resolved, recommendations discarded (both pointing into `record`),
+        // the kept recommendations' events, and `coordination.completed`, last.
+        // One record per part: each part's events retain their own (a single shared object
+        // would have its reference count bounce between cores).
+        let records = (0..<(conflictChunks + discardChunks)).map { _ in CoordinationRecord() }
+        let keptEventsAt = count + discardCount
+        let eventCount = keptEventsAt + layout.eventStart[keptCount] + 1
+        var conflicts: [Conflict] = []
+        var events = [DomainEvent](unsafeUninitializedCapacity: eventCount) { eventBuffer, eventsInitialized in
+            let events = SendableBuffer(buffer: eventBuffer)
+            // Conflicts, each resolved: no two parties of a conflict are both kept.
+            conflicts = [Conflict](unsafeUninitializedCapacity: count) { buffer, initialized in
+                let target = SendableBuffer(buffer: buffer)
+                // Longest first: discards, kept recommendations, then conflicts.
+                let tasks = discardChunks + keptChunks + conflictChunks
+                let work = { @Sendable [self, conflictIDs, keptIDs, layout, discardSlot, records] (task: Int) in
+                    if task < discardChunks {
+                        makeDiscarded((n * task / discardChunks)..<(n * (task + 1) / discardChunks), conflictIDs: conflictIDs,
+                                      slot: discardSlot, into: discarded, events: events.buffer.baseAddress! + count,
+                                      record: records[conflictChunks + task])
+                    } else if task < discardChunks + keptChunks {
+                        let chunk = task - discardChunks
+                        let range = (keptCount * chunk / keptChunks)..<(keptCount * (chunk + 1) / keptChunks)
+                        makeKept(range, layout: layout, ids: keptIDs, kept: kept, inRequestOrder: inRequestOrder,
+                                 approvals: approvals, plans: plans, events: events.buffer.baseAddress! + keptEventsAt)
+                    } else {
+                        let chunk = task - discardChunks - keptChunks
+                        var scratch = Scratch(resources: resourceNames.count)
+                        var text = TextBuffer()
+                        let record = records[chunk]
+                        for k in (count * chunk / conflictChunks)..<(count * (chunk + 1) / conflictChunks) {
+                            (target.buffer.baseAddress! + k).initialize(
+                                to: makeConflict(listed[k], id: conflictIDs[k], scratch: &scratch, text: &text))
+                            (events.buffer.baseAddress! + k).initialize(
+                                to: DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(k, record)))
+                        }
                     }
-                } else {
-                    makeDiscarded(conflictIDs: conflictIDs, slot: discardSlot, into: discarded)
                 }
+                if count + n >= 4096 && Self.processors > 1 {
+                    DispatchQueue.concurrentPerform(iterations: tasks, execute: work)
+                } else {
+                    for task in 0..<tasks { work(task) }
+                }
+                initialized = count
             }
-            if count + n >= 4096 && Self.processors > 1 {
-                DispatchQueue.concurrentPerform(iterations: tasks, execute: work)
-            } else {
-                for task in 0..<tasks { work(task) }
-            }
-            initialized = count
+            eventsInitialized = eventCount - 1
         }
         let discardedList = discarded.take()
         let approvalList = approvals.take()
         let planList = plans.take()
         let keptList = kept.take()
-
-        let record = CoordinationRecord(conflicts: conflicts, discarded: discardedList)
-        let eventCount = count + discardCount + keptEvents.count + 1
-        var events = [DomainEvent](unsafeUninitializedCapacity: eventCount) { buffer, initialized in
-            var at = buffer.baseAddress!
-            for index in 0..<count {
-                at.initialize(to: DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(index, record)))
-                at += 1
-            }
-            for index in 0..<discardCount {
-                at.initialize(to: DomainEvent(type: .recommendationDiscarded, customerID: customer,
-                                              recommendationID: discardedList[index].id, payload: .discarded(index, record)))
-                at += 1
-            }
-            keptEvents.move(to: at)
-            initialized = eventCount - 1
-        }
+        for record in records { record.fill(conflicts: conflicts, discarded: discardedList) }
 
         let responseID = ids.next()
         let response = CoordinationResponse(
@@ -747,42 +749,48 @@ private struct Run {
 
     /// The kept recommendations at `range` of the execution order, with their status, and their
     /// approvals or plans with events.
+    @inline(never)
     func makeKept(_ range: Range<Int>, layout: KeptLayout, ids: [String], kept: Slots<Recommendation>,
                   inRequestOrder: Slots<Recommendation>, approvals: Slots<Approval>, plans: Slots<ExecutionPlan>,
-                  events: Slots<DomainEvent>) {
+                  events: UnsafeMutablePointer<DomainEvent>) {
         let policy = configuration.policy
         let customer = request.customerID
-        var replay = ReplayIDs(ids: ids, used: layout.idStart[range.lowerBound])
-        for k in range {
-            let i = executionOrder[k]
-            var r = recs[inputIndex[i]]
+        var cache = EventDataCache()
+        // In request order, where the recommendations lie in memory in sequence.
+        for slot in range {
+            let k = layout.byRequestOrder[slot]
+            var r = recs[inputIndex[executionOrder[k]]]
             var event = layout.eventStart[k]
+            var replay = ReplayIDs(ids: ids, used: layout.idStart[k])
             switch layout.routes[k] {
             case .approvedAtOnce, .approvedWithNotice:
                 r.status = .approved
                 if r.riskLevel == .medium && policy.mediumPolicy == .notify && request.autoApprove {
-                    events.initialize(event, DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
-                                                         data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
+                    (events + event).initialize(to: DomainEvent(type: .approvalApproved, customerID: customer, recommendationID: r.id,
+                                                                data: ["policy": "notify", "risk_level": .string(r.riskLevel.rawValue)]))
                     event += 1
                 }
                 let plan = PlanBuilder.plan(for: r, now: now, ids: &replay)
-                events.initialize(event, PlanBuilder.createdEvent(plan, approvalID: nil))
-                plans.initialize(layout.planStart[k], plan)
+                (events + event).initialize(to: PlanBuilder.createdEvent(plan, action: r.action, approvalID: nil, cache: &cache))
+                plans.initialize(layout.planStart[k], consume plan)
             case .needsApproval(let required):
                 r.status = .pendingApproval
-                let (approval, requested) = policy.requestApproval(for: r, required: required, now: now, ids: &replay)
-                approvals.initialize(layout.approvalStart[k], approval)
-                events.initialize(event, requested)
+                let (approval, requested) = policy.requestApproval(for: r, required: required, now: now, ids: &replay, cache: &cache)
+                approvals.initialize(layout.approvalStart[k], consume approval)
+                (events + event).initialize(to: requested)
             }
-            inRequestOrder.initialize(layout.slot[k], r)
+            precondition(replay.used == layout.idStart[k + 1], "identifiers drawn for a kept recommendation do not match their use")
+            inRequestOrder.initialize(slot, copy r)
             kept.initialize(k, r)
         }
-        precondition(replay.used == layout.idStart[range.upperBound], "identifiers drawn for the kept recommendations do not match their use")
     }
 
-    /// Discarded recommendations, at their place in request order.
-    func makeDiscarded(conflictIDs: [String], slot: [Int], into discarded: Slots<DiscardedRecommendation>) {
-        for i in 0..<n where state[i] == .discarded {
+    /// Discarded recommendations, at their place in request order, and their events.
+    @inline(never)
+    func makeDiscarded(_ nodes: Range<Int>, conflictIDs: [String], slot: [Int], into discarded: Slots<DiscardedRecommendation>,
+                       events: UnsafeMutablePointer<DomainEvent>, record: CoordinationRecord) {
+        let customer = request.customerID
+        for i in nodes where state[i] == .discarded {
             let info = discards[i]
             var item = DiscardedRecommendation(id: nodeID[i], reason: info.reason)
             if info.entry >= 0 { item.conflictID = conflictIDs[info.entry] }
@@ -791,6 +799,8 @@ private struct Run {
             if info.relatedIsMissing { item.relatedID = missingIDs[listed[info.entry].extra] }
             if info.activeIsOwnID { item.activeID = nodeID[i] }
             discarded.initialize(slot[i], item)
+            (events + slot[i]).initialize(to: DomainEvent(type: .recommendationDiscarded, customerID: customer,
+                                                          recommendationID: nodeID[i], payload: .discarded(slot[i], record)))
         }
     }
 
@@ -987,7 +997,7 @@ private final class Slots<Element>: @unchecked Sendable {
         base = .allocate(capacity: max(1, count))
     }
 
-    func initialize(_ index: Int, _ value: Element) {
+    func initialize(_ index: Int, _ value: consuming Element) {
         precondition(index >= 0 && index < count)
         (base + index).initialize(to: value)
     }
