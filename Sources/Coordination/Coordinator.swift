@@ -164,7 +164,7 @@ private struct Run {
     // MARK: Ranking and indexes
 
     /// What ranking compares, gathered so the sort reads one array.
-    struct RankKey {
+    struct RankKey: Sendable {
         var priority: Int
         var savings: Double
         var confidence: Double
@@ -172,62 +172,179 @@ private struct Run {
         var index: Int
     }
 
-    /// Reads every recommendation once, in input order: ranking keys, action and resources
-    /// (interned); then numbers request nodes by rank and lays the per-node arrays out in that
-    /// order. Priority, savings, confidence (higher first), then lower risk, then id.
-    mutating func gather() {
-        let total = n + m
-        var keys: [RankKey] = []
-        var ids: [String] = []
-        var expiry: [Date?] = []
-        keys.reserveCapacity(n); ids.reserveCapacity(n); expiry.reserveCapacity(n)
-        var actions = StringTable(capacity: 64)
-        var resources = StringTable(capacity: 2 * total)
-        var inputAction = [Int](repeating: 0, count: total)
-        var inputStart = [Int](repeating: 0, count: total + 1)
-        var inputFlat: [Int] = []
-        inputFlat.reserveCapacity(total * 3)
-        var seen: [Int] = []
-        var holderCount: [Int] = []
-        seen.reserveCapacity(2 * total)
-        holderCount.reserveCapacity(2 * total)
-        var anyDependencies = false
-        func add(_ index: Int, _ actionName: String, _ affected: [String]) {
-            inputAction[index] = actions.intern(actionName).id
-            inputStart[index] = inputFlat.count
-            for name in affected {
-                let (id, inserted) = resources.intern(name)
-                if inserted {
-                    seen.append(index)
-                    holderCount.append(1)
-                    inputFlat.append(id)
-                    continue
-                }
-                if seen[id] == index { continue }  // listed twice by the same recommendation
-                seen[id] = index
-                inputFlat.append(id)
-                holderCount[id] += 1
-            }
-        }
-        for index in 0..<n {
-            keys.append(RankKey(priority: recs[index].priority, savings: recs[index].estimatedSavings,
-                                confidence: recs[index].confidence, risk: recs[index].riskLevel, index: index))
-            ids.append(recs[index].id)
-            expiry.append(recs[index].expiresAt)
-            if !recs[index].dependencies.isEmpty { anyDependencies = true }
-            add(index, recs[index].action, recs[index].affectedResources)
-        }
-        for k in 0..<m { add(n + k, actives[k].action, actives[k].affectedResources) }
-        inputStart[total] = inputFlat.count
-        self.anyDependencies = anyDependencies
-
-        keys.sort { a, b in
+    /// Ranking keys, best first: priority, savings, confidence (higher first), then lower
+    /// risk, then id.
+    ///
+    /// The same order as sorting with that comparison, faster: a radix sort on priority and the
+    /// leading 48 bits of savings, then the comparison within runs that tie on those. (Plain
+    /// comparison sort when a value is NaN or priorities span too wide a range.)
+    static func ranked(_ keys: [RankKey], ids: [String]) -> [RankKey] {
+        func better(_ a: RankKey, _ b: RankKey) -> Bool {
             if a.priority != b.priority { return a.priority > b.priority }
             if a.savings != b.savings { return a.savings > b.savings }
             if a.confidence != b.confidence { return a.confidence > b.confidence }
             if a.risk != b.risk { return a.risk < b.risk }
             return ids[a.index] < ids[b.index]
         }
+        var lowest = Int.max, highest = Int.min, numbers = true
+        for key in keys {
+            lowest = min(lowest, key.priority)
+            highest = max(highest, key.priority)
+            if key.savings.isNaN || key.confidence.isNaN { numbers = false }
+        }
+        let (span, overflow) = highest.subtractingReportingOverflow(lowest)
+        guard keys.count > 256, numbers, !overflow, span < 1 << 16 else { return keys.sorted(by: better) }
+        // Ascending radix key: higher priority first, then higher savings (-0 counts as 0).
+        var items = [(key: UInt64, at: Int)]()
+        items.reserveCapacity(keys.count)
+        for (at, key) in keys.enumerated() {
+            let bits = (key.savings + 0).bitPattern
+            let ascending = bits >> 63 == 0 ? bits | 1 << 63 : ~bits
+            items.append((UInt64(highest - key.priority) << 48 | (~ascending) >> 16, at))
+        }
+        var other = items
+        var counts = [Int](repeating: 0, count: 256)
+        for shift in stride(from: UInt64(0), to: 64, by: 8) {
+            for k in counts.indices { counts[k] = 0 }
+            for item in items { counts[Int(truncatingIfNeeded: item.key >> shift) & 0xFF] += 1 }
+            if counts.contains(items.count) { continue }  // every key has this byte
+            var sum = 0
+            for k in counts.indices { (counts[k], sum) = (sum, sum + counts[k]) }
+            for item in items {
+                let byte = Int(truncatingIfNeeded: item.key >> shift) & 0xFF
+                other[counts[byte]] = item
+                counts[byte] += 1
+            }
+            swap(&items, &other)
+        }
+        var result = items.map { keys[$0.at] }
+        var start = 0
+        while start < items.count {
+            var end = start + 1
+            while end < items.count && items[end].key == items[start].key { end += 1 }
+            if end - start > 1 { result[start..<end].sort(by: better) }
+            start = end
+        }
+        return result
+    }
+
+    /// What one part of the request reads: ranking keys, ids, expiry, and actions and resources
+    /// interned in a table of its own.
+    struct GatherPart: Sendable {
+        var keys: [RankKey] = []
+        var ids: [String] = []
+        var expiry: [Date?] = []
+        var anyDependencies = false
+        var actions = StringTable(capacity: 64)
+        /// Per recommendation: its action, and its resources `flat[start[k]..<start[k + 1]]`.
+        var action: [Int] = []
+        var start: [Int] = [0]
+        var flat: [Int] = []
+        var resources: StringTable
+        var holderCount: [Int] = []
+        var seen: [Int] = []
+
+        init(capacity: Int) {
+            resources = StringTable(capacity: 2 * capacity)
+            keys.reserveCapacity(capacity); ids.reserveCapacity(capacity); expiry.reserveCapacity(capacity)
+            action.reserveCapacity(capacity); start.reserveCapacity(capacity + 1); flat.reserveCapacity(3 * capacity)
+            holderCount.reserveCapacity(2 * capacity); seen.reserveCapacity(2 * capacity)
+        }
+
+        /// Adds a recommendation (`index` tells its listings apart).
+        mutating func add(_ index: Int, action actionName: String, resources affected: [String]) {
+            action.append(actions.intern(actionName).id)
+            for name in affected {
+                let (id, inserted) = resources.intern(name)
+                if inserted {
+                    seen.append(index)
+                    holderCount.append(1)
+                    flat.append(id)
+                    continue
+                }
+                if seen[id] == index { continue }  // listed twice by the same recommendation
+                seen[id] = index
+                flat.append(id)
+                holderCount[id] += 1
+            }
+            start.append(flat.count)
+        }
+
+        /// Appends a later part's actions and resources: its names interned here, its numbers
+        /// translated. (Not its keys, ids and expiry.)
+        mutating func appendIndexes(_ other: GatherPart) {
+            anyDependencies = anyDependencies || other.anyDependencies
+            let actionMap = other.actions.names.map { actions.intern($0).id }
+            var resourceMap = [Int](repeating: 0, count: other.resources.count)
+            for local in 0..<other.resources.count {
+                let (id, inserted) = resources.intern(other.resources.names[local])
+                if inserted {
+                    seen.append(-1)
+                    holderCount.append(0)
+                }
+                resourceMap[local] = id
+                holderCount[id] += other.holderCount[local]
+            }
+            for a in other.action { action.append(actionMap[a]) }
+            let offset = flat.count
+            for r in other.flat { flat.append(resourceMap[r]) }
+            for k in 1..<other.start.count { start.append(other.start[k] + offset) }
+        }
+    }
+
+    /// Reads the request's recommendations `range`, in input order (where they lie in memory).
+    func gatherPart(_ range: Range<Int>) -> GatherPart {
+        var part = GatherPart(capacity: range.count)
+        for index in range {
+            part.keys.append(RankKey(priority: recs[index].priority, savings: recs[index].estimatedSavings,
+                                     confidence: recs[index].confidence, risk: recs[index].riskLevel, index: index))
+            part.ids.append(recs[index].id)
+            part.expiry.append(recs[index].expiresAt)
+            if !recs[index].dependencies.isEmpty { part.anyDependencies = true }
+            part.add(index, action: recs[index].action, resources: recs[index].affectedResources)
+        }
+        return part
+    }
+
+    /// Reads every recommendation once, in input order: ranking keys, action and resources
+    /// (interned); then numbers request nodes by rank and lays the per-node arrays out in that
+    /// order. Priority, savings, confidence (higher first), then lower risk, then id.
+    ///
+    /// Reading is memory-bound (a recommendation is a dozen objects), so large requests are read
+    /// in two halves at once; the second half's names are then interned into the first's table
+    /// while the ranking keys are sorted.
+    mutating func gather() {
+        let total = n + m
+        var part: GatherPart
+        let keys: [RankKey], ids: [String], expiry: [Date?]
+        if n >= 4096 && Self.processors > 1 {
+            let halves = (Box(GatherPart(capacity: 0)), Box(GatherPart(capacity: 0)))
+            DispatchQueue.concurrentPerform(iterations: 2) { [self] half in
+                (half == 0 ? halves.0 : halves.1).value = gatherPart(half == 0 ? 0..<(n / 2) : (n / 2)..<n)
+            }
+            let allKeys = halves.0.value.keys + halves.1.value.keys
+            ids = halves.0.value.ids + halves.1.value.ids
+            expiry = halves.0.value.expiry + halves.1.value.expiry
+            let sorted = Box<[RankKey]>([])
+            DispatchQueue.concurrentPerform(iterations: 2) { [ids] task in
+                if task == 0 {
+                    sorted.value = Self.ranked(allKeys, ids: ids)
+                } else {
+                    halves.0.value.appendIndexes(halves.1.value)
+                }
+            }
+            part = halves.0.value
+            keys = sorted.value
+        } else {
+            part = gatherPart(0..<n)
+            (keys, ids, expiry) = (Self.ranked(part.keys, ids: part.ids), part.ids, part.expiry)
+        }
+        for k in 0..<m { part.add(n + k, action: actives[k].action, resources: actives[k].affectedResources) }
+        anyDependencies = part.anyDependencies
+        let inputAction = part.action, inputStart = part.start, inputFlat = part.flat, holderCount = part.holderCount
+        var actions = part.actions
+        let resources = part.resources
+
         inputIndex = keys.map(\.index)
         position = [Int](repeating: 0, count: n)
         for node in 0..<n { position[inputIndex[node]] = node }
@@ -967,6 +1084,12 @@ enum DecimalText {
         }
         return Int64(scaled.rounded())
     }
+}
+
+/// A result slot filled by one of the concurrent parts.
+private final class Box<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// A buffer whose disjoint parts are initialized by different threads.
