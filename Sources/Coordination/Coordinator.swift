@@ -98,7 +98,7 @@ private struct Run {
     var dependentFlat: [Int] = []
 
     // Conflicts.
-    struct Entry {
+    struct Entry: Sendable {
         var type: ConflictType
         var a: Int
         var b: Int
@@ -155,10 +155,24 @@ private struct Run {
 
     mutating func execute(ids: inout some IDGenerator) -> CoordinationOutcome {
         gather()
-        buildDependencies()
+        takeDependencies()
         enumerateConflicts()
+        // The conflicts listed so far are described on another core while this one resolves.
+        let describer = Describer(n: n, nodeID: nodeID, nodeRisk: nodeRisk, resourceFlat: resourceFlat,
+                                  resourceStart: resourceStart, resourceNames: resourceNames, recs: recs,
+                                  actives: actives, inputIndex: inputIndex)
+        let early = Box<[Describer.Described?]>([])
+        let describing = DispatchGroup()
+        if listed.count + n >= 4096 && Self.processors > 1 {
+            let entries = listed, resourceCount = resourceNames.count
+            DispatchQueue.global(qos: .userInitiated).async(group: describing) {
+                var scratch = Scratch(resources: resourceCount)
+                var text = TextBuffer()
+                early.value = entries.map { describer.describe($0, scratch: &scratch, text: &text) }
+            }
+        }
         resolve()
-        return assemble(ids: &ids)
+        return assemble(ids: &ids, describer: describer, early: early, describing: describing)
     }
 
     // MARK: Ranking and indexes
@@ -366,6 +380,17 @@ private struct Run {
             nodeRisk.append(actives[k].riskLevel)
         }
 
+        // Dependencies need only ids and ranks: on a large request, found on another core while
+        // this one indexes resources.
+        if anyDependencies && n >= 4096 && Self.processors > 1 {
+            let copy = self, result = Box<Run?>(nil), group = DispatchGroup()
+            DispatchQueue.global(qos: .userInitiated).async(group: group) {
+                var other = copy
+                other.buildDependencies()
+                result.value = other
+            }
+            pendingDependencies = (group, result)
+        }
         // Resources by node; holders by resource, in node (rank) order.
         action = [Int](repeating: 0, count: total)
         resourceStart = [Int](repeating: 0, count: total + 1)
@@ -413,6 +438,20 @@ private struct Run {
     }
 
     // MARK: Dependencies
+
+    /// Dependencies being found on another core (see `gather`).
+    var pendingDependencies: (DispatchGroup, Box<Run?>)?
+
+    /// `buildDependencies`, or its result if it was started on another core.
+    mutating func takeDependencies() {
+        guard let (group, result) = pendingDependencies else { return buildDependencies() }
+        group.wait()
+        pendingDependencies = nil
+        let other = result.value!
+        (state, discards, onStart, onFlat) = (other.state, other.discards, other.onStart, other.onFlat)
+        (dependentStart, dependentFlat) = (other.dependentStart, other.dependentFlat)
+        (listed, missingIDs, cycles, detected) = (other.listed, other.missingIDs, other.cycles, other.detected)
+    }
 
     mutating func buildDependencies() {
         state = [State](repeating: .undecided, count: n)
@@ -731,7 +770,8 @@ private struct Run {
         var autoApproved = 0
     }
 
-    mutating func assemble(ids: inout some IDGenerator) -> CoordinationOutcome {
+    mutating func assemble(ids: inout some IDGenerator, describer: Describer, early: Box<[Describer.Described?]>,
+                           describing: DispatchGroup) -> CoordinationOutcome {
         let customer = request.customerID
         let policy = configuration.policy
         // Identifiers in the order the sequential construction would draw them: conflicts in
@@ -789,6 +829,8 @@ private struct Run {
         let plans = Slots<ExecutionPlan>(layout.planStart[keptCount])
         let discarded = Slots<DiscardedRecommendation>(discardCount)
         let conflictChunks = Self.conflictChunks, keptChunks = Self.keptChunks, discardChunks = Self.discardChunks
+        describing.wait()
+        let described = early.value
         // Events: conflicts resolved, recommendations discarded (both pointing into `record`),
         // the kept recommendations' events, and `coordination.completed`, last.
         // One record per part: each part's events retain their own (a single shared object
@@ -804,7 +846,7 @@ private struct Run {
                 let target = SendableBuffer(buffer: buffer)
                 // Longest first: discards, kept recommendations, then conflicts.
                 let tasks = discardChunks + keptChunks + conflictChunks
-                let work = { @Sendable [self, conflictIDs, keptIDs, layout, discardSlot, records] (task: Int) in
+                let work = { @Sendable [self, conflictIDs, keptIDs, layout, discardSlot, records, described] (task: Int) in
                     if task < discardChunks {
                         makeDiscarded((n * task / discardChunks)..<(n * (task + 1) / discardChunks), conflictIDs: conflictIDs,
                                       slot: discardSlot, into: discarded, events: events.buffer.baseAddress! + count,
@@ -821,7 +863,8 @@ private struct Run {
                         let record = records[chunk]
                         for k in (count * chunk / conflictChunks)..<(count * (chunk + 1) / conflictChunks) {
                             (target.buffer.baseAddress! + k).initialize(
-                                to: makeConflict(listed[k], id: conflictIDs[k], scratch: &scratch, text: &text))
+                                to: makeConflict(listed[k], id: conflictIDs[k], described: k < described.count ? described[k] : nil,
+                                                 describer: describer, scratch: &scratch, text: &text))
                             (events.buffer.baseAddress! + k).initialize(
                                 to: DomainEvent(type: .conflictResolved, customerID: customer, payload: .conflict(k, record)))
                         }
@@ -921,14 +964,23 @@ private struct Run {
         }
     }
 
-    /// Marks per resource, reused by every conflict's description.
+    /// Marks per resource, reused by conflicts' descriptions (between long resource lists).
     struct Scratch {
-        var mark: [Int]
+        var mark: [Int] = []
         var stamp = 0
-        init(resources: Int) { mark = [Int](repeating: 0, count: resources) }
+        let resources: Int
+
+        init(resources: Int) { self.resources = resources }
+
+        mutating func startMarking() -> Int {
+            if mark.isEmpty { mark = [Int](repeating: 0, count: resources) }
+            stamp += 1
+            return stamp
+        }
     }
 
-    func makeConflict(_ entry: Entry, id conflictID: String, scratch: inout Scratch, text: inout TextBuffer) -> Conflict {
+    func makeConflict(_ entry: Entry, id conflictID: String, described: Describer.Described?, describer: Describer,
+                      scratch: inout Scratch, text: inout TextBuffer) -> Conflict {
         switch entry.type {
         case .dependency:
             if !entry.isCycle {
@@ -945,43 +997,13 @@ private struct Run {
                             severity: "high", conflictingField: "dependencies", detectedAt: now, resolved: true,
                             resolution: "Discarded every member of the cycle: \(members.joined(separator: ", "))", resolvedAt: now)
         case .resource, .action, .timing:
-            let severity: String
-            let field: String
-            text.reset()
-            if entry.type == .resource {
-                scratch.stamp += 1
-                let stamp = scratch.stamp
-                for r in resources(entry.b) { scratch.mark[r] = stamp }
-                text.append("Both recommendations affect resources: [")
-                var first = true
-                for r in resources(entry.a) where scratch.mark[r] == stamp {
-                    if !first { text.append(byte: 0x20) }
-                    first = false
-                    text.append(resourceNames[r])
-                }
-                text.append(byte: 0x5D)
-                severity = Self.severity(nodeRisk[entry.a], nodeRisk[entry.b])
-                field = "affected_resources"
-            } else {
-                text.append("Contradictory actions: ")
-                text.append(actionName(entry.a))
-                text.append(" vs ")
-                text.append(actionName(entry.b))
-                let wide = !hasResources(entry.a) ? entry.a : (!hasResources(entry.b) ? entry.b : -1)
-                if wide >= 0 {
-                    text.append(" (")
-                    text.append(id(wide))
-                    text.append(" lists no resources: it acts customer-wide)")
-                }
-                severity = "high"
-                field = "action"
-            }
-            let description = text.makeString()
+            let described = described ?? describer.describe(entry, scratch: &scratch, text: &text)!
             text.reset()
             resolution(entry.a, entry.b, into: &text)
-            return Conflict(id: conflictID, type: entry.type, recommendationIDs: [id(entry.a), id(entry.b)],
-                            description: description, severity: severity, conflictingField: field, detectedAt: now,
-                            resolved: true, resolution: text.makeString(), resolvedAt: now)
+            return Conflict(id: conflictID, type: entry.type, recommendationIDs: described.ids,
+                            description: described.description, severity: described.severity,
+                            conflictingField: described.field, detectedAt: now, resolved: true,
+                            resolution: text.makeString(), resolvedAt: now)
         }
     }
 
@@ -1026,6 +1048,76 @@ private struct Run {
         if highA && highB { return "high" }
         if highA || highB { return "medium" }
         return "low"
+    }
+}
+
+/// What a pair conflict says besides its resolution: its description, severity, field and
+/// parties. Reads only what is fixed once conflicts are enumerated, so it can run while the
+/// engine resolves.
+private struct Describer: Sendable {
+    let n: Int
+    let nodeID: [String]
+    let nodeRisk: [RiskLevel]
+    let resourceFlat: [Int]
+    let resourceStart: [Int]
+    let resourceNames: [String]
+    let recs: [Recommendation]
+    let actives: [Recommendation]
+    let inputIndex: [Int]
+
+    struct Described: Sendable {
+        var description: String
+        var severity: String
+        var field: String
+        var ids: [String]
+    }
+
+    func resources(_ node: Int) -> ArraySlice<Int> { resourceFlat[resourceStart[node]..<resourceStart[node + 1]] }
+    func hasResources(_ node: Int) -> Bool { resourceStart[node] != resourceStart[node + 1] }
+    func actionName(_ node: Int) -> String { node < n ? recs[inputIndex[node]].action : actives[node - n].action }
+
+    /// A resource or action conflict's texts; nil for a dependency conflict.
+    func describe(_ entry: Run.Entry, scratch: inout Run.Scratch, text: inout TextBuffer) -> Described? {
+        let severity: String
+        let field: String
+        text.reset()
+        switch entry.type {
+        case .dependency:
+            return nil
+        case .resource:
+            let ownResources = resources(entry.a), otherResources = resources(entry.b)
+            // Lists are short: compare them directly, unless that would be slow.
+            let direct = ownResources.count * otherResources.count <= 64
+            if !direct {
+                let stamp = scratch.startMarking()
+                for r in otherResources { scratch.mark[r] = stamp }
+            }
+            text.append("Both recommendations affect resources: [")
+            var first = true
+            for r in ownResources where direct ? otherResources.contains(r) : scratch.mark[r] == scratch.stamp {
+                if !first { text.append(byte: 0x20) }
+                first = false
+                text.append(resourceNames[r])
+            }
+            text.append(byte: 0x5D)
+            severity = Run.severity(nodeRisk[entry.a], nodeRisk[entry.b])
+            field = "affected_resources"
+        case .action, .timing:
+            text.append("Contradictory actions: ")
+            text.append(actionName(entry.a))
+            text.append(" vs ")
+            text.append(actionName(entry.b))
+            let wide = !hasResources(entry.a) ? entry.a : (!hasResources(entry.b) ? entry.b : -1)
+            if wide >= 0 {
+                text.append(" (")
+                text.append(nodeID[wide])
+                text.append(" lists no resources: it acts customer-wide)")
+            }
+            severity = "high"
+            field = "action"
+        }
+        return Described(description: text.makeString(), severity: severity, field: field,
+                         ids: [nodeID[entry.a], nodeID[entry.b]])
     }
 }
 
