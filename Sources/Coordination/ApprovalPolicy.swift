@@ -61,11 +61,16 @@ public struct ApprovalPolicy: Sendable, Equatable {
     }
 
     public func route(_ recommendation: Recommendation, autoApprove: Bool) -> Route {
-        if !autoApprove { return .needsApproval(required: required(for: recommendation.riskLevel)) }
-        switch recommendation.riskLevel {
+        route(risk: recommendation.riskLevel, autoApprove: autoApprove)
+    }
+
+    /// The route of a recommendation of this risk (the route depends on nothing else).
+    func route(risk: RiskLevel, autoApprove: Bool) -> Route {
+        if !autoApprove { return .needsApproval(required: required(for: risk)) }
+        switch risk {
         case .low: return .approvedAtOnce
         case .medium where mediumPolicy == .notify: return .approvedWithNotice
-        case .medium, .high, .critical: return .needsApproval(required: required(for: recommendation.riskLevel))
+        case .medium, .high, .critical: return .needsApproval(required: required(for: risk))
         }
     }
 
@@ -77,15 +82,20 @@ public struct ApprovalPolicy: Sendable, Equatable {
 
     /// A pending approval for a recommendation, and its `approval.requested` event.
     public func requestApproval(for rec: Recommendation, required: Int, now: Date, ids: inout some IDGenerator) -> (Approval, DomainEvent) {
+        var cache = EventDataCache()
+        return requestApproval(for: rec, required: required, now: now, ids: &ids, cache: &cache)
+    }
+
+    /// `requestApproval`, with the event data shared between approvals that would have equal data.
+    func requestApproval(for rec: Recommendation, required: Int, now: Date, ids: inout some IDGenerator,
+                         cache: inout EventDataCache) -> (Approval, DomainEvent) {
         let approval = Approval(id: ids.next(), recommendationID: rec.id, customerID: rec.customerID,
                                 riskLevel: rec.riskLevel, requestedBy: rec.agentID, requestedAt: now,
                                 expiresAt: expiresAt(rec.riskLevel, requestedAt: now), requiredApprovals: required)
         let event = DomainEvent(type: .approvalRequested, customerID: rec.customerID, recommendationID: rec.id,
                                 approvalID: approval.id,
-                                data: ["risk_level": .string(rec.riskLevel.rawValue),
-                                       "expires_at": .string(Timestamp.string(from: approval.expiresAt)),
-                                       "required_approvals": .number(Double(required)),
-                                       "requested_by": .string(rec.agentID)])
+                                data: cache.approvalRequested(risk: rec.riskLevel, expiresAt: approval.expiresAt,
+                                                              required: required, requestedBy: rec.agentID))
         return (approval, event)
     }
 
@@ -176,6 +186,39 @@ public struct ApprovalPolicy: Sendable, Equatable {
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         if let unit = units[last] { return Double(text.dropLast()).map { $0 * unit } }
         return Double(text)
+    }
+}
+
+/// Event data already made, by what it is made of: a large coordination requests thousands of
+/// approvals and plans whose events carry the same few dictionaries.
+struct EventDataCache {
+    struct ApprovalKey: Hashable {
+        var risk: RiskLevel
+        var expiresAt: Date
+        var required: Int
+        var requestedBy: String
+    }
+    private var approvals: [ApprovalKey: [String: JSONValue]] = [:]
+    private var plans: [String: [String: JSONValue]] = [:]
+
+    /// The data of an `approval.requested` event.
+    mutating func approvalRequested(risk: RiskLevel, expiresAt: Date, required: Int, requestedBy: String) -> [String: JSONValue] {
+        let key = ApprovalKey(risk: risk, expiresAt: expiresAt, required: required, requestedBy: requestedBy)
+        if let data = approvals[key] { return data }
+        let data: [String: JSONValue] = ["risk_level": .string(risk.rawValue),
+                                         "expires_at": .string(Timestamp.string(from: expiresAt)),
+                                         "required_approvals": .number(Double(required)),
+                                         "requested_by": .string(requestedBy)]
+        if approvals.count < 4096 { approvals[key] = data }
+        return data
+    }
+
+    /// The data of a `plan.created` event for a plan of this action.
+    mutating func planCreated(action: String) -> [String: JSONValue] {
+        if let data = plans[action] { return data }
+        let data: [String: JSONValue] = ["steps": .array(PlanBuilder.template(for: action).map { .string($0.action) })]
+        if plans.count < 4096 { plans[action] = data }
+        return data
     }
 }
 

@@ -88,12 +88,19 @@ public struct DomainEvent: Sendable, Equatable {
     }
 }
 
-/// The conflicts and discards of one coordination, shared by its events.
-final class CoordinationRecord: Sendable {
-    let conflicts: [Conflict]
-    let discarded: [DiscardedRecommendation]
+/// The conflicts and discards of one coordination, shared by its events. The engine makes the
+/// events while it builds the lists, and sets the lists once, before it hands the events out.
+final class CoordinationRecord: @unchecked Sendable {
+    private(set) var conflicts: [Conflict]
+    private(set) var discarded: [DiscardedRecommendation]
 
-    init(conflicts: [Conflict], discarded: [DiscardedRecommendation]) {
+    init(conflicts: [Conflict] = [], discarded: [DiscardedRecommendation] = []) {
+        self.conflicts = conflicts
+        self.discarded = discarded
+    }
+
+    /// Sets the lists; only before any event that points here is read.
+    func fill(conflicts: [Conflict], discarded: [DiscardedRecommendation]) {
         self.conflicts = conflicts
         self.discarded = discarded
     }

@@ -29,23 +29,29 @@ public struct UUIDGenerator: IDGenerator {
         high = (high & ~0xF000) | 0x4000  // version 4
         low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // RFC 4122 variant
         return String(unsafeUninitializedCapacity: 36) { buffer in
-            var at = 0
-            func put(_ value: UInt64, _ nibbles: Int) {
-                var shift = (nibbles - 1) * 4
-                while shift >= 0 {
-                    let nibble = UInt8(truncatingIfNeeded: value >> UInt64(shift)) & 0xF
-                    buffer[at] = nibble < 10 ? 48 + nibble : 87 + nibble  // 0-9, a-f
-                    at += 1
-                    shift -= 4
+            let out = UnsafeMutableRawPointer(buffer.baseAddress!)
+            // Two hex digits per byte, most significant first, with dashes after 4, 6, 8 and 10 bytes.
+            Self.hex.withUnsafeBufferPointer { hex in
+                var at = 0
+                for k in 0..<16 {
+                    let word = k < 8 ? high : low
+                    let byte = Int(truncatingIfNeeded: word >> UInt64(56 - 8 * (k & 7))) & 0xFF
+                    out.storeBytes(of: hex[byte], toByteOffset: at, as: UInt16.self)
+                    at += 2
+                    if k == 3 || k == 5 || k == 7 || k == 9 {
+                        out.storeBytes(of: 0x2D, toByteOffset: at, as: UInt8.self)
+                        at += 1
+                    }
                 }
             }
-            put(high >> 32, 8); buffer[at] = 0x2D; at += 1
-            put(high >> 16, 4); buffer[at] = 0x2D; at += 1
-            put(high, 4); buffer[at] = 0x2D; at += 1
-            put(low >> 48, 4); buffer[at] = 0x2D; at += 1
-            put(low, 12)
-            return at
+            return 36
         }
+    }
+
+    /// A byte's two lowercase hex digits, as stored little-endian: first digit in the low byte.
+    private static let hex: [UInt16] = (0..<256).map { byte in
+        func digit(_ value: Int) -> UInt16 { UInt16(value < 10 ? 48 + value : 87 + value) }
+        return UInt16(littleEndian: digit(byte >> 4) | digit(byte & 0xF) << 8)
     }
 }
 

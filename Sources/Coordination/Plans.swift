@@ -26,23 +26,38 @@ public enum PlanBuilder {
     /// (otherwise the recommending agent), whether it can be rolled back.
     static func template(for action: String) -> [(action: String, validates: Bool, reversible: Bool)] {
         switch action {
-        case "migrate_to_spot":
-            [("take_snapshot", false, true), ("migrate_workload", false, true), ("validate_quality", true, false)]
-        case "scale_down":
-            [("validate_quality", true, false), ("scale_resources", false, true), ("validate_quality", true, false)]
-        default:
-            [(action, false, false)]
+        case "migrate_to_spot": migrateToSpot
+        case "scale_down": scaleDown
+        default: [(action, false, false)]
         }
     }
 
+    private typealias Template = [(action: String, validates: Bool, reversible: Bool)]
+    private static let migrateToSpot: Template = [("take_snapshot", false, true), ("migrate_workload", false, true),
+                                                  ("validate_quality", true, false)]
+    private static let scaleDown: Template = [("validate_quality", true, false), ("scale_resources", false, true),
+                                              ("validate_quality", true, false)]
+
     /// Steps in an action's plan (a plan draws one identifier per step, then its own).
-    public static func stepCount(for action: String) -> Int { template(for: action).count }
+    public static func stepCount(for action: String) -> Int {
+        switch action {
+        case "migrate_to_spot": migrateToSpot.count
+        case "scale_down": scaleDown.count
+        default: 1
+        }
+    }
 
     /// The `plan.created` event.
     public static func createdEvent(_ plan: ExecutionPlan, approvalID: String?) -> DomainEvent {
         DomainEvent(type: .planCreated, customerID: plan.customerID, recommendationID: plan.recommendationID,
                     planID: plan.id, approvalID: approvalID,
                     data: ["steps": .array(plan.steps.map { .string($0.action) })])
+    }
+
+    /// The `plan.created` event of a plan made by `plan(for:)` for a recommendation of this action.
+    static func createdEvent(_ plan: ExecutionPlan, action: String, approvalID: String?, cache: inout EventDataCache) -> DomainEvent {
+        DomainEvent(type: .planCreated, customerID: plan.customerID, recommendationID: plan.recommendationID,
+                    planID: plan.id, approvalID: approvalID, data: cache.planCreated(action: action))
     }
 }
 

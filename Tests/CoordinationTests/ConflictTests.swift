@@ -459,3 +459,45 @@ extension LargeRequestTests {
         #expect(outcome.events.filter { $0.type == .planCreated }.map(\.planID) == response.executionPlans.map(\.id))
     }
 }
+
+extension LargeRequestTests {
+    /// A large request is ranked by the same rules as a small one (the engine sorts large ones
+    /// by a radix key first): priority, savings, confidence, lower risk, id; -0 savings equal 0.
+    @Test(arguments: [(1, 10), (-50_000, 50_000), (Int.min / 2, Int.max / 2)])
+    func largeRequestRankedByTheRules(priorities: (Int, Int)) {
+        var rng = SeededRNG(seed: 3)
+        let savings: [Double] = [0, -0.0, 0.01, 99.99, 100, 1e300, -5, .infinity, 12.5]
+        let recs = (0..<3000).map { index in
+            rec("rec-\(Int.random(in: 0..<1_000_000, using: &rng))-\(index)",
+                priority: Int.random(in: 0..<4, using: &rng) == 0 ? priorities.0 : Int.random(in: priorities.0...priorities.1, using: &rng),
+                savings: savings.randomElement(using: &rng)!, confidence: [0.5, 0.9].randomElement(using: &rng)!,
+                risk: RiskLevel.allCases.randomElement(using: &rng)!)
+        }
+        let expected = recs.sorted { a, b in
+            if a.priority != b.priority { return a.priority > b.priority }
+            if a.estimatedSavings != b.estimatedSavings { return a.estimatedSavings > b.estimatedSavings }
+            if a.confidence != b.confidence { return a.confidence > b.confidence }
+            if a.riskLevel != b.riskLevel { return a.riskLevel < b.riskLevel }
+            return a.id < b.id
+        }.map(\.id)
+        #expect(coordinate(recs).response.executionOrder == expected)
+        #expect(coordinate(recs.reversed()).response.executionOrder == expected)
+    }
+
+    /// Names are compared as Swift compares strings (canonical equivalence), whether or not
+    /// they are ASCII: the engine hashes ASCII names' bytes and falls back to a dictionary.
+    @Test func canonicallyEqualNamesAreOneResource() {
+        var recs = [rec("kelvin-ascii", resources: ["K"], priority: 9)]  // first and last: read by different threads
+        recs += (0..<5000).map { rec("rec-\($0)", resources: ["r\($0)"]) }
+        recs.append(rec("kelvin-sign", resources: ["\u{212A}"], priority: 8))
+        recs.append(rec("cafe-nfc", resources: ["caf\u{E9}"], priority: 9))
+        recs.append(rec("cafe-nfd", resources: ["cafe\u{301}"], priority: 8))
+        recs.append(rec("dep", resources: ["other"], deps: ["\u{212A}-id"]))
+        recs.append(rec("K-id", resources: ["elsewhere"]))
+        let response = coordinate(recs).response
+        #expect(response.discard("kelvin-sign")?.relatedID == "kelvin-ascii")
+        #expect(response.discard("cafe-nfd")?.relatedID == "cafe-nfc")
+        #expect(response.discard("dep") == nil)  // "\u{212A}-id" == "K-id"
+        #expect(response.recommendationsKept == recs.count - 2)
+    }
+}
