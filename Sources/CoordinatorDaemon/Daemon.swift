@@ -40,7 +40,9 @@ public final class Daemon: @unchecked Sendable {
     /// their leases and taken over), and returns when every loop has ended.
     public func stop() {
         context.logger.info("stopping: no new messages; finishing what is in flight")
-        for worker in workers { worker.stop() }
+        // Together: each loop may be in a blocking pop of up to a second.
+        for worker in workers { worker.beginStopping() }
+        for worker in workers { worker.waitUntilStopped() }
         executor?.stop()
         maintenance?.stop()
         context.logger.info("stopped", metadata: ["processed": "\(context.counters.snapshot.processed)"])

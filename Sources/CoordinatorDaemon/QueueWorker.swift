@@ -47,8 +47,18 @@ final class QueueWorker: @unchecked Sendable {
     /// Stops taking messages; the batch in hand is finished first (or, when Redis is gone,
     /// left in flight for recovery). Waits for the thread to end.
     func stop() {
+        beginStopping()
+        waitUntilStopped()
+    }
+
+    /// Stops taking messages without waiting (so that several loops wind down together).
+    func beginStopping() {
         stopping.set()
+    }
+
+    func waitUntilStopped() {
         finished.wait()
+        finished.signal()
     }
 
     private func run() {
