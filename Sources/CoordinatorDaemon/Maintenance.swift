@@ -8,33 +8,24 @@ import RedisClient
 /// commits make sure each overdue approval expires once and each lost message returns once.
 final class Maintenance: @unchecked Sendable {
     private let context: DaemonContext
-    private let stopping = Flag()
-    private let finished = DispatchSemaphore(value: 0)
-    private var connection: RedisConnection?
+    private let loop: LoopThread
 
     init(context: DaemonContext) {
         self.context = context
+        self.loop = LoopThread(name: "maintenance", context: context)
     }
 
     func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        thread.name = "coordinatord.maintenance"
-        thread.start()
+        loop.start { [self] in run() }
     }
 
-    func stop() {
-        stopping.set()
-        finished.wait()
-    }
+    func stop() { loop.stop() }
 
     private func run() {
         var lastRecovery = Date.distantPast
-        while !stopping.isSet {
+        while !loop.isStopping {
             do {
-                let connection = try currentConnection()
+                let connection = try loop.currentConnection()
                 try beat(connection)
                 try expireOverdueApprovals(connection)
                 if Date().timeIntervalSince(lastRecovery) >= context.configuration.heartbeatTTL / 2 {
@@ -44,23 +35,16 @@ final class Maintenance: @unchecked Sendable {
             } catch {
                 context.logger.error("maintenance: Redis unavailable, retrying", metadata: ["error": "\(error)"])
             }
-            for _ in 0..<5 where !stopping.isSet { Thread.sleep(forTimeInterval: 0.1) }
+            for _ in 0..<5 where !loop.isStopping { Thread.sleep(forTimeInterval: 0.1) }
         }
         // A clean stop leaves no heartbeat behind, so nobody waits for it to lapse.
-        if let connection {
+        if let connection = loop.openConnection {
             _ = try? connection.pipeline([
                 RedisCommand("DEL", context.keys.worker(context.workerID)),
                 RedisCommand("SREM", context.keys.workerIndex, context.workerID),
             ])
             connection.close()
         }
-    }
-
-    private func currentConnection() throws(RedisError) -> RedisConnection {
-        if let connection { return connection }
-        let connection = try context.connect()
-        self.connection = connection
-        return connection
     }
 
     private func beat(_ connection: RedisConnection) throws(RedisError) {

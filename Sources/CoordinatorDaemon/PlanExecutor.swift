@@ -16,11 +16,9 @@ final class PlanExecutor: @unchecked Sendable {
     private let dispatcher: any StepDispatcher
     private let readyInflight: String
     private let resultsInflight: String
-    private let stopping = Flag()
-    private let finished = DispatchSemaphore(value: 0)
+    private let loop: LoopThread
 
     // Everything below is touched only by the executor's thread.
-    private var connection: RedisConnection?
     private var running: [String: RunningPlan] = [:]
     /// Ready entries whose examination found stale reads; looked at again next tick.
     private var reexamine: [[UInt8]] = []
@@ -58,23 +56,16 @@ final class PlanExecutor: @unchecked Sendable {
         }
         readyInflight = context.keys.inflight(worker: context.workerID, queue: "plans:ready:0")
         resultsInflight = context.keys.inflight(worker: context.workerID, queue: "steps:results:0")
+        loop = LoopThread(name: "executor", context: context)
     }
 
     func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        thread.name = "coordinatord.executor"
-        thread.start()
+        loop.start { [self] in run() }
     }
 
     /// Takes no new plans, lets running ones finish for a grace period, and hands the rest to
     /// lease takeover.
-    func stop() {
-        stopping.set()
-        finished.wait()
-    }
+    func stop() { loop.stop() }
 
     private var keys: Keys { context.keys }
 
@@ -82,24 +73,24 @@ final class PlanExecutor: @unchecked Sendable {
         var handBack = true
         var graceEnds: Date?
         while true {
-            if stopping.isSet {
+            if loop.isStopping {
                 if graceEnds == nil { graceEnds = Date().addingTimeInterval(min(10, context.configuration.planLease)) }
                 if running.isEmpty || Date() > graceEnds! { break }
             }
             do {
-                let connection = try currentConnection()
+                let connection = try loop.currentConnection()
                 if handBack {
                     try handBackInflight(connection)
                     handBack = false
                 }
-                try tick(connection, accepting: !stopping.isSet)
+                try tick(connection, accepting: !loop.isStopping)
             } catch {
                 context.logger.error("executor: Redis unavailable, retrying", metadata: ["error": "\(error)"])
                 handBack = true
                 Thread.sleep(forTimeInterval: 0.1)
             }
         }
-        if let connection {
+        if let connection = loop.openConnection {
             try? handBackInflight(connection)
             if !running.isEmpty {
                 context.logger.warning("stopping with plans still running; they are taken over when their lease lapses",
@@ -107,13 +98,6 @@ final class PlanExecutor: @unchecked Sendable {
             }
             connection.close()
         }
-    }
-
-    private func currentConnection() throws(RedisError) -> RedisConnection {
-        if let connection { return connection }
-        let connection = try context.connect()
-        self.connection = connection
-        return connection
     }
 
     private func handBackInflight(_ connection: RedisConnection) throws(RedisError) {

@@ -20,11 +20,7 @@ final class QueueWorker: @unchecked Sendable {
     private let queue: String
     let inflight: String
     private let name: String
-    private let stopping = Flag()
-    private let finished = DispatchSemaphore(value: 0)
-    private var thread: Thread?
-    // Touched only by the worker's own thread.
-    private var connection: RedisConnection?
+    private let loop: LoopThread
 
     init(context: DaemonContext, handler: any BatchHandler, index: Int) {
         self.context = context
@@ -32,40 +28,24 @@ final class QueueWorker: @unchecked Sendable {
         self.queue = "\(context.keys.prefix):\(handler.queueName)"
         self.inflight = context.keys.inflight(worker: context.workerID, queue: "\(handler.queueName):\(index)")
         self.name = "\(handler.queueName)-\(index)"
+        self.loop = LoopThread(name: name, context: context)
     }
 
     func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        thread.name = "coordinatord.\(name)"
-        self.thread = thread
-        thread.start()
+        loop.start { [self] in run() }
     }
 
     /// Stops taking messages; the batch in hand is finished first (or, when Redis is gone,
-    /// left in flight for recovery). Waits for the thread to end.
-    func stop() {
-        beginStopping()
-        waitUntilStopped()
-    }
+    /// left in flight for recovery). `waitUntilStopped` waits for the thread to end.
+    func beginStopping() { loop.beginStopping() }
 
-    /// Stops taking messages without waiting (so that several loops wind down together).
-    func beginStopping() {
-        stopping.set()
-    }
-
-    func waitUntilStopped() {
-        finished.wait()
-        finished.signal()
-    }
+    func waitUntilStopped() { loop.waitUntilStopped() }
 
     private func run() {
         var handBack = true
-        while !stopping.isSet {
+        while !loop.isStopping {
             do {
-                let connection = try currentConnection()
+                let connection = try loop.currentConnection()
                 if handBack {
                     // Whatever an earlier failure left in our own in-flight list goes first.
                     _ = try connection.run(Scripts.requeue, keys: [inflight, queue], args: [])
@@ -80,14 +60,7 @@ final class QueueWorker: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: 0.1)
             }
         }
-        connection?.close()
-    }
-
-    private func currentConnection() throws(RedisError) -> RedisConnection {
-        if let connection { return connection }
-        let connection = try context.connect()
-        self.connection = connection
-        return connection
+        loop.openConnection?.close()
     }
 
     /// Up to a batch of messages; blocks up to a second when the queue is empty.
