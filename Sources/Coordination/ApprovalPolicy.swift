@@ -181,7 +181,8 @@ public struct ApprovalPolicy: Sendable, Equatable {
         return result
     }
 
-    static func duration(_ text: String) -> TimeInterval? {
+    /// A duration like `90s`, `30m`, `48h` or `7d` (a bare number is seconds); nil when unreadable.
+    public static func duration(_ text: String) -> TimeInterval? {
         guard let last = text.last else { return nil }
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         if let unit = units[last] { return Double(text.dropLast()).map { $0 * unit } }

@@ -30,8 +30,25 @@ public struct DaemonConfiguration: Sendable {
     public var heartbeatTTL: TimeInterval = 10
     public var planLease: TimeInterval = 10
     public var eventStreamMaxLength = 100_000
-    /// Terminal recommendations stay readable this long after they end.
+    /// Plans, approvals and recommendation records in a final state stay readable this long
+    /// after they end (seconds, PROTOCOL.md section 9).
     public var retention = 7 * 86_400
+    /// An approved plan not started within this long of its creation is cancelled
+    /// (`not_started`) and its recommendation leaves the active set (seconds, section 9).
+    public var planHold = 7 * 86_400
+    /// When set, every `reply_to` must start with it (section 2.1).
+    public var replyPrefix: String?
+    /// The dead-letter list keeps the newest this many entries (section 6).
+    public var deadLetterMax = 100_000
+    /// A dead letter keeps at most this many bytes of its raw message (section 6).
+    public var deadLetterRawMax = 65_536
+    /// A message delivered this many times without being finished is dead-lettered as `poison`.
+    public var maxDeliveries = 5
+    /// The trust file of section 10 (principals and risk floor); nil trusts every writer.
+    public var trustFile: String?
+    /// Prometheus `/metrics` port (section 7); 0 serves none.
+    public var metricsPort = 0
+    public var metricsHost = "127.0.0.1"
 
     public init() {}
 
@@ -55,6 +72,9 @@ public struct DaemonConfiguration: Sendable {
             + "max_message_bytes=\(maxMessageBytes) max_recommendations=\(maxRecommendations) "
             + "medium_policy=\(policy.mediumPolicy.rawValue) approvers=\(approvers) "
             + "critical_approvers=\(policy.criticalApprovers) approval_expiry=\(expiry) "
-            + "max_concurrent_plans=\(maxConcurrentPlans) log_format=\(logFormat.rawValue)"
+            + "max_concurrent_plans=\(maxConcurrentPlans) log_format=\(logFormat.rawValue) "
+            + "retention=\(retention)s plan_hold=\(planHold)s reply_prefix=\(replyPrefix ?? "none") "
+            + "dead_letter_max=\(deadLetterMax) dead_letter_raw_max=\(deadLetterRawMax) max_deliveries=\(maxDeliveries) "
+            + "trust=\(trustFile ?? "none") metrics=\(metricsPort == 0 ? "off" : "\(metricsHost):\(metricsPort)")"
     }
 }

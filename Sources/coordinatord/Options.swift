@@ -27,6 +27,15 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Seconds a heartbeat lasts without renewal (env COORD_HEARTBEAT_TTL).") var heartbeatTtl: Double?
     @Option(help: "Messages taken from a queue at once when a backlog builds (env COORD_BATCH_SIZE).") var batchSize: Int?
     @Option(help: "Approximate length the event stream is capped at (env COORD_EVENT_STREAM_MAXLEN).") var eventStreamMaxlen: Int?
+    @Option(help: "How long finished plans, approvals and records are kept, e.g. 7d (env COORD_RETENTION).") var retention: String?
+    @Option(help: "How long an approved plan may wait to be started before it is cancelled, e.g. 7d (env COORD_PLAN_HOLD).") var planHold: String?
+    @Option(help: "Every reply_to must start with this (env COORD_REPLY_PREFIX).") var replyPrefix: String?
+    @Option(help: "Dead letters kept, newest first (env COORD_DEAD_LETTER_MAX).") var deadLetterMax: Int?
+    @Option(help: "Bytes of a raw message kept in its dead letter (env COORD_DEAD_LETTER_RAW_MAX).") var deadLetterRawMax: Int?
+    @Option(help: "Deliveries of one message before it is dead-lettered as poison (env COORD_MAX_DELIVERIES).") var maxDeliveries: Int?
+    @Option(help: "Trust file: principals, their keys and roles, risk floor (env COORD_TRUST).") var trust: String?
+    @Option(help: "Port of the Prometheus /metrics endpoint; 0 serves none (env COORD_METRICS_PORT).") var metricsPort: Int?
+    @Option(help: "Address the metrics endpoint binds (env COORD_METRICS_HOST).") var metricsHost: String?
 
     func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfiguration {
         func value(_ flag: String?, _ name: String) -> String? {
@@ -106,12 +115,41 @@ struct DaemonOptions: ParsableArguments {
             config.batchSize = v
         }
         if let v = try parsed(eventStreamMaxlen, "EVENT_STREAM_MAXLEN", Int.init) { config.eventStreamMaxLength = try positive(v, "--event-stream-maxlen") }
+        if let v = value(retention, "RETENTION") { config.retention = try Self.seconds(v, "--retention") }
+        if let v = value(planHold, "PLAN_HOLD") { config.planHold = try Self.seconds(v, "--plan-hold") }
+        if let v = value(replyPrefix, "REPLY_PREFIX") {
+            guard !v.isEmpty, v.utf8.count <= 128, v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw ValidationError("--reply-prefix: 1 to 128 bytes of printable ASCII without spaces")
+            }
+            config.replyPrefix = v
+        }
+        if let v = try parsed(deadLetterMax, "DEAD_LETTER_MAX", Int.init) { config.deadLetterMax = try positive(v, "--dead-letter-max") }
+        if let v = try parsed(deadLetterRawMax, "DEAD_LETTER_RAW_MAX", Int.init) { config.deadLetterRawMax = try positive(v, "--dead-letter-raw-max") }
+        if let v = try parsed(maxDeliveries, "MAX_DELIVERIES", Int.init) {
+            guard (1...1000).contains(v) else { throw ValidationError("--max-deliveries: must be between 1 and 1000") }
+            config.maxDeliveries = v
+        }
+        if let v = value(trust, "TRUST") { config.trustFile = v }
+        if let v = try parsed(metricsPort, "METRICS_PORT", Int.init) {
+            guard (0...65535).contains(v) else { throw ValidationError("--metrics-port: must be between 0 and 65535") }
+            config.metricsPort = v
+        }
+        if let v = value(metricsHost, "METRICS_HOST") { config.metricsHost = v }
         do {
             _ = try config.redis
         } catch {
             throw ValidationError("--redis-url: \(error)")
         }
         return config
+    }
+
+    /// A duration flag: a number with a unit (s, m, h, d; seconds without one), whole seconds,
+    /// at least one second and at most ten years.
+    static func seconds(_ text: String, _ flag: String) throws -> Int {
+        guard let v = ApprovalPolicy.duration(text), v.isFinite, v >= 1, v <= 10 * 365 * 86_400 else {
+            throw ValidationError("\(flag): \"\(text)\" is not a duration between 1s and 3650d (units s, m, h, d)")
+        }
+        return Int(v.rounded())
     }
 
     private func positive(_ v: Int, _ flag: String) throws -> Int {
