@@ -187,7 +187,7 @@ struct RequestGenerator {
     static let impacts = ["none", "under a minute of downtime", "2-3 minutes downtime", "slower deploys", "reduced headroom"]
 
     func request() -> CoordinationRequest {
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         let customer = "cust-bench"
         let created = Date(timeIntervalSince1970: 1_795_515_330)
         var recs: [Recommendation] = []
@@ -221,20 +221,4 @@ struct RequestGenerator {
         }
         return CoordinationRequest(customerID: customer, recommendations: recs, autoApprove: true, executeNow: false)
     }
-}
-
-/// splitmix64, for reproducible requests.
-struct SplitMix {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: UInt64) -> UInt64 { next() % bound }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(UInt64(1) << 53) }
 }

@@ -116,29 +116,3 @@ public enum Timestamp {
         return (m <= 2 ? y + 1 : y, m, d)
     }
 }
-
-/// The JSON coders of the wire: snake_case names come from each type's coding keys, dates are
-/// `Timestamp`s.
-public enum WireJSON {
-    public static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(Timestamp.string(from: date))
-        }
-        return encoder
-    }
-
-    public static func decoder() -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let container = try decoder.singleValueContainer()
-            let text = try container.decode(String.self)
-            guard let date = Timestamp.date(from: text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an RFC 3339 timestamp: \"\(text)\"")
-            }
-            return date
-        }
-        return decoder
-    }
-}
