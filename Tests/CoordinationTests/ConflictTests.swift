@@ -388,8 +388,10 @@ import Testing
                 priority: Int.random(in: 1...10, using: &rng), savings: Double(Int.random(in: 0...10_000, using: &rng)) / 100,
                 deps: index > 0 && Int.random(in: 0..<10, using: &rng) == 0 ? ["rec-\(Int.random(in: 0..<index, using: &rng))"] : [])
         }
-        let first = coordinate(recs)
-        let second = coordinate(recs.reversed())
+        var configuration = EngineConfiguration()
+        configuration.maxListedConflicts = 10_000  // more than the default, to list them all
+        let first = coordinate(recs, configuration: configuration)
+        let second = coordinate(recs.reversed(), configuration: configuration)
         let response = first.response
         #expect(response.conflicts.count > 4096)
         #expect(response.conflicts.map(\.id) == (1...response.conflicts.count).map { "gen-\($0)" })
