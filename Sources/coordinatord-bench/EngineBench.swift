@@ -85,7 +85,11 @@ struct EngineRun: ParsableCommand {
         } else {
             bytes = Array(try WireJSON.encoder().encode(generator.request(count: generator.count ?? 0)))
         }
-        let coordinator = Coordinator(configuration: EngineConfiguration())
+        // Lists up to 10,000 conflicts (the daemon lists 1,000): the figures in the README were
+        // measured so, and the listing is part of the work being timed.
+        var configuration = EngineConfiguration()
+        configuration.maxListedConflicts = 10_000
+        let coordinator = Coordinator(configuration: configuration)
         var decode: [Double] = [], engine: [Double] = [], encode: [Double] = [], total: [Double] = [], release: [Double] = []
         var counts: [(String, Int)] = []
         for _ in 0..<runs {
