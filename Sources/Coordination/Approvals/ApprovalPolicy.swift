@@ -8,11 +8,16 @@ public enum MediumPolicy: String, Sendable, CaseIterable {
 
 /// A person's decision on an approval.
 public struct ApprovalDecision: Sendable, Equatable {
+    /// Approve or reject.
     public enum Kind: String, Sendable { case approve, reject }
+    /// Approve or reject.
     public var kind: Kind
+    /// Who decided.
     public var userID: String
+    /// Why (required for a rejection).
     public var reason: String
 
+    /// A decision by `userID`.
     public init(kind: Kind, userID: String, reason: String = "") {
         self.kind = kind
         self.userID = userID
@@ -22,9 +27,13 @@ public struct ApprovalDecision: Sendable, Equatable {
 
 /// What a decision did to an approval, with the events it emits.
 public struct ApprovalTransition: Sendable, Equatable {
+    /// Where the approval stands after the decision.
     public enum Outcome: Sendable, Equatable { case partiallyApproved, approved, rejected, expired }
+    /// The approval after the decision.
     public var approval: Approval
+    /// Where the approval stands after the decision.
     public var outcome: Outcome
+    /// The events the decision emits, in order.
     public var events: [DomainEvent]
 }
 
@@ -39,17 +48,21 @@ public enum ApprovalRefusal: Error, Sendable, Equatable {
 
 /// The seed's approval rules, completed (PROTOCOL.md sections 3 and 8), as pure functions.
 public struct ApprovalPolicy: Sendable, Equatable {
+    /// The seed's expiry: low 7 days, medium 48 h, high 24 h, critical 4 h.
     public static let defaultExpiry: [RiskLevel: TimeInterval] = [
         .low: 7 * 86_400, .medium: 48 * 3600, .high: 24 * 3600, .critical: 4 * 3600,
     ]
 
+    /// How long an approval waits, by risk (`--approval-expiry`).
     public var expiry: [RiskLevel: TimeInterval] = ApprovalPolicy.defaultExpiry
+    /// Whether medium risk waits for a person (`--medium-policy`).
     public var mediumPolicy: MediumPolicy = .approve
     /// Distinct approvers a critical recommendation needs.
     public var criticalApprovers = 2
     /// When set, only these users may decide.
     public var approvers: Set<String>?
 
+    /// The seed's rules: one approver (two for critical), the default expiry, anyone may decide.
     public init() {}
 
     /// How a kept recommendation is approved.
@@ -60,6 +73,7 @@ public struct ApprovalPolicy: Sendable, Equatable {
         case needsApproval(required: Int)
     }
 
+    /// Whether a kept recommendation is approved at once or waits for people, and how many.
     public func route(_ recommendation: Recommendation, autoApprove: Bool) -> Route {
         route(risk: recommendation.riskLevel, autoApprove: autoApprove)
     }
@@ -74,8 +88,10 @@ public struct ApprovalPolicy: Sendable, Equatable {
         }
     }
 
+    /// Distinct approvers a recommendation of this risk needs.
     public func required(for risk: RiskLevel) -> Int { risk == .critical ? max(1, criticalApprovers) : 1 }
 
+    /// When an approval of this risk requested at `requestedAt` expires.
     public func expiresAt(_ risk: RiskLevel, requestedAt: Date) -> Date {
         requestedAt.addingTimeInterval(expiry[risk] ?? Self.defaultExpiry[risk]!)
     }

@@ -8,18 +8,26 @@ import Foundation
 /// failed non-critical step is marked failed and the plan goes on; a rollback that fails is
 /// recorded on its step (`rollback_error`) and the other rollbacks still run.
 public struct PlanMachine: Sendable, Equatable {
+    /// The plan as the transitions so far left it; persist it after each one.
     public private(set) var plan: ExecutionPlan
 
+    /// What the runner does next.
     public enum Action: Sendable, Equatable {
         /// Not started: call `start`.
         case start
+        /// Run the step at this index, then report `stepSucceeded` or `stepFailed`.
         case runStep(Int)
+        /// Undo the step at this index, then report `rollbackSucceeded` or `rollbackFailed`.
         case rollbackStep(Int)
+        /// Nothing more: the plan ended with this status.
         case finished(ExecutionStatus)
     }
 
+    /// A machine resuming `plan` where it stands (a new plan is `pending`).
     public init(plan: ExecutionPlan) { self.plan = plan }
 
+    /// What to do next, read from the plan alone (so a plan taken over after a crash resumes
+    /// correctly).
     public func nextAction() -> Action {
         switch plan.status {
         case .pending: return .start
@@ -36,6 +44,8 @@ public struct PlanMachine: Sendable, Equatable {
         return .finished(.completed)
     }
 
+    /// `pending` to `running`: sets `started_at` and emits `plan.started` (and, for a plan without
+    /// steps, `plan.completed`). Does nothing to a plan already started.
     public mutating func start(now: Date) -> [DomainEvent] {
         guard plan.status == .pending else { return [] }
         plan.status = .running
@@ -44,6 +54,7 @@ public struct PlanMachine: Sendable, Equatable {
         return [event(.planStarted, data: ["steps": .number(Double(plan.steps.count))])] + settle(now: now)
     }
 
+    /// The step at `index` is running: `step.started`. An index out of range changes nothing.
     public mutating func stepStarted(_ index: Int, now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         plan.currentStep = index
@@ -52,6 +63,8 @@ public struct PlanMachine: Sendable, Equatable {
         return [stepEvent(.stepStarted, index, ["agent_id": .string(plan.steps[index].agentID)])]
     }
 
+    /// The step at `index` completed with `result` (and what its rollback needs): `step.completed`,
+    /// then `plan.completed` when it was the last one, or the rollback's end when one is under way.
     public mutating func stepSucceeded(_ index: Int, result: [String: JSONValue], rollbackData: [String: JSONValue], now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         var step = plan.steps[index]
@@ -64,6 +77,8 @@ public struct PlanMachine: Sendable, Equatable {
             + settle(now: now)
     }
 
+    /// The step at `index` failed: `step.failed`. A critical step starts the rollback of the completed
+    /// reversible steps (`rollback_reason` `critical_step_failed`); a non-critical one lets the plan go on.
     public mutating func stepFailed(_ index: Int, error: String, now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         var step = plan.steps[index]
@@ -75,6 +90,8 @@ public struct PlanMachine: Sendable, Equatable {
         return [stepEvent(.stepFailed, index, ["error": .string(error), "critical": .bool(step.critical)])] + settle(now: now)
     }
 
+    /// The step at `index` was undone: `step.rolled_back`, and `plan.rolled_back` after the last
+    /// rollback.
     public mutating func rollbackSucceeded(_ index: Int, now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         plan.steps[index].status = .rolledBack

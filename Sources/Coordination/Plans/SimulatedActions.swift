@@ -3,13 +3,17 @@ import Foundation
 /// The seed's simulated actions (`executeStep` / `rollbackStep`): their results, rollback
 /// data and durations. Any other action succeeds after a short delay with an empty result.
 public enum SimulatedActions {
+    /// What a simulated step returns.
     public struct Outcome: Sendable, Equatable {
+        /// The step's result, as the seed's actions return it.
         public var result: [String: JSONValue]
+        /// What undoing the step needs.
         public var rollbackData: [String: JSONValue]
         /// How long the seed took, in seconds (scaled by `--sim-speed`).
         public var seedDuration: TimeInterval
     }
 
+    /// The seed's result and rollback data of `action` (snapshot ids drawn from `ids`).
     public static func outcome(for action: String, ids: inout some IDGenerator) -> Outcome {
         switch action {
         case "take_snapshot":
@@ -28,6 +32,7 @@ public enum SimulatedActions {
         }
     }
 
+    /// How long undoing `action` takes in the seed, in seconds.
     public static func rollbackDuration(for action: String) -> TimeInterval {
         switch action {
         case "take_snapshot": 0.2

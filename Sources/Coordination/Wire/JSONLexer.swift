@@ -14,6 +14,7 @@ public struct JSONLexer {
         public var message: String
         /// A malformed-input error with this message.
         public init(message: String) { self.message = message }
+        /// The message.
         public var description: String { message }
     }
 

@@ -4,6 +4,7 @@ import Foundation
 /// of every date (PROTOCOL.md). Hand-written both ways: date formatters cost microseconds per
 /// call, and a large request carries tens of thousands of dates.
 public enum Timestamp {
+    /// `2026-11-24T10:15:30.123Z`: UTC, milliseconds (truncated).
     public static func string(from date: Date) -> String {
         let totalMs = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var days = totalMs >= 0 ? totalMs / 86_400_000 : (totalMs - 86_399_999) / 86_400_000

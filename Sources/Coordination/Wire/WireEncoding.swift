@@ -157,9 +157,13 @@ extension JSONWriter {
 
 extension WireJSON {
     // The JSON of stored and replied models, written directly like `encode(_:)` above.
+    /// The recommendation's JSON, as `encoder()` would write it.
     public static func bytes(_ value: Recommendation) -> [UInt8] { write(640) { $0.write(value) } }
+    /// The approval's JSON, as `encoder()` would write it.
     public static func bytes(_ value: Approval) -> [UInt8] { write(512) { $0.write(value) } }
+    /// The plan's JSON, as `encoder()` would write it.
     public static func bytes(_ value: ExecutionPlan) -> [UInt8] { write(256 + value.steps.count * 400) { $0.write(value) } }
+    /// The result's JSON, as `encode(_:)` writes it.
     public static func bytes(_ value: CoordinationResponse) -> [UInt8] { [UInt8](encode(value)) }
 
     private static func write(_ capacity: Int, _ body: (inout JSONWriter) -> Void) -> [UInt8] {

@@ -3,6 +3,7 @@ import Foundation
 /// The JSON coders of the wire: snake_case names come from each type's coding keys, dates are
 /// `Timestamp`s.
 public enum WireJSON {
+    /// An encoder writing dates as `Timestamp`s.
     public static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .custom { date, encoder in
@@ -12,6 +13,7 @@ public enum WireJSON {
         return encoder
     }
 
+    /// A decoder reading dates as `Timestamp`s (anything else is an error naming the text).
     public static func decoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .custom { decoder in
