@@ -27,11 +27,17 @@ public enum EventType: String, Codable, Sendable, CaseIterable {
 /// discarded recommendation, and their data is the conflict or discard itself, so those events
 /// point into the coordination's (shared) lists and make the dictionary only for whoever looks.
 public struct DomainEvent: Sendable, Equatable {
+    /// What happened.
     public var type: EventType
+    /// The customer it happened to.
     public var customerID: String
+    /// The recommendation concerned, if any.
     public var recommendationID: String?
+    /// The plan concerned, if any.
     public var planID: String?
+    /// The approval concerned, if any.
     public var approvalID: String?
+    /// The step concerned, for step events.
     public var stepIndex: Int?
     var payload: Payload
 
@@ -60,11 +66,13 @@ public struct DomainEvent: Sendable, Equatable {
         }
     }
 
+    /// The event's details (PROTOCOL.md section 4), built when read.
     public var data: [String: JSONValue] {
         get { payload.dictionary }
         set { payload = .dictionary(newValue) }
     }
 
+    /// An event with its details.
     public init(type: EventType, customerID: String, recommendationID: String? = nil, planID: String? = nil,
                 approvalID: String? = nil, stepIndex: Int? = nil, data: [String: JSONValue] = [:]) {
         self.init(type: type, customerID: customerID, recommendationID: recommendationID, planID: planID,
@@ -82,6 +90,7 @@ public struct DomainEvent: Sendable, Equatable {
         self.payload = payload
     }
 
+    /// Equal when every field and the data are equal.
     public static func == (a: DomainEvent, b: DomainEvent) -> Bool {
         a.type == b.type && a.customerID == b.customerID && a.recommendationID == b.recommendationID
             && a.planID == b.planID && a.approvalID == b.approvalID && a.stepIndex == b.stepIndex && a.data == b.data

@@ -1,4 +1,4 @@
-@testable import CoordinatorDaemon
+import Coordination
 import Foundation
 import Testing
 

@@ -1,66 +1,5 @@
 import Foundation
 
-/// The seed's `generateSteps`: a recommendation's execution plan.
-public enum PlanBuilder {
-    /// The agent that validates quality in the seed's plans.
-    public static let validationAgent = "application-agent"
-
-    /// Steps by action (`migrate_to_spot`, `scale_down`, one step otherwise), all critical as in
-    /// the seed. The recommendation's `parameters` go to every step (the seed gave them only to
-    /// the single-step default; agents need them, and failure injection reads them), and
-    /// `parameters.non_critical_steps` (a list of step actions) marks steps whose failure does
-    /// not stop the plan.
-    public static func plan(for rec: Recommendation, now: Date, ids: inout some IDGenerator) -> ExecutionPlan {
-        let nonCritical = Set((rec.parameters["non_critical_steps"]?.arrayValue ?? []).compactMap(\.stringValue))
-        func step(_ action: String, _ agent: String, reversible: Bool) -> ExecutionStep {
-            ExecutionStep(id: ids.next(), action: action, agentID: agent, parameters: rec.parameters,
-                          critical: !nonCritical.contains(action), reversible: reversible)
-        }
-        let steps = template(for: rec.action).map { action, validates, reversible in
-            step(action, validates ? validationAgent : rec.agentID, reversible: reversible)
-        }
-        return ExecutionPlan(id: ids.next(), recommendationID: rec.id, customerID: rec.customerID, steps: steps, createdAt: now)
-    }
-
-    /// Steps of an action's plan: the step's action, whether the validation agent runs it
-    /// (otherwise the recommending agent), whether it can be rolled back.
-    static func template(for action: String) -> [(action: String, validates: Bool, reversible: Bool)] {
-        switch action {
-        case "migrate_to_spot": migrateToSpot
-        case "scale_down": scaleDown
-        default: [(action, false, false)]
-        }
-    }
-
-    private typealias Template = [(action: String, validates: Bool, reversible: Bool)]
-    private static let migrateToSpot: Template = [("take_snapshot", false, true), ("migrate_workload", false, true),
-                                                  ("validate_quality", true, false)]
-    private static let scaleDown: Template = [("validate_quality", true, false), ("scale_resources", false, true),
-                                              ("validate_quality", true, false)]
-
-    /// Steps in an action's plan (a plan draws one identifier per step, then its own).
-    public static func stepCount(for action: String) -> Int {
-        switch action {
-        case "migrate_to_spot": migrateToSpot.count
-        case "scale_down": scaleDown.count
-        default: 1
-        }
-    }
-
-    /// The `plan.created` event.
-    public static func createdEvent(_ plan: ExecutionPlan, approvalID: String?) -> DomainEvent {
-        DomainEvent(type: .planCreated, customerID: plan.customerID, recommendationID: plan.recommendationID,
-                    planID: plan.id, approvalID: approvalID,
-                    data: ["steps": .array(plan.steps.map { .string($0.action) })])
-    }
-
-    /// The `plan.created` event of a plan made by `plan(for:)` for a recommendation of this action.
-    static func createdEvent(_ plan: ExecutionPlan, action: String, approvalID: String?, cache: inout EventDataCache) -> DomainEvent {
-        DomainEvent(type: .planCreated, customerID: plan.customerID, recommendationID: plan.recommendationID,
-                    planID: plan.id, approvalID: approvalID, data: cache.planCreated(action: action))
-    }
-}
-
 /// A plan as a state machine driven by step outcomes (PROTOCOL.md section 5). It decides what
 /// happens next and which events each transition emits, in order; whoever runs the steps
 /// (the daemon's executor) persists the plan after every transition.
@@ -69,18 +8,26 @@ public enum PlanBuilder {
 /// failed non-critical step is marked failed and the plan goes on; a rollback that fails is
 /// recorded on its step (`rollback_error`) and the other rollbacks still run.
 public struct PlanMachine: Sendable, Equatable {
+    /// The plan as the transitions so far left it; persist it after each one.
     public private(set) var plan: ExecutionPlan
 
+    /// What the runner does next.
     public enum Action: Sendable, Equatable {
         /// Not started: call `start`.
         case start
+        /// Run the step at this index, then report `stepSucceeded` or `stepFailed`.
         case runStep(Int)
+        /// Undo the step at this index, then report `rollbackSucceeded` or `rollbackFailed`.
         case rollbackStep(Int)
+        /// Nothing more: the plan ended with this status.
         case finished(ExecutionStatus)
     }
 
+    /// A machine resuming `plan` where it stands (a new plan is `pending`).
     public init(plan: ExecutionPlan) { self.plan = plan }
 
+    /// What to do next, read from the plan alone (so a plan taken over after a crash resumes
+    /// correctly).
     public func nextAction() -> Action {
         switch plan.status {
         case .pending: return .start
@@ -97,6 +44,8 @@ public struct PlanMachine: Sendable, Equatable {
         return .finished(.completed)
     }
 
+    /// `pending` to `running`: sets `started_at` and emits `plan.started` (and, for a plan without
+    /// steps, `plan.completed`). Does nothing to a plan already started.
     public mutating func start(now: Date) -> [DomainEvent] {
         guard plan.status == .pending else { return [] }
         plan.status = .running
@@ -105,6 +54,7 @@ public struct PlanMachine: Sendable, Equatable {
         return [event(.planStarted, data: ["steps": .number(Double(plan.steps.count))])] + settle(now: now)
     }
 
+    /// The step at `index` is running: `step.started`. An index out of range changes nothing.
     public mutating func stepStarted(_ index: Int, now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         plan.currentStep = index
@@ -113,6 +63,8 @@ public struct PlanMachine: Sendable, Equatable {
         return [stepEvent(.stepStarted, index, ["agent_id": .string(plan.steps[index].agentID)])]
     }
 
+    /// The step at `index` completed with `result` (and what its rollback needs): `step.completed`,
+    /// then `plan.completed` when it was the last one, or the rollback's end when one is under way.
     public mutating func stepSucceeded(_ index: Int, result: [String: JSONValue], rollbackData: [String: JSONValue], now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         var step = plan.steps[index]
@@ -125,6 +77,8 @@ public struct PlanMachine: Sendable, Equatable {
             + settle(now: now)
     }
 
+    /// The step at `index` failed: `step.failed`. A critical step starts the rollback of the completed
+    /// reversible steps (`rollback_reason` `critical_step_failed`); a non-critical one lets the plan go on.
     public mutating func stepFailed(_ index: Int, error: String, now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         var step = plan.steps[index]
@@ -136,6 +90,8 @@ public struct PlanMachine: Sendable, Equatable {
         return [stepEvent(.stepFailed, index, ["error": .string(error), "critical": .bool(step.critical)])] + settle(now: now)
     }
 
+    /// The step at `index` was undone: `step.rolled_back`, and `plan.rolled_back` after the last
+    /// rollback.
     public mutating func rollbackSucceeded(_ index: Int, now: Date) -> [DomainEvent] {
         guard plan.steps.indices.contains(index) else { return [] }
         plan.steps[index].status = .rolledBack
@@ -237,43 +193,5 @@ public struct PlanMachine: Sendable, Equatable {
         data["step_id"] = .string(plan.steps[index].id)
         return DomainEvent(type: type, customerID: plan.customerID, recommendationID: plan.recommendationID,
                            planID: plan.id, stepIndex: index, data: data)
-    }
-}
-
-/// The seed's simulated actions (`executeStep` / `rollbackStep`): their results, rollback
-/// data and durations. Any other action succeeds after a short delay with an empty result.
-public enum SimulatedActions {
-    public struct Outcome: Sendable, Equatable {
-        public var result: [String: JSONValue]
-        public var rollbackData: [String: JSONValue]
-        /// How long the seed took, in seconds (scaled by `--sim-speed`).
-        public var seedDuration: TimeInterval
-    }
-
-    public static func outcome(for action: String, ids: inout some IDGenerator) -> Outcome {
-        switch action {
-        case "take_snapshot":
-            let snapshot = "snap-" + ids.next().prefix(8)
-            return Outcome(result: ["snapshot_id": .string(snapshot), "size_gb": 100],
-                           rollbackData: ["snapshot_id": .string(snapshot)], seedDuration: 0.5)
-        case "scale_resources":
-            return Outcome(result: ["previous_count": 5, "new_count": 3, "scaled_down": 2],
-                           rollbackData: ["restore_count": 5], seedDuration: 1)
-        case "migrate_workload":
-            return Outcome(result: ["migrated_instances": 3, "status": "completed"], rollbackData: [:], seedDuration: 2)
-        case "validate_quality":
-            return Outcome(result: ["quality_score": 0.95, "passed": true], rollbackData: [:], seedDuration: 0.5)
-        default:
-            return Outcome(result: [:], rollbackData: [:], seedDuration: 0.1)
-        }
-    }
-
-    public static func rollbackDuration(for action: String) -> TimeInterval {
-        switch action {
-        case "take_snapshot": 0.2
-        case "scale_resources": 0.5
-        case "migrate_workload": 1
-        default: 0
-        }
     }
 }

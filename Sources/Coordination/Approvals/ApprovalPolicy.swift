@@ -8,11 +8,16 @@ public enum MediumPolicy: String, Sendable, CaseIterable {
 
 /// A person's decision on an approval.
 public struct ApprovalDecision: Sendable, Equatable {
+    /// Approve or reject.
     public enum Kind: String, Sendable { case approve, reject }
+    /// Approve or reject.
     public var kind: Kind
+    /// Who decided.
     public var userID: String
+    /// Why (required for a rejection).
     public var reason: String
 
+    /// A decision by `userID`.
     public init(kind: Kind, userID: String, reason: String = "") {
         self.kind = kind
         self.userID = userID
@@ -22,9 +27,13 @@ public struct ApprovalDecision: Sendable, Equatable {
 
 /// What a decision did to an approval, with the events it emits.
 public struct ApprovalTransition: Sendable, Equatable {
+    /// Where the approval stands after the decision.
     public enum Outcome: Sendable, Equatable { case partiallyApproved, approved, rejected, expired }
+    /// The approval after the decision.
     public var approval: Approval
+    /// Where the approval stands after the decision.
     public var outcome: Outcome
+    /// The events the decision emits, in order.
     public var events: [DomainEvent]
 }
 
@@ -39,17 +48,21 @@ public enum ApprovalRefusal: Error, Sendable, Equatable {
 
 /// The seed's approval rules, completed (PROTOCOL.md sections 3 and 8), as pure functions.
 public struct ApprovalPolicy: Sendable, Equatable {
+    /// The seed's expiry: low 7 days, medium 48 h, high 24 h, critical 4 h.
     public static let defaultExpiry: [RiskLevel: TimeInterval] = [
         .low: 7 * 86_400, .medium: 48 * 3600, .high: 24 * 3600, .critical: 4 * 3600,
     ]
 
+    /// How long an approval waits, by risk (`--approval-expiry`).
     public var expiry: [RiskLevel: TimeInterval] = ApprovalPolicy.defaultExpiry
+    /// Whether medium risk waits for a person (`--medium-policy`).
     public var mediumPolicy: MediumPolicy = .approve
     /// Distinct approvers a critical recommendation needs.
     public var criticalApprovers = 2
     /// When set, only these users may decide.
     public var approvers: Set<String>?
 
+    /// The seed's rules: one approver (two for critical), the default expiry, anyone may decide.
     public init() {}
 
     /// How a kept recommendation is approved.
@@ -60,6 +73,7 @@ public struct ApprovalPolicy: Sendable, Equatable {
         case needsApproval(required: Int)
     }
 
+    /// Whether a kept recommendation is approved at once or waits for people, and how many.
     public func route(_ recommendation: Recommendation, autoApprove: Bool) -> Route {
         route(risk: recommendation.riskLevel, autoApprove: autoApprove)
     }
@@ -74,8 +88,10 @@ public struct ApprovalPolicy: Sendable, Equatable {
         }
     }
 
+    /// Distinct approvers a recommendation of this risk needs.
     public func required(for risk: RiskLevel) -> Int { risk == .critical ? max(1, criticalApprovers) : 1 }
 
+    /// When an approval of this risk requested at `requestedAt` expires.
     public func expiresAt(_ risk: RiskLevel, requestedAt: Date) -> Date {
         requestedAt.addingTimeInterval(expiry[risk] ?? Self.defaultExpiry[risk]!)
     }
@@ -187,124 +203,5 @@ public struct ApprovalPolicy: Sendable, Equatable {
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         if let unit = units[last] { return Double(text.dropLast()).map { $0 * unit } }
         return Double(text)
-    }
-}
-
-/// Event data already made, by what it is made of: a large coordination requests thousands of
-/// approvals and plans whose events carry the same few dictionaries.
-struct EventDataCache {
-    struct ApprovalKey: Hashable {
-        var risk: RiskLevel
-        var expiresAt: Date
-        var required: Int
-        var requestedBy: String
-    }
-    private var approvals: [ApprovalKey: [String: JSONValue]] = [:]
-    private var plans: [String: [String: JSONValue]] = [:]
-
-    /// The data of an `approval.requested` event.
-    mutating func approvalRequested(risk: RiskLevel, expiresAt: Date, required: Int, requestedBy: String) -> [String: JSONValue] {
-        let key = ApprovalKey(risk: risk, expiresAt: expiresAt, required: required, requestedBy: requestedBy)
-        if let data = approvals[key] { return data }
-        let data: [String: JSONValue] = ["risk_level": .string(risk.rawValue),
-                                         "expires_at": .string(Timestamp.string(from: expiresAt)),
-                                         "required_approvals": .number(Double(required)),
-                                         "requested_by": .string(requestedBy)]
-        if approvals.count < 4096 { approvals[key] = data }
-        return data
-    }
-
-    /// The data of a `plan.created` event for a plan of this action.
-    mutating func planCreated(action: String) -> [String: JSONValue] {
-        if let data = plans[action] { return data }
-        let data: [String: JSONValue] = ["steps": .array(PlanBuilder.template(for: action).map { .string($0.action) })]
-        if plans.count < 4096 { plans[action] = data }
-        return data
-    }
-}
-
-/// A message from `coord:approvals`, in either form of PROTOCOL.md section 3:
-/// `{"approval_id","decision","user_id","reason","reply_to"}` or the plain-text line
-/// `approve <approval_id> <user_id>` / `reject <approval_id> <user_id> <reason ...>`.
-public struct ApprovalDecisionMessage: Sendable, Equatable {
-    public var approvalID: String
-    public var decision: ApprovalDecision
-    public var replyTo: String?
-    public var requestID: String?
-
-    public init(approvalID: String, decision: ApprovalDecision, replyTo: String? = nil, requestID: String? = nil) {
-        self.approvalID = approvalID
-        self.decision = decision
-        self.replyTo = replyTo
-        self.requestID = requestID
-    }
-
-    public static func parse(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ValidationError(path: "", message: "message is not valid UTF-8")
-        }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.hasPrefix("{") { return try parseJSON(bytes) }
-        return try parseLine(trimmed)
-    }
-
-    private struct JSONForm: Decodable {
-        var approval_id: String?
-        var decision: String?
-        var user_id: String?
-        var reason: String?
-        var reply_to: String?
-        var request_id: String?
-    }
-
-    private static func parseJSON(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
-        let form: JSONForm
-        do {
-            form = try JSONDecoder().decode(JSONForm.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw RequestDecoding.validationError(error)
-        } catch {
-            throw ValidationError(path: "", message: "\(error)")
-        }
-        guard let id = form.approval_id, !id.isEmpty else { throw ValidationError(path: "approval_id", message: "required") }
-        guard let decisionText = form.decision else { throw ValidationError(path: "decision", message: "required") }
-        guard let kind = kind(decisionText) else {
-            throw ValidationError(path: "decision", message: "unknown value \"\(decisionText)\" (approve or reject)")
-        }
-        guard let user = form.user_id, !user.isEmpty else { throw ValidationError(path: "user_id", message: "required") }
-        let reason = form.reason ?? ""
-        if kind == .reject && reason.trimmingCharacters(in: .whitespaces).isEmpty {
-            throw ValidationError(path: "reason", message: "a rejection needs a reason")
-        }
-        if let requestID = form.request_id, requestID.count > 200 {
-            throw ValidationError(path: "request_id", message: "at most 200 characters")
-        }
-        return ApprovalDecisionMessage(approvalID: id, decision: ApprovalDecision(kind: kind, userID: user, reason: reason),
-                                       replyTo: form.reply_to.flatMap { $0.isEmpty ? nil : $0 },
-                                       requestID: form.request_id.flatMap { $0.isEmpty ? nil : $0 })
-    }
-
-    private static func parseLine(_ line: String) throws(ValidationError) -> ApprovalDecisionMessage {
-        let usage = "expected \"approve <approval_id> <user_id>\" or \"reject <approval_id> <user_id> <reason>\""
-        let words = line.split(maxSplits: 3, omittingEmptySubsequences: true, whereSeparator: { $0 == " " || $0 == "\t" })
-        guard let first = words.first else { throw ValidationError(path: "", message: "empty decision; \(usage)") }
-        guard let kind = kind(String(first)) else {
-            throw ValidationError(path: "", message: "unknown decision \"\(first)\"; \(usage)")
-        }
-        guard words.count >= 3 else { throw ValidationError(path: "", message: "missing \(words.count == 1 ? "approval_id and user_id" : "user_id"); \(usage)") }
-        let reason = words.count > 3 ? String(words[3]).trimmingCharacters(in: .whitespaces) : ""
-        if kind == .reject && reason.isEmpty {
-            throw ValidationError(path: "reason", message: "a rejection needs a reason; \(usage)")
-        }
-        return ApprovalDecisionMessage(approvalID: String(words[1]),
-                                       decision: ApprovalDecision(kind: kind, userID: String(words[2]), reason: reason))
-    }
-
-    private static func kind(_ word: String) -> ApprovalDecision.Kind? {
-        switch word.lowercased() {
-        case "approve", "approved": .approve
-        case "reject", "rejected": .reject
-        default: nil
-        }
     }
 }

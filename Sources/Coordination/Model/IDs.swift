@@ -1,31 +1,22 @@
 /// Where the engine gets identifiers (recommendations keep theirs; conflicts, approvals, plans,
 /// steps and responses get new ones). Injected so tests can use predictable ids.
 public protocol IDGenerator {
+    /// A new identifier, different from every one this generator gave before.
     mutating func next() -> String
 }
 
 /// Random version-4 UUIDs in lowercase, from a fast generator seeded once from the system's
 /// random source (a system call per id would dominate large requests).
 public struct UUIDGenerator: IDGenerator {
-    private var state: UInt64
+    private var random = SplitMix64()
 
-    public init() {
-        var system = SystemRandomNumberGenerator()
-        state = system.next()
-    }
+    /// A generator seeded from the system's random source.
+    public init() {}
 
-    /// splitmix64: a full-period 64-bit generator, plenty for unique identifiers.
-    private mutating func random() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+    /// A new version-4 UUID, such as `1b4e28ba-2fa1-4d3b-883f-0016d3cca427`.
     public mutating func next() -> String {
-        var high = random()
-        var low = random()
+        var high = random.next()
+        var low = random.next()
         high = (high & ~0xF000) | 0x4000  // version 4
         low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // RFC 4122 variant
         return String(unsafeUninitializedCapacity: 36) { buffer in
@@ -57,11 +48,14 @@ public struct UUIDGenerator: IDGenerator {
 
 /// `prefix-1`, `prefix-2`, ...: predictable ids for tests and benchmarks.
 public struct SequentialIDGenerator: IDGenerator {
+    /// What every identifier starts with.
     public let prefix: String
     private var counter = 0
 
+    /// A generator that starts at `prefix-1`.
     public init(prefix: String = "id") { self.prefix = prefix }
 
+    /// `prefix-N` for the next N.
     public mutating func next() -> String {
         counter += 1
         return "\(prefix)-\(counter)"

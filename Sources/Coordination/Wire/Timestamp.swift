@@ -4,6 +4,7 @@ import Foundation
 /// of every date (PROTOCOL.md). Hand-written both ways: date formatters cost microseconds per
 /// call, and a large request carries tens of thousands of dates.
 public enum Timestamp {
+    /// `2026-11-24T10:15:30.123Z`: UTC, milliseconds (truncated).
     public static func string(from date: Date) -> String {
         let totalMs = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var days = totalMs >= 0 ? totalMs / 86_400_000 : (totalMs - 86_399_999) / 86_400_000
@@ -114,31 +115,5 @@ public enum Timestamp {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         return (m <= 2 ? y + 1 : y, m, d)
-    }
-}
-
-/// The JSON coders of the wire: snake_case names come from each type's coding keys, dates are
-/// `Timestamp`s.
-public enum WireJSON {
-    public static func encoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(Timestamp.string(from: date))
-        }
-        return encoder
-    }
-
-    public static func decoder() -> JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let container = try decoder.singleValueContainer()
-            let text = try container.decode(String.self)
-            guard let date = Timestamp.date(from: text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an RFC 3339 timestamp: \"\(text)\"")
-            }
-            return date
-        }
-        return decoder
     }
 }

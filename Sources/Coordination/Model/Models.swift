@@ -3,10 +3,12 @@ import Foundation
 // The seed design's types (../seed, "FILE 1"), with its JSON names. Decoding is lenient where
 // the protocol gives defaults and strict where it names a rule (PROTOCOL.md section 2.2).
 
+/// The kind of agent that made a recommendation (the seed's `type`).
 public enum RecommendationType: String, Codable, Sendable, CaseIterable {
     case cost, performance, resource, application
 }
 
+/// How risky a recommendation is; it decides who approves it and how long the approval waits.
 public enum RiskLevel: String, Codable, Sendable, CaseIterable, Comparable {
     case low, medium, high, critical
 
@@ -20,9 +22,11 @@ public enum RiskLevel: String, Codable, Sendable, CaseIterable, Comparable {
         }
     }
 
+    /// Lower risk first: low < medium < high < critical.
     public static func < (a: RiskLevel, b: RiskLevel) -> Bool { a.score < b.score }
 }
 
+/// Where an approval stands.
 public enum ApprovalStatus: String, Codable, Sendable, CaseIterable {
     case pending, approved, rejected, expired
 }
@@ -33,6 +37,7 @@ public enum ExecutionStatus: String, Codable, Sendable, CaseIterable {
     case rolledBack = "rolled_back"
     case cancelled
 
+    /// Whether nothing follows this status.
     public var isFinal: Bool {
         switch self {
         case .completed, .failed, .rolledBack, .cancelled: true
@@ -41,6 +46,7 @@ public enum ExecutionStatus: String, Codable, Sendable, CaseIterable {
     }
 }
 
+/// The kinds of conflict (PROTOCOL.md section 2.2).
 public enum ConflictType: String, Codable, Sendable, CaseIterable {
     case resource, action, dependency, timing
 }
@@ -58,28 +64,50 @@ public enum RecommendationStatus: String, Codable, Sendable, CaseIterable {
     }
 }
 
+/// An agent's proposed change (the seed's `Recommendation`, with its JSON names).
 public struct Recommendation: Sendable, Equatable {
+    /// Unique within the customer's request and active recommendations.
     public var id: String
+    /// The agent that made it (it may not approve it).
     public var agentID: String
+    /// The agent's kind, free text.
     public var agentType: String
+    /// The customer; defaults to the request's.
     public var customerID: String
+    /// The kind of agent that made it.
     public var type: RecommendationType
+    /// A short human summary.
     public var title: String
+    /// A longer human description.
     public var description: String
+    /// What it does (`scale_down`, `migrate_to_spot`, ...); names the plan's steps.
     public var action: String
+    /// How risky it is.
     public var riskLevel: RiskLevel
+    /// Expected savings; ranks second after priority.
     public var estimatedSavings: Double
+    /// Expected impact, free text.
     public var estimatedImpact: String
+    /// What it touches; none means customer-wide.
     public var affectedResources: [String]
+    /// Arguments for the plan's steps.
     public var parameters: [String: JSONValue]
+    /// Ids of recommendations that must be decided (and executed) first.
     public var dependencies: [String]
+    /// Ranks first: higher wins.
     public var priority: Int
+    /// The agent's confidence, 0 to 1; ranks third.
     public var confidence: Double
+    /// When the agent made it.
     public var createdAt: Date?
+    /// After this it is discarded as `expired`.
     public var expiresAt: Date?
+    /// Where it stands; set by the engine and the daemon.
     public var status: RecommendationStatus?
+    /// Anything else the agent attaches.
     public var metadata: [String: JSONValue]
 
+    /// A recommendation; everything but its identity and action has a default.
     public init(id: String, agentID: String, agentType: String = "", customerID: String = "",
                 type: RecommendationType = .cost, title: String = "", description: String = "",
                 action: String, riskLevel: RiskLevel = .low, estimatedSavings: Double = 0,
@@ -127,6 +155,7 @@ extension Recommendation: Codable {
         case status, metadata
     }
 
+    /// Decodes the seed's JSON, with the protocol's defaults and rules.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.requiredString(.id)
@@ -157,6 +186,7 @@ extension Recommendation: Codable {
         if action.isEmpty { throw c.invalid(.action, "must not be empty") }
     }
 
+    /// Encodes the seed's JSON.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)
@@ -182,16 +212,27 @@ extension Recommendation: Codable {
     }
 }
 
+/// A conflict between recommendations and how it was resolved (the seed's `Conflict`).
 public struct Conflict: Codable, Sendable, Equatable {
+    /// A new identifier.
     public var id: String
+    /// Resource, action or dependency.
     public var type: ConflictType
+    /// The two parties (a cycle's members; a missing dependency's `[id, missing_id]`).
     public var recommendationIDs: [String]
+    /// What conflicts, for people.
     public var description: String
+    /// `low`, `medium` or `high`, from the parties' risks.
     public var severity: String
+    /// The field that conflicts (`affected_resources`, `action`, `dependencies`).
     public var conflictingField: String
+    /// When it was found.
     public var detectedAt: Date
+    /// Always true: the engine resolves every conflict it reports.
     public var resolved: Bool
+    /// How it was resolved, for people.
     public var resolution: String?
+    /// When it was resolved.
     public var resolvedAt: Date?
 
     enum CodingKeys: String, CodingKey {
@@ -204,6 +245,7 @@ public struct Conflict: Codable, Sendable, Equatable {
         case resolvedAt = "resolved_at"
     }
 
+    /// A conflict.
     public init(id: String, type: ConflictType, recommendationIDs: [String], description: String, severity: String,
                 conflictingField: String, detectedAt: Date, resolved: Bool = false, resolution: String? = nil,
                 resolvedAt: Date? = nil) {
@@ -222,7 +264,9 @@ public struct Conflict: Codable, Sendable, Equatable {
 
 /// One approver's vote on an approval (PROTOCOL.md section 3).
 public struct ApprovalVote: Codable, Sendable, Equatable {
+    /// Who voted.
     public var userID: String
+    /// When.
     public var at: Date
 
     enum CodingKeys: String, CodingKey {
@@ -230,26 +274,42 @@ public struct ApprovalVote: Codable, Sendable, Equatable {
         case at
     }
 
+    /// A vote.
     public init(userID: String, at: Date) {
         self.userID = userID
         self.at = at
     }
 }
 
+/// A request for people to approve a kept recommendation (the seed's `Approval`).
 public struct Approval: Codable, Sendable, Equatable {
+    /// A new identifier.
     public var id: String
+    /// The recommendation awaiting approval.
     public var recommendationID: String
+    /// The customer.
     public var customerID: String
+    /// The recommendation's risk.
     public var riskLevel: RiskLevel
+    /// Pending, approved, rejected or expired.
     public var status: ApprovalStatus
+    /// The agent that made the recommendation.
     public var requestedBy: String
+    /// When approval was requested.
     public var requestedAt: Date
+    /// The approver whose vote made it final.
     public var approvedBy: String?
+    /// When it was approved.
     public var approvedAt: Date?
+    /// Who rejected it.
     public var rejectedBy: String?
+    /// When it was rejected.
     public var rejectedAt: Date?
+    /// Why it was rejected.
     public var rejectionReason: String?
+    /// When it expires unless decided.
     public var expiresAt: Date
+    /// Free text.
     public var notes: String?
     /// Votes so far, in order (an addition: critical approvals need several).
     public var approvers: [ApprovalVote]
@@ -274,6 +334,7 @@ public struct Approval: Codable, Sendable, Equatable {
         case requiredApprovals = "required_approvals"
     }
 
+    /// An approval.
     public init(id: String, recommendationID: String, customerID: String, riskLevel: RiskLevel,
                 status: ApprovalStatus = .pending, requestedBy: String, requestedAt: Date, expiresAt: Date,
                 requiredApprovals: Int = 1) {
@@ -289,6 +350,7 @@ public struct Approval: Codable, Sendable, Equatable {
         self.requiredApprovals = requiredApprovals
     }
 
+    /// Decodes the seed's JSON (votes default to none).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
@@ -310,19 +372,33 @@ public struct Approval: Codable, Sendable, Equatable {
     }
 }
 
+/// One step of a plan (the seed's `ExecutionStep`).
 public struct ExecutionStep: Codable, Sendable, Equatable {
+    /// A new identifier.
     public var id: String
+    /// What the step does (`take_snapshot`, `scale_resources`, ...).
     public var action: String
+    /// The agent that runs it.
     public var agentID: String
+    /// The recommendation's parameters.
     public var parameters: [String: JSONValue]
+    /// Whether its failure rolls the plan back.
     public var critical: Bool
+    /// Whether a rollback undoes it.
     public var reversible: Bool
+    /// Where it stands.
     public var status: ExecutionStatus
+    /// What it returned.
     public var result: [String: JSONValue]?
+    /// Why it failed.
     public var error: String?
+    /// When it started.
     public var startedAt: Date?
+    /// When it ended.
     public var completedAt: Date?
+    /// How long it ran, in milliseconds.
     public var durationMs: Int
+    /// What undoing it needs.
     public var rollbackData: [String: JSONValue]?
     /// Why rolling this step back failed (an addition); the other rollbacks still ran.
     public var rollbackError: String?
@@ -338,6 +414,7 @@ public struct ExecutionStep: Codable, Sendable, Equatable {
         case rollbackError = "rollback_error"
     }
 
+    /// A pending step.
     public init(id: String, action: String, agentID: String, parameters: [String: JSONValue] = [:],
                 critical: Bool = true, reversible: Bool = false, status: ExecutionStatus = .pending) {
         self.id = id
@@ -350,6 +427,7 @@ public struct ExecutionStep: Codable, Sendable, Equatable {
         self.durationMs = 0
     }
 
+    /// Decodes the seed's JSON.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
@@ -369,18 +447,31 @@ public struct ExecutionStep: Codable, Sendable, Equatable {
     }
 }
 
+/// A recommendation's plan: its steps and where they stand (the seed's `ExecutionPlan`).
 public struct ExecutionPlan: Codable, Sendable, Equatable {
+    /// A new identifier.
     public var id: String
+    /// The recommendation it carries out.
     public var recommendationID: String
+    /// The customer.
     public var customerID: String
+    /// The steps, run in order.
     public var steps: [ExecutionStep]
+    /// Where it stands.
     public var status: ExecutionStatus
+    /// The index of the step running (or last run).
     public var currentStep: Int
+    /// When it was created.
     public var createdAt: Date
+    /// When it started.
     public var startedAt: Date?
+    /// When it ended.
     public var completedAt: Date?
+    /// When its rollback ended.
     public var rolledBackAt: Date?
+    /// From start to end, in milliseconds.
     public var totalDurationMs: Int
+    /// Free data.
     public var metadata: [String: JSONValue]?
     /// Set when the plan is being (or was) rolled back: `critical_step_failed`, `worker_lost`.
     public var rollbackReason: String?
@@ -403,6 +494,7 @@ public struct ExecutionPlan: Codable, Sendable, Equatable {
         case cancelReason = "cancel_reason"
     }
 
+    /// A pending plan.
     public init(id: String, recommendationID: String, customerID: String, steps: [ExecutionStep], createdAt: Date) {
         self.id = id
         self.recommendationID = recommendationID
@@ -414,6 +506,7 @@ public struct ExecutionPlan: Codable, Sendable, Equatable {
         self.totalDurationMs = 0
     }
 
+    /// Decodes the seed's JSON.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(String.self, forKey: .id)
@@ -433,13 +526,18 @@ public struct ExecutionPlan: Codable, Sendable, Equatable {
     }
 }
 
+/// A `coordinate` request (the seed's `CoordinationRequest`).
 public struct CoordinationRequest: Sendable, Equatable {
+    /// The customer whose recommendations these are.
     public var customerID: String
+    /// The recommendations to coordinate; their order does not matter.
     public var recommendations: [Recommendation]
     /// Defaults to true (PROTOCOL.md section 8); false asks a person about everything.
     public var autoApprove: Bool
+    /// Whether approved plans start at once (otherwise on `execute_plan`).
     public var executeNow: Bool
 
+    /// A request.
     public init(customerID: String, recommendations: [Recommendation], autoApprove: Bool = true, executeNow: Bool = false) {
         self.customerID = customerID
         self.recommendations = recommendations
@@ -456,6 +554,7 @@ extension CoordinationRequest: Codable {
         case executeNow = "execute_now"
     }
 
+    /// Decodes the seed's JSON, with the protocol's defaults.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         customerID = try c.requiredString(.customerID)
@@ -471,6 +570,7 @@ extension CoordinationRequest: Codable {
 
 /// Why a recommendation was not kept (an addition to the seed's response).
 public struct DiscardedRecommendation: Codable, Sendable, Equatable {
+    /// Why a recommendation was discarded (PROTOCOL.md section 2.2).
     public enum Reason: String, Codable, Sendable, CaseIterable {
         case conflict
         case dependencyCycle = "dependency_cycle"
@@ -480,8 +580,11 @@ public struct DiscardedRecommendation: Codable, Sendable, Equatable {
         case conflictsWithActive = "conflicts_with_active"
     }
 
+    /// The discarded recommendation.
     public var id: String
+    /// Why.
     public var reason: Reason
+    /// The conflict that decided it, when one did.
     public var conflictID: String?
     /// The active recommendation it collided with (`conflicts_with_active`).
     public var activeID: String?
@@ -495,6 +598,7 @@ public struct DiscardedRecommendation: Codable, Sendable, Equatable {
         case relatedID = "related_id"
     }
 
+    /// A discard.
     public init(id: String, reason: Reason, conflictID: String? = nil, activeID: String? = nil, relatedID: String? = nil) {
         self.id = id
         self.reason = reason
@@ -504,22 +608,37 @@ public struct DiscardedRecommendation: Codable, Sendable, Equatable {
     }
 }
 
+/// A `coordinate` result (the seed's `CoordinationResponse`, plus `discarded` and `execution_order`).
 public struct CoordinationResponse: Codable, Sendable, Equatable {
+    /// A new identifier.
     public var id: String
+    /// Recommendations in the request.
     public var totalRecommendations: Int
+    /// Conflicts found (listed or not).
     public var conflictsDetected: Int
+    /// Conflicts resolved: all of them.
     public var conflictsResolved: Int
+    /// Recommendations kept.
     public var recommendationsKept: Int
+    /// Kept recommendations waiting for people.
     public var approvalsRequired: Int
+    /// Kept recommendations approved at once.
     public var autoApproved: Int
+    /// The conflicts listed (see `conflictsTruncated`).
     public var conflicts: [Conflict]
     /// True when more conflicts exist than `conflicts` lists (`--max-listed-conflicts`).
     public var conflictsTruncated: Bool
+    /// The kept recommendations with their status, in request order.
     public var recommendations: [Recommendation]
+    /// The approvals requested.
     public var approvals: [Approval]
+    /// The plans created for those approved at once.
     public var executionPlans: [ExecutionPlan]
+    /// The recommendations not kept, and why, in request order.
     public var discarded: [DiscardedRecommendation]
+    /// The kept ids in an order that respects `dependencies`.
     public var executionOrder: [String]
+    /// When it was decided.
     public var createdAt: Date
 
     enum CodingKeys: String, CodingKey {
