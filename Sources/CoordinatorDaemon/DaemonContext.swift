@@ -15,6 +15,8 @@ final class DaemonContext: Sendable {
     let logger: Logger
     let events: EventEmitter
     let counters = Counters()
+    /// Prometheus metrics (section 7); every hook is a no-op with `--metrics-port 0`.
+    let metrics: DaemonMetrics
     let startedAt = Date()
 
     init(configuration: DaemonConfiguration, logger: Logger) throws {
@@ -26,6 +28,7 @@ final class DaemonContext: Sendable {
         self.workerID = "\(host)-\(getpid())-\(suffix)"
         self.logger = logger
         self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
+        self.metrics = DaemonMetrics(enabled: configuration.metricsPort != 0)
     }
 
     /// A new connection with this daemon's scripts registered (reloaded on NOSCRIPT).

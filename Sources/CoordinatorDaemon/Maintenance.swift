@@ -33,6 +33,7 @@ final class Maintenance: @unchecked Sendable {
                     lastRecovery = Date()
                 }
             } catch {
+                context.metrics.redisError()
                 context.logger.error("maintenance: Redis unavailable, retrying", metadata: ["error": "\(error)"])
             }
             for _ in 0..<5 where !loop.isStopping { Thread.sleep(forTimeInterval: 0.1) }

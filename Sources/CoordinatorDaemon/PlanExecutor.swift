@@ -85,6 +85,7 @@ final class PlanExecutor: @unchecked Sendable {
                 }
                 try tick(connection, accepting: !loop.isStopping)
             } catch {
+                context.metrics.redisError()
                 context.logger.error("executor: Redis unavailable, retrying", metadata: ["error": "\(error)"])
                 handBack = true
                 Thread.sleep(forTimeInterval: 0.1)
@@ -156,11 +157,13 @@ final class PlanExecutor: @unchecked Sendable {
                 } else if case .finished = plan.machine.nextAction() {
                     running[id] = nil
                     context.counters.add(plansFinished: 1)
+                    context.metrics.planFinished(plan.machine.plan.status.rawValue)
                     context.logger.info("plan finished", metadata: ["plan_id": "\(id)", "status": "\(plan.machine.plan.status.rawValue)"])
                 }
             }
         }
 
+        context.metrics.plans(running: running.count, waiting: running.values.count { $0.wait != nil && $0.wait?.outcome == nil })
         if now.timeIntervalSince(lastRenewal) >= config.planLease / 3 {
             try renewLeases(connection, now: now)
             lastRenewal = now
@@ -435,16 +438,19 @@ final class PlanExecutor: @unchecked Sendable {
                 let result = try StepResultMessage.parse(raw)
                 if let plan = running[result.planID], let wait = plan.wait, wait.stepID == result.stepID, plan.arrived == nil {
                     plan.arrived = (result.outcome, (raw, resultsInflight))
+                    context.metrics.stepResult(nil)
                     continue
                 }
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
                 commit.write("LPUSH", keys.planMailbox(result.planID), raw)
                 commit.write("EXPIRE", keys.planMailbox(result.planID), Int(context.configuration.stepTimeout) + 3600)
                 commits.append(commit)
+                context.metrics.stepResult(nil)
             } catch {
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
                 context.deadLetter(raw, queue: keys.stepResults, failure: Failure(.invalidRequest, error.description), now: now, in: &commit)
                 commits.append(commit)
+                context.metrics.stepResult(Failure(.invalidRequest, ""))
             }
         }
         // Mailboxes of the plans waiting on an agent.

@@ -30,6 +30,7 @@ final class RequestHandler: BatchHandler {
     }
 
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
+        let popped = DaemonMetrics.now()
         let config = context.configuration
         var pending = messages.map { raw -> Item in
             var item = Item(raw: raw, parsed: Envelope.parse(raw, maxBytes: config.maxMessageBytes))
@@ -51,12 +52,12 @@ final class RequestHandler: BatchHandler {
         while !pending.isEmpty {
             round += 1
             if round > 3 { Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.01)) }
-            pending = try attempt(pending, inflight: inflight, connection: connection)
+            pending = try attempt(pending, inflight: inflight, connection: connection, popped: popped)
         }
     }
 
     /// One read-compute-commit round; returns the items whose commit found its reads stale.
-    private func attempt(_ items: [Item], inflight: String, connection: RedisConnection) throws(RedisError) -> [Item] {
+    private func attempt(_ items: [Item], inflight: String, connection: RedisConnection, popped: UInt64) throws(RedisError) -> [Item] {
         let keys = context.keys
         let now = Date()
         let nowMs = Int(now.timeIntervalSince1970 * 1000)
@@ -114,6 +115,7 @@ final class RequestHandler: BatchHandler {
         var commits: [Commit] = []
         commits.reserveCapacity(items.count)
         var firstReplyOfRequest: [String: [UInt8]] = [:]
+        var refused: [Int: Failure] = [:]  // for the metrics: how each refused item ended
         for (index, item) in items.enumerated() {
             var commit = Commit(acknowledging: item.raw, in: inflight)
             let parsed = item.parsed
@@ -176,6 +178,7 @@ final class RequestHandler: BatchHandler {
                               in: &commit)
             case .failure(let failure):
                 fail(&commit, item, failure, now: now)
+                refused[index] = failure
             }
             commits.append(commit)
         }
@@ -186,6 +189,7 @@ final class RequestHandler: BatchHandler {
             switch result {
             case .applied:
                 context.counters.add(processed: 1)
+                context.metrics.request(kind: items[index].parsed.kindName, refused[index] ?? items[index].parsed.failure, since: popped)
                 logDone(items[index])
             case .messageGone:
                 context.logger.warning("message was taken over by another worker before its commit; left to it",
