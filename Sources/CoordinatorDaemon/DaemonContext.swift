@@ -14,6 +14,8 @@ final class DaemonContext: Sendable {
     let workerID: String
     let logger: Logger
     let events: EventEmitter
+    /// The trust file (`--trust`): signatures, roles, risk floor. A bad file stops start-up.
+    let trust: Trust
     let counters = Counters()
     let startedAt = Date()
 
@@ -26,6 +28,7 @@ final class DaemonContext: Sendable {
         self.workerID = "\(host)-\(getpid())-\(suffix)"
         self.logger = logger
         self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
+        self.trust = try configuration.trustFile.map { path throws(TrustFileError) in try Trust.load(path: path) } ?? .none
     }
 
     /// A new connection with this daemon's scripts registered (reloaded on NOSCRIPT).

@@ -8,6 +8,6 @@ struct Coordinatord: ParsableCommand {
         commandName: "coordinatord",
         abstract: "Coordinates infrastructure-optimization agents through Redis.",
         version: DaemonVersion.current,
-        subcommands: [Run.self, Health.self, Agent.self]
+        subcommands: [Run.self, Health.self, Agent.self, KeysCommand.self]
     )
 }
