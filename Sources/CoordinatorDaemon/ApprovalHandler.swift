@@ -19,6 +19,8 @@ final class ApprovalHandler: BatchHandler {
         var requestID: String
         var replyTo: String?
         var failure: Failure?
+        /// The signer under `--trust` (section 10).
+        var principal: Principal?
     }
 
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
@@ -32,8 +34,22 @@ final class ApprovalHandler: BatchHandler {
         }
     }
 
-    private func parse(_ raw: [UInt8]) -> Item {
-        var item = Item(raw: raw, requestID: RequestIDs.next())
+    private func parse(_ signed: [UInt8]) -> Item {
+        // Section 10: the signature is checked before anything is read for the decision.
+        let admitted = context.trust.admit(signed)
+        var item = parse(raw: signed, message: admitted.message)
+        item.principal = admitted.principal
+        if let refusal = admitted.refusal ?? context.trust.refusal(decision: item.message, in: admitted.message, by: admitted.principal) {
+            item.failure = refusal
+            item.message = nil
+        }
+        return item
+    }
+
+    /// `raw` as taken from the queue (acknowledged and dead-lettered as is); `message` the
+    /// decision in it (the JWS payload under `--trust`).
+    private func parse(raw queued: [UInt8], message raw: [UInt8]) -> Item {
+        var item = Item(raw: queued, requestID: RequestIDs.next())
         if raw.count > context.configuration.maxMessageBytes {
             item.failure = Failure(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(context.configuration.maxMessageBytes))")
         } else if String(validating: raw, as: UTF8.self) == nil {
@@ -129,7 +145,8 @@ final class ApprovalHandler: BatchHandler {
         commit.require(keys.approval(approval.id), .equals(stored))
         let outcome = policy.decide(approval, item.message!.decision, now: now)
         switch outcome {
-        case .success(let transition):
+        case .success(var transition):
+            transition.events = context.trust.marked(transition.events, by: item.principal)
             let planID = apply(transition, record: record, into: &commit, now: now)
             return finish(&commit, item, .success((transition.approval, planID)), now: now)
         case .failure(let refusal):

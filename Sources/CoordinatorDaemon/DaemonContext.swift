@@ -14,6 +14,8 @@ final class DaemonContext: Sendable {
     let workerID: String
     let logger: Logger
     let events: EventEmitter
+    /// The trust file (`--trust`): signatures, roles, risk floor. A bad file stops start-up.
+    let trust: Trust
     let counters = Counters()
     /// Prometheus metrics (section 7); every hook is a no-op with `--metrics-port 0`.
     let metrics: DaemonMetrics
@@ -29,6 +31,7 @@ final class DaemonContext: Sendable {
         self.logger = logger
         self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
         self.metrics = DaemonMetrics(enabled: configuration.metricsPort != 0)
+        self.trust = try configuration.trustFile.map { path throws(TrustFileError) in try Trust.load(path: path) } ?? .none
     }
 
     /// A new connection with this daemon's scripts registered (reloaded on NOSCRIPT).

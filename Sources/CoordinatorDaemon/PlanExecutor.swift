@@ -434,9 +434,23 @@ final class PlanExecutor: @unchecked Sendable {
         let reply = try connection.run(Scripts.takeBatch, keys: [keys.stepResults, resultsInflight], args: [256])
         var commits: [Commit] = []
         for raw in (reply.array ?? []).compactMap(\.bytes) {
+            // Section 10: signed by an agent before anything is read; by the step's own agent once known.
+            let admitted = context.trust.admit(raw)
+            if let refusal = admitted.refusal ?? context.trust.refusal(stepResultBy: admitted.principal) {
+                var commit = Commit(acknowledging: raw, in: resultsInflight)
+                context.deadLetter(raw, queue: keys.stepResults, failure: refusal, now: now, in: &commit)
+                commits.append(commit)
+                continue
+            }
             do {
-                let result = try StepResultMessage.parse(raw)
+                let result = try StepResultMessage.parse(admitted.message)
                 if let plan = running[result.planID], let wait = plan.wait, wait.stepID == result.stepID, plan.arrived == nil {
+                    if let refusal = context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) {
+                        var commit = Commit(acknowledging: raw, in: resultsInflight)
+                        context.deadLetter(raw, queue: keys.stepResults, failure: refusal, now: now, in: &commit)
+                        commits.append(commit)
+                        continue
+                    }
                     plan.arrived = (result.outcome, (raw, resultsInflight))
                     context.metrics.stepResult(nil)
                     continue
@@ -461,8 +475,10 @@ final class PlanExecutor: @unchecked Sendable {
             for (id, messages) in zip(waitingIDs, mail) {
                 guard let plan = running[id], let wait = plan.wait else { continue }
                 for raw in (messages.array ?? []).compactMap(\.bytes) {
-                    guard let result = try? StepResultMessage.parse(raw) else { continue }
-                    if result.stepID == wait.stepID {
+                    let admitted = context.trust.admit(raw)
+                    guard admitted.refusal == nil, let result = try? StepResultMessage.parse(admitted.message) else { continue }
+                    if result.stepID == wait.stepID,
+                       context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) == nil {
                         plan.arrived = (result.outcome, (raw, keys.planMailbox(id)))
                         break
                     }

@@ -20,6 +20,8 @@ final class RequestHandler: BatchHandler {
         var raw: [UInt8]
         var parsed: Envelope.Parsed
         var request: CoordinationRequest?
+        /// The signer under `--trust` (section 10).
+        var principal: Principal?
     }
 
     /// A customer's active set as this batch sees it, including what earlier items of the
@@ -32,19 +34,28 @@ final class RequestHandler: BatchHandler {
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
         let popped = DaemonMetrics.now()
         let config = context.configuration
+        let trust = context.trust
         var pending = messages.map { raw -> Item in
-            var item = Item(raw: raw, parsed: Envelope.parse(raw, maxBytes: config.maxMessageBytes))
+            // Section 10: the signature is checked before anything is read for the message.
+            let admitted = trust.admit(raw)
+            var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes),
+                            principal: admitted.principal)
+            if let refusal = admitted.refusal { item.parsed.failure = refusal }
             if item.parsed.failure == nil, item.parsed.kind == .coordinate {
                 do throws(ValidationError) {
-                    let request = try RequestDecoding.coordinationRequest(from: raw)
+                    var request = try RequestDecoding.coordinationRequest(from: admitted.message)
                     if request.recommendations.count > config.maxRecommendations {
                         item.parsed.failure = Failure(.tooLarge, "recommendations: \(request.recommendations.count) items, over --max-recommendations (\(config.maxRecommendations))")
                     } else {
+                        trust.riskFloor.apply(to: &request)
+                        item.parsed.failure = trust.refusal(coordinate: request, by: item.principal)
                         item.request = request
                     }
                 } catch {
                     item.parsed.failure = Failure(.invalidRequest, error.description)
                 }
+            } else if item.parsed.failure == nil, let kind = item.parsed.kind {
+                item.parsed.failure = trust.refusal(kind, customer: item.parsed.customerID, by: item.principal)
             }
             return item
         }
@@ -139,6 +150,12 @@ final class RequestHandler: BatchHandler {
                     commits.append(commit)
                     continue
                 }
+            }
+            // Section 10: an agent may start and read only its own customers' plans and approvals.
+            if let refusal = context.trust.refusal(parsed.kind!, stored: objectRead[index].flatMap { replies[$0].bytes }, by: item.principal) {
+                fail(&commit, item, refusal, now: now)
+                commits.append(commit)
+                continue
             }
             let outcome: Result<[UInt8], Failure>
             switch parsed.kind! {
