@@ -49,7 +49,7 @@ final class DaemonContext: Sendable {
     }
 
     func deadLetter(_ raw: [UInt8], queue: String, failure: Failure, now: Date, in commit: inout Commit) {
-        commit.write("RPUSH", keys.dead, WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now))
+        commit.write("RPUSH", keys.dead, WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now, rawMax: configuration.deadLetterRawMax))
         counters.add(deadLettered: 1)
     }
 }
