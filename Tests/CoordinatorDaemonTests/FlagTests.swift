@@ -16,12 +16,17 @@ struct FlagTests {
         env["REDIS_URL"] = "redis://127.0.0.1:1/0"  // never reached: the flags are refused first
         for (k, v) in extra { env[k] = v }
         process.environment = env
-        let stderr = Pipe()
+        // A file, not a pipe: a read of a pipe interrupted by a signal traps in Foundation.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flagtests-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: path.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let stderr = try FileHandle(forWritingTo: path)
         process.standardOutput = FileHandle.nullDevice
         process.standardError = stderr
         try ChildProcess.run(process)
-        let output = stderr.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        try stderr.close()
+        let output = (try? Data(contentsOf: path)) ?? Data()
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 

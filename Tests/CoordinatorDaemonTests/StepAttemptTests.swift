@@ -27,7 +27,7 @@ struct StepAttemptTests {
 
     func answer(_ h: Harness, _ step: [String: Any], ok: Bool = true, attempt: String? = nil, rollback: Bool? = nil) throws -> String {
         var result: [String: Any] = ["plan_id": step["plan_id"]!, "step_id": step["step_id"]!, "ok": ok,
-                                     "attempt": attempt ?? step["attempt"]!, "rollback": rollback ?? step["rollback"]!]
+                                     "attempt": attempt ?? step["attempt"] ?? NSNull(), "rollback": rollback ?? step["rollback"] ?? NSNull()]
         if ok { result["result"] = [:]; result["rollback_data"] = ["snapshot": "s-1"] } else { result["error"] = "agent failed it" }
         let json = Wire.json(result)
         try h.push(json, to: "coord:steps:results")
