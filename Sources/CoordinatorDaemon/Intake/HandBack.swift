@@ -21,8 +21,7 @@ enum HandBack {
             var counts: [RedisCommand] = []
             var counterKeys: [String] = []
             for raw in messages {
-                let sha = SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined()
-                let key = keys.deliveries(queue: queue, sha256: sha)
+                let key = keys.deliveries(queue: queue, message: raw)
                 counterKeys.append(key)
                 counts.append(RedisCommand("INCR", key))
                 counts.append(RedisCommand("EXPIRE", key, counterTTL))

@@ -41,6 +41,9 @@ final class RequestHandler: BatchHandler {
 
     /// Rounds an item may lose (its reads went stale) before it takes its customer's lock.
     static let roundsBeforeLock = 2
+    /// A safety net past the lock: an item that loses this many rounds is answered `internal`
+    /// rather than retried for ever (not seen in tests; the lock makes it win first).
+    static let maxRounds = 200
     /// How long a customer lock lives at most (ms): a holder that dies frees it by then.
     static let lockMs = 2000
 
@@ -185,6 +188,18 @@ final class RequestHandler: BatchHandler {
             case .coordinate:
                 let customer = item.request!.customerID
                 let read = gatherRead[index]!
+                if let error = replies[read.at].errorMessage {
+                    // The customer's state is not what the daemon wrote (a hostile writer):
+                    // this request's failure alone.
+                    fail(&commit, item, Failure(.internal, "reading customer \(customer)'s state failed: \(error)"), now: now)
+                    commits.append(commit)
+                    continue
+                }
+                if item.rounds >= Self.maxRounds {
+                    fail(&commit, item, Failure(.internal, "lost \(item.rounds) rounds to concurrent changes of customer \(customer)"), now: now)
+                    commits.append(commit)
+                    continue
+                }
                 let gathered = Self.gathered(replies[read.at], versionKeys: read.versionKeys, named: read.named)
                 var lock: [UInt8]?
                 if let (at, token) = lockRead[customer], replies[at].string == "OK" { lock = token; lockRead[customer] = (at, []) }

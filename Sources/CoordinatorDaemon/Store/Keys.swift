@@ -1,3 +1,6 @@
+import Crypto
+import Foundation
+
 /// The Redis key layout, all under one prefix (README "Key layout" mirrors this file). This is
 /// the only place that spells a key.
 ///
@@ -31,7 +34,9 @@ public struct Keys: Sendable {
     /// in-flight list -> queue), so recovery needs no keyspace scan.
     public func inflightLists(worker: String) -> String { "\(prefix):inflight-lists:\(worker)" }
     /// How many times a message (by queue and SHA-256 of its bytes) was handed back unfinished.
-    public func deliveries(queue: String, sha256: String) -> String { "\(prefix):deliveries:\(queue):\(sha256)" }
+    public func deliveries(queue: String, message: [UInt8]) -> String {
+        "\(prefix):deliveries:\(queue):\(SHA256.hash(data: message).map { String(format: "%02x", $0) }.joined())"
+    }
 
     // MARK: - One customer (hash tag {customer})
 

@@ -75,8 +75,9 @@ struct Store: Sendable {
         let retention = configuration.retention
         commit.write("HDEL", keys.active(customer: customer), recommendationID)
         if var record {
-            for set in indexes(of: record.recommendation, customer: customer).sets {
-                commit.write("SREM", set, recommendationID)
+            let (sets, versions) = indexes(of: record.recommendation, customer: customer)
+            for (set, version) in zip(sets, versions) {
+                commit.write("UNINDEX", set, recommendationID, version)
             }
             record.recommendation.status = status
             commit.write("SET", keys.recommendation(customer: customer, id: recommendationID),

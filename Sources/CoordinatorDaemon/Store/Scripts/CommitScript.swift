@@ -32,6 +32,9 @@ extension Scripts {
     ///   "list\\njson" under dedupe-key (unless empty) for idempotent re-delivery; when the push
     ///   fails, appends a `reply_undeliverable` dead letter to `dead` (capped at dead-max).
     /// - `DEAD list max json` appends a dead letter and caps the list to its newest max.
+    /// - `UNINDEX set id version` removes id from an index set and, when the set is left
+    ///   empty, its version key too (a reader guarded by "absent" may then commit: what it
+    ///   read, an empty index, is again the truth).
     /// Returns, per commit: 1 applied, 0 the message was no longer in flight (another worker
     /// took it over), 10+i guard i failed, or the error text of a write that failed.
     static let commit = RedisScript("""
@@ -47,10 +50,11 @@ extension Scripts {
             local kind = string.sub(want, 1, 1)
             if kind == 'h' then
               local e = redis.pcall('HEXISTS', key, string.sub(want, 3))
-              if type(e) ~= 'number' or tostring(e) ~= string.sub(want, 2, 2) then result = 10 + i; break end
+              if type(e) == 'table' then result = 'Eguard ' .. key .. ': ' .. e.err; break end
+              if tostring(e) ~= string.sub(want, 2, 2) then result = 10 + i; break end
             else
               local have = redis.pcall('GET', key)
-              if type(have) == 'table' then have = '\\0wrongtype' end
+              if type(have) == 'table' and have.err then result = 'Eguard ' .. key .. ': ' .. have.err; break end
               if kind == '!' then
                 if have then result = 10 + i; break end
               elseif kind == '#' then
@@ -62,7 +66,9 @@ extension Scripts {
               end
             end
           end
-          if result == 1 and inflight ~= '' then
+          if type(result) == 'string' then
+            -- A guard that Redis could not even check: this commit fails, nothing written.
+          elseif result == 1 and inflight ~= '' then
             if redis.call('LREM', inflight, 1, message) == 0 then result = 0 end
           end
           if result == 1 then
@@ -101,6 +107,11 @@ extension Scripts {
               elseif op == 'DEAD' then
                 r = redis.pcall('RPUSH', ARGV[q + 2], ARGV[q + 4])
                 if type(r) ~= 'table' then r = redis.pcall('LTRIM', ARGV[q + 2], -tonumber(ARGV[q + 3]), -1) end
+              elseif op == 'UNINDEX' then
+                r = redis.pcall('SREM', ARGV[q + 2], ARGV[q + 3])
+                if type(r) ~= 'table' and redis.call('EXISTS', ARGV[q + 2]) == 0 then
+                  r = redis.pcall('DEL', ARGV[q + 4])
+                end
               elseif op == 'WAKE' then
                 r = redis.pcall('SMEMBERS', ARGV[q + 2])
                 if type(r) == 'table' and not r.err then
