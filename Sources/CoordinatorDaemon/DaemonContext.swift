@@ -16,7 +16,11 @@ final class DaemonContext: Sendable {
     let events: EventEmitter
     /// The named state changes (the only writer of Redis state besides the scripts).
     let store: Store
+    /// The trust file (`--trust`): signatures, roles, risk floor. A bad file stops start-up.
+    let trust: Trust
     let counters = Counters()
+    /// Prometheus metrics (section 7); every hook is a no-op with `--metrics-port 0`.
+    let metrics: DaemonMetrics
     let startedAt = Date()
 
     init(configuration: DaemonConfiguration, logger: Logger) throws {
@@ -29,6 +33,8 @@ final class DaemonContext: Sendable {
         self.logger = logger
         self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
         self.store = Store(keys: keys, configuration: configuration, events: events)
+        self.metrics = DaemonMetrics(enabled: configuration.metricsPort != 0)
+        self.trust = try configuration.trustFile.map { path throws(TrustFileError) in try Trust.load(path: path) } ?? .none
     }
 
     /// A new connection with this daemon's scripts registered (reloaded on NOSCRIPT).

@@ -85,6 +85,7 @@ final class PlanExecutor: @unchecked Sendable {
                 }
                 try tick(connection, accepting: !loop.isStopping)
             } catch {
+                context.metrics.redisError()
                 context.logger.error("executor: Redis unavailable, retrying", metadata: ["error": "\(error)"])
                 handBack = true
                 Thread.sleep(forTimeInterval: 0.1)
@@ -158,11 +159,13 @@ final class PlanExecutor: @unchecked Sendable {
                 } else if case .finished = plan.machine.nextAction() {
                     running[id] = nil
                     context.counters.add(plansFinished: 1)
+                    context.metrics.planFinished(plan.machine.plan.status.rawValue)
                     context.logger.info("plan finished", metadata: ["plan_id": "\(id)", "status": "\(plan.machine.plan.status.rawValue)"])
                 }
             }
         }
 
+        context.metrics.plans(running: running.count, waiting: running.values.count { $0.wait != nil && $0.wait?.outcome == nil })
         if now.timeIntervalSince(lastRenewal) >= config.planLease / 3 {
             try renewLeases(connection, now: now)
             lastRenewal = now
@@ -426,19 +429,36 @@ final class PlanExecutor: @unchecked Sendable {
         let reply = try connection.run(Scripts.takeBatch, keys: [keys.stepResults, resultsInflight], args: [256])
         var commits: [Commit] = []
         for raw in (reply.array ?? []).compactMap(\.bytes) {
+            // Section 10: signed by an agent before anything is read; by the step's own agent once known.
+            let admitted = context.trust.admit(raw)
+            if let refusal = admitted.refusal ?? context.trust.refusal(stepResultBy: admitted.principal) {
+                var commit = Commit(acknowledging: raw, in: resultsInflight)
+                context.deadLetter(raw, queue: keys.stepResults, failure: refusal, now: now, in: &commit)
+                commits.append(commit)
+                continue
+            }
             do {
-                let result = try StepResultMessage.parse(raw)
+                let result = try StepResultMessage.parse(admitted.message)
                 if let plan = running[result.planID], let wait = plan.wait, wait.stepID == result.stepID, plan.arrived == nil {
+                    if let refusal = context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) {
+                        var commit = Commit(acknowledging: raw, in: resultsInflight)
+                        context.deadLetter(raw, queue: keys.stepResults, failure: refusal, now: now, in: &commit)
+                        commits.append(commit)
+                        continue
+                    }
                     plan.arrived = (result.outcome, (raw, resultsInflight))
+                    context.metrics.stepResult(nil)
                     continue
                 }
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
                 context.store.mail(raw, toPlan: result.planID, into: &commit)
                 commits.append(commit)
+                context.metrics.stepResult(nil)
             } catch {
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
                 context.deadLetter(raw, queue: keys.stepResults, failure: Failure(.invalidRequest, error.description), now: now, in: &commit)
                 commits.append(commit)
+                context.metrics.stepResult(Failure(.invalidRequest, ""))
             }
         }
         // Mailboxes of the plans waiting on an agent.
@@ -449,8 +469,10 @@ final class PlanExecutor: @unchecked Sendable {
             for (id, messages) in zip(waitingIDs, mail) {
                 guard let plan = running[id], let wait = plan.wait else { continue }
                 for raw in (messages.array ?? []).compactMap(\.bytes) {
-                    guard let result = try? StepResultMessage.parse(raw) else { continue }
-                    if result.stepID == wait.stepID {
+                    let admitted = context.trust.admit(raw)
+                    guard admitted.refusal == nil, let result = try? StepResultMessage.parse(admitted.message) else { continue }
+                    if result.stepID == wait.stepID,
+                       context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) == nil {
                         plan.arrived = (result.outcome, (raw, keys.planResults(id)))
                         break
                     }

@@ -18,6 +18,8 @@ public enum ErrorCode: String, Sendable, Codable {
 struct Failure: Error, Sendable {
     var code: ErrorCode
     var message: String
+    /// A refusal that is dead-lettered whatever its code (section 10's `forbidden` under `--trust`).
+    var alwaysDeadLetter = false
 
     init(_ code: ErrorCode, _ message: String) {
         self.code = code
@@ -27,6 +29,7 @@ struct Failure: Error, Sendable {
     /// Only messages that cannot be processed as sent are dead letters; a well-formed request
     /// refused by the rules (unknown id, already processed, …) is answered and done.
     var isDeadLetter: Bool {
+        if alwaysDeadLetter { return true }
         switch code {
         case .invalidJSON, .invalidRequest, .tooLarge, .internal: return true
         default: return false

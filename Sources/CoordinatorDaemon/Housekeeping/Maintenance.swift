@@ -35,6 +35,7 @@ final class Maintenance: @unchecked Sendable {
                     lastRecovery = Date()
                 }
             } else {
+                context.metrics.redisError()
                 context.logger.error("maintenance: Redis unavailable, retrying")
             }
             for _ in 0..<5 where !loop.isStopping { Thread.sleep(forTimeInterval: 0.1) }
@@ -54,6 +55,7 @@ final class Maintenance: @unchecked Sendable {
         do {
             try body()
         } catch {
+            context.metrics.redisError()
             context.logger.error("maintenance: \(name) failed; the other tasks go on", metadata: ["error": "\(error)"])
         }
     }

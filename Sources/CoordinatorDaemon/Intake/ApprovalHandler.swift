@@ -19,20 +19,37 @@ final class ApprovalHandler: BatchHandler {
         var requestID: String
         var replyTo: String?
         var failure: Failure?
+        /// The signer under `--trust` (section 10).
+        var principal: Principal?
     }
 
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
+        let popped = DaemonMetrics.now()
         var pending = messages.map(parse)
         var round = 0
         while !pending.isEmpty {
             round += 1
             if round > 3 { Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.01)) }
-            pending = try attempt(pending, inflight: inflight, connection: connection)
+            pending = try attempt(pending, inflight: inflight, connection: connection, popped: popped)
         }
     }
 
-    private func parse(_ raw: [UInt8]) -> Item {
-        var item = Item(raw: raw, requestID: RequestIDs.next())
+    private func parse(_ signed: [UInt8]) -> Item {
+        // Section 10: the signature is checked before anything is read for the decision.
+        let admitted = context.trust.admit(signed)
+        var item = parse(raw: signed, message: admitted.message)
+        item.principal = admitted.principal
+        if let refusal = admitted.refusal ?? context.trust.refusal(decision: item.message, in: admitted.message, by: admitted.principal) {
+            item.failure = refusal
+            item.message = nil
+        }
+        return item
+    }
+
+    /// `raw` as taken from the queue (acknowledged and dead-lettered as is); `message` the
+    /// decision in it (the JWS payload under `--trust`).
+    private func parse(raw queued: [UInt8], message raw: [UInt8]) -> Item {
+        var item = Item(raw: queued, requestID: RequestIDs.next())
         if raw.count > context.configuration.maxMessageBytes {
             item.failure = Failure(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(context.configuration.maxMessageBytes))")
         } else if String(validating: raw, as: UTF8.self) == nil {
@@ -62,7 +79,7 @@ final class ApprovalHandler: BatchHandler {
         return item
     }
 
-    private func attempt(_ items: [Item], inflight: String, connection: RedisConnection) throws(RedisError) -> [Item] {
+    private func attempt(_ items: [Item], inflight: String, connection: RedisConnection, popped: UInt64) throws(RedisError) -> [Item] {
         let keys = context.keys
         var reads: [RedisCommand] = [RedisClock.command]
         var approvalRead: [Int: Int] = [:]
@@ -88,17 +105,18 @@ final class ApprovalHandler: BatchHandler {
         let recordReplies = recordReads.isEmpty ? [] : try connection.pipeline(recordReads)
 
         var commits: [Commit] = []
+        var refused: [Int: Failure] = [:]  // for the metrics: how each refused decision ended
         for (index, item) in items.enumerated() {
             var commit = Commit(acknowledging: item.raw, in: inflight)
             if let failure = item.failure {
-                finish(&commit, item, .failure(failure), now: now)
+                refused[index] = finish(&commit, item, .failure(failure), now: now)
             } else if let (stored, approval) = approvals[index] {
                 let record = recordReplies[recordRead[index]!].bytes.flatMap { try? RecommendationRecord.decode($0) }
-                decide(item, approval: approval, stored: stored, record: record, into: &commit, now: now)
+                refused[index] = decide(item, approval: approval, stored: stored, record: record, into: &commit, now: now)
             } else if approvalReplies[approvalRead[index]!].isNull {
-                finish(&commit, item, .failure(Failure(.notFound, "approval_id: no approval \"\(item.message!.approvalID)\"")), now: now)
+                refused[index] = finish(&commit, item, .failure(Failure(.notFound, "approval_id: no approval \"\(item.message!.approvalID)\"")), now: now)
             } else {
-                finish(&commit, item, .failure(Failure(.internal, "approval \(item.message!.approvalID) is stored in a form this daemon cannot read")), now: now)
+                refused[index] = finish(&commit, item, .failure(Failure(.internal, "approval \(item.message!.approvalID) is stored in a form this daemon cannot read")), now: now)
             }
             commits.append(commit)
         }
@@ -107,7 +125,9 @@ final class ApprovalHandler: BatchHandler {
         var stale: [Item] = []
         for (index, result) in results.enumerated() {
             switch result {
-            case .applied: context.counters.add(processed: 1)
+            case .applied:
+                context.counters.add(processed: 1)
+                context.metrics.decision(refused[index], since: popped)
             case .messageGone: break
             case .stale: stale.append(items[index])
             case .failed(let message):
@@ -122,27 +142,30 @@ final class ApprovalHandler: BatchHandler {
         return stale
     }
 
+    /// Returns the failure the decision was answered with, if any.
+    @discardableResult
     private func decide(_ item: Item, approval: Approval, stored: [UInt8], record: RecommendationRecord?,
-                        into commit: inout Commit, now: Date) {
+                        into commit: inout Commit, now: Date) -> Failure? {
         let keys = context.keys
         let policy = context.configuration.policy
         commit.require(keys.approval(approval.id), .equals(stored))
         let outcome = policy.decide(approval, item.message!.decision, now: now)
         switch outcome {
-        case .success(let transition):
+        case .success(var transition):
+            transition.events = context.trust.marked(transition.events, by: item.principal)
             let planID = apply(transition, record: record, into: &commit, now: now)
-            finish(&commit, item, .success((transition.approval, planID)), now: now)
+            return finish(&commit, item, .success((transition.approval, planID)), now: now)
         case .failure(let refusal):
             switch refusal {
             case .expired(let transition):
                 _ = apply(transition, record: record, into: &commit, now: now)
-                finish(&commit, item, .failure(Failure(.expired, "approval \(approval.id) expired at \(Timestamp.string(from: approval.expiresAt))")), now: now)
+                return finish(&commit, item, .failure(Failure(.expired, "approval \(approval.id) expired at \(Timestamp.string(from: approval.expiresAt))")), now: now)
             case .alreadyProcessed(let message):
-                finish(&commit, item, .failure(Failure(.alreadyProcessed, message)), now: now)
+                return finish(&commit, item, .failure(Failure(.alreadyProcessed, message)), now: now)
             case .forbidden(let message):
-                finish(&commit, item, .failure(Failure(.forbidden, message)), now: now)
+                return finish(&commit, item, .failure(Failure(.forbidden, message)), now: now)
             case .invalid(let message):
-                finish(&commit, item, .failure(Failure(.invalidRequest, message)), now: now)
+                return finish(&commit, item, .failure(Failure(.invalidRequest, message)), now: now)
             }
         }
     }
@@ -180,10 +203,12 @@ final class ApprovalHandler: BatchHandler {
         }
     }
 
-    private func finish(_ commit: inout Commit, _ item: Item, _ outcome: Result<(Approval, String?), Failure>, now: Date) {
+    /// Writes the decision's reply (and dead letter); returns its failure, if any.
+    @discardableResult
+    private func finish(_ commit: inout Commit, _ item: Item, _ outcome: Result<(Approval, String?), Failure>, now: Date) -> Failure? {
         switch outcome {
         case .success(let (approval, planID)):
-            guard item.replyTo != nil else { return }
+            guard item.replyTo != nil else { return nil }
             var result = WireJSON.bytes(approval)
             if let planID, result.last == UInt8(ascii: "}") {
                 result.removeLast()
@@ -193,6 +218,7 @@ final class ApprovalHandler: BatchHandler {
             }
             context.reply(WireMessages.okReply(requestID: item.requestID, kind: "approval", result: result), to: item.replyTo,
                           queue: context.keys.approvals, now: now, in: &commit)
+            return nil
         case .failure(let failure):
             context.reply(WireMessages.errorReply(requestID: item.requestID, kind: "approval", failure: failure), to: item.replyTo,
                           queue: context.keys.approvals, now: now, in: &commit)
@@ -202,6 +228,7 @@ final class ApprovalHandler: BatchHandler {
             context.logger.notice("approval decision refused", metadata: [
                 "request_id": "\(item.requestID)", "code": "\(failure.code.rawValue)", "error": "\(failure.message)",
             ])
+            return failure
         }
     }
 }

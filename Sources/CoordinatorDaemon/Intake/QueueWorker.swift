@@ -58,6 +58,7 @@ final class QueueWorker: @unchecked Sendable {
                 if batch.isEmpty { continue }
                 try handler.handle(batch, inflight: inflight, connection: connection)
             } catch {
+                context.metrics.redisError()
                 context.logger.error("\(name): Redis unavailable, retrying", metadata: ["error": "\(error)"])
                 handBack = true
                 Thread.sleep(forTimeInterval: 0.1)

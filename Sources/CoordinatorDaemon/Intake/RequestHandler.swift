@@ -20,6 +20,8 @@ final class RequestHandler: BatchHandler {
         var raw: [UInt8]
         var parsed: Envelope.Parsed
         var request: CoordinationRequest?
+        /// The signer under `--trust` (section 10).
+        var principal: Principal?
         /// Rounds this item lost to concurrent commits of its customer.
         var rounds = 0
     }
@@ -48,20 +50,30 @@ final class RequestHandler: BatchHandler {
     static let lockMs = 2000
 
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
+        let popped = DaemonMetrics.now()
         let config = context.configuration
+        let trust = context.trust
         var pending = messages.map { raw -> Item in
-            var item = Item(raw: raw, parsed: Envelope.parse(raw, maxBytes: config.maxMessageBytes))
+            // Section 10: the signature is checked before anything is read for the message.
+            let admitted = trust.admit(raw)
+            var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes),
+                            principal: admitted.principal)
+            if let refusal = admitted.refusal { item.parsed.failure = refusal }
             if item.parsed.failure == nil, item.parsed.kind == .coordinate {
                 do throws(ValidationError) {
-                    let request = try RequestDecoding.coordinationRequest(from: raw)
+                    var request = try RequestDecoding.coordinationRequest(from: admitted.message)
                     if request.recommendations.count > config.maxRecommendations {
                         item.parsed.failure = Failure(.tooLarge, "recommendations: \(request.recommendations.count) items, over --max-recommendations (\(config.maxRecommendations))")
                     } else {
+                        trust.riskFloor.apply(to: &request)
+                        item.parsed.failure = trust.refusal(coordinate: request, by: item.principal)
                         item.request = request
                     }
                 } catch {
                     item.parsed.failure = Failure(.invalidRequest, error.description)
                 }
+            } else if item.parsed.failure == nil, let kind = item.parsed.kind {
+                item.parsed.failure = trust.refusal(kind, customer: item.parsed.customerID, by: item.principal)
             }
             return item
         }
@@ -76,12 +88,12 @@ final class RequestHandler: BatchHandler {
         while !pending.isEmpty {
             round += 1
             if round > 3 { Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.005)) }
-            pending = try attempt(pending, inflight: inflight, connection: connection)
+            pending = try attempt(pending, inflight: inflight, connection: connection, popped: popped)
         }
     }
 
     /// One read-compute-commit round; returns the items whose commit found its reads stale.
-    private func attempt(_ items: [Item], inflight: String, connection: RedisConnection) throws(RedisError) -> [Item] {
+    private func attempt(_ items: [Item], inflight: String, connection: RedisConnection, popped: UInt64) throws(RedisError) -> [Item] {
         let keys = context.keys
         let contradicting = context.configuration.engine.actionConflicts
 
@@ -156,6 +168,7 @@ final class RequestHandler: BatchHandler {
         commits.reserveCapacity(items.count)
         var batch: [String: BatchState] = [:]
         var firstReplyOfRequest: [String: [UInt8]] = [:]
+        var refused: [Int: Failure] = [:]  // for the metrics: how each refused item ended
         for (index, item) in items.enumerated() {
             var commit = Commit(acknowledging: item.raw, in: inflight)
             let parsed = item.parsed
@@ -182,6 +195,12 @@ final class RequestHandler: BatchHandler {
                     commits.append(commit)
                     continue
                 }
+            }
+            // Section 10: an agent may start and read only its own customers' plans and approvals.
+            if let refusal = context.trust.refusal(parsed.kind!, stored: objectRead[index].flatMap { replies[$0].bytes }, by: item.principal) {
+                fail(&commit, item, refusal, now: now)
+                commits.append(commit)
+                continue
             }
             let outcome: Result<[UInt8], Failure>
             switch parsed.kind! {
@@ -237,6 +256,7 @@ final class RequestHandler: BatchHandler {
                 context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, queue: keys.requests, now: now, in: &commit)
             case .failure(let failure):
                 fail(&commit, item, failure, now: now)
+                refused[index] = failure
             }
             commits.append(commit)
         }
@@ -254,6 +274,7 @@ final class RequestHandler: BatchHandler {
             switch result {
             case .applied:
                 context.counters.add(processed: 1)
+                context.metrics.request(kind: items[index].parsed.kindName, refused[index] ?? items[index].parsed.failure, since: popped)
                 logDone(items[index])
             case .messageGone:
                 context.logger.warning("message was taken over by another worker before its commit; left to it",
