@@ -233,12 +233,15 @@ struct CommandsTests {
     @Test("dead list/show, requeue puts the exact bytes back (refusing truncated and forged entries), purge")
     func dead() throws {
         let h = try Harness()
-        try h.startDaemon()
+        // One request loop, and the approval pushed only after both requests are dead: the
+        // listing below is by position, and separate loops would append in any order.
+        try h.startDaemon { $0.workers = 1 }
         let cli = CLI(redisURL: h.server.url)
         #expect(try cli.run(["dead"]).out == "no dead letters\n")
         let binary: [UInt8] = [0xFF, 0xFE, 0x7B, 0x00, 0x80]
         try h.push("{\"kind\":\"coordinate\",\"recommendations\":7}")
         try h.push(bytes: binary)
+        try h.wait("two dead letters") { try h.length(h.keys.dead) == 2 }
         try h.push("x{", to: "coord:approvals")
         try h.wait("three dead letters") { try h.length(h.keys.dead) == 3 }
         h.stopDaemons()
