@@ -18,7 +18,7 @@ struct FlagTests {
         process.environment = env
         // A file, not a pipe: a read of a pipe interrupted by a signal traps in Foundation.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("flagtests-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: path.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: path) }
         let stderr = try FileHandle(forWritingTo: path)
         process.standardOutput = FileHandle.nullDevice

@@ -32,7 +32,7 @@ struct HostileInputTests {
         _ = try deadLetters(h, count: 1)
         try h.push(Wire.coordinate("seed-version", customer: "victim", replyTo: "test:victim", [Wire.recommendation("v")]))
         _ = try h.reply(on: "test:victim")
-        let targets = ["coord:dead", "coord:requests", "coord:customer:victim:version", "coord:active:victim", "coord", "coord:inflight:x"]
+        let targets = ["coord:dead", "coord:requests", "coord:{victim}:wide", "coord:{victim}:active", "coord", "coord:inflight:x"]
         for (n, target) in targets.enumerated() {
             try h.push(Wire.json(["kind": "get_plan", "plan_id": "x", "request_id": "own-\(n)", "reply_to": target]))
             try h.push(Wire.coordinate("own-c-\(n)", customer: "victim", replyTo: target, [Wire.recommendation("w\(n)")]))
@@ -48,9 +48,9 @@ struct HostileInputTests {
         // Nothing became a reply anywhere: no entry of coord:dead is a reply, the version is
         // still a counter, and none of the daemon's keys has a TTL.
         #expect(!dead.contains { $0["ok"] != nil })
-        #expect(try h.redis.send("GET", "coord:customer:victim:version").string == "1")
-        #expect(try h.redis.send("HLEN", "coord:active:victim").integer == 1)
-        for key in ["coord:dead", "coord:customer:victim:version", "coord:active:victim"] {
+        #expect(try h.redis.send("TYPE", "coord:{victim}:wide").string == "set")
+        #expect(try h.redis.send("HLEN", "coord:{victim}:active").integer == 1)
+        for key in ["coord:dead", "coord:{victim}:wide", "coord:{victim}:active"] {
             #expect(try h.redis.send("TTL", key).integer == -1, "\(key)")
         }
         #expect(try h.redis.send("TYPE", "coord").string == "none")

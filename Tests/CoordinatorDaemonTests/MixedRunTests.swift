@@ -9,7 +9,7 @@ import TestSupport
 /// cap, and no key of the daemon's own gets a TTL from anyone.
 @Suite("Mixed run", .serialized)
 struct MixedRunTests {
-    enum Expect { case dead, deadAndReply }
+    enum Expect { case dead, deadAndReply, answered, undeliverable }
 
     struct Hostile {
         var queue: String
@@ -23,9 +23,9 @@ struct MixedRunTests {
         func text(_ s: String, _ queue: String = q, _ expect: Expect = .dead) -> Hostile {
             Hostile(queue: queue, bytes: Array(s.utf8), expect: expect)
         }
-        let own = ["coord:dead", "coord:requests", "coord:customer:mixed-3:version", "coord:active:mixed-4",
+        let own = ["coord:dead", "coord:requests", "coord:{mixed-3}:wide", "coord:{mixed-4}:active",
                    "coord:inflight:x", "coord", "coord:events:stream", "coord:approvals"]
-        switch n % 20 {
+        switch n % 22 {
         case 0: return text(Wire.json(["kind": "get_plan", "plan_id": "x", "request_id": "h-\(n)", "reply_to": own[n / 20 % own.count]]))
         case 1: return text(Wire.coordinate("h-\(n)", customer: "mixed-\(n % 50)", replyTo: own[n / 20 % own.count], [Wire.recommendation("hx-\(n)")]))
         case 2: return text(Wire.json(["kind": "get_plan", "plan_id": "x", "reply_to": String(repeating: "r", count: 257)]))
@@ -52,6 +52,11 @@ struct MixedRunTests {
         case 16: return text("approve ap*1 alice", "coord:approvals")
         case 17: return text("[1,2,3]", "coord:approvals")
         case 18: return text(Wire.json(["kind": "list_approvals", "customer_id": "mixed?", "reply_to": "mixed:hostile"]), q, .deadAndReply)
+        // A reply list that holds a string: the reply cannot be written (reply_undeliverable).
+        case 20: return text(Wire.json(["kind": "get_plan", "request_id": "h-\(n)", "plan_id": "p-none", "reply_to": "mixed:string"]), q, .undeliverable)
+        // Another customer's request_id on a read: its stored coordinate reply must not leak.
+        case 21: return text(Wire.json(["kind": "list_approvals", "request_id": "ok-\(n - 1)", "customer_id": "mixed-\((n + 7) % 50)",
+                                        "reply_to": "mixed:leak"]), q, .answered)
         default: return text(Wire.json(["kind": "get_plan", "request_id": "h-\(n)", "plan_id": "p x", "reply_to": "mixed:hostile"]), q, .deadAndReply)
         }
     }
@@ -59,7 +64,8 @@ struct MixedRunTests {
     @Test("1,000 hostile messages among 1,000 valid requests from 50 customers")
     func mixedRun() throws {
         let h = try Harness()
-        let cap = 100_000
+        let cap = 600
+        _ = try h.redis.send("SET", "mixed:string", "not a list")
         try h.startDaemon { $0.deadLetterMax = cap }
         var commands: [RedisCommand] = []
         var hostile: [Hostile] = []
@@ -73,6 +79,9 @@ struct MixedRunTests {
             commands.append(RedisCommand("LPUSH", bad.queue, bad.bytes))
         }
         let replying = hostile.filter { $0.expect == .deadAndReply }.count
+        // Dead letters the daemon counts itself (reply_undeliverable ones are written by the
+        // commit script and are checked in the list instead).
+        let deadLettered = hostile.filter { $0.expect == .dead || $0.expect == .deadAndReply }.count
 
         // Nobody but the daemon may set a TTL on its keys: watch them while the run goes on.
         let watcher = try h.server.client()
@@ -105,7 +114,15 @@ struct MixedRunTests {
         }
 
         // Every hostile message is refused: dead-lettered, with an error reply where reply_to is valid.
-        try h.wait("every hostile message dead-lettered", timeout: 60) { try h.length("coord:dead") >= 1000 }
+        // The list is capped below the count: count what the daemons report having dead-lettered.
+        func reported() throws -> Int {
+            try (h.redis.send("KEYS", "coord:workers:*").array ?? []).compactMap(\.string).reduce(0) { sum, key in
+                sum + (Int(try h.redis.send("HGET", key, "dead_lettered").string ?? "0") ?? 0)
+            }
+        }
+        try h.wait("every hostile message dead-lettered", timeout: 60) { try reported() >= deadLettered }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(try reported() == deadLettered)
         var errors = 0
         while let (_, raw) = try h.redis.blockingPopRight("mixed:hostile", timeout: 1) {
             let reply = try Harness.object(raw)
@@ -114,9 +131,18 @@ struct MixedRunTests {
         }
         #expect(errors == replying)
         let dead = try h.deadLetters()
-        #expect(dead.count == 1000)
-        #expect(dead.count <= cap)
-        #expect(dead.filter { $0["queue"] as? String == "coord:approvals" }.count == hostile.filter { $0.queue == "coord:approvals" }.count)
+        #expect(dead.count == cap, "the dead-letter list is kept at its cap")
+        #expect(dead.contains { ($0["error"] as? [String: Any])?["code"] as? String == "reply_undeliverable" })
+        #expect(try h.redis.send("TYPE", "mixed:string").string == "string")
+        // Reads with another customer's request_id get their own answer, never its coordinate reply.
+        var leaks = 0
+        while let (_, raw) = try h.redis.blockingPopRight("mixed:leak", timeout: 1) {
+            let reply = try Harness.object(raw)
+            #expect((reply["result"] as? [String: Any])?["recommendations_kept"] == nil, "\(reply)")
+            #expect(reply["kind"] as? String == "list_approvals")
+            leaks += 1
+        }
+        #expect(leaks == hostile.filter { $0.expect == .answered }.count)
         #expect(dead.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String != nil })
         #expect(!dead.contains { $0["ok"] != nil }, "a reply was written into coord:dead")
         for entry in (try h.redis.send("LRANGE", "coord:dead", 0, -1).array ?? []).compactMap(\.bytes) {
@@ -133,12 +159,10 @@ struct MixedRunTests {
         }
         #expect(ttls.isEmpty, "TTLs seen on the daemon's queues: \(ttls)")
         var own = ["coord:dead", "coord:events:stream"]
-        own += (0..<50).map { "coord:customer:mixed-\($0):version" }
-        own += (0..<50).map { "coord:active:mixed-\($0)" }
+        own += (0..<50).map { "coord:{mixed-\($0)}:active" }
         for key in own { #expect(try h.redis.send("TTL", key).integer == -1, "\(key)") }
         for n in 0..<50 {
-            #expect(try h.redis.send("GET", "coord:customer:mixed-\(n):version").string == "20")
-            #expect(try h.redis.send("HLEN", "coord:active:mixed-\(n)").integer == 20)
+            #expect(try h.redis.send("HLEN", "coord:{mixed-\(n)}:active").integer == 20)
         }
     }
 }

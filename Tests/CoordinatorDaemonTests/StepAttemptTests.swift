@@ -99,7 +99,7 @@ struct StepAttemptTests {
         let plan = try h.waitForPlan(planID, status: "rolled_back", timeout: 20)
         #expect(((plan["steps"] as? [[String: Any]])?.first?["error"] as? String)?.contains("step-timeout") == true)
         #expect(try h.length("coord:agent:asleep:steps") == 0)
-        #expect(try h.redis.send("KEYS", "coord:step-attempt:*").array?.isEmpty == true)
+        #expect(try h.redis.send("KEYS", "coord:plan:*:attempt").array?.isEmpty == true)
     }
 
     @Test("malformed step results are dead-lettered with a clear code")
@@ -158,12 +158,12 @@ struct StepAttemptTests {
         try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60 }
         let planID = try startPlan(h, agent: "manual-4")
         let (_, step) = try takeStep(h, agent: "manual-4")
-        _ = try h.redis.send("SET", "coord:plan:\(planID):lease", "someone-else", "PX", 60_000)
-        let before = try #require(try h.redis.send("GET", "coord:plan:\(planID)").bytes)
+        _ = try h.redis.send("SET", "coord:plan:{\(planID)}:lease", "someone-else", "PX", 60_000)
+        let before = try #require(try h.redis.send("GET", "coord:plan:{\(planID)}").bytes)
         _ = try answer(h, step)
-        try h.wait("the result kept in the plan's mailbox") { try h.length("coord:plan:\(planID):results") == 1 }
+        try h.wait("the result kept in the plan's mailbox") { try h.length("coord:plan:{\(planID)}:results") == 1 }
         Thread.sleep(forTimeInterval: 1)
-        #expect(try h.redis.send("GET", "coord:plan:\(planID)").bytes == before)
+        #expect(try h.redis.send("GET", "coord:plan:{\(planID)}").bytes == before)
         #expect(!(try h.events(plan: planID).contains { $0["type"] as? String == "step.completed" }))
         for key in (try h.redis.send("KEYS", "coord:inflight:*steps:results*").array ?? []).compactMap(\.string) {
             #expect(try h.length(key) == 0, "\(key)")
@@ -176,11 +176,11 @@ struct StepAttemptTests {
         try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60 }
         let planID = try startPlan(h, agent: "manual-5")
         try h.wait("the step dispatched") { try h.length("coord:agent:manual-5:steps") == 1 }
-        _ = try h.redis.send("DEL", "coord:plan:\(planID):lease")
+        _ = try h.redis.send("DEL", "coord:plan:{\(planID)}:lease")
         let plan = try h.waitForPlan(planID, status: "rolled_back", timeout: 20)
         #expect(plan["rollback_reason"] as? String == "worker_lost")
         #expect(try h.length("coord:agent:manual-5:steps") == 0)
-        #expect(try h.redis.send("EXISTS", "coord:step-attempt:\(planID)").integer == 0)
+        #expect(try h.redis.send("EXISTS", "coord:plan:{\(planID)}:attempt").integer == 0)
     }
 
     @Test("`coordinatord agent` refuses a step past its deadline and echoes attempt and rollback")

@@ -115,8 +115,10 @@ final class PlanExecutor: @unchecked Sendable {
     }
 
     private func handBackInflight(_ connection: RedisConnection) throws(RedisError) {
-        _ = try connection.run(Scripts.requeue, keys: [readyInflight, keys.readyPlans], args: [])
-        _ = try connection.run(Scripts.requeue, keys: [resultsInflight, keys.stepResults], args: [])
+        _ = try connection.send("HSET", keys.inflightLists(worker: context.workerID),
+                                readyInflight, keys.readyPlans, resultsInflight, keys.stepResults)
+        try HandBack.run(inflight: readyInflight, queue: keys.readyPlans, context: context, connection: connection)
+        try HandBack.run(inflight: resultsInflight, queue: keys.stepResults, context: context, connection: connection)
         reexamine.removeAll()
         // Results held for plans went back to the queue with the rest: forget them, and read
         // every plan again (a commit may or may not have been applied when Redis went away).
@@ -252,7 +254,7 @@ final class PlanExecutor: @unchecked Sendable {
             dependencyStart[index] = dependencyReads.count
             for dependency in record.recommendation.dependencies {
                 dependencyReads.append(RedisCommand("HGET", keys.active(customer: candidate.plan.customerID), dependency))
-                dependencyReads.append(RedisCommand("GET", keys.finished(customer: candidate.plan.customerID, recommendation: dependency)))
+                dependencyReads.append(RedisCommand("GET", keys.recommendation(customer: candidate.plan.customerID, id: dependency)))
             }
         }
         let dependencyReplies = dependencyReads.isEmpty ? [] : try connection.pipeline(dependencyReads)
@@ -312,11 +314,10 @@ final class PlanExecutor: @unchecked Sendable {
                 commit.require(keys.planLease(candidate.plan.id), .absent)
                 let events = machine.start(now: now)
                 write(machine.plan, events: events, into: &commit, now: now)
-                commit.write("SET", keys.planLease(candidate.plan.id), context.workerID, "PX", leaseMs)
-                commit.write("ZADD", keys.runningPlans, deadlineMs(now), candidate.plan.id)
+                context.store.takeLease(candidate.plan.id, worker: context.workerID, leaseMs: leaseMs, deadlineMs: deadlineMs(now), into: &commit)
                 if var record = recordOf[index] {
                     record.recommendation.status = .executing
-                    commit.write("HSET", keys.active(customer: candidate.plan.customerID), record.recommendation.id, record.encoded())
+                    context.store.updateActive(record, customer: candidate.plan.customerID, into: &commit)
                 }
                 started[index] = machine
             case .wait(let dependencies, let guarded):
@@ -324,14 +325,14 @@ final class PlanExecutor: @unchecked Sendable {
                     if let bytes = guardReplies[at].bytes { commit.require(key, .equals(bytes)) } else { commit.require(key, .absent) }
                 }
                 for dependency in dependencies {
-                    commit.write("SADD", keys.waiters(customer: candidate.plan.customerID, recommendation: dependency), candidate.plan.id)
+                    context.store.waitForDependency(candidate.plan.id, customer: candidate.plan.customerID, dependency: dependency, into: &commit)
                 }
                 context.logger.info("plan waits for its dependencies", metadata: ["plan_id": "\(candidate.plan.id)", "dependencies": "\(dependencies)"])
             case .cancel(let reason):
                 let events = machine.cancel(reason: reason, now: now)
                 write(machine.plan, events: events, into: &commit, now: now)
-                context.retire(customer: candidate.plan.customerID, recommendationID: candidate.plan.recommendationID,
-                                   record: recordOf[index], status: .cancelled, into: &commit)
+                context.store.retire(customer: candidate.plan.customerID, recommendationID: candidate.plan.recommendationID,
+                                     record: recordOf[index], status: .cancelled, planID: candidate.plan.id, into: &commit)
                 context.logger.info("plan cancelled", metadata: ["plan_id": "\(candidate.plan.id)", "reason": "\(reason)"])
             }
             commits.append(commit)
@@ -351,6 +352,10 @@ final class PlanExecutor: @unchecked Sendable {
                 reexamine.append(candidates[index].entry)
             case .messageGone:
                 break
+            case .failed(let message):
+                // Back in flight: looked at again next tick, like a stale read.
+                context.logger.error("plan commit failed in Redis", metadata: ["plan_id": "\(candidates[index].plan.id)", "error": "\(message)"])
+                reexamine.append(candidates[index].entry)
             }
         }
     }
@@ -498,8 +503,7 @@ final class PlanExecutor: @unchecked Sendable {
                 if let arrived = plan.arrived, arrived.ack.list == resultsInflight {
                     // The result is the new owner's to take: it goes where that daemon looks.
                     var commit = Self.ack(arrived.ack)
-                    commit.write("LPUSH", keys.planMailbox(id), arrived.ack.message)
-                    commit.write("EXPIRE", keys.planMailbox(id), Int(context.configuration.stepTimeout) + 3600)
+                    context.store.mail(arrived.ack.message, toPlan: id, into: &commit)
                     acks.append(commit)
                 }
                 running[id] = nil
@@ -537,24 +541,14 @@ final class PlanExecutor: @unchecked Sendable {
     }
 
     private func write(_ plan: ExecutionPlan, events: [DomainEvent], into commit: inout Commit, now: Date) {
-        commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan))
+        context.store.storePlan(plan, into: &commit)
         context.events.emit(events, at: now, into: &commit)
     }
 
     /// The plan ended: release it and retire its recommendation, waking its dependents.
     private func finish(plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
-        commit.write("DEL", keys.planLease(plan.id))
         commit.write("DEL", keys.stepAttempt(plan.id))
-        commit.write("ZREM", keys.runningPlans, plan.id)
-        commit.write("DEL", keys.planMailbox(plan.id))
-        let recommendationStatus: RecommendationStatus = switch status {
-        case .completed: .completed
-        case .rolledBack: .rolledBack
-        case .cancelled: .cancelled
-        default: .failed
-        }
-        context.retire(customer: plan.customerID, recommendationID: plan.recommendationID,
-                           record: record, status: recommendationStatus, into: &commit)
+        context.store.finishPlan(plan, record: record, status: status, into: &commit)
     }
 
     // MARK: - Agents' results
@@ -621,8 +615,7 @@ final class PlanExecutor: @unchecked Sendable {
                 }
                 // The daemon running the plan finds it in the plan's mailbox.
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
-                commit.write("LPUSH", keys.planMailbox(result.planID), raw)
-                commit.write("EXPIRE", keys.planMailbox(result.planID), Int(context.configuration.stepTimeout) + 3600)
+                context.store.mail(raw, toPlan: result.planID, into: &commit)
                 commits.append(commit)
                 context.metrics.stepResult(nil)
             }
@@ -630,7 +623,7 @@ final class PlanExecutor: @unchecked Sendable {
         // Mailboxes of the plans waiting on an agent.
         let waitingIDs = running.filter { $0.value.wait?.attempt != nil && $0.value.arrived == nil }.map(\.key)
         if !waitingIDs.isEmpty {
-            let mail = try connection.pipeline(waitingIDs.map { RedisCommand("LRANGE", keys.planMailbox($0), 0, -1) })
+            let mail = try connection.pipeline(waitingIDs.map { RedisCommand("LRANGE", keys.planResults($0), 0, -1) })
             for (id, messages) in zip(waitingIDs, mail) {
                 guard let plan = running[id], let wait = plan.wait, let attempt = wait.attempt else { continue }
                 for raw in (messages.array ?? []).compactMap(\.bytes) {
@@ -638,12 +631,12 @@ final class PlanExecutor: @unchecked Sendable {
                     guard admitted.refusal == nil, case .success(let result) = StepResultMessage.parse(admitted.message) else { continue }
                     guard result.stepID == wait.stepID else { continue }
                     if let problem = Self.mismatch(result, attempt) {
-                        refuse(raw, Failure(.forbidden, problem), from: keys.planMailbox(id))
+                        refuse(raw, Failure(.forbidden, problem), from: keys.planResults(id))
                         continue
                     }
                     if plan.arrived == nil,
                        context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) == nil {
-                        plan.arrived = (result.outcome, (raw, keys.planMailbox(id)), result.attempt)
+                        plan.arrived = (result.outcome, (raw, keys.planResults(id)), result.attempt)
                     }
                 }
             }
@@ -705,7 +698,7 @@ final class PlanExecutor: @unchecked Sendable {
                   let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)),
                   plan.status == .running else {
                 var commit = Commit()
-                commit.write("ZREM", keys.runningPlans, id)
+                context.store.dropRunningEntry(id, into: &commit)
                 commits.append(commit)
                 continue
             }
@@ -720,8 +713,7 @@ final class PlanExecutor: @unchecked Sendable {
                 commit.write("LREM", attempt.list, 0, attempt.message)
             }
             commit.write("DEL", keys.stepAttempt(id))
-            commit.write("SET", keys.planLease(id), context.workerID, "PX", leaseMs)
-            commit.write("ZADD", keys.runningPlans, deadlineMs(now), id)
+            context.store.takeLease(id, worker: context.workerID, leaseMs: leaseMs, deadlineMs: deadlineMs(now), into: &commit)
             write(machine.plan, events: events, into: &commit, now: now)
             if case .finished(let status) = machine.nextAction() {
                 // Nothing to roll back: the takeover itself ends the plan.

@@ -56,6 +56,7 @@ struct StepAttempt: Equatable, Sendable {
 
 extension Keys {
     /// The outstanding dispatch of a plan's step (a `StepAttempt`), while an agent has one.
-    /// A key family of its own: no request names it, so no reply can read a token.
-    func stepAttempt(_ planID: String) -> String { "\(prefix):step-attempt:\(planID)" }
+    /// Tagged like the plan's other keys; no request can name it (ids have no braces), so no
+    /// reply can read a token.
+    func stepAttempt(_ planID: String) -> String { "\(plan(planID)):attempt" }
 }

@@ -87,16 +87,15 @@ final class ApprovalHandler: BatchHandler {
 
     private func attempt(_ items: [Item], inflight: String, connection: RedisConnection, popped: UInt64) throws(RedisError) -> [Item] {
         let keys = context.keys
-        let now = Date()
-
-        var reads: [RedisCommand] = []
+        var reads: [RedisCommand] = [RedisClock.command]
         var approvalRead: [Int: Int] = [:]
         for (index, item) in items.enumerated() {
             guard let message = item.message else { continue }
             approvalRead[index] = reads.count
             reads.append(RedisCommand("GET", keys.approval(message.approvalID)))
         }
-        let approvalReplies = reads.isEmpty ? [] : try connection.pipeline(reads)
+        let approvalReplies = try connection.pipeline(reads)
+        let now = RedisClock.date(from: approvalReplies[0])
 
         // The recommendations behind the approvals, for the plan a final approval creates.
         var approvals: [Int: (bytes: [UInt8], approval: Approval)] = [:]
@@ -137,6 +136,13 @@ final class ApprovalHandler: BatchHandler {
                 context.metrics.decision(refused[index], since: popped)
             case .messageGone: break
             case .stale: stale.append(items[index])
+            case .failed(let message):
+                // That message's failure alone: answered and dead-lettered, never retried.
+                var commit = Commit(acknowledging: items[index].raw, in: inflight)
+                finish(&commit, items[index], .failure(Failure(.internal, "Redis refused the change: \(message)")), now: now)
+                if case .failed = try Commit.apply([commit], on: connection).first {
+                    _ = try Commit.apply([Commit(acknowledging: items[index].raw, in: inflight)], on: connection)
+                }
             }
         }
         return stale
@@ -174,16 +180,14 @@ final class ApprovalHandler: BatchHandler {
     /// approval created.
     @discardableResult
     private func apply(_ transition: ApprovalTransition, record: RecommendationRecord?, into commit: inout Commit, now: Date) -> String? {
-        let keys = context.keys
+        let store = context.store
         let approval = transition.approval
-        commit.write("SET", keys.approval(approval.id), WireJSON.bytes(approval))
+        store.decide(approval, into: &commit)
         context.events.emit(transition.events, at: now, into: &commit)
         switch transition.outcome {
         case .partiallyApproved:
             return nil
         case .approved:
-            commit.write("ZREM", keys.pendingApprovals, approval.id)
-            commit.write("ZREM", keys.pendingApprovals(customer: approval.customerID), approval.id)
             guard var record else {
                 context.logger.error("approved recommendation is not active; no plan created",
                                      metadata: ["approval_id": "\(approval.id)", "recommendation_id": "\(approval.recommendationID)"])
@@ -193,20 +197,14 @@ final class ApprovalHandler: BatchHandler {
             let plan = PlanBuilder.plan(for: record.recommendation, now: now, ids: &ids)
             record.recommendation.status = .approved
             record.planID = plan.id
-            commit.write("HSET", keys.active(customer: approval.customerID), approval.recommendationID, record.encoded())
-            commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan))
+            store.updateActive(record, customer: approval.customerID, into: &commit)
+            store.createPlan(plan, executeNow: record.executeNow, into: &commit)
             context.events.emit([PlanBuilder.createdEvent(plan, approvalID: approval.id)], at: now, into: &commit)
-            if record.executeNow {
-                commit.write("SET", keys.planQueued(plan.id), "1")
-                commit.write("LPUSH", keys.readyPlans, plan.id)
-            }
             return plan.id
         case .rejected, .expired:
-            commit.write("ZREM", keys.pendingApprovals, approval.id)
-            commit.write("ZREM", keys.pendingApprovals(customer: approval.customerID), approval.id)
             let status: RecommendationStatus = transition.outcome == .rejected ? .rejected : .expired
-            context.retire(customer: approval.customerID, recommendationID: approval.recommendationID,
-                               record: record, status: status, into: &commit)
+            store.retire(customer: approval.customerID, recommendationID: approval.recommendationID,
+                         record: record, status: status, approvalID: approval.id, into: &commit)
             return nil
         }
     }
@@ -224,10 +222,12 @@ final class ApprovalHandler: BatchHandler {
                 tail.string(planID)
                 result += Array(",\"plan_id\":".utf8) + tail.bytes + [UInt8(ascii: "}")]
             }
-            context.reply(WireMessages.okReply(requestID: item.requestID, kind: "approval", result: result), to: item.replyTo, in: &commit)
+            context.reply(WireMessages.okReply(requestID: item.requestID, kind: "approval", result: result), to: item.replyTo,
+                          queue: context.keys.approvals, now: now, in: &commit)
             return nil
         case .failure(let failure):
-            context.reply(WireMessages.errorReply(requestID: item.requestID, kind: "approval", failure: failure), to: item.replyTo, in: &commit)
+            context.reply(WireMessages.errorReply(requestID: item.requestID, kind: "approval", failure: failure), to: item.replyTo,
+                          queue: context.keys.approvals, now: now, in: &commit)
             if failure.isDeadLetter {
                 context.deadLetter(item.raw, queue: context.keys.approvals, failure: failure, now: now, in: &commit)
             }

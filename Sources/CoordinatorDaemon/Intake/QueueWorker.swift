@@ -47,8 +47,11 @@ final class QueueWorker: @unchecked Sendable {
             do {
                 let connection = try loop.currentConnection()
                 if handBack {
-                    // Whatever an earlier failure left in our own in-flight list goes first.
-                    _ = try connection.run(Scripts.requeue, keys: [inflight, queue], args: [])
+                    // Our in-flight list is named in our index first, so that recovery finds
+                    // it without a scan if we die; whatever an earlier failure left in it goes
+                    // back first.
+                    _ = try connection.send("HSET", context.keys.inflightLists(worker: context.workerID), inflight, queue)
+                    try HandBack.run(inflight: inflight, queue: queue, context: context, connection: connection)
                     handBack = false
                 }
                 let batch = try take(connection)
@@ -78,23 +81,5 @@ final class QueueWorker: @unchecked Sendable {
 
     private static func batch(from reply: RedisReply) -> [[UInt8]] {
         (reply.array ?? []).compactMap(\.bytes)
-    }
-}
-
-/// A flag set once, read from any thread.
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-
-    func set() {
-        lock.lock()
-        value = true
-        lock.unlock()
-    }
-
-    var isSet: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
     }
 }

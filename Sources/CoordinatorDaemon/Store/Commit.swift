@@ -9,6 +9,10 @@ struct Commit {
         case absent
         /// A counter key (absent meaning 0) holds this number.
         case counter(Int)
+        /// The key is absent or holds exactly this value (a lock that is free or ours).
+        case absentOrEquals([UInt8])
+        /// The key is a hash in which `field` exists (or does not).
+        case hashField(String, exists: Bool)
     }
 
     enum Result: Equatable {
@@ -17,6 +21,9 @@ struct Commit {
         case messageGone
         /// A guard failed: what was read is stale, compute again.
         case stale
+        /// A write failed with this Redis error: the commit's message is back in flight and
+        /// this failure is that message's alone.
+        case failed(String)
     }
 
     private var inflight: String
@@ -46,6 +53,8 @@ struct Commit {
         case .equals(let value): guardValues.append([UInt8(ascii: "=")] + value)
         case .absent: guardValues.append([UInt8(ascii: "!")])
         case .counter(let n): guardValues.append(Array("#\(n)".utf8))
+        case .absentOrEquals(let value): guardValues.append([UInt8(ascii: "~")] + value)
+        case .hashField(let field, let exists): guardValues.append(Array("h\(exists ? 1 : 0)\(field)".utf8))
         }
     }
 
@@ -70,15 +79,38 @@ struct Commit {
         write("EVENT", channel, stream, maxLength, type, json)
     }
 
-    /// Pushes `reply` onto `list` (when there is one) with a fresh TTL, and stores it under
-    /// `dedupe` (when given) for idempotent re-delivery, the payload passed once.
-    mutating func reply(_ reply: [UInt8], to list: String?, ttl: Int, dedupe: (key: String, ttl: Int)? = nil) {
-        guard list != nil || dedupe != nil else { return }
-        if let dedupe {
-            write("REPLY", list ?? "", ttl, reply, dedupe.key, dedupe.ttl)
-        } else {
-            write("REPLY", list ?? "", ttl, reply)
+    /// Runs `command key <items…>` in chunks (Lua's `unpack` fails past ~8,000 arguments).
+    mutating func writeChunked(_ command: String, _ key: String, _ items: [any RedisArgument], per chunk: Int = 1000) {
+        var start = 0
+        while start < items.count {
+            let end = min(start + chunk, items.count)
+            write(command, arguments: [key] + Array(items[start..<end]))
+            start = end
         }
+    }
+
+    /// Where a reply that cannot be written is recorded instead (see `reply`).
+    struct Undeliverable {
+        var dead: String
+        var deadMax: Int
+        var queue: String
+        var at: String
+        var rawMax: Int
+    }
+
+    /// Pushes `reply` onto `list` (when there is one; capped, with a fresh TTL), and stores
+    /// "list\nreply" under `dedupe` (when given) for idempotent re-delivery, the payload passed
+    /// once. A push that fails becomes a `reply_undeliverable` dead letter, nothing else.
+    mutating func reply(_ reply: [UInt8], to list: String?, ttl: Int, dedupe: (key: String, ttl: Int)? = nil,
+                        undeliverable: Undeliverable) {
+        guard list != nil || dedupe != nil else { return }
+        write("REPLY", list ?? "", ttl, reply, dedupe?.key ?? "", dedupe?.ttl ?? 0,
+              undeliverable.dead, undeliverable.deadMax, undeliverable.queue, undeliverable.at, undeliverable.rawMax)
+    }
+
+    /// Appends a dead letter to `list`, keeping its newest `max` entries.
+    mutating func deadLetter(_ json: [UInt8], to list: String, max: Int) {
+        write("DEAD", list, max, json)
     }
 
     /// Commits per script call: a batch's worth, while keeping each call (which blocks Redis
@@ -86,7 +118,8 @@ struct Commit {
     static let perCall = 128
 
     /// Applies `commits` in one round trip (one script call per `perCall` of them) and returns
-    /// each one's result, in order. Throws when Redis is unreachable or answers with an error.
+    /// each one's result, in order. Throws when Redis is unreachable or the script itself fails;
+    /// a failed write is that commit's `.failed` result alone.
     static func apply(_ commits: [Commit], on connection: RedisConnection) throws(RedisError) -> [Result] {
         if commits.isEmpty { return [] }
         var calls: [RedisCommand] = []
@@ -107,6 +140,7 @@ struct Commit {
                     case .integer(1): results.append(.applied)
                     case .integer(0): results.append(.messageGone)
                     case .integer: results.append(.stale)
+                    case .bulk(let text): results.append(.failed(String(decoding: text.dropFirst(), as: UTF8.self)))
                     default: throw RedisError.protocolError("commit script answered \(item)")
                     }
                 }
