@@ -79,6 +79,9 @@ public struct Keys: Sendable {
     public var pendingApprovals: String { "\(prefix):approvals:pending" }
 
     public func plan(_ id: String) -> String { "\(prefix):plan:{\(id)}" }
+    /// `plan(id)` is `planKeyHead + id + planKeyTail` (for tools that list plans by prefix).
+    public var planKeyHead: String { "\(prefix):plan:{" }
+    public var planKeyTail: String { "}" }
     /// Set once a plan was handed to the executors, so it is never started twice.
     public func planQueued(_ id: String) -> String { "\(prefix):plan:{\(id)}:queued" }
     /// Held by the worker running the plan; lapses when it dies.
