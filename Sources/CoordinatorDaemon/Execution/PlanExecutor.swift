@@ -225,10 +225,15 @@ final class PlanExecutor: @unchecked Sendable {
         }
         var candidates: [Candidate] = []
         var acks: [Commit] = []
+        var adoptions: [(entry: [UInt8], stored: [UInt8], plan: ExecutionPlan)] = []
         for (index, reply) in stored.enumerated() {
             guard let bytes = reply.bytes, let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)) else {
                 context.logger.error("ready plan is missing or unreadable; dropped", metadata: ["plan_id": "\(planIDs[index])"])
                 acks.append(Commit(acknowledging: ids[index], in: readyInflight))
+                continue
+            }
+            if plan.status == .running, running[plan.id] == nil {
+                adoptions.append((ids[index], bytes, plan))
                 continue
             }
             if plan.status != .pending || running[plan.id] != nil {
@@ -237,6 +242,7 @@ final class PlanExecutor: @unchecked Sendable {
             }
             candidates.append(Candidate(entry: ids[index], stored: bytes, plan: plan))
         }
+        if !adoptions.isEmpty { try adopt(adoptions, connection, now: now) }
 
         // The plan's own recommendation and, for each dependency, its active or final record.
         var reads: [RedisCommand] = []
@@ -357,6 +363,36 @@ final class PlanExecutor: @unchecked Sendable {
                 context.logger.error("plan commit failed in Redis", metadata: ["plan_id": "\(candidates[index].plan.id)", "error": "\(message)"])
                 reexamine.append(candidates[index].entry)
             }
+        }
+    }
+
+    /// Plans `execute_plan` marked running in its own commit (so its reply could say so):
+    /// run them from where they are, without starting them again. One that has a lease or a
+    /// running-index entry is someone else's (or a lapsed one, for takeover): only acknowledged.
+    private func adopt(_ adoptions: [(entry: [UInt8], stored: [UInt8], plan: ExecutionPlan)], _ connection: RedisConnection,
+                       now: Date) throws(RedisError) {
+        var reads: [RedisCommand] = []
+        for (_, _, plan) in adoptions {
+            reads.append(RedisCommand("EXISTS", keys.planLease(plan.id)))
+            reads.append(RedisCommand("ZSCORE", keys.runningPlans, plan.id))
+            reads.append(RedisCommand("HGET", keys.active(customer: plan.customerID), plan.recommendationID))
+        }
+        let replies = try connection.pipeline(reads)
+        var commits: [Commit] = []
+        var adopted: [Int: RunningPlan] = [:]
+        for (offset, (entry, stored, plan)) in adoptions.enumerated() {
+            var commit = Commit(acknowledging: entry, in: readyInflight)
+            if replies[offset * 3].integer == 0, replies[offset * 3 + 1].isNull {
+                commit.require(keys.planLease(plan.id), .absent)
+                commit.require(keys.plan(plan.id), .equals(stored))
+                context.store.takeLease(plan.id, worker: context.workerID, leaseMs: leaseMs, deadlineMs: deadlineMs(now), into: &commit)
+                let record = replies[offset * 3 + 2].bytes.flatMap { try? RecommendationRecord.decode($0) }
+                adopted[commits.count] = RunningPlan(machine: PlanMachine(plan: plan), record: record)
+            }
+            commits.append(commit)
+        }
+        for (index, result) in try Commit.apply(commits, on: connection).enumerated() {
+            if result == .applied, let plan = adopted[index] { running[plan.machine.plan.id] = plan }
         }
     }
 
