@@ -85,15 +85,17 @@ enum IDPrefix {
     /// A plan's id from a prefix of it (a SCAN of the plan keys: for people, not for scripts).
     static func plan(_ text: String, keys: Keys, connection: RedisConnection) throws -> String {
         if text.count >= fullLength { return text }
-        let head = keys.plan("")
+        // The plan key around its id ("coord:plan:{" and "}"), whatever the layout.
+        let parts = keys.plan("\u{1}").split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init)
+        let (head, tail) = (parts[0], parts.count > 1 ? parts[1] : "")
         var ids: [String] = []
         var cursor = "0"
         repeat {
-            let page = try connection.send("SCAN", cursor, "MATCH", "\(head)\(text)*", "COUNT", 1000).array ?? []
+            let page = try connection.send("SCAN", cursor, "MATCH", "\(head)\(text)*\(tail)", "COUNT", 1000).array ?? []
             cursor = page.first?.string ?? "0"
-            for key in (page.count > 1 ? page[1].array ?? [] : []).compactMap(\.string) {
-                let id = String(key.dropFirst(head.count))
-                if !id.contains(":") { ids.append(id) }
+            for key in (page.count > 1 ? page[1].array ?? [] : []).compactMap(\.string) where key.count > head.count + tail.count {
+                let id = String(key.dropFirst(head.count).dropLast(tail.count))
+                if !id.contains(":"), keys.plan(id) == key { ids.append(id) }
             }
         } while cursor != "0"
         if ids.contains(text) { return text }
