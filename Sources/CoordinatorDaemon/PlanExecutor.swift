@@ -85,6 +85,7 @@ final class PlanExecutor: @unchecked Sendable {
                 }
                 try tick(connection, accepting: !loop.isStopping)
             } catch {
+                context.metrics.redisError()
                 context.logger.error("executor: Redis unavailable, retrying", metadata: ["error": "\(error)"])
                 handBack = true
                 Thread.sleep(forTimeInterval: 0.1)
@@ -101,8 +102,10 @@ final class PlanExecutor: @unchecked Sendable {
     }
 
     private func handBackInflight(_ connection: RedisConnection) throws(RedisError) {
-        _ = try connection.run(Scripts.requeue, keys: [readyInflight, keys.readyPlans], args: [])
-        _ = try connection.run(Scripts.requeue, keys: [resultsInflight, keys.stepResults], args: [])
+        _ = try connection.send("HSET", keys.inflightLists(worker: context.workerID),
+                                readyInflight, keys.readyPlans, resultsInflight, keys.stepResults)
+        try HandBack.run(inflight: readyInflight, queue: keys.readyPlans, context: context, connection: connection)
+        try HandBack.run(inflight: resultsInflight, queue: keys.stepResults, context: context, connection: connection)
         reexamine.removeAll()
     }
 
@@ -156,11 +159,13 @@ final class PlanExecutor: @unchecked Sendable {
                 } else if case .finished = plan.machine.nextAction() {
                     running[id] = nil
                     context.counters.add(plansFinished: 1)
+                    context.metrics.planFinished(plan.machine.plan.status.rawValue)
                     context.logger.info("plan finished", metadata: ["plan_id": "\(id)", "status": "\(plan.machine.plan.status.rawValue)"])
                 }
             }
         }
 
+        context.metrics.plans(running: running.count, waiting: running.values.count { $0.wait != nil && $0.wait?.outcome == nil })
         if now.timeIntervalSince(lastRenewal) >= config.planLease / 3 {
             try renewLeases(connection, now: now)
             lastRenewal = now
@@ -222,7 +227,7 @@ final class PlanExecutor: @unchecked Sendable {
             dependencyStart[index] = dependencyReads.count
             for dependency in record.recommendation.dependencies {
                 dependencyReads.append(RedisCommand("HGET", keys.active(customer: candidate.plan.customerID), dependency))
-                dependencyReads.append(RedisCommand("GET", keys.finished(customer: candidate.plan.customerID, recommendation: dependency)))
+                dependencyReads.append(RedisCommand("GET", keys.recommendation(customer: candidate.plan.customerID, id: dependency)))
             }
         }
         let dependencyReplies = dependencyReads.isEmpty ? [] : try connection.pipeline(dependencyReads)
@@ -282,11 +287,10 @@ final class PlanExecutor: @unchecked Sendable {
                 commit.require(keys.planLease(candidate.plan.id), .absent)
                 let events = machine.start(now: now)
                 write(machine.plan, events: events, into: &commit, now: now)
-                commit.write("SET", keys.planLease(candidate.plan.id), context.workerID, "PX", leaseMs)
-                commit.write("ZADD", keys.runningPlans, deadlineMs(now), candidate.plan.id)
+                context.store.takeLease(candidate.plan.id, worker: context.workerID, leaseMs: leaseMs, deadlineMs: deadlineMs(now), into: &commit)
                 if var record = recordOf[index] {
                     record.recommendation.status = .executing
-                    commit.write("HSET", keys.active(customer: candidate.plan.customerID), record.recommendation.id, record.encoded())
+                    context.store.updateActive(record, customer: candidate.plan.customerID, into: &commit)
                 }
                 started[index] = machine
             case .wait(let dependencies, let guarded):
@@ -294,14 +298,14 @@ final class PlanExecutor: @unchecked Sendable {
                     if let bytes = guardReplies[at].bytes { commit.require(key, .equals(bytes)) } else { commit.require(key, .absent) }
                 }
                 for dependency in dependencies {
-                    commit.write("SADD", keys.waiters(customer: candidate.plan.customerID, recommendation: dependency), candidate.plan.id)
+                    context.store.waitForDependency(candidate.plan.id, customer: candidate.plan.customerID, dependency: dependency, into: &commit)
                 }
                 context.logger.info("plan waits for its dependencies", metadata: ["plan_id": "\(candidate.plan.id)", "dependencies": "\(dependencies)"])
             case .cancel(let reason):
                 let events = machine.cancel(reason: reason, now: now)
                 write(machine.plan, events: events, into: &commit, now: now)
-                context.retire(customer: candidate.plan.customerID, recommendationID: candidate.plan.recommendationID,
-                                   record: recordOf[index], status: .cancelled, into: &commit)
+                context.store.retire(customer: candidate.plan.customerID, recommendationID: candidate.plan.recommendationID,
+                                     record: recordOf[index], status: .cancelled, planID: candidate.plan.id, into: &commit)
                 context.logger.info("plan cancelled", metadata: ["plan_id": "\(candidate.plan.id)", "reason": "\(reason)"])
             }
             commits.append(commit)
@@ -321,6 +325,10 @@ final class PlanExecutor: @unchecked Sendable {
                 reexamine.append(candidates[index].entry)
             case .messageGone:
                 break
+            case .failed(let message):
+                // Back in flight: looked at again next tick, like a stale read.
+                context.logger.error("plan commit failed in Redis", metadata: ["plan_id": "\(candidates[index].plan.id)", "error": "\(message)"])
+                reexamine.append(candidates[index].entry)
             }
         }
     }
@@ -403,23 +411,13 @@ final class PlanExecutor: @unchecked Sendable {
     }
 
     private func write(_ plan: ExecutionPlan, events: [DomainEvent], into commit: inout Commit, now: Date) {
-        commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan))
+        context.store.storePlan(plan, into: &commit)
         context.events.emit(events, at: now, into: &commit)
     }
 
     /// The plan ended: release it and retire its recommendation, waking its dependents.
     private func finish(plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
-        commit.write("DEL", keys.planLease(plan.id))
-        commit.write("ZREM", keys.runningPlans, plan.id)
-        commit.write("DEL", keys.planMailbox(plan.id))
-        let recommendationStatus: RecommendationStatus = switch status {
-        case .completed: .completed
-        case .rolledBack: .rolledBack
-        case .cancelled: .cancelled
-        default: .failed
-        }
-        context.retire(customer: plan.customerID, recommendationID: plan.recommendationID,
-                           record: record, status: recommendationStatus, into: &commit)
+        context.store.finishPlan(plan, record: record, status: status, into: &commit)
     }
 
     // MARK: - Agents' results
@@ -449,23 +447,25 @@ final class PlanExecutor: @unchecked Sendable {
                         continue
                     }
                     plan.arrived = (result.outcome, (raw, resultsInflight))
+                    context.metrics.stepResult(nil)
                     continue
                 }
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
-                commit.write("LPUSH", keys.planMailbox(result.planID), raw)
-                commit.write("EXPIRE", keys.planMailbox(result.planID), Int(context.configuration.stepTimeout) + 3600)
+                context.store.mail(raw, toPlan: result.planID, into: &commit)
                 commits.append(commit)
+                context.metrics.stepResult(nil)
             } catch {
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
                 context.deadLetter(raw, queue: keys.stepResults, failure: Failure(.invalidRequest, error.description), now: now, in: &commit)
                 commits.append(commit)
+                context.metrics.stepResult(Failure(.invalidRequest, ""))
             }
         }
         // Mailboxes of the plans waiting on an agent.
         let waiting = running.filter { $0.value.wait != nil && $0.value.wait?.outcome == nil && $0.value.arrived == nil }
         let waitingIDs = Array(waiting.keys)
         if !waitingIDs.isEmpty {
-            let mail = try connection.pipeline(waitingIDs.map { RedisCommand("LRANGE", keys.planMailbox($0), 0, -1) })
+            let mail = try connection.pipeline(waitingIDs.map { RedisCommand("LRANGE", keys.planResults($0), 0, -1) })
             for (id, messages) in zip(waitingIDs, mail) {
                 guard let plan = running[id], let wait = plan.wait else { continue }
                 for raw in (messages.array ?? []).compactMap(\.bytes) {
@@ -473,7 +473,7 @@ final class PlanExecutor: @unchecked Sendable {
                     guard admitted.refusal == nil, let result = try? StepResultMessage.parse(admitted.message) else { continue }
                     if result.stepID == wait.stepID,
                        context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) == nil {
-                        plan.arrived = (result.outcome, (raw, keys.planMailbox(id)))
+                        plan.arrived = (result.outcome, (raw, keys.planResults(id)))
                         break
                     }
                 }
@@ -523,7 +523,7 @@ final class PlanExecutor: @unchecked Sendable {
                   let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)),
                   plan.status == .running else {
                 var commit = Commit()
-                commit.write("ZREM", keys.runningPlans, id)
+                context.store.dropRunningEntry(id, into: &commit)
                 commits.append(commit)
                 continue
             }
@@ -532,8 +532,7 @@ final class PlanExecutor: @unchecked Sendable {
             var commit = Commit()
             commit.require(keys.planLease(id), .absent)
             commit.require(keys.plan(id), .equals(bytes))
-            commit.write("SET", keys.planLease(id), context.workerID, "PX", leaseMs)
-            commit.write("ZADD", keys.runningPlans, deadlineMs(now), id)
+            context.store.takeLease(id, worker: context.workerID, leaseMs: leaseMs, deadlineMs: deadlineMs(now), into: &commit)
             write(machine.plan, events: events, into: &commit, now: now)
             if case .finished(let status) = machine.nextAction() {
                 // Nothing to roll back: the takeover itself ends the plan.

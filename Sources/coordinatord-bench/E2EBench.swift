@@ -16,6 +16,18 @@ struct E2EBench: ParsableCommand {
     @Option(help: "Concurrent producers.") var producers: Int = 4
     @Option(help: "Cases: coordinate, approval, plans (comma-separated).") var cases: String = "coordinate,approval,plans"
     @Option(help: "Also measure latency when offered this fraction of the measured rate (0 to skip).") var paced: Double = 0.5
+    @Option(help: "Spread requests over this many customers, round-robin (0: a new customer per request).") var customers: Int = 0
+    @Option(help: "Before measuring, leave each of the --customers with this many active recommendations (pending approval).")
+    var warmupActive: Int = 0
+    @Option(name: .customLong("daemon-arg"), parsing: .unconditionalSingleValue,
+            help: "An extra flag for every daemon, e.g. --daemon-arg=--metrics-port=0 (repeatable).")
+    var daemonArgs: [String] = []
+
+    func validate() throws {
+        if customers < 0 || warmupActive < 0 { throw ValidationError("--customers and --warmup-active must not be negative") }
+        if warmupActive > 0 && customers == 0 { throw ValidationError("--warmup-active needs --customers N (N > 0)") }
+        if producers < 1 { throw ValidationError("--producers must be at least 1") }
+    }
 
     func run() throws {
         RedisProcess.ignoreSIGPIPE()
@@ -25,20 +37,27 @@ struct E2EBench: ParsableCommand {
                 // Persistence as deployed (AOF, fsync every second), not the tests' fsync-per-write.
                 let server: RedisServer? = url == nil ? try RedisServer.start(arguments: ["--appendfsync", "everysec"]) : nil
                 let redis = try url.map { try RedisConfiguration(url: $0) } ?? server!.configuration
-                let fleet = try Fleet(count: count, redis: redis, url: url ?? server!.url)
+                let fleet = try Fleet(count: count, redis: redis, url: url ?? server!.url, extra: daemonArgs)
                 defer {
                     fleet.stop()
                     server?.stop()
                 }
                 try fleet.waitUntilLive()
-                let run = Runner(redis: redis, benchCase: benchCase, producers: producers)
-                let full = try run.measure(requests: requests, ratePerSecond: nil, label: "\(name)-\(count)")
-                emit(full.json(case: name, daemons: count, producers: producers))
+                // A run tag keeps customers and ids of runs against one shared Redis (--url) apart.
+                let tag = "\(name)-\(count)-\(UInt32.random(in: 0...UInt32.max))"
+                let run = Runner(redis: redis, benchCase: benchCase, producers: producers,
+                                 customers: customers, customerPrefix: "\(tag)-c")
+                if warmupActive > 0 { try run.warmUp(active: warmupActive, label: tag) }
+                let full = try run.measure(requests: requests, ratePerSecond: nil, label: "\(tag)-full")
+                emit(full.json(case: name, daemons: count, producers: producers, customers: customers))
+                try full.checkDuplicates()
                 if paced > 0 {
                     let rate = full.rps * paced
                     let slow = try run.measure(requests: max(1000, min(requests, Int(rate * 5))), ratePerSecond: rate,
-                                               label: "\(name)-paced-\(count)")
-                    emit(slow.json(case: "\(name)@\(Int(paced * 100))%", daemons: count, producers: producers))
+                                               label: "\(tag)-paced")
+                    emit(slow.json(case: "\(name)@\(Int(paced * 100))%", daemons: count, producers: producers,
+                                   customers: customers))
+                    try slow.checkDuplicates()
                 }
             }
         }
@@ -54,50 +73,14 @@ struct E2EBench: ParsableCommand {
     }
 }
 
-/// The daemons under test, as separate processes of the built binary.
-private final class Fleet {
-    private var processes: [Process] = []
-    private let redis: RedisConfiguration
-
-    init(count: Int, redis: RedisConfiguration, url: String) throws {
-        self.redis = redis
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("coordinatord")
-        for _ in 0..<count {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = ["run", "--redis-url", url, "--sim-speed", "0", "--log-format", "json"]
-            process.standardError = FileHandle.nullDevice
-            process.standardOutput = FileHandle.nullDevice
-            try ChildProcess.run(process)
-            processes.append(process)
-        }
-    }
-
-    func waitUntilLive() throws {
-        let connection = try RedisConnection(configuration: redis)
-        defer { connection.close() }
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            let live = try connection.send("SCARD", "coord:workers").integer ?? 0
-            if live >= processes.count { return }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        throw ValidationError("daemons did not start (no heartbeat within 10 s)")
-    }
-
-    func stop() {
-        for process in processes where process.isRunning { process.terminate() }
-        for process in processes { process.waitUntilExit() }
-    }
-}
-
 private struct Measurement {
     var requests: Int
     var seconds: Double
     var latenciesMs: [Double]
     var errors: Int
     var offered: Double?
+    /// Replies (or plan endings) seen more than once for one request: each is a broken promise.
+    var duplicates: Int = 0
 
     var rps: Double { Double(requests) / seconds }
 
@@ -107,12 +90,17 @@ private struct Measurement {
         return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
     }
 
-    func json(case name: String, daemons: Int, producers: Int) -> String {
+    func checkDuplicates() throws {
+        if duplicates > 0 { throw ValidationError("\(duplicates) duplicate replies: a request was answered twice") }
+    }
+
+    func json(case name: String, daemons: Int, producers: Int, customers: Int = 0) -> String {
         func r(_ v: Double) -> String { String(format: "%.2f", v) }
         var fields = [
             "\"case\":\"\(name)\"", "\"daemons\":\(daemons)", "\"requests\":\(requests)", "\"producers\":\(producers)",
             "\"seconds\":\(r(seconds))", "\"rps\":\(r(rps))", "\"p50_ms\":\(r(percentile(0.5)))",
             "\"p99_ms\":\(r(percentile(0.99)))", "\"max_ms\":\(r(latenciesMs.max() ?? 0))", "\"errors\":\(errors)",
+            "\"duplicates\":\(duplicates)", "\"customers\":\(customers)",
         ]
         if let offered { fields.append("\"offered_rps\":\(r(offered))") }
         return "{" + fields.joined(separator: ",") + "}"
@@ -124,6 +112,9 @@ private struct Runner {
     let redis: RedisConfiguration
     let benchCase: E2EBench.Case
     let producers: Int
+    /// 0: every request has a customer of its own; N: requests go to N customers round-robin.
+    let customers: Int
+    let customerPrefix: String
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -148,6 +139,45 @@ private struct Runner {
         return String(decoding: reply[start..<end], as: UTF8.self)
     }
 
+    /// The customer of producer p's n-th request: round-robin over the whole sequence of requests.
+    private func customer(producer p: Int, n: Int, id: String) -> String {
+        customers == 0 ? id : "\(customerPrefix)\((n * producers + p) % customers)"
+    }
+
+    /// Leaves each customer with `active` recommendations pending approval (medium risk, each
+    /// on a resource of its own, so nothing measured conflicts with them). Not timed.
+    func warmUp(active: Int, label: String) throws {
+        let connection = try RedisConnection(configuration: redis)
+        defer { connection.close() }
+        let replyList = "bench:\(label):warmup"
+        let chunk = 500  // recommendations per request: well under --max-message-bytes
+        var commands: [RedisCommand] = []
+        var sent = 0
+        for c in 0..<customers {
+            var from = 0
+            while from < active {
+                let to = min(active, from + chunk)
+                let recs = (from..<to).map { k in
+                    #"{"id":"w\#(k)","agent_id":"bench-warmup","type":"cost","action":"scale_up","risk_level":"medium","affected_resources":["w-\#(k)"]}"#
+                }.joined(separator: ",")
+                commands.append(RedisCommand("LPUSH", "coord:requests",
+                    #"{"kind":"coordinate","request_id":"\#(label)-w\#(c)-\#(from)","reply_to":"\#(replyList)","customer_id":"\#(customerPrefix)\#(c)","recommendations":[\#(recs)]}"#))
+                sent += 1
+                from = to
+                if commands.count == 50 { _ = try connection.pipeline(commands); commands.removeAll() }
+            }
+        }
+        if !commands.isEmpty { _ = try connection.pipeline(commands) }
+        for received in 0..<sent {
+            guard let value = try connection.send("BRPOP", replyList, 120).array?.last?.bytes else {
+                throw ValidationError("warm-up replies stopped coming (\(received)/\(sent))")
+            }
+            guard Self.contains(value, Self.okTrue) else {
+                throw ValidationError("warm-up request failed: \(String(decoding: value.prefix(300), as: UTF8.self))")
+            }
+        }
+    }
+
     func measure(requests: Int, ratePerSecond: Double?, label: String) throws -> Measurement {
         let setup = try RedisConnection(configuration: redis)
         defer { setup.close() }
@@ -163,7 +193,8 @@ private struct Runner {
         let group = DispatchGroup()
         let start = Self.now()
 
-        // For plans: completion is seen on the event channel, keyed by customer.
+        // For plans: completion is seen on the event channel, keyed by recommendation id (the
+        // request id: unique even when customers are shared).
         let planWatcher: PlanWatcher? = benchCase == .plans ? try PlanWatcher(redis: redis, expected: total) : nil
 
         for p in 0..<producers {
@@ -176,18 +207,24 @@ private struct Runner {
                     let connection = try RedisConnection(configuration: redis)
                     defer { connection.close() }
                     let interval = ratePerSecond.map { Double(producers) / $0 } ?? 0
+                    // Producers are offset by a fraction of the interval, so the offered load is
+                    // spread evenly instead of arriving in bursts of `producers` at once.
+                    let phase = interval * Double(p) / Double(producers)
                     var batch: [RedisCommand] = []
                     let pipelineSize = ratePerSecond == nil ? 50 : 1
                     for n in 0..<perProducer {
+                        var stamp = Self.now()
                         if interval > 0 {
-                            let due = start + UInt64(Double(n) * interval * 1e9)
-                            let current = Self.now()
-                            if due > current { Thread.sleep(forTimeInterval: Double(due - current) / 1e9) }
+                            // Open loop: latency counts from when the request was due, not from when
+                            // a late producer got round to sending it (coordinated omission).
+                            let due = start + UInt64((Double(n) * interval + phase) * 1e9)
+                            if due > stamp { Thread.sleep(forTimeInterval: Double(due - stamp) / 1e9) }
+                            stamp = due
                         }
                         let (queue, message, key) = makeMessage(label: label, producer: p, n: n, replyList: replyList,
                                                                 approvals: approvalIDs[p])
-                        sent.set(key, Self.now())
-                        planWatcher?.expect(key, at: Self.now())
+                        sent.set(key, stamp)
+                        planWatcher?.expect(key, at: stamp)
                         batch.append(RedisCommand("LPUSH", queue, message))
                         if batch.count >= pipelineSize {
                             _ = try connection.pipeline(batch)
@@ -209,6 +246,23 @@ private struct Runner {
                     var received = 0
                     var local: [Double] = []
                     var localErrors = 0
+                    var duplicates = 0
+                    var seen = Set<String>()
+                    seen.reserveCapacity(perProducer)
+                    func take(_ values: [RedisReply], at: UInt64) {
+                        for element in values {
+                            guard let value = element.bytes else { continue }
+                            // Scanned, not parsed.
+                            let key = Self.requestID(in: value) ?? ""
+                            guard seen.insert(key).inserted else {
+                                duplicates += 1
+                                continue
+                            }
+                            received += 1
+                            if !Self.contains(value, Self.okTrue) { localErrors += 1 }
+                            if let sentAt = sent.get(key) { local.append(Double(at &- sentAt) / 1e6) }
+                        }
+                    }
                     while received < perProducer {
                         // Whatever replies are waiting, in one pop: the collectors share the
                         // machine (and Redis) with what they measure.
@@ -216,52 +270,56 @@ private struct Runner {
                         guard let values = reply.array?.last?.array, !values.isEmpty else {
                             throw ValidationError("replies stopped coming (\(received)/\(perProducer))")
                         }
-                        let at = Self.now()
-                        for element in values {
-                            guard let value = element.bytes else { continue }
-                            received += 1
-                            // Scanned, not parsed.
-                            if !Self.contains(value, Self.okTrue) { localErrors += 1 }
-                            let key = Self.requestID(in: value) ?? ""
-                            if let sentAt = sent.get(key) { local.append(Double(at - sentAt) / 1e6) }
-                        }
+                        // A reply due before it was sent (paced, producer behind) still counts from its due time.
+                        take(values, at: Self.now())
                     }
-                    collected.add(local, errors: localErrors)
+                    // Listen a little longer: a late second reply to any request is a duplicate.
+                    if let late = try connection.send("BLMPOP", 1, 1, replyList, "RIGHT", "COUNT", 256).array?.last?.array {
+                        let before = received
+                        take(late, at: Self.now())
+                        duplicates += received - before  // replies to requests never sent count too
+                    }
+                    collected.add(local, errors: localErrors, duplicates: duplicates)
                 } catch {
                     collected.fail(error)
                 }
             }
         }
         group.wait()
-        var (latencies, errors, failures) = collected.snapshot
+        var (latencies, errors, duplicates, failures) = collected.snapshot
         if let planWatcher {
             let result = try planWatcher.wait(timeout: 120)
             latencies = result.latencies
             errors = result.failures
+            duplicates = result.duplicates
         }
         let seconds = Double(Self.now() - start) / 1e9
         if let failure = failures.first { throw failure }
-        return Measurement(requests: total, seconds: seconds, latenciesMs: latencies, errors: errors, offered: ratePerSecond)
+        return Measurement(requests: total, seconds: seconds, latenciesMs: latencies, errors: errors, offered: ratePerSecond,
+                           duplicates: duplicates)
     }
 
     /// A wire message for producer p's n-th request; approvals are decided by request id.
     private func makeMessage(label: String, producer p: Int, n: Int, replyList: String, approvals: [String]) -> (String, String, String) {
         let id = "\(label)-\(p)-\(n)"
+        let customer = customer(producer: p, n: n, id: id)
         switch benchCase {
         case .coordinate:
             let recs = (0..<(1 + n % 3)).map { r in
                 #"{"id":"r\#(r)","agent_id":"bench-agent","type":"cost","action":"scale_up","risk_level":"low","estimated_savings":\#(10 + r),"affected_resources":["i-\#(r)"],"priority":\#(r),"confidence":0.9}"#
             }.joined(separator: ",")
             return ("coord:requests",
-                    #"{"kind":"coordinate","request_id":"\#(id)","reply_to":"\#(replyList)","customer_id":"\#(id)","auto_approve":true,"execute_now":false,"recommendations":[\#(recs)]}"#,
+                    #"{"kind":"coordinate","request_id":"\#(id)","reply_to":"\#(replyList)","customer_id":"\#(customer)","auto_approve":true,"execute_now":false,"recommendations":[\#(recs)]}"#,
                     id)
         case .approval:
             return ("coord:approvals",
                     #"{"approval_id":"\#(approvals[n])","decision":"approve","user_id":"ops@example.com","request_id":"\#(id)","reply_to":"\#(replyList)"}"#,
                     id)
         case .plans:
+            // Recommendation id and resource of the request's own: with shared customers every
+            // request still makes a plan (nothing conflicts with an earlier one).
             return ("coord:requests",
-                    #"{"kind":"coordinate","request_id":"\#(id)","customer_id":"\#(id)","auto_approve":true,"execute_now":true,"recommendations":[{"id":"r","agent_id":"bench-agent","type":"cost","action":"migrate_to_spot","risk_level":"low","estimated_savings":100,"affected_resources":["i-1"],"priority":1,"confidence":0.9}]}"#,
+                    #"{"kind":"coordinate","request_id":"\#(id)","customer_id":"\#(customer)","auto_approve":true,"execute_now":true,"recommendations":[{"id":"\#(id)","agent_id":"bench-agent","type":"cost","action":"migrate_to_spot","risk_level":"low","estimated_savings":100,"affected_resources":["i-\#(id)"],"priority":1,"confidence":0.9}]}"#,
                     id)
         }
     }
@@ -274,7 +332,7 @@ private struct Runner {
             for n in 0..<perProducer {
                 let id = "\(label)-setup-\(p)-\(n)"
                 commands.append(RedisCommand("LPUSH", "coord:requests",
-                    #"{"kind":"coordinate","request_id":"\#(id)","reply_to":"\#(replyList)","customer_id":"\#(id)","recommendations":[{"id":"r","agent_id":"bench-agent","type":"cost","action":"scale_up","risk_level":"medium","affected_resources":["i-1"]}]}"#))
+                    #"{"kind":"coordinate","request_id":"\#(id)","reply_to":"\#(replyList)","customer_id":"\#(customer(producer: p, n: n, id: id))","recommendations":[{"id":"\#(id)","agent_id":"bench-agent","type":"cost","action":"scale_up","risk_level":"medium","affected_resources":["i-\#(id)"]}]}"#))
                 if commands.count == 500 { _ = try connection.pipeline(commands); commands.removeAll() }
             }
         }
@@ -312,7 +370,8 @@ private final class SendTimes: @unchecked Sendable {
     }
 }
 
-/// Follows `coord:events` and times each plan from its request to `plan.completed`.
+/// Follows `coord:events` and times each plan from its request to `plan.completed`, by
+/// recommendation id; a second ending for one recommendation is a duplicate.
 private final class PlanWatcher: @unchecked Sendable {
     private let subscriber: RedisSubscriber
     private let expected: Int
@@ -320,6 +379,8 @@ private final class PlanWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var latencies: [Double] = []
     private var failures = 0
+    private var duplicates = 0
+    private var ended = Set<String>()
     private let done = DispatchSemaphore(value: 0)
     private let stop = NSLock()
     private var stopped = false
@@ -331,7 +392,7 @@ private final class PlanWatcher: @unchecked Sendable {
         Thread.detachNewThread { [self] in follow() }
     }
 
-    func expect(_ customer: String, at: UInt64) { sent.set(customer, at) }
+    func expect(_ recommendation: String, at: UInt64) { sent.set(recommendation, at) }
 
     private func follow() {
         var seen = 0
@@ -343,25 +404,40 @@ private final class PlanWatcher: @unchecked Sendable {
             guard let object = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any],
                   let type = object["type"] as? String, type.hasPrefix("plan."),
                   ["plan.completed", "plan.rolled_back", "plan.cancelled"].contains(type) else { continue }
-            seen += 1
+            let recommendation = object["recommendation_id"] as? String ?? ""
             lock.lock()
-            if type != "plan.completed" { failures += 1 }
-            if let customer = object["customer_id"] as? String, let sentAt = sent.get(customer) {
-                latencies.append(Double(at - sentAt) / 1e6)
+            if !ended.insert(recommendation).inserted {
+                duplicates += 1
+                lock.unlock()
+                continue
             }
+            seen += 1
+            if type != "plan.completed" { failures += 1 }
+            if let sentAt = sent.get(recommendation) { latencies.append(Double(at &- sentAt) / 1e6) }
             lock.unlock()
         }
         done.signal()
     }
 
-    func wait(timeout: Double) throws -> (latencies: [Double], failures: Int) {
-        let result = done.wait(timeout: .now() + timeout)
+    func wait(timeout: Double) throws -> (latencies: [Double], failures: Int, duplicates: Int) {
+        var result = done.wait(timeout: .now() + timeout)
+        // Listen a little longer for a late second ending of any plan.
+        if result == .success {
+            let deadline = Date().addingTimeInterval(1)
+            while Date() < deadline, let message = try? subscriber.next(timeout: 0.2) {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any],
+                      let type = object["type"] as? String,
+                      ["plan.completed", "plan.rolled_back", "plan.cancelled"].contains(type) else { continue }
+                lock.withLock { duplicates += 1 }
+            }
+            result = .success
+        }
         stop.lock(); stopped = true; stop.unlock()
         if result == .timedOut { _ = done.wait(timeout: .now() + 1) }
         subscriber.close()
         lock.lock(); defer { lock.unlock() }
         if result == .timedOut { throw ValidationError("only \(latencies.count)/\(expected) plans ended within \(Int(timeout)) s") }
-        return (latencies, failures)
+        return (latencies, failures, duplicates)
     }
 }
 
@@ -370,18 +446,20 @@ private final class Collected: @unchecked Sendable {
     private let lock = NSLock()
     private var latencies: [Double] = []
     private var errors = 0
+    private var duplicates = 0
     private var failures: [any Error] = []
 
-    func add(_ local: [Double], errors localErrors: Int) {
+    func add(_ local: [Double], errors localErrors: Int, duplicates localDuplicates: Int) {
         lock.withLock {
             latencies += local
             errors += localErrors
+            duplicates += localDuplicates
         }
     }
 
     func fail(_ error: any Error) { lock.withLock { failures.append(error) } }
 
-    var snapshot: ([Double], Int, [any Error]) { lock.withLock { (latencies, errors, failures) } }
+    var snapshot: ([Double], Int, Int, [any Error]) { lock.withLock { (latencies, errors, duplicates, failures) } }
 }
 
 /// One JSON line on stdout, written at once (stdout may be a pipe).

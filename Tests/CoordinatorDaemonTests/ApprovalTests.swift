@@ -55,7 +55,7 @@ struct ApprovalTests {
         #expect((withdrawn["result"] as? [String: Any])?["status"] as? String == "rejected")
         #expect(try h.events().contains { $0["type"] as? String == "approval.rejected" })
         // a rejected recommendation is no longer active
-        #expect(try h.redis.send("HLEN", "coord:active:cust-1").integer == 0)
+        #expect(try h.redis.send("HLEN", h.keys.active(customer: "cust-1")).integer == 0)
     }
 
     @Test("critical needs two distinct approvers")
@@ -69,7 +69,7 @@ struct ApprovalTests {
         #expect(code(try decide(h, ["approval_id": id, "decision": "approve", "user_id": "alice"])) == "already_processed")
         try h.push("approve \(id) bob", to: "coord:approvals")
         try h.wait("approval.approved") { try h.events().contains { $0["type"] as? String == "approval.approved" } }
-        let stored = try Harness.object(try #require(try h.redis.send("GET", "coord:approval:\(id)").bytes))
+        let stored = try Harness.object(try #require(try h.redis.send("GET", h.keys.approval(id)).bytes))
         #expect(stored["status"] as? String == "approved")
         #expect(stored["approved_by"] as? String == "bob")
         #expect((stored["approvers"] as? [[String: Any]])?.compactMap { $0["user_id"] as? String } == ["alice", "bob"])
@@ -81,7 +81,7 @@ struct ApprovalTests {
         try h.startDaemon { $0.policy.expiry[.high] = 1 }
         let id = try pendingApproval(h)
         try h.wait("approval.expired", timeout: 10) { try h.events().contains { $0["type"] as? String == "approval.expired" } }
-        let stored = try Harness.object(try #require(try h.redis.send("GET", "coord:approval:\(id)").bytes))
+        let stored = try Harness.object(try #require(try h.redis.send("GET", h.keys.approval(id)).bytes))
         #expect(stored["status"] as? String == "expired")
         #expect(try h.redis.send("ZCARD", "coord:approvals:pending").integer == 0)
         let late = try decide(h, ["approval_id": id, "decision": "approve", "user_id": "alice"])

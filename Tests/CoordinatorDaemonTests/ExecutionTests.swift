@@ -43,7 +43,7 @@ struct ExecutionTests {
             "step.failed:1", "step.rolled_back:0", "plan.rolled_back",
         ])
         // the recommendation ended with its plan
-        #expect(try h.redis.send("HLEN", "coord:active:cust-3").integer == 0)
+        #expect(try h.redis.send("HLEN", h.keys.active(customer: "cust-3")).integer == 0)
     }
 
     @Test("a failed non-critical step is marked failed and the plan goes on to completed")

@@ -5,11 +5,15 @@ import TestSupport
 
 @Suite("Nothing lost, nothing twice", .serialized)
 struct ResilienceTests {
+    /// Reply lists keep their newest 1,000 replies (PROTOCOL.md 2.1), so a bulk run spreads
+    /// its replies over lists of at most 500 each.
+    static let perReplyList = 500
+
     /// Pushes `count` small coordinate requests (distinct customers) in pipelines.
     func pushRequests(_ h: Harness, count: Int, prefix: String, replyTo: String = "test:bulk") throws {
         var commands: [RedisCommand] = []
         for n in 0..<count {
-            let message = Wire.coordinate("\(prefix)-\(n)", customer: "c-\(prefix)-\(n)", replyTo: replyTo,
+            let message = Wire.coordinate("\(prefix)-\(n)", customer: "c-\(prefix)-\(n)", replyTo: "\(replyTo):\(n / Self.perReplyList)",
                                           [Wire.recommendation("r", resources: ["i-\(n)"])])
             commands.append(RedisCommand("LPUSH", "coord:requests", message))
             if commands.count == 500 {
@@ -23,10 +27,12 @@ struct ResilienceTests {
     /// Reads every reply on the list until `count` arrived, and returns their request ids.
     func collect(_ h: Harness, count: Int, on list: String = "test:bulk", timeout: Double = 60) throws -> [String] {
         var ids: [String] = []
+        let lists = (0...(max(count - 1, 0) / Self.perReplyList)).map { "\(list):\($0)" }
         let deadline = Date().addingTimeInterval(timeout)
         while ids.count < count, Date() < deadline {
             do {
-                guard let (_, value) = try h.redis.blockingPopRight(list, timeout: 1) else { continue }
+                let reply = try h.redis.send(RedisCommand(arguments: (["BRPOP"] + lists + ["1"]).map { Array($0.utf8) }))
+                guard let parts = reply.array, parts.count == 2, let value = parts[1].bytes else { continue }
                 ids.append(try Harness.object(value)["request_id"] as? String ?? "?")
             } catch let error as RedisError {
                 if case .connection = error { Thread.sleep(forTimeInterval: 0.1); continue }
@@ -52,7 +58,7 @@ struct ResilienceTests {
         expectExactlyOnce(ids, prefix: "two", count: 4000)
         // nothing arrives after the last
         Thread.sleep(forTimeInterval: 0.3)
-        #expect(try h.length("test:bulk") == 0)
+        #expect(try h.length("test:bulk:0") == 0)
         let completed = try h.events().filter { $0["type"] as? String == "coordination.completed" }
         #expect(completed.count == 4000)
     }
@@ -62,7 +68,7 @@ struct ResilienceTests {
         let h = try Harness()
         let process = try h.launch(["run", "--heartbeat-ttl", "2", "--sim-speed", "0"])
         try pushRequests(h, count: 3000, prefix: "kill")
-        try h.wait("some replies", timeout: 30) { try h.length("test:bulk") > 200 }
+        try h.wait("some replies", timeout: 30) { try h.length("test:bulk:0") > 200 }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         try h.startDaemon { $0.heartbeatTTL = 2 }
@@ -75,7 +81,7 @@ struct ResilienceTests {
         let h = try Harness()
         try h.startDaemon()
         try pushRequests(h, count: 3000, prefix: "restart")
-        try h.wait("some replies", timeout: 30) { try h.length("test:bulk") > 100 }
+        try h.wait("some replies", timeout: 30) { try h.length("test:bulk:0") > 100 }
         try h.server.restart()
         let ids = try collect(h, count: 3000)
         expectExactlyOnce(ids, prefix: "restart", count: 3000)
@@ -86,7 +92,7 @@ struct ResilienceTests {
         let h = try Harness()
         let process = try h.launch(["run", "--sim-speed", "0"])
         try pushRequests(h, count: 3000, prefix: "term")
-        try h.wait("some replies", timeout: 30) { try h.length("test:bulk") > 100 }
+        try h.wait("some replies", timeout: 30) { try h.length("test:bulk:0") > 100 }
         process.terminate()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)

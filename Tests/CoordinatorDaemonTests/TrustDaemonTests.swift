@@ -24,7 +24,7 @@ struct TrustDaemonTests {
     func state(_ h: Harness) throws -> [String: [UInt8]] {
         var state: [String: [UInt8]] = [:]
         for key in (try h.redis.send("KEYS", "coord:*").array ?? []).compactMap(\.string) {
-            if key == "coord:dead" || key.hasPrefix("coord:workers") || key.hasPrefix("coord:inflight:") { continue }
+            if key == "coord:dead" || key.hasPrefix("coord:workers") || key.hasPrefix("coord:inflight:") || key.hasPrefix("coord:inflight-lists:") { continue }
             // A running plan's lease deadline moves as it is renewed; the plan itself must not.
             if key == "coord:plans:running" || key.hasSuffix(":lease") { continue }
             state[key] = try h.redis.send("DUMP", key).bytes ?? []
@@ -157,7 +157,7 @@ struct TrustDaemonTests {
         // Echo what the dispatch carries (the attempt token of section 5, when present).
         for field in ["attempt", "rollback"] { if let value = step[field] { answer[field] = value } }
         let message = Wire.json(answer)
-        let plan = try #require(try h.redis.send("GET", "coord:plan:\(planID)").bytes)
+        let plan = try #require(try h.redis.send("GET", h.keys.plan(planID)).bytes)
         let eventsBefore = try h.events().count
 
         try h.push(message, to: "coord:steps:results")  // unsigned: "anyone" completing the plan
@@ -166,7 +166,7 @@ struct TrustDaemonTests {
         try h.push(try JWS.sign(payload: message, kid: "cost-agent-1", privateKey: Curve25519.Signing.PrivateKey()), to: "coord:steps:results")
         let letters = try deadLetters(h, queue: "coord:steps:results", count: 4)
         #expect(letters.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "forbidden" })
-        #expect(try h.redis.send("GET", "coord:plan:\(planID)").bytes == plan)
+        #expect(try h.redis.send("GET", h.keys.plan(planID)).bytes == plan)
         #expect(try h.events().count == eventsBefore)
         #expect(try h.plan(planID)?["status"] as? String == "running")
 
@@ -195,7 +195,7 @@ struct TrustDaemonTests {
         try h.push(signingInput + "." + base64url(Array(signature)))
         let reply = try h.reply(on: "test:rfc")
         #expect(reply["ok"] as? Bool == true, "\(reply)")
-        #expect(try h.redis.send("HEXISTS", "coord:active:cust-1", "rfc-1").integer == 1)
+        #expect(try h.redis.send("HEXISTS", h.keys.active(customer: "cust-1"), "rfc-1").integer == 1)
     }
 
     @Test("risk_floor raises a declared low drop_database to critical: two approvers, declared level recorded")

@@ -1,3 +1,4 @@
+import Coordination
 /// base64url without padding (RFC 4648 section 5, as RFC 7515 uses it). Every signed message
 /// passes through `decode` twice (header and payload), so it works on bytes with a table
 /// instead of Foundation's string-based base64 (which also wants the other alphabet and padding).
