@@ -71,3 +71,25 @@ struct TrustBench: ParsableCommand {
         return Array(#"{"kind":"coordinate","request_id":"bench","reply_to":"bench:replies","customer_id":"c","recommendations":[\#(recs.joined(separator: ","))]}"#.utf8)
     }
 }
+
+/// The `e2e` case `coordinate-signed`: one agent principal allowed everything, the trust file
+/// its daemons run with, and its signature on each message (made before the timed part).
+final class BenchSigner: @unchecked Sendable {
+    static let agent = "bench-agent"
+    private let key = Curve25519.Signing.PrivateKey()
+    let trustFile: String
+
+    init() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bench-trust-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        trustFile = directory.appendingPathComponent("trust.json").path
+        let entry = #"{"principals":{"\#(Self.agent)":{"public_key":"\#(key.publicKey.rawRepresentation.base64EncodedString())","roles":["agent"],"customers":["*"],"actions":["*"]}}}"#
+        try Data(entry.utf8).write(to: URL(fileURLWithPath: trustFile))
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: (trustFile as NSString).deletingLastPathComponent) }
+
+    func sign(_ message: String) throws -> String {
+        try JWS.sign(payload: message, kid: Self.agent, privateKey: key)
+    }
+}
