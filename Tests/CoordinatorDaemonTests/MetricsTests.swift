@@ -118,6 +118,23 @@ struct MetricsTests {
         #expect(answer.value("coordinatord_up") == 1)
     }
 
+    @Test("a poison message handed back by recovery is counted under dead_letters_total{code=\"poison\"}")
+    func poisonCounted() throws {
+        let h = try Harness()
+        // A lapsed worker (no heartbeat) left a message in flight; it was delivered once already.
+        let inflight = h.keys.inflight(worker: "gone-1-x", queue: "requests:0")
+        _ = try h.redis.send("SADD", h.keys.workerIndex, "gone-1-x")
+        _ = try h.redis.send("HSET", h.keys.inflightLists(worker: "gone-1-x"), inflight, h.keys.requests)
+        try h.push("{\"kind\":\"get_plan\",\"plan_id\":\"p\"}", to: inflight)
+        let (_, url) = try startDaemon(h) { $0.maxDeliveries = 1 }
+        var answer = try PrometheusScrape.scrape(url)
+        try h.wait("the poison dead letter to be counted") {
+            answer = try PrometheusScrape.scrape(url)
+            return answer.value("coordinatord_dead_letters_total", ["code": "poison"]) == 1
+        }
+        #expect(try h.deadLetters().first?["error"].flatMap { ($0 as? [String: Any])?["code"] as? String } == "poison")
+    }
+
     @Test("only /metrics is served (404 elsewhere, 405 for POST); it binds 127.0.0.1 by default")
     func onlyMetricsOnLoopback() throws {
         let h = try Harness()

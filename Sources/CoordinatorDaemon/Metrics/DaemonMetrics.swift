@@ -198,9 +198,9 @@ final class DaemonMetrics: Sendable {
 
     /// A dead letter was committed with this code (those of requests, decisions and step
     /// results are counted by their hooks above; this is for the others: poison, undeliverable replies).
-    func deadLettered(code: String) {
-        guard isOn else { return }
-        (deadLetters[code] ?? deadLetters["other"])?.increment()
+    func deadLettered(code: String, count: Int = 1) {
+        guard isOn, count > 0 else { return }
+        (deadLetters[code] ?? deadLetters["other"])?.increment(by: count)
     }
 
     /// A plan this daemon ran reached a final status.
