@@ -143,6 +143,42 @@ struct CommandsTests {
         #expect(orphan.err.contains("no answer within 1 s"), "\(orphan)")
     }
 
+    @Test("approve --key FILE signs the decision as a JWS that a daemon under --trust accepts; unsigned is forbidden")
+    func approveSigned() throws {
+        let h = try Harness()
+        let fixture = try TrustFixture.standard()
+        defer { fixture.remove() }
+        try h.startDaemon { $0.trustFile = fixture.path }
+        let request = Wire.coordinate("k-1", replyTo: "test:k", autoApprove: false,
+                                      [Wire.recommendation("rec-k", agent: "cost-agent-1", risk: "high", resources: ["k"])])
+        try h.push(try fixture.sign(request, as: "cost-agent-1"))
+        let result = try #require(try h.reply(on: "test:k")["result"] as? [String: Any])
+        let id = try #require((result["approvals"] as? [[String: Any]])?.first?["id"] as? String)
+        let cli = CLI(redisURL: h.server.url)
+
+        let unsigned = try cli.run(["approve", id, "--user", "alice@example.com"])
+        #expect(unsigned.status == 1)
+        #expect(unsigned.err.contains("forbidden"), "\(unsigned)")
+
+        let keyFile = fixture.directory.appendingPathComponent("alice.key").path
+        try (fixture.keys["alice@example.com"]!.rawRepresentation.base64EncodedString() + "\n")
+            .write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let wrongKey = try cli.run(["approve", id, "--user", "bob@example.com", "--key", keyFile])
+        #expect(wrongKey.status == 1)
+        #expect(wrongKey.err.contains("forbidden"), "\(wrongKey)")
+        let badFile = try cli.run(["approve", id, "--user", "alice@example.com", "--key", "/nonexistent/key"])
+        #expect(badFile.status == 1)
+        #expect(badFile.err.contains("--key: key file /nonexistent/key"), "\(badFile)")
+
+        let signed = try cli.run(["approve", id, "--user", "alice@example.com", "--key", keyFile])
+        #expect(signed.status == 0, "\(signed)")
+        #expect(signed.out.hasPrefix("approved \(id)"))
+        let approved = try h.events().first { $0["type"] as? String == "approval.approved" }
+        let data = approved?["data"] as? [String: Any]
+        #expect(data?["verified"] as? Bool == true)
+        #expect(data?["principal"] as? String == "alice@example.com")
+    }
+
     @Test("plan ID: the plan and its steps with statuses and timings; unknown id is exit 1")
     func plan() throws {
         let h = try Harness()

@@ -24,7 +24,7 @@ struct TrustDaemonTests {
     func state(_ h: Harness) throws -> [String: [UInt8]] {
         var state: [String: [UInt8]] = [:]
         for key in (try h.redis.send("KEYS", "coord:*").array ?? []).compactMap(\.string) {
-            if key == "coord:dead" || key.hasPrefix("coord:workers") || key.hasPrefix("coord:inflight") { continue }
+            if key == "coord:dead" || key.hasPrefix("coord:workers") || key.hasPrefix("coord:inflight:") || key.hasPrefix("coord:inflight-lists:") { continue }
             // A running plan's lease deadline moves as it is renewed; the plan itself must not.
             if key == "coord:plans:running" || key.hasSuffix(":lease") { continue }
             state[key] = try h.redis.send("DUMP", key).bytes ?? []

@@ -79,7 +79,7 @@ public struct Keys: Sendable {
     public var pendingApprovals: String { "\(prefix):approvals:pending" }
 
     public func plan(_ id: String) -> String { "\(prefix):plan:{\(id)}" }
-    /// `plan(id)` is `planKeyHead + id + planKeyTail` (for tools that list plans by prefix).
+    /// `plan(id)` is `planKeyHead + id + planKeyTail` (for finding plans by a prefix of their id).
     public var planKeyHead: String { "\(prefix):plan:{" }
     public var planKeyTail: String { "}" }
     /// Set once a plan was handed to the executors, so it is never started twice.

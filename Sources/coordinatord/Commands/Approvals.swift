@@ -85,14 +85,15 @@ enum IDPrefix {
     /// A plan's id from a prefix of it (a SCAN of the plan keys: for people, not for scripts).
     static func plan(_ text: String, keys: Keys, connection: RedisConnection) throws -> String {
         if text.count >= fullLength { return text }
-        let head = keys.planKeyHead
+        let head = keys.planKeyHead, tail = keys.planKeyTail
         var ids: [String] = []
         var cursor = "0"
         repeat {
-            let page = try connection.send("SCAN", cursor, "MATCH", "\(head)\(text)*", "COUNT", 1000).array ?? []
+            let page = try connection.send("SCAN", cursor, "MATCH", "\(head)\(text)*\(tail)", "COUNT", 1000).array ?? []
             cursor = page.first?.string ?? "0"
-            for key in (page.count > 1 ? page[1].array ?? [] : []).compactMap(\.string) where key.hasSuffix(keys.planKeyTail) {
-                ids.append(String(key.dropFirst(head.count).dropLast(keys.planKeyTail.count)))
+            for key in (page.count > 1 ? page[1].array ?? [] : []).compactMap(\.string) where key.hasSuffix(tail) {
+                // The plan's own key, not one of its companions (`…}:queued`, `…}:lease`).
+                ids.append(String(key.dropFirst(head.count).dropLast(tail.count)))
             }
         } while cursor != "0"
         if ids.contains(text) { return text }
