@@ -56,7 +56,7 @@ final class RequestHandler: BatchHandler {
         var pending = messages.map { raw -> Item in
             // Section 10: the signature is checked before anything is read for the message.
             let admitted = trust.admit(raw)
-            var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes),
+            var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes, rules: context.replyRules),
                             principal: admitted.principal)
             if let refusal = admitted.refusal { item.parsed.failure = refusal }
             if item.parsed.failure == nil, item.parsed.kind == .coordinate {
@@ -70,7 +70,7 @@ final class RequestHandler: BatchHandler {
                         item.request = request
                     }
                 } catch {
-                    item.parsed.failure = Failure(.invalidRequest, error.description)
+                    item.parsed.failure = Failure(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
                 }
             } else if item.parsed.failure == nil, let kind = item.parsed.kind {
                 item.parsed.failure = trust.refusal(kind, customer: item.parsed.customerID, by: item.principal)

@@ -53,38 +53,46 @@ public enum Base64URL {
     public static func decode(_ text: ArraySlice<UInt8>) -> [UInt8]? {
         let remainder = text.count % 4
         if remainder == 1 { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(text.count / 4 * 3 + 2)
-        return values.withUnsafeBufferPointer { table -> [UInt8]? in
-            text.withUnsafeBufferPointer { input -> [UInt8]? in
-                let full = input.count - remainder
-                var index = 0
-                while index < full {
-                    let a = table[Int(input[index])], b = table[Int(input[index + 1])]
-                    let c = table[Int(input[index + 2])], d = table[Int(input[index + 3])]
-                    if (a | b | c | d) & 0xC0 != 0 { return nil }
-                    let n = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
-                    out.append(UInt8(truncatingIfNeeded: n >> 16))
-                    out.append(UInt8(truncatingIfNeeded: n >> 8))
-                    out.append(UInt8(truncatingIfNeeded: n))
-                    index += 4
+        let full = text.count - remainder
+        let count = full / 4 * 3 + max(0, remainder - 1)
+        var valid = true
+        // Written in place: a payload is decoded on every message, and appending byte by byte
+        // cost as much as the signature check itself for large ones.
+        let out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            values.withUnsafeBufferPointer { table in
+                text.withUnsafeBufferPointer { input in
+                    var index = 0, at = 0
+                    var bad: UInt8 = 0
+                    while index < full {
+                        let a = table[Int(input[index])], b = table[Int(input[index + 1])]
+                        let c = table[Int(input[index + 2])], d = table[Int(input[index + 3])]
+                        bad |= a | b | c | d
+                        buffer[at] = a << 2 | b >> 4
+                        buffer[at + 1] = b << 4 | c >> 2
+                        buffer[at + 2] = c << 6 | d
+                        index += 4
+                        at += 3
+                    }
+                    switch remainder {
+                    case 2:
+                        let a = table[Int(input[index])], b = table[Int(input[index + 1])]
+                        bad |= a | b | (b & 0x0F == 0 ? 0 : 0xFF)
+                        buffer[at] = a << 2 | b >> 4
+                    case 3:
+                        let a = table[Int(input[index])], b = table[Int(input[index + 1])], c = table[Int(input[index + 2])]
+                        bad |= a | b | c | (c & 0x03 == 0 ? 0 : 0xFF)
+                        buffer[at] = a << 2 | b >> 4
+                        buffer[at + 1] = b << 4 | c >> 2
+                    default:
+                        break
+                    }
+                    // Any character outside the alphabet maps to 0xFF, so one test at the end.
+                    valid = bad & 0xC0 == 0
                 }
-                switch remainder {
-                case 2:
-                    let a = table[Int(input[index])], b = table[Int(input[index + 1])]
-                    if (a | b) & 0xC0 != 0 || b & 0x0F != 0 { return nil }
-                    out.append(a << 2 | b >> 4)
-                case 3:
-                    let a = table[Int(input[index])], b = table[Int(input[index + 1])], c = table[Int(input[index + 2])]
-                    if (a | b | c) & 0xC0 != 0 || c & 0x03 != 0 { return nil }
-                    out.append(a << 2 | b >> 4)
-                    out.append(b << 4 | c >> 2)
-                default:
-                    break
-                }
-                return out
             }
+            initialized = count
         }
+        return valid ? out : nil
     }
 
     /// The bytes `text` encodes, or nil (see `decode(_:)` on bytes).

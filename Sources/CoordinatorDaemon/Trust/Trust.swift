@@ -64,6 +64,14 @@ public struct Trust: Sendable {
         return Admission(message: parts.payload, principal: principal)
     }
 
+    /// The message inside `raw` when a listed principal signed it, with its signer; nil when
+    /// it would be refused. What intake does first, for tools and benchmarks.
+    public func verified(_ raw: [UInt8]) -> (message: [UInt8], principal: Principal)? {
+        let admission = admit(raw)
+        guard admission.refusal == nil, let principal = admission.principal else { return nil }
+        return (admission.message, principal)
+    }
+
     // MARK: - What each principal may do
 
     /// `coordinate` needs `agent`, and every recommendation must be the signer's own, for a
