@@ -123,7 +123,7 @@ struct RequestTests {
         try h.startDaemon { $0.maxMessageBytes = 4096; $0.maxRecommendations = 3 }
         let cases: [(String, String)] = [
             ("{not json", "invalid_json"),
-            ("[1,2,3]", "invalid_json"),
+            ("[1,2,3]", "invalid_request"),  // valid JSON of the wrong shape (section 2.4)
             (#"{"kind":"teleport","reply_to":"test:bad"}"#, "invalid_request"),
             (#"{"request_id":5,"reply_to":"test:bad"}"#, "invalid_request"),
             (Wire.coordinate("b1", replyTo: "test:bad", [Wire.recommendation("r1", risk: "extreme")]), "invalid_request"),

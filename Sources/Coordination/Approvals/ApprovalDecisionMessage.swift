@@ -46,15 +46,16 @@ public struct ApprovalDecisionMessage: Sendable, Equatable {
         guard let id = form.approval_id, !id.isEmpty else { throw ValidationError(path: "approval_id", message: "required") }
         guard let decisionText = form.decision else { throw ValidationError(path: "decision", message: "required") }
         guard let kind = kind(decisionText) else {
-            throw ValidationError(path: "decision", message: "unknown value \"\(decisionText)\" (approve or reject)")
+            throw ValidationError(path: "decision", message: "unknown value \"\(decisionText.prefix(32))\" (approve or reject)")
         }
         guard let user = form.user_id, !user.isEmpty else { throw ValidationError(path: "user_id", message: "required") }
         let reason = form.reason ?? ""
+        if let requestID = form.request_id { try WireLimits.checkIdentifier(requestID, path: "request_id") }
+        try WireLimits.checkIdentifier(id, path: "approval_id")
+        try WireLimits.checkIdentifier(user, path: "user_id")
+        try WireLimits.checkText(reason, path: "reason")
         if kind == .reject && reason.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError(path: "reason", message: "a rejection needs a reason")
-        }
-        if let requestID = form.request_id, requestID.count > 200 {
-            throw ValidationError(path: "request_id", message: "at most 200 characters")
         }
         return ApprovalDecisionMessage(approvalID: id, decision: ApprovalDecision(kind: kind, userID: user, reason: reason),
                                        replyTo: form.reply_to.flatMap { $0.isEmpty ? nil : $0 },
@@ -66,10 +67,13 @@ public struct ApprovalDecisionMessage: Sendable, Equatable {
         let words = line.split(maxSplits: 3, omittingEmptySubsequences: true, whereSeparator: { $0 == " " || $0 == "\t" })
         guard let first = words.first else { throw ValidationError(path: "", message: "empty decision; \(usage)") }
         guard let kind = kind(String(first)) else {
-            throw ValidationError(path: "", message: "unknown decision \"\(first)\"; \(usage)")
+            throw ValidationError(path: "", message: "unknown decision \"\(first.prefix(32))\"; \(usage)")
         }
         guard words.count >= 3 else { throw ValidationError(path: "", message: "missing \(words.count == 1 ? "approval_id and user_id" : "user_id"); \(usage)") }
         let reason = words.count > 3 ? String(words[3]).trimmingCharacters(in: .whitespaces) : ""
+        try WireLimits.checkIdentifier(String(words[1]), path: "approval_id")
+        try WireLimits.checkIdentifier(String(words[2]), path: "user_id")
+        try WireLimits.checkText(reason, path: "reason")
         if kind == .reject && reason.isEmpty {
             throw ValidationError(path: "reason", message: "a rejection needs a reason; \(usage)")
         }

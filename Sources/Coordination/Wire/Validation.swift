@@ -5,10 +5,13 @@ import Foundation
 public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var message: String
+    /// The field is over a size limit (`too_large`) rather than malformed (`invalid_request`).
+    public var tooLarge: Bool
 
-    public init(path: String, message: String) {
+    public init(path: String, message: String, tooLarge: Bool = false) {
         self.path = path
         self.message = message
+        self.tooLarge = tooLarge
     }
 
     public var description: String { path.isEmpty ? message : "\(path): \(message)" }
@@ -41,14 +44,17 @@ public enum RequestDecoding {
         }
     }
 
-    /// The rules that span fields; fills in defaults taken from the request.
+    /// The rules that span fields, and the limits of section 2.5 (identifiers, text and maps);
+    /// fills in defaults taken from the request.
     public static func validate(_ request: inout CoordinationRequest) throws(ValidationError) {
+        try WireLimits.checkIdentifier(request.customerID, path: "customer_id")
         var seen: [String: Int] = [:]
         seen.reserveCapacity(request.recommendations.count)
         for index in request.recommendations.indices {
             // Fields, not a copy of the recommendation (a copy retains a dozen objects).
             let id = request.recommendations[index].id
             let customerID = request.recommendations[index].customerID
+            try checkLimits(of: request.recommendations[index], at: index)
             if let first = seen.updateValue(index, forKey: id) {
                 throw ValidationError(path: "recommendations[\(index)].id",
                                       message: "duplicate id \"\(id)\" (also recommendations[\(first)])")
@@ -66,7 +72,25 @@ public enum RequestDecoding {
         }
     }
 
-    static func validationError(_ error: DecodingError) -> ValidationError {
+    /// Section 2.5 for one recommendation: identifiers first (a bad one is `invalid_request`),
+    /// then the sizes of its free text and maps (`too_large`).
+    private static func checkLimits(of rec: Recommendation, at index: Int) throws(ValidationError) {
+        let path = "recommendations[\(index)]"
+        try WireLimits.checkIdentifier(rec.id, path: "\(path).id")
+        try WireLimits.checkIdentifier(rec.agentID, path: "\(path).agent_id")
+        if !rec.customerID.isEmpty { try WireLimits.checkIdentifier(rec.customerID, path: "\(path).customer_id") }
+        for (d, dependency) in rec.dependencies.enumerated() {
+            try WireLimits.checkIdentifier(dependency, path: "\(path).dependencies[\(d)]")
+        }
+        try WireLimits.checkText(rec.title, path: "\(path).title")
+        try WireLimits.checkText(rec.description, path: "\(path).description")
+        try WireLimits.checkText(rec.estimatedImpact, path: "\(path).estimated_impact")
+        try WireLimits.checkMap(rec.parameters, path: "\(path).parameters")
+        try WireLimits.checkMap(rec.metadata, path: "\(path).metadata")
+    }
+
+    /// A decoding error as a ValidationError naming the field by its JSON path.
+    public static func validationError(_ error: DecodingError) -> ValidationError {
         switch error {
         case .keyNotFound(let key, let context):
             return ValidationError(path: path(context.codingPath + [key]), message: "required")

@@ -61,7 +61,7 @@ final class ApprovalHandler: BatchHandler {
                 object = (try? JSONSerialization.jsonObject(with: Data(raw))) as? [String: Any]
                 // Even a decision that breaks the rules says where to answer.
                 item.replyTo = (object?["reply_to"] as? String).flatMap { $0.isEmpty ? nil : $0 }
-                if let id = object?["request_id"] as? String, !id.isEmpty { item.requestID = id }
+                if let id = object?["request_id"] as? String, !id.isEmpty, id.utf8.count <= Envelope.echoedRequestIDMax { item.requestID = id }
             }
             if looksLikeJSON && object == nil {
                 item.failure = Failure(.invalidJSON, "decision starts like JSON but is not a valid JSON object")
@@ -72,9 +72,15 @@ final class ApprovalHandler: BatchHandler {
                     item.replyTo = message.replyTo
                     if let id = message.requestID { item.requestID = id }
                 } catch {
-                    item.failure = Failure(.invalidRequest, error.description)
+                    item.failure = Failure(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
                 }
             }
+        }
+        // Section 2.1: a reply_to that breaks the rules gets no reply; refused into coord:dead.
+        if let replyTo = item.replyTo, let problem = context.replyRules.problem(replyTo) {
+            item.replyTo = nil
+            item.message = nil
+            item.failure = Failure(.invalidRequest, "reply_to: \(problem)")
         }
         return item
     }

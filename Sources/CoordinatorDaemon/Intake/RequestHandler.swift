@@ -56,7 +56,7 @@ final class RequestHandler: BatchHandler {
         var pending = messages.map { raw -> Item in
             // Section 10: the signature is checked before anything is read for the message.
             let admitted = trust.admit(raw)
-            var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes),
+            var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes, rules: context.replyRules),
                             principal: admitted.principal)
             if let refusal = admitted.refusal { item.parsed.failure = refusal }
             if item.parsed.failure == nil, item.parsed.kind == .coordinate {
@@ -70,7 +70,7 @@ final class RequestHandler: BatchHandler {
                         item.request = request
                     }
                 } catch {
-                    item.parsed.failure = Failure(.invalidRequest, error.description)
+                    item.parsed.failure = Failure(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
                 }
             } else if item.parsed.failure == nil, let kind = item.parsed.kind {
                 item.parsed.failure = trust.refusal(kind, customer: item.parsed.customerID, by: item.principal)
@@ -163,6 +163,18 @@ final class RequestHandler: BatchHandler {
         let replies = try connection.pipeline(reads)
         let now = RedisClock.date(from: replies[0])
 
+        // execute_plan: the plan's recommendation, to know whether it can start right now.
+        var planRecords: [Int: RedisReply] = [:]
+        var recordReads: [(Int, RedisCommand)] = []
+        for (index, item) in items.enumerated() where item.parsed.failure == nil && item.parsed.kind == .executePlan {
+            guard let bytes = replies[objectRead[index]!].bytes,
+                  let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)) else { continue }
+            recordReads.append((index, RedisCommand("HGET", keys.active(customer: plan.customerID), plan.recommendationID)))
+        }
+        if !recordReads.isEmpty {
+            for ((index, _), reply) in zip(recordReads, try connection.pipeline(recordReads.map(\.1))) { planRecords[index] = reply }
+        }
+
         // Compute every item's commit, in order.
         var commits: [Commit] = []
         commits.reserveCapacity(items.count)
@@ -230,7 +242,7 @@ final class RequestHandler: BatchHandler {
             case .executePlan:
                 let at = objectRead[index]!
                 outcome = executePlan(parsed, stored: replies[at].bytes, queued: replies[at + 1].integer == 1,
-                                      into: &commit, now: now)
+                                      record: planRecords[index]?.bytes, into: &commit, now: now)
             case .getApproval:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
                     ?? .failure(Failure(.notFound, "approval_id: no approval \"\(parsed.approvalID)\""))
@@ -417,7 +429,13 @@ final class RequestHandler: BatchHandler {
         return .success(result)
     }
 
-    private func executePlan(_ parsed: Envelope.Parsed, stored: [UInt8]?, queued: Bool, into commit: inout Commit, now: Date) -> Result<[UInt8], Failure> {
+    /// Starts a pending plan (PROTOCOL.md 2.2): when its recommendation depends on nothing, the
+    /// plan is marked running (`plan.started`, `started_at`) in this very commit and the reply
+    /// is the plan as it starts; the executor that takes it from the ready list adopts it
+    /// under its lease. A plan with dependencies is queued and answers `pending`: it starts
+    /// when they complete.
+    private func executePlan(_ parsed: Envelope.Parsed, stored: [UInt8]?, queued: Bool, record: [UInt8]?,
+                             into commit: inout Commit, now: Date) -> Result<[UInt8], Failure> {
         let keys = context.keys
         guard let stored else { return .failure(Failure(.notFound, "plan_id: no plan \"\(parsed.planID)\"")) }
         guard let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(stored)) else {
@@ -430,6 +448,19 @@ final class RequestHandler: BatchHandler {
         // The queued marker is the atomic "started" flag: a second execute_plan finds it.
         commit.require(keys.planQueued(plan.id), .absent)
         commit.require(keys.plan(plan.id), .equals(stored))
+        if let record, var decoded = try? RecommendationRecord.decode(record), decoded.recommendation.dependencies.isEmpty {
+            var machine = PlanMachine(plan: plan)
+            let events = machine.start(now: now)
+            if machine.plan.status == .running {
+                commit.require(keys.active(customer: plan.customerID), .hashField(plan.recommendationID, exists: true))
+                context.store.storePlan(machine.plan, into: &commit)
+                context.events.emit(events, at: now, into: &commit)
+                decoded.recommendation.status = .executing
+                context.store.updateActive(decoded, customer: plan.customerID, into: &commit)
+                context.store.queuePlan(plan.id, into: &commit)
+                return .success(WireJSON.bytes(machine.plan))
+            }
+        }
         context.store.queuePlan(plan.id, into: &commit)
         return .success(stored)
     }

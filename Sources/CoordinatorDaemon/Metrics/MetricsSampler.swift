@@ -44,35 +44,28 @@ final class MetricsSampler: @unchecked Sendable {
         loop.openConnection?.close()
     }
 
-    /// This daemon's in-flight lists by queue, named as its loops name them (no SCAN needed).
-    private var inflightLists: [(queue: String, key: String)] {
-        let keys = context.keys
-        let worker = context.workerID
-        var lists = (0..<max(1, context.configuration.workers)).map {
-            ("requests", keys.inflight(worker: worker, queue: "requests:\($0)"))
-        }
-        lists.append(("approvals", keys.inflight(worker: worker, queue: "approvals:0")))
-        lists.append(("plans:ready", keys.inflight(worker: worker, queue: "plans:ready:0")))
-        lists.append(("steps:results", keys.inflight(worker: worker, queue: "steps:results:0")))
-        return lists
-    }
-
     private func read(_ connection: RedisConnection) throws(RedisError) -> DaemonMetrics.Sample {
         let keys = context.keys
         let queues = DaemonMetrics.sampledQueues
-        let inflight = inflightLists
         var commands = [RedisCommand("TIME"),
-                        RedisCommand("ZRANGE", keys.pendingApprovals, 0, Self.maxPendingSampled - 1)]
+                        RedisCommand("ZRANGE", keys.pendingApprovals, 0, Self.maxPendingSampled - 1),
+                        // This daemon's in-flight lists, as its loops register them (list -> queue): no SCAN.
+                        RedisCommand("HGETALL", keys.inflightLists(worker: context.workerID))]
         commands += queues.map { RedisCommand("LLEN", "\(keys.prefix):\($0)") }
-        commands += inflight.map { RedisCommand("LLEN", $0.key) }
         let replies = try connection.pipeline(commands)
 
         var sample = DaemonMetrics.Sample()
         for (offset, queue) in queues.enumerated() {
-            sample.queueDepth[queue] = Int(replies[2 + offset].integer ?? 0)
+            sample.queueDepth[queue] = Int(replies[3 + offset].integer ?? 0)
         }
-        for (offset, list) in inflight.enumerated() {
-            sample.inflight[list.queue, default: 0] += Int(replies[2 + queues.count + offset].integer ?? 0)
+        let registry = (replies[2].array ?? []).compactMap(\.string)
+        var inflight: [(queue: String, list: String)] = []
+        var index = 0
+        while index + 1 < registry.count {
+            let queue = registry[index + 1]
+            let name = queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue
+            inflight.append((name, registry[index]))
+            index += 2
         }
 
         // Redis's clock, as everywhere the daemon compares times.
@@ -82,10 +75,14 @@ final class MetricsSampler: @unchecked Sendable {
         let unknown = pending.lazy.filter { self.riskOf[$0] == nil }.prefix(Self.maxRiskReadsPerSample)
         let unknownIDs = Array(unknown)
         var second = [RedisCommand("ZCOUNT", keys.pendingApprovals, "-inf", nowMs + 3_600_000)]
+        second += inflight.map { RedisCommand("LLEN", $0.list) }
         second += unknownIDs.map { RedisCommand("GET", keys.approval($0)) }
         let more = try connection.pipeline(second)
         sample.expiringSoon = Int(more[0].integer ?? 0)
-        for (id, reply) in zip(unknownIDs, more.dropFirst()) {
+        for (offset, list) in inflight.enumerated() {
+            sample.inflight[list.queue, default: 0] += Int(more[1 + offset].integer ?? 0)
+        }
+        for (id, reply) in zip(unknownIDs, more.dropFirst(1 + inflight.count)) {
             riskOf[id] = reply.bytes.flatMap(Self.risk) ?? "unknown"
         }
         // Forget approvals that left the pending index.

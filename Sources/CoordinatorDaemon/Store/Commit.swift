@@ -45,6 +45,7 @@ struct Commit {
     }
 
     var isEmpty: Bool { ops.isEmpty }
+    var argumentCount: Int { 4 + 2 * guardKeys.count + ops.count }
     var isGuardless: Bool { guardKeys.isEmpty }
 
     mutating func require(_ key: String, _ condition: Guard) {
@@ -116,23 +117,35 @@ struct Commit {
     /// Commits per script call: a batch's worth, while keeping each call (which blocks Redis
     /// while it runs) short.
     static let perCall = 128
+    /// Arguments per script call, past which the next commit goes into another call (a batch
+    /// of large commits in one call would hold Redis for seconds, and others get BUSY).
+    static let argumentsPerCall = 20_000
 
-    /// Applies `commits` in one round trip (one script call per `perCall` of them) and returns
-    /// each one's result, in order. Throws when Redis is unreachable or the script itself fails;
-    /// a failed write is that commit's `.failed` result alone.
+    /// Applies `commits` in one round trip (script calls of up to `perCall` commits and about
+    /// `argumentsPerCall` arguments) and returns each one's result, in order. Throws when
+    /// Redis is unreachable or the script itself fails; a failed write is that commit's
+    /// `.failed` result alone.
     static func apply(_ commits: [Commit], on connection: RedisConnection) throws(RedisError) -> [Result] {
         if commits.isEmpty { return [] }
         var calls: [RedisCommand] = []
+        var sizes: [Int] = []
         var start = 0
         while start < commits.count {
-            let end = min(start + perCall, commits.count)
+            var end = start
+            var arguments = 0
+            while end < commits.count, end - start < perCall,
+                  end == start || arguments + commits[end].argumentCount <= argumentsPerCall {
+                arguments += commits[end].argumentCount
+                end += 1
+            }
             calls.append(command(for: commits[start..<end]))
+            sizes.append(end - start)
             start = end
         }
         var results: [Result] = []
         results.reserveCapacity(commits.count)
         for (index, reply) in try connection.pipeline(calls).enumerated() {
-            let expected = min(perCall, commits.count - index * perCall)
+            let expected = sizes[index]
             switch reply {
             case .array(let items) where items.count == expected:
                 for item in items {

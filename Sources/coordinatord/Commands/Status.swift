@@ -96,26 +96,27 @@ struct Status: ParsableCommand {
         }
     }
 
-    /// Messages in every in-flight list (`<prefix>:inflight:<worker>:<queue>:<n>`), by queue.
+    /// Messages in every live or lapsed worker's in-flight lists, by queue, from the registry
+    /// each worker keeps of them (`<prefix>:inflight-lists:<worker>`: list -> queue); no SCAN.
     private func inflightByQueue(_ connection: RedisConnection, keys: Keys) throws -> [String: Int] {
-        let head = "\(keys.prefix):inflight:"
-        var lists: [String] = []
-        var cursor = "0"
-        repeat {
-            let page = try connection.send("SCAN", cursor, "MATCH", "\(head)*", "COUNT", 1000).array ?? []
-            cursor = page.first?.string ?? "0"
-            lists += (page.count > 1 ? page[1].array ?? [] : []).compactMap(\.string)
-        } while cursor != "0"
+        let workers = (try connection.send("SMEMBERS", keys.workerIndex).array ?? []).compactMap(\.string)
+        guard !workers.isEmpty else { return [:] }
+        let registries = try connection.pipeline(workers.map { RedisCommand("HGETALL", keys.inflightLists(worker: $0)) })
+        var lists: [(list: String, queue: String)] = []
+        for registry in registries {
+            let fields = (registry.array ?? []).compactMap(\.string)
+            var index = 0
+            while index + 1 < fields.count {
+                let queue = fields[index + 1]
+                lists.append((fields[index], queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue))
+                index += 2
+            }
+        }
         guard !lists.isEmpty else { return [:] }
-        let lengths = try connection.pipeline(lists.map { RedisCommand("LLEN", $0) })
+        let lengths = try connection.pipeline(lists.map { RedisCommand("LLEN", $0.list) })
         var result: [String: Int] = [:]
-        for (list, length) in zip(lists, lengths) {
-            // "<worker>:<queue>:<n>": worker ids have no ':', queue names may ("steps:results").
-            let rest = list.dropFirst(head.count)
-            guard let afterWorker = rest.firstIndex(of: ":"), let beforeIndex = rest.lastIndex(of: ":"),
-                  afterWorker < beforeIndex else { continue }
-            let queue = String(rest[rest.index(after: afterWorker)..<beforeIndex])
-            result[queue, default: 0] += Int(length.integer ?? 0)
+        for (entry, length) in zip(lists, lengths) {
+            result[entry.queue, default: 0] += Int(length.integer ?? 0)
         }
         return result
     }

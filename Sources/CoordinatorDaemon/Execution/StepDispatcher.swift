@@ -15,7 +15,7 @@ enum StepDispatch {
     /// Known now, due at a later time (simulated with delays).
     case due(Date, StepOutcome)
     /// Sent to an agent: its answer comes on the results queue, or the deadline fails it.
-    case sent(deadline: Date, message: [UInt8], list: String)
+    case sent(StepAttempt)
 }
 
 /// Runs plan steps somewhere: in process (`simulated`) or on agents (`agents`).
@@ -63,6 +63,7 @@ struct AgentDispatcher: StepDispatcher {
     func dispatch(_ plan: ExecutionPlan, step index: Int, rollback: Bool, now: Date) -> StepDispatch {
         let step = plan.steps[index]
         let deadline = now.addingTimeInterval(timeout)
+        let token = StepAttempt.newToken()
         var w = JSONWriter(capacity: 256)
         w.beginObject()
         w.key("plan_id"); w.string(plan.id)
@@ -74,43 +75,11 @@ struct AgentDispatcher: StepDispatcher {
         if rollback {
             w.key("rollback_data"); w.value(.object(step.rollbackData ?? [:]))
         }
+        w.key("attempt"); w.string(token)
         w.key("deadline"); w.string(Timestamp.string(from: deadline))
         w.endObject()
-        return .sent(deadline: deadline, message: w.bytes, list: keys.agentSteps(step.agentID))
-    }
-}
-
-/// A step result from `coord:steps:results`.
-struct StepResultMessage {
-    var planID: String
-    var stepID: String
-    var outcome: StepOutcome
-
-    private struct Wire: Decodable {
-        var plan_id: String?
-        var step_id: String?
-        var ok: Bool?
-        var result: [String: JSONValue]?
-        var rollback_data: [String: JSONValue]?
-        var error: String?
-    }
-
-    static func parse(_ raw: [UInt8]) throws(ValidationError) -> StepResultMessage {
-        let wire: Wire
-        do {
-            wire = try JSONDecoder().decode(Wire.self, from: Data(raw))
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ValidationError(path: path, message: "wrong type")
-        } catch {
-            throw ValidationError(path: "", message: "step result is not a JSON object")
-        }
-        guard let planID = wire.plan_id, !planID.isEmpty else { throw ValidationError(path: "plan_id", message: "required") }
-        guard let stepID = wire.step_id, !stepID.isEmpty else { throw ValidationError(path: "step_id", message: "required") }
-        guard let ok = wire.ok else { throw ValidationError(path: "ok", message: "required (true or false)") }
-        let outcome: StepOutcome = ok
-            ? .success(result: wire.result ?? [:], rollbackData: wire.rollback_data ?? [:])
-            : .failure(wire.error ?? "agent reported failure")
-        return StepResultMessage(planID: planID, stepID: stepID, outcome: outcome)
+        return .sent(StepAttempt(index: index, stepID: step.id, rollback: rollback, token: token,
+                                 deadlineMs: Int((deadline.timeIntervalSince1970 * 1000).rounded(.up)),
+                                 list: keys.agentSteps(step.agentID), message: w.bytes))
     }
 }

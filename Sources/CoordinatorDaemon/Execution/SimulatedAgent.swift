@@ -58,6 +58,8 @@ public final class SimulatedAgent: @unchecked Sendable {
         var step_id: String
         var action: String
         var rollback: Bool?
+        var attempt: String?
+        var deadline: String?
     }
 
     private func answer(_ raw: [UInt8]) -> [UInt8]? {
@@ -66,6 +68,20 @@ public final class SimulatedAgent: @unchecked Sendable {
             return nil
         }
         let rollback = step.rollback ?? false
+        // Section 5: a step past its deadline was failed (and withdrawn) by the daemon; running
+        // it now would change what the plan already counts as not done.
+        if let text = step.deadline {
+            guard let deadline = Timestamp.date(from: text) else {
+                logger.error("agent: step with an unreadable deadline refused", metadata: ["plan_id": "\(step.plan_id)", "deadline": "\(text.prefix(64))"])
+                return nil
+            }
+            if Date() > deadline {
+                logger.warning("agent: step past its deadline refused", metadata: [
+                    "plan_id": "\(step.plan_id)", "step_id": "\(step.step_id)", "deadline": "\(text)",
+                ])
+                return nil
+            }
+        }
         logger.info("agent: step", metadata: ["plan_id": "\(step.plan_id)", "action": "\(step.action)", "rollback": "\(rollback)"])
         if step.action == options.ignoreAction && !rollback { return nil }
         if options.delay > 0 { Thread.sleep(forTimeInterval: options.delay) }
@@ -73,6 +89,9 @@ public final class SimulatedAgent: @unchecked Sendable {
         w.beginObject()
         w.key("plan_id"); w.string(step.plan_id)
         w.key("step_id"); w.string(step.step_id)
+        // Echoed so the daemon knows which dispatch this answers.
+        if let attempt = step.attempt { w.key("attempt"); w.string(attempt) }
+        w.key("rollback"); w.bool(rollback)
         let fails = rollback ? step.action == options.failRollback : step.action == options.failAction
         if fails {
             w.key("ok"); w.bool(false)

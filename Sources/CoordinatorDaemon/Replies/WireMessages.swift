@@ -1,4 +1,5 @@
 import Coordination
+import Crypto
 import Foundation
 
 /// The error codes of PROTOCOL.md section 2.4.
@@ -65,15 +66,24 @@ enum WireMessages {
         return w.bytes
     }
 
-    /// `{"queue","raw"|"raw_base64","error":{"code","message"},"at"}` with the message intact.
-    static func deadLetter(queue: String, raw: [UInt8], failure: Failure, at: Date) -> [UInt8] {
-        var w = JSONWriter(capacity: raw.count + 160)
+    /// `{"queue","raw"|"raw_base64","error":{"code","message"},"at"}` with the message intact
+    /// (section 6). A message over `rawMax` bytes keeps its first `rawMax` bytes, with
+    /// `"truncated": true`, `raw_bytes` (its full length) and `raw_sha256` (hex), so that one
+    /// message can never make a dead letter Redis refuses or that fills its memory.
+    static func deadLetter(queue: String, raw: [UInt8], failure: Failure, at: Date, rawMax: Int) -> [UInt8] {
+        let truncated = raw.count > rawMax
+        let kept = truncated ? Array(raw[..<rawMax]) : raw
+        var w = JSONWriter(capacity: min(kept.count, rawMax) * 2 + 256)
         w.beginObject()
         w.key("queue"); w.string(queue)
-        if let text = String(validating: raw, as: UTF8.self) {
-            w.key("raw"); w.string(text)
-        } else {
-            w.key("raw_base64"); w.string(Data(raw).base64EncodedString())
+        switch DeadLetterRaw.form(of: kept, truncated: truncated, rawMax: rawMax) {
+        case .text(let text): w.key("raw"); w.string(text)
+        case .base64(let bytes): w.key("raw_base64"); w.string(Data(bytes).base64EncodedString())
+        }
+        if truncated {
+            w.key("truncated"); w.bool(true)
+            w.key("raw_bytes"); w.int(raw.count)
+            w.key("raw_sha256"); w.string(SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined())
         }
         w.key("error")
         w.beginObject()

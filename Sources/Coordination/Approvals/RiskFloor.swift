@@ -3,10 +3,13 @@
 /// sees it, so approvals, expiry, replies and events all show the raised level; the declared one
 /// is kept in the recommendation's `metadata.declared_risk_level`.
 public struct RiskFloor: Sendable, Equatable {
+    /// The least risk of each action named in the trust file.
     public var floors: [String: RiskLevel]
 
+    /// A floor per action; none by default.
     public init(_ floors: [String: RiskLevel] = [:]) { self.floors = floors }
 
+    /// Whether no action has a floor (nothing is raised).
     public var isEmpty: Bool { floors.isEmpty }
 
     /// The level `recommendation` is treated as: its own, or its action's floor when higher.
