@@ -174,6 +174,24 @@ struct TrustDaemonTests {
         _ = try h.waitForPlan(planID, status: "completed")
     }
 
+    @Test("coordinatord agent --key answers signed: the plan completes under --trust with --executor agents")
+    func signedSimulatedAgent() throws {
+        let h = try Harness()
+        let fixture = try TrustFixture.standard()
+        defer { fixture.remove() }
+        try start(h, fixture, executor: .agents)
+        let keyPath = fixture.directory.appendingPathComponent("cost-agent-1.key").path
+        try Data((fixture.keys["cost-agent-1"]!.rawRepresentation.base64EncodedString() + "\n").utf8).write(to: URL(fileURLWithPath: keyPath))
+        _ = try h.launch(["agent", "--id", "cost-agent-1", "--key", keyPath])
+        let request = Wire.coordinate("signed-agent", customer: "cust-1", replyTo: "test:coord", executeNow: true,
+                                      [Wire.recommendation("up", agent: "cost-agent-1", action: "scale_up", resources: ["i-1"])])
+        try h.push(try fixture.sign(request, as: "cost-agent-1"))
+        let result = try #require(try h.reply(on: "test:coord")["result"] as? [String: Any])
+        let planID = try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String)
+        _ = try h.waitForPlan(planID, status: "completed", timeout: 30)
+        #expect(try h.deadLetters().isEmpty)
+    }
+
     @Test("a client built from RFC 7515 and RFC 8037 by hand is accepted")
     func handBuiltClient() throws {
         let h = try Harness()
