@@ -136,7 +136,8 @@ public final class RedisServer: @unchecked Sendable {
                     return
                 } catch {
                     // NOAUTH or NOPERM (an ACL file that turns the default user off): it answers.
-                    if case .server = error { return }
+                    // Not LOADING: a restarted server is not ready until its data is loaded.
+                    if case .server(let message) = error, message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM") { return }
                 }
             }
             Thread.sleep(forTimeInterval: 0.02)

@@ -13,6 +13,7 @@ struct Agent: ParsableCommand {
     @Option(help: "Fail the rollback of this step action.") var failRollback: String?
     @Option(help: "Never answer this step action (shows the daemon's --step-timeout).") var ignore: String?
     @Option(help: "Seconds to take per step.") var delay: Double = 0
+    @Option(help: "Sign the answers with this Ed25519 key file, as the agent id (for a daemon under --trust).") var key: String?
     @Option(help: "Redis URL (env REDIS_URL).") var redisURL: String?
     @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
 
@@ -28,6 +29,7 @@ struct Agent: ParsableCommand {
         options.failRollback = failRollback
         options.ignoreAction = ignore
         options.delay = delay
+        options.signer = try key.map { MessageSigner(kid: id, key: try SigningKeyFile.load(path: $0)) }
         let redis = try RedisConfiguration(url: redisURL ?? env["REDIS_URL"] ?? "redis://127.0.0.1:6379/0")
         let agent = SimulatedAgent(options: options, redis: redis, keys: Keys(prefix: prefix ?? env["COORD_PREFIX"] ?? "coord"),
                                    logger: Logger(label: "coordinatord.agent"))

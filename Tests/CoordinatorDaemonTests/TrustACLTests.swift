@@ -223,11 +223,20 @@ struct TrustACLTests {
         // 2: high risk; alice approves (her reply on her own key); the plan runs to completion.
         let two = try #require(try push("scenario2-approval")["result"] as? [String: Any])
         let approvalID = try #require((two["approvals"] as? [[String: Any]])?.first?["id"] as? String)
-        let decision = Wire.json(["approval_id": approvalID, "decision": "approve", "user_id": "alice@example.com",
-                                  "reply_to": "replies:alice:d1"])
-        _ = try approver.send("LPUSH", "coord:approvals", decision)
-        let decided = try #require(try approver.blockingPopRight("replies:alice:d1", timeout: 20))
-        let approved = try #require(try Harness.object(decided.1)["result"] as? [String: Any])
+        // With the people's command, connected as her Redis user, replies under her prefix.
+        let approve = Process()
+        approve.executableURL = Harness.binary
+        approve.arguments = ["approve", approvalID, "--user", "alice@example.com", "--reply-prefix", "replies:alice:", "--json"]
+        approve.environment = ProcessInfo.processInfo.environment.merging(
+            ["REDIS_URL": "redis://alice:\(Self.password)@127.0.0.1:\(d.server.port)/0"]) { $1 }
+        let output = Pipe()
+        approve.standardOutput = output
+        approve.standardError = FileHandle.nullDevice
+        try ChildProcess.run(approve)
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        approve.waitUntilExit()
+        #expect(approve.terminationStatus == 0, "\(String(decoding: printed, as: UTF8.self))")
+        let approved = try #require(try Harness.object(Array(printed.split(separator: 0x0A).first ?? []))["result"] as? [String: Any])
         #expect(approved["status"] as? String == "approved")
         try waitForEvent("plan.completed", plan: try #require(approved["plan_id"] as? String))
 

@@ -174,6 +174,24 @@ struct TrustDaemonTests {
         _ = try h.waitForPlan(planID, status: "completed")
     }
 
+    @Test("coordinatord agent --key answers signed: the plan completes under --trust with --executor agents")
+    func signedSimulatedAgent() throws {
+        let h = try Harness()
+        let fixture = try TrustFixture.standard()
+        defer { fixture.remove() }
+        try start(h, fixture, executor: .agents)
+        let keyPath = fixture.directory.appendingPathComponent("cost-agent-1.key").path
+        try Data((fixture.keys["cost-agent-1"]!.rawRepresentation.base64EncodedString() + "\n").utf8).write(to: URL(fileURLWithPath: keyPath))
+        _ = try h.launch(["agent", "--id", "cost-agent-1", "--key", keyPath])
+        let request = Wire.coordinate("signed-agent", customer: "cust-1", replyTo: "test:coord", executeNow: true,
+                                      [Wire.recommendation("up", agent: "cost-agent-1", action: "scale_up", resources: ["i-1"])])
+        try h.push(try fixture.sign(request, as: "cost-agent-1"))
+        let result = try #require(try h.reply(on: "test:coord")["result"] as? [String: Any])
+        let planID = try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String)
+        _ = try h.waitForPlan(planID, status: "completed", timeout: 30)
+        #expect(try h.deadLetters().isEmpty)
+    }
+
     @Test("a client built from RFC 7515 and RFC 8037 by hand is accepted")
     func handBuiltClient() throws {
         let h = try Harness()
@@ -274,7 +292,7 @@ struct TrustDaemonTests {
         #expect(try deadLetters(h, queue: "coord:requests", count: 4).count == 4)
     }
 
-    @Test("the built binary: keys generate writes a 0600 key and the trust line; run --trust accepts its signature; a bad trust file stops start-up")
+    @Test("the built binary: keys generate writes a 0600 key and the trust line; run --trust accepts its signature; approve --key signs; a bad trust file stops start-up")
     func binary() throws {
         let h = try Harness()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("trust-bin-\(UUID().uuidString)")
@@ -294,13 +312,32 @@ struct TrustDaemonTests {
         let (again, _, refusal) = try run(["keys", "generate", "--id", "x", "--out", keyPath])
         #expect(again != 0 && refusal.contains("already exists"))
 
+        // An approver's key too, and the two lines in one trust file.
+        let aliceKey = directory.appendingPathComponent("alice.key").path
+        let (aliceStatus, aliceLine, _) = try run(["keys", "generate", "--id", "alice@example.com", "--out", aliceKey, "--role", "approver"])
+        #expect(aliceStatus == 0)
+        try Data("{\"principals\":{\(entry),\(aliceLine.trimmingCharacters(in: .whitespacesAndNewlines))}}".utf8)
+            .write(to: URL(fileURLWithPath: trustPath))
+
         let daemon = try h.launch(["run", "--trust", trustPath, "--sim-speed", "0"])
         let key = try SigningKeyFile.load(path: keyPath)
-        let request = Wire.coordinate("bin", replyTo: "test:bin", [Wire.recommendation("b1", action: "scale_up", resources: ["i-1"])])
+        let request = Wire.coordinate("bin", replyTo: "test:bin", [Wire.recommendation("b1", action: "migrate_database", risk: "high", resources: ["i-1"])])
         try h.push(request)  // unsigned: refused
         try h.push(try JWS.sign(payload: request, kid: "cost-agent-1", privateKey: key))
         #expect(code(try h.reply(on: "test:bin", timeout: 30)) == "forbidden")
-        #expect(try h.reply(on: "test:bin", timeout: 30)["ok"] as? Bool == true)
+        let accepted = try h.reply(on: "test:bin", timeout: 30)
+        #expect(accepted["ok"] as? Bool == true)
+        let approvalID = try #require(((accepted["result"] as? [String: Any])?["approvals"] as? [[String: Any]])?.first?["id"] as? String)
+
+        // coordinatord approve: unsigned refused, --key with another's key refused, with her key applied.
+        let (unsigned, _, unsignedError) = try run(["approve", approvalID, "--user", "alice@example.com"], redisURL: h.server.url)
+        #expect(unsigned == 1 && unsignedError.contains("forbidden"), "\(unsignedError)")
+        let (wrongKey, _, _) = try run(["approve", approvalID, "--user", "alice@example.com", "--key", keyPath], redisURL: h.server.url)
+        #expect(wrongKey == 1)
+        let (signed, signedOutput, signedError) = try run(["approve", approvalID, "--user", "alice@example.com", "--key", aliceKey], redisURL: h.server.url)
+        #expect(signed == 0, "\(signedOutput) \(signedError)")
+        let approved = try #require(try h.events().first { $0["type"] as? String == "approval.approved" })
+        #expect((approved["data"] as? [String: Any])?["principal"] as? String == "alice@example.com")
         daemon.terminate()
         daemon.waitUntilExit()
 

@@ -670,8 +670,11 @@ final class PlanExecutor: @unchecked Sendable {
                         refuse(raw, Failure(.forbidden, problem), from: keys.planResults(id))
                         continue
                     }
-                    if plan.arrived == nil,
-                       context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) == nil {
+                    if let refusal = context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) {
+                        refuse(raw, refusal, from: keys.planResults(id))
+                        continue
+                    }
+                    if plan.arrived == nil {
                         plan.arrived = (result.outcome, (raw, keys.planResults(id)), result.attempt)
                     }
                 }

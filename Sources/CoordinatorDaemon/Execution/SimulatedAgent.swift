@@ -15,6 +15,8 @@ public final class SimulatedAgent: @unchecked Sendable {
         /// Never answer this action (to see the daemon's step timeout).
         public var ignoreAction: String?
         public var delay: TimeInterval = 0
+        /// Signs every answer (a daemon under `--trust`, PROTOCOL.md section 10).
+        public var signer: MessageSigner?
 
         public init(id: String) { self.id = id }
     }
@@ -44,7 +46,7 @@ public final class SimulatedAgent: @unchecked Sendable {
                 if connection == nil { connection = try RedisConnection(configuration: redis) }
                 guard let (_, raw) = try connection!.blockingPop([keys.agentSteps(options.id)], timeout: 1) else { continue }
                 guard let answer = answer(raw) else { continue }
-                _ = try connection!.send("LPUSH", keys.stepResults, answer)
+                _ = try connection!.send("LPUSH", keys.stepResults, try options.signer?.sign(answer) ?? answer)
             } catch {
                 logger.error("agent: Redis unavailable, retrying", metadata: ["error": "\(error)"])
                 Thread.sleep(forTimeInterval: 0.2)

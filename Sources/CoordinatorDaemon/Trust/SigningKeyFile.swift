@@ -73,3 +73,20 @@ public enum SigningKeyFile {
         return String(decoding: w.bytes, as: UTF8.self) + ": " + String(decoding: entry.bytes, as: UTF8.self)
     }
 }
+
+/// Signs messages as one principal, shareable across threads (swift-crypto's private key is an
+/// immutable value that does not declare `Sendable`).
+public final class MessageSigner: @unchecked Sendable {
+    public let kid: String
+    private let key: Curve25519.Signing.PrivateKey
+
+    public init(kid: String, key: Curve25519.Signing.PrivateKey) {
+        self.kid = kid
+        self.key = key
+    }
+
+    /// The compact JWS of `payload`.
+    public func sign(_ payload: [UInt8]) throws -> [UInt8] {
+        try JWS.sign(payload: payload, kid: kid, privateKey: key)
+    }
+}
