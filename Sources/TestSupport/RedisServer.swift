@@ -136,7 +136,8 @@ public final class RedisServer: @unchecked Sendable {
                     return
                 } catch {
                     // NOAUTH or NOPERM (an ACL file that turns the default user off): it answers.
-                    if case .server = error { return }
+                    // LOADING is not up yet: a restarted server refuses commands until loaded.
+                    if case .server(let message) = error, !message.hasPrefix("LOADING") { return }
                 }
             }
             Thread.sleep(forTimeInterval: 0.02)
