@@ -134,42 +134,5 @@ extension RealRedis {
             #expect(second["step_index"] as? Int == 1)
             #expect(try h.length(h.keys.stepResults) == 0)
         }
-
-        @Test("a result reaching a daemon not running the plan goes to the plan's mailbox and is applied")
-        func mailbox() throws {
-            let h = try Harness()
-            // The plan runs in A (the binary); B (in this process) is the only one reading results
-            // while A is stopped, so the result lands at a daemon that is not running the plan.
-            let a = try h.launch(["run", "--executor", "agents", "--step-timeout", "120", "--plan-lease", "60",
-                                  "--heartbeat-ttl", "60", "--sim-speed", "0"])
-            let planID = try startPlan(h, agent: "mail-agent")
-            let first = try popStep(h, agent: "mail-agent", rollback: false)
-            kill(a.processIdentifier, SIGSTOP)
-            defer { kill(a.processIdentifier, SIGCONT) }
-            _ = try h.launch(["run", "--executor", "agents", "--step-timeout", "120", "--plan-lease", "60",
-                              "--heartbeat-ttl", "60", "--sim-speed", "0"])
-            // B reads results only while it runs a plan of its own: give it one (A is stopped, so
-            // B takes the request and runs the plan).
-            try h.push(Wire.coordinate("b-plan", customer: "b", replyTo: "test:b", executeNow: true,
-                                       [Wire.recommendation("b", agent: "b-agent", action: "resize", resources: ["i-1"])]))
-            _ = try h.reply(on: "test:b", timeout: 30)
-            _ = try popStep(h, agent: "b-agent", rollback: false)
-            try h.push(result(for: first, ok: true), to: h.keys.stepResults)
-            try h.wait("the result in the plan's mailbox") { try h.length(h.keys.planMailbox(planID)) == 1 }
-            #expect(try h.length(h.keys.stepResults) == 0)
-            #expect(try h.deadLetters().isEmpty)
-            // B did not take the plan over (A's lease holds) nor apply the step itself.
-            let steps = try #require(try h.plan(planID)?["steps"] as? [[String: Any]])
-            #expect(steps.first?["status"] as? String == "running")
-            kill(a.processIdentifier, SIGCONT)
-            let second = try popStep(h, agent: "mail-agent", rollback: false)
-            #expect(second["step_index"] as? Int == 1)
-            try h.wait("the mailbox emptied") { try h.length(h.keys.planMailbox(planID)) == 0 }
-            try h.push(result(for: second, ok: true), to: h.keys.stepResults)
-            let third = try popStep(h, agent: "mail-agent", rollback: false)
-            try h.push(result(for: third, ok: true), to: h.keys.stepResults)
-            _ = try h.waitForPlan(planID, status: "completed")
-            #expect(try h.events(plan: planID).filter { $0["type"] as? String == "step.completed" }.count == 3)
-        }
     }
 }
