@@ -54,6 +54,7 @@ let package = Package(
             dependencies: [
                 "CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Starts and stops real redis-server processes for tests and benchmarks.
@@ -62,7 +63,8 @@ let package = Package(
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "CoordinatorDaemonTests",
-            dependencies: ["CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport"]
+            dependencies: ["CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
     ],
     swiftLanguageModes: [.v6]

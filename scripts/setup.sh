@@ -16,6 +16,14 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y libhiredis-dev redis-server redis-tools
 fi
 
+# The metrics tests parse /metrics with the Prometheus project's own Python parser.
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+    echo "setup: installing the Python prometheus-client (for the metrics tests)" >&2
+    python3 -m pip install --quiet prometheus-client >/dev/null 2>&1 \
+        || python3 -m pip install --quiet --break-system-packages prometheus-client >/dev/null 2>&1 \
+        || echo "setup: could not install prometheus-client; the metrics tests will say so" >&2
+fi
+
 if ! command -v swift >/dev/null 2>&1; then
     for d in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
         [ -x "$d/swift" ] && export PATH="$d:$PATH"

@@ -9,11 +9,15 @@ public final class Daemon: @unchecked Sendable {
     private var workers: [QueueWorker] = []
     private var maintenance: Maintenance?
     private var executor: PlanExecutor?
+    private let metricsEndpoint: MetricsEndpoint?
 
     public var workerID: String { context.workerID }
+    /// The port `/metrics` is served on; nil with `--metrics-port 0`.
+    public var metricsPort: Int? { metricsEndpoint?.port }
 
     public init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.context = try DaemonContext(configuration: configuration, logger: logger)
+        self.metricsEndpoint = try MetricsEndpoint.open(context)
     }
 
     /// Starts every loop; each connects (and reconnects) by itself, so a Redis that is not
@@ -34,6 +38,7 @@ public final class Daemon: @unchecked Sendable {
         maintenance.start()
         executor.start()
         for worker in workers { worker.start() }
+        metricsEndpoint?.start()
     }
 
     /// Stops taking new messages, finishes what is in hand (plans in progress are left to
@@ -45,6 +50,7 @@ public final class Daemon: @unchecked Sendable {
         for worker in workers { worker.waitUntilStopped() }
         executor?.stop()
         maintenance?.stop()
+        metricsEndpoint?.stop()
         context.logger.info("stopped", metadata: ["processed": "\(context.counters.snapshot.processed)"])
     }
 

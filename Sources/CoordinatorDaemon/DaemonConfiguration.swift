@@ -22,7 +22,7 @@ public struct DaemonConfiguration: Sendable {
     public var policy = ApprovalPolicy()
     public var maxConcurrentPlans = 64
     public var logFormat: LogFormat = .text
-    public var maxListedConflicts = 1000
+    public var maxListedConflicts = EngineConfiguration.defaultMaxListedConflicts
     /// Messages taken from a queue in one go when a backlog has built.
     public var batchSize = 128
     /// How long a worker's heartbeat lives without renewal; past it, its in-flight messages

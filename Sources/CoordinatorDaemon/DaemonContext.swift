@@ -14,7 +14,13 @@ final class DaemonContext: Sendable {
     let workerID: String
     let logger: Logger
     let events: EventEmitter
+    /// The named state changes (the only writer of Redis state besides the scripts).
+    let store: Store
+    /// The trust file (`--trust`): signatures, roles, risk floor. A bad file stops start-up.
+    let trust: Trust
     let counters = Counters()
+    /// Prometheus metrics (section 7); every hook is a no-op with `--metrics-port 0`.
+    let metrics: DaemonMetrics
     let startedAt = Date()
 
     init(configuration: DaemonConfiguration, logger: Logger) throws {
@@ -26,6 +32,9 @@ final class DaemonContext: Sendable {
         self.workerID = "\(host)-\(getpid())-\(suffix)"
         self.logger = logger
         self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
+        self.store = Store(keys: keys, configuration: configuration, events: events)
+        self.metrics = DaemonMetrics(enabled: configuration.metricsPort != 0)
+        self.trust = try configuration.trustFile.map { path throws(TrustFileError) in try Trust.load(path: path) } ?? .none
     }
 
     /// A new connection with this daemon's scripts registered (reloaded on NOSCRIPT).
@@ -36,14 +45,21 @@ final class DaemonContext: Sendable {
     }
 
     /// Exactly one reply per request, on its `reply_to` list, which then lives `--reply-ttl`.
-    /// Sends `reply` to `replyTo` (if any); with `requestID`, also stores it for re-delivery.
-    func reply(_ reply: [UInt8], to replyTo: String?, storingFor requestID: String? = nil, in commit: inout Commit) {
+    /// Sends `reply` to `replyTo` (if any); with `dedupe`, also stores it (with `replyTo`) for
+    /// re-delivery. A reply that cannot be written is dead-lettered as `reply_undeliverable`
+    /// against the message of `queue`.
+    func reply(_ reply: [UInt8], to replyTo: String?, dedupe: String? = nil, queue: String, now: Date,
+               in commit: inout Commit) {
         commit.reply(reply, to: replyTo, ttl: configuration.replyTTL,
-                     dedupe: requestID.map { (keys.dedupe($0), configuration.dedupeTTL) })
+                     dedupe: dedupe.map { ($0, configuration.dedupeTTL) },
+                     undeliverable: Commit.Undeliverable(dead: keys.dead, deadMax: configuration.deadLetterMax, queue: queue,
+                                                         at: Timestamp.string(from: now), rawMax: configuration.deadLetterRawMax))
     }
 
+    /// Appends a dead letter (the list capped at `--dead-letter-max`, in the same commit).
     func deadLetter(_ raw: [UInt8], queue: String, failure: Failure, now: Date, in commit: inout Commit) {
-        commit.write("RPUSH", keys.dead, WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now))
+        commit.deadLetter(WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now, rawMax: configuration.deadLetterRawMax),
+                          to: keys.dead, max: configuration.deadLetterMax)
         counters.add(deadLettered: 1)
     }
 }

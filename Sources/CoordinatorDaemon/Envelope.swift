@@ -1,8 +1,6 @@
 import Coordination
 import Foundation
 
-/// The fields every request shares (PROTOCOL.md section 2.1), plus the few that the
-/// non-`coordinate` kinds carry. The `coordinate` body is decoded by `RequestDecoding`.
 /// Ids for requests that came without one. Foundation's `UUID()` opens /dev/urandom on every
 /// call on Linux, which showed up as a tenth of a small request's cost.
 enum RequestIDs {
@@ -12,6 +10,8 @@ enum RequestIDs {
     }
 }
 
+/// The fields every request shares (PROTOCOL.md section 2.1), plus the few that the
+/// non-`coordinate` kinds carry. The `coordinate` body is decoded by `RequestDecoding`.
 enum Envelope {
     enum Kind: String, CaseIterable {
         case coordinate
@@ -35,7 +35,22 @@ enum Envelope {
         var failure: Failure?
     }
 
-    static func parse(_ raw: [UInt8], maxBytes: Int) -> Parsed {
+    /// Where replies may go: never under the daemon's own `prefix`, and under `replyPrefix`
+    /// when one is configured (section 2.1).
+    struct ReplyRules: Sendable {
+        var prefix: String
+        var replyPrefix: String?
+
+        /// The rule `replyTo` breaks, or nil when a reply may be written there.
+        func problem(_ replyTo: String) -> String? {
+            WireLimits.replyToProblem(replyTo, prefix: prefix, replyPrefix: replyPrefix)
+        }
+    }
+
+    /// A `request_id` longer than this is not echoed (a reply stays small whatever was sent).
+    static let echoedRequestIDMax = 1024
+
+    static func parse(_ raw: [UInt8], maxBytes: Int, rules: ReplyRules) -> Parsed {
         var parsed = Parsed(kind: nil, kindName: "coordinate", requestID: RequestIDs.next(),
                             requestIDGiven: false, replyTo: nil, failure: nil)
         guard String(validating: raw, as: UTF8.self) != nil else {
@@ -46,14 +61,27 @@ enum Envelope {
         switch TopLevelJSON.members(raw) {
         case .success(let members): object = members
         case .failure(let malformed):
-            parsed.failure = Failure(.invalidJSON, "message is not valid JSON: \(malformed.message)")
+            // Valid JSON that is not an object is JSON of the wrong shape (section 2.4).
+            if Self.isJSONValue(raw) {
+                parsed.failure = Failure(.invalidRequest, "message must be a JSON object")
+            } else {
+                parsed.failure = Failure(.invalidJSON, "message is not valid JSON: \(malformed.message)")
+            }
             return parsed
         }
-        // Read what routes the answer first, so even a bad message is answered.
-        if case .string(let replyTo) = object["reply_to"], !replyTo.isEmpty { parsed.replyTo = replyTo }
-        if case .string(let id) = object["request_id"], !id.isEmpty, id.count <= 200 {
+        // Read what routes the answer first, so even a bad message is answered, and echo the
+        // request_id as it was sent, even when it is refused for it.
+        if case .string(let id) = object["request_id"], !id.isEmpty, id.utf8.count <= echoedRequestIDMax {
             parsed.requestID = id
-            parsed.requestIDGiven = true
+        }
+        if case .string(let replyTo) = object["reply_to"], !replyTo.isEmpty {
+            // A reply_to that breaks the rules gets no reply at all: the message is refused
+            // into the dead-letter list (a reply there could be a write to the daemon's state).
+            if let problem = rules.problem(replyTo) {
+                parsed.failure = Failure(.invalidRequest, "reply_to: \(problem)")
+                return parsed
+            }
+            parsed.replyTo = replyTo
         }
         if case .string(let kind) = object["kind"] { parsed.kindName = kind }
 
@@ -65,6 +93,7 @@ enum Envelope {
             parsed.failure = failure
             return parsed
         }
+        parsed.requestIDGiven = object["request_id"]?.string != nil
         parsed.kind = Kind(rawValue: parsed.kindName)
         parsed.planID = object["plan_id"]?.string ?? ""
         parsed.approvalID = object["approval_id"]?.string ?? ""
@@ -72,18 +101,25 @@ enum Envelope {
         return parsed
     }
 
+    /// Whether `raw` is one JSON value of any kind (a top level that is not an object).
+    private static func isJSONValue(_ raw: [UInt8]) -> Bool {
+        guard let first = raw.first(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }),
+              first != UInt8(ascii: "{") else { return false }
+        return (try? JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed])) != nil
+    }
+
     private static func fieldFailure(_ object: [String: TopLevelJSON.Value]) -> Failure? {
         if let kind = object["kind"] {
             guard let name = kind.string else { return Failure(.invalidRequest, "kind: must be a string") }
             guard Kind(rawValue: name) != nil else {
                 let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
-                return Failure(.invalidRequest, "kind: unknown value \"\(name)\" (expected one of \(known))")
+                let shown = name.utf8.count <= 64 ? "\"\(name)\"" : "of \(name.utf8.count) bytes"
+                return Failure(.invalidRequest, "kind: unknown value \(shown) (expected one of \(known))")
             }
         }
         if let id = object["request_id"], id != .null {
             guard let text = id.string else { return Failure(.invalidRequest, "request_id: must be a string") }
-            if text.isEmpty { return Failure(.invalidRequest, "request_id: must not be empty") }
-            if text.count > 200 { return Failure(.invalidRequest, "request_id: at most 200 characters, got \(text.count)") }
+            if let problem = WireLimits.identifierProblem(text) { return Failure(.invalidRequest, "request_id: \(problem)") }
         }
         if let replyTo = object["reply_to"], replyTo != .null {
             guard let text = replyTo.string, !text.isEmpty else {
@@ -101,6 +137,7 @@ enum Envelope {
             guard let value = object[field]?.string, !value.isEmpty else {
                 return Failure(.invalidRequest, "\(field): required (a non-empty string) for kind \"\(kind.rawValue)\"")
             }
+            if let problem = WireLimits.identifierProblem(value) { return Failure(.invalidRequest, "\(field): \(problem)") }
         }
         return nil
     }
@@ -110,5 +147,12 @@ extension TopLevelJSON.Value {
     var string: String? {
         if case .string(let s) = self { return s }
         return nil
+    }
+}
+
+extension DaemonContext {
+    /// This daemon's rules for `reply_to` (section 2.1), for requests and decisions alike.
+    var replyRules: Envelope.ReplyRules {
+        Envelope.ReplyRules(prefix: configuration.prefix, replyPrefix: configuration.replyPrefix)
     }
 }

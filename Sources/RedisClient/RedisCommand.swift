@@ -1,41 +1,51 @@
 /// A value that can be one argument of a command, binary safe.
 public protocol RedisArgument: Sendable {
+    /// The argument as Redis receives it.
     var redisBytes: [UInt8] { get }
 }
 
 extension String: RedisArgument {
+    /// The string's UTF-8 bytes.
     public var redisBytes: [UInt8] { Array(utf8) }
 }
 
 extension Substring: RedisArgument {
+    /// The substring's UTF-8 bytes.
     public var redisBytes: [UInt8] { Array(utf8) }
 }
 
 extension Array: RedisArgument where Element == UInt8 {
+    /// The bytes as they are.
     public var redisBytes: [UInt8] { self }
 }
 
 extension ArraySlice: RedisArgument where Element == UInt8 {
+    /// The bytes as they are.
     public var redisBytes: [UInt8] { Array(self) }
 }
 
 extension ContiguousArray: RedisArgument where Element == UInt8 {
+    /// The bytes as they are.
     public var redisBytes: [UInt8] { Array(self) }
 }
 
 extension Int: RedisArgument {
+    /// The decimal text, as Redis reads integers.
     public var redisBytes: [UInt8] { Array(String(self).utf8) }
 }
 
 extension Int64: RedisArgument {
+    /// The decimal text, as Redis reads integers.
     public var redisBytes: [UInt8] { Array(String(self).utf8) }
 }
 
 extension Int32: RedisArgument {
+    /// The decimal text, as Redis reads integers.
     public var redisBytes: [UInt8] { Array(String(self).utf8) }
 }
 
 extension UInt64: RedisArgument {
+    /// The decimal text, as Redis reads integers.
     public var redisBytes: [UInt8] { Array(String(self).utf8) }
 }
 
@@ -54,8 +64,10 @@ extension Double: RedisArgument {
 
 /// One command's arguments (the name first), binary safe.
 public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
+    /// The arguments, the command's name first.
     public var arguments: [[UInt8]]
 
+    /// A command from its arguments as bytes, the name first.
     public init(arguments: [[UInt8]]) {
         self.arguments = arguments
     }
@@ -65,6 +77,7 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         self.init(name, arguments: args)
     }
 
+    /// `RedisCommand("DEL", arguments: keys)`: a command whose arguments are in an array.
     public init(_ name: String, arguments args: [any RedisArgument]) {
         var all: [[UInt8]] = []
         all.reserveCapacity(args.count + 1)

@@ -1,7 +1,10 @@
 /// Where and how to connect.
 public struct RedisConfiguration: Sendable, Equatable {
+    /// Where the server listens.
     public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
+        /// A host name or IP address and a TCP port.
         case tcp(host: String, port: Int)
+        /// A unix-domain socket.
         case unix(path: String)
 
         /// "host:port" or the socket path: the prefix of `.connection` error messages.
@@ -13,8 +16,11 @@ public struct RedisConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Where the server listens.
     public var endpoint: Endpoint
+    /// The ACL user for AUTH (Redis 6+); nil authenticates as `default` when a password is given.
     public var username: String?
+    /// The password for AUTH; nil sends no AUTH.
     public var password: String?
     /// SELECTed after connecting when not 0.
     public var database: Int
@@ -23,6 +29,7 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// TCP keep-alive (redisEnableKeepAlive).
     public var keepAlive: Bool
 
+    /// A configuration; the defaults are a local server on port 6379, database 0, no AUTH.
     public init(
         endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379), username: String? = nil,
         password: String? = nil, database: Int = 0, connectTimeout: Double = 5, keepAlive: Bool = true

@@ -16,6 +16,7 @@ import Foundation
 /// before trying again (50 ms doubling, capped at 2 s, reset on success), so a caller's retry
 /// loop backs off without spinning.
 public final class RedisConnection: @unchecked Sendable {
+    /// Where and how this connection connects (and reconnects).
     public let configuration: RedisConfiguration
 
     private var context: UnsafeMutablePointer<redisContext>?

@@ -10,6 +10,7 @@ import Foundation
 public final class RedisConnectionThread: Sendable {
     private let worker: Worker
 
+    /// Starts the thread (named `name`, for debuggers and logs); it connects on the first job.
     public init(configuration: RedisConfiguration, name: String) {
         worker = Worker(configuration: configuration)
         let thread = Thread { [worker] in worker.loop() }

@@ -21,6 +21,7 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         return code.isEmpty ? nil : String(code)
     }
 
+    /// The error as one line, its kind first.
     public var description: String {
         switch self {
         case .connection(let message): return "Redis connection error: \(message)"

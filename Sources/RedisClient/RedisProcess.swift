@@ -13,8 +13,3 @@ public enum RedisProcess {
         signal(SIGPIPE, SIG_IGN)
     }
 }
-
-/// Same as `RedisProcess.ignoreSIGPIPE()`, spelled `RedisClient.ignoreSIGPIPE()`.
-public func ignoreSIGPIPE() {
-    RedisProcess.ignoreSIGPIPE()
-}

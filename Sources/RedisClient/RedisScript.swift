@@ -6,17 +6,19 @@ import Foundation
 /// any connection that meets a NOSCRIPT reply for it, also inside a pipeline, can SCRIPT LOAD it
 /// and retry. `RedisConnection.register(_:)` does the same per connection.
 public struct RedisScript: Sendable, Hashable {
+    /// The Lua source.
     public let source: String
     /// Lower-case hex SHA1 of the source, as Redis computes it.
     public let sha1: String
 
+    /// A script with this source, registered so that NOSCRIPT replies can be answered.
     public init(_ source: String) {
         self.source = source
         self.sha1 = SHA1.hex(Array(source.utf8))
         ScriptRegistry.shared.add(self)
     }
 
-    /// `EVALSHA sha numkeys keys... args...`
+    /// `EVALSHA sha numkeys keys... args...`: the script run with these keys and arguments.
     public func command(keys: [any RedisArgument], args: [any RedisArgument]) -> RedisCommand {
         var all: [[UInt8]] = []
         all.reserveCapacity(3 + keys.count + args.count)
@@ -26,87 +28,5 @@ public struct RedisScript: Sendable, Hashable {
         for key in keys { all.append(key.redisBytes) }
         for arg in args { all.append(arg.redisBytes) }
         return RedisCommand(arguments: all)
-    }
-}
-
-/// sha1 -> source of every script created in this process.
-final class ScriptRegistry: @unchecked Sendable {
-    static let shared = ScriptRegistry()
-    private let lock = NSLock()
-    private var sources: [String: String] = [:]
-
-    func add(_ script: RedisScript) {
-        lock.lock()
-        if sources[script.sha1] == nil { sources[script.sha1] = script.source }
-        lock.unlock()
-    }
-
-    func source(sha1: String) -> String? {
-        lock.lock()
-        defer { lock.unlock() }
-        return sources[sha1]
-    }
-}
-
-/// SHA-1 (FIPS 180-4), only for script identifiers.
-enum SHA1 {
-    static func hex(_ message: [UInt8]) -> String {
-        let digest = hash(message)
-        let hexDigits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(40)
-        for byte in digest {
-            out.append(hexDigits[Int(byte >> 4)])
-            out.append(hexDigits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func hash(_ message: [UInt8]) -> [UInt8] {
-        var h: (UInt32, UInt32, UInt32, UInt32, UInt32) = (0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0)
-        var padded = message
-        padded.append(0x80)
-        while padded.count % 64 != 56 { padded.append(0) }
-        let bitLength = UInt64(message.count) &* 8
-        for shift in stride(from: 56, through: 0, by: -8) { padded.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
-
-        var w = [UInt32](repeating: 0, count: 80)
-        for chunk in stride(from: 0, to: padded.count, by: 64) {
-            for i in 0..<16 {
-                let b = chunk + i * 4
-                w[i] = UInt32(padded[b]) << 24 | UInt32(padded[b + 1]) << 16 | UInt32(padded[b + 2]) << 8 | UInt32(padded[b + 3])
-            }
-            for i in 16..<80 {
-                let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]
-                w[i] = x << 1 | x >> 31
-            }
-            var (a, b, c, d, e) = h
-            for i in 0..<80 {
-                let f: UInt32
-                let k: UInt32
-                switch i {
-                case 0..<20: f = (b & c) | (~b & d); k = 0x5A82_7999
-                case 20..<40: f = b ^ c ^ d; k = 0x6ED9_EBA1
-                case 40..<60: f = (b & c) | (b & d) | (c & d); k = 0x8F1B_BCDC
-                default: f = b ^ c ^ d; k = 0xCA62_C1D6
-                }
-                let temp = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[i]
-                e = d
-                d = c
-                c = b << 30 | b >> 2
-                b = a
-                a = temp
-            }
-            h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e)
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(20)
-        for word in [h.0, h.1, h.2, h.3, h.4] {
-            out.append(UInt8(truncatingIfNeeded: word >> 24))
-            out.append(UInt8(truncatingIfNeeded: word >> 16))
-            out.append(UInt8(truncatingIfNeeded: word >> 8))
-            out.append(UInt8(truncatingIfNeeded: word))
-        }
-        return out
     }
 }

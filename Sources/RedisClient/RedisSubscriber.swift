@@ -1,10 +1,13 @@
 /// One Pub/Sub message.
 public struct RedisPubSubMessage: Sendable, Hashable {
+    /// The channel the message was published to.
     public let channel: String
     /// The matching pattern, for messages received through `psubscribe`.
     public let pattern: String?
+    /// The message as published, binary safe.
     public let payload: [UInt8]
 
+    /// A message (the subscriber makes them; tests may too).
     public init(channel: String, pattern: String?, payload: [UInt8]) {
         self.channel = channel
         self.pattern = pattern
@@ -26,11 +29,13 @@ public final class RedisSubscriber: @unchecked Sendable {
     private var pendingHead = 0
     private var subscribedGeneration: Int
 
+    /// Connects (with AUTH and SELECT); throws when the server cannot be reached.
     public init(configuration: RedisConfiguration) throws(RedisError) {
         connection = try RedisConnection(configuration: configuration)
         subscribedGeneration = connection.generation
     }
 
+    /// Where and how the subscriber connects.
     public var configuration: RedisConfiguration { connection.configuration }
 
     /// SUBSCRIBE, waiting for the confirmations.

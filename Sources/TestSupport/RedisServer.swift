@@ -131,7 +131,13 @@ public final class RedisServer: @unchecked Sendable {
             if !process.isRunning { break }
             if let connection = try? RedisConnection(configuration: configuration) {
                 defer { connection.close() }
-                if (try? connection.send("PING")) != nil { return }
+                do {
+                    _ = try connection.send("PING")
+                    return
+                } catch {
+                    // NOAUTH or NOPERM (an ACL file that turns the default user off): it answers.
+                    if case .server = error { return }
+                }
             }
             Thread.sleep(forTimeInterval: 0.02)
         }

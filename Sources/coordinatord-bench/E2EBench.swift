@@ -14,7 +14,7 @@ struct E2EBench: ParsableCommand {
     @Option(help: "Daemon counts to run, comma-separated.") var daemons: String = "1,2"
     @Option(help: "Messages per case.") var requests: Int = 20000
     @Option(help: "Concurrent producers.") var producers: Int = 4
-    @Option(help: "Cases: coordinate, approval, plans (comma-separated).") var cases: String = "coordinate,approval,plans"
+    @Option(help: "Cases: coordinate, coordinate-signed, approval, plans (comma-separated).") var cases: String = "coordinate,approval,plans"
     @Option(help: "Also measure latency when offered this fraction of the measured rate (0 to skip).") var paced: Double = 0.5
     @Option(help: "Spread requests over this many customers, round-robin (0: a new customer per request).") var customers: Int = 0
     @Option(help: "Before measuring, leave each of the --customers with this many active recommendations (pending approval).")
@@ -37,7 +37,9 @@ struct E2EBench: ParsableCommand {
                 // Persistence as deployed (AOF, fsync every second), not the tests' fsync-per-write.
                 let server: RedisServer? = url == nil ? try RedisServer.start(arguments: ["--appendfsync", "everysec"]) : nil
                 let redis = try url.map { try RedisConfiguration(url: $0) } ?? server!.configuration
-                let fleet = try Fleet(count: count, redis: redis, url: url ?? server!.url, extra: daemonArgs)
+                let signer = benchCase == .coordinateSigned ? try BenchSigner() : nil
+                let fleet = try Fleet(count: count, redis: redis, url: url ?? server!.url,
+                                      extra: daemonArgs + (signer.map { ["--trust", $0.trustFile] } ?? []))
                 defer {
                     fleet.stop()
                     server?.stop()
@@ -45,8 +47,9 @@ struct E2EBench: ParsableCommand {
                 try fleet.waitUntilLive()
                 // A run tag keeps customers and ids of runs against one shared Redis (--url) apart.
                 let tag = "\(name)-\(count)-\(UInt32.random(in: 0...UInt32.max))"
-                let run = Runner(redis: redis, benchCase: benchCase, producers: producers,
+                var run = Runner(redis: redis, benchCase: benchCase, producers: producers,
                                  customers: customers, customerPrefix: "\(tag)-c")
+                run.signer = signer
                 if warmupActive > 0 { try run.warmUp(active: warmupActive, label: tag) }
                 let full = try run.measure(requests: requests, ratePerSecond: nil, label: "\(tag)-full")
                 emit(full.json(case: name, daemons: count, producers: producers, customers: customers))
@@ -66,6 +69,8 @@ struct E2EBench: ParsableCommand {
     enum Case: String {
         /// Small coordinate requests: 1–3 low-risk recommendations, no execution.
         case coordinate
+        /// The same, signed (JWS, PROTOCOL.md section 10), daemons under --trust; signed before timing.
+        case coordinateSigned = "coordinate-signed"
         /// Approval decisions on pending medium-risk approvals.
         case approval
         /// coordinate with execute_now: three-step plans at --sim-speed 0, to plan.completed.
@@ -115,6 +120,8 @@ private struct Runner {
     /// 0: every request has a customer of its own; N: requests go to N customers round-robin.
     let customers: Int
     let customerPrefix: String
+    /// Signs every message (`coordinate-signed`).
+    var signer: BenchSigner?
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -189,6 +196,14 @@ private struct Runner {
             ? try prepareApprovals(setup, label: label, perProducer: perProducer)
             : Array(repeating: [], count: producers)
 
+        let presigned = try signer.map { signer in
+            try (0..<producers).map { p in
+                try (0..<perProducer).map { n in
+                    let (queue, message, key) = makeMessage(label: label, producer: p, n: n, replyList: "bench:\(label):replies:\(p)", approvals: [])
+                    return (queue, try signer.sign(message), key)
+                }
+            }
+        }
         let collected = Collected()
         let group = DispatchGroup()
         let start = Self.now()
@@ -221,8 +236,8 @@ private struct Runner {
                             if due > stamp { Thread.sleep(forTimeInterval: Double(due - stamp) / 1e9) }
                             stamp = due
                         }
-                        let (queue, message, key) = makeMessage(label: label, producer: p, n: n, replyList: replyList,
-                                                                approvals: approvalIDs[p])
+                        let (queue, message, key) = presigned?[p][n] ?? makeMessage(label: label, producer: p, n: n, replyList: replyList,
+                                                                                       approvals: approvalIDs[p])
                         sent.set(key, stamp)
                         planWatcher?.expect(key, at: stamp)
                         batch.append(RedisCommand("LPUSH", queue, message))
@@ -304,7 +319,7 @@ private struct Runner {
         let id = "\(label)-\(p)-\(n)"
         let customer = customer(producer: p, n: n, id: id)
         switch benchCase {
-        case .coordinate:
+        case .coordinate, .coordinateSigned:
             let recs = (0..<(1 + n % 3)).map { r in
                 #"{"id":"r\#(r)","agent_id":"bench-agent","type":"cost","action":"scale_up","risk_level":"low","estimated_savings":\#(10 + r),"affected_resources":["i-\#(r)"],"priority":\#(r),"confidence":0.9}"#
             }.joined(separator: ",")

@@ -85,7 +85,11 @@ struct EngineRun: ParsableCommand {
         } else {
             bytes = Array(try WireJSON.encoder().encode(generator.request(count: generator.count ?? 0)))
         }
-        let coordinator = Coordinator(configuration: EngineConfiguration())
+        // Lists up to 10,000 conflicts (the daemon lists 1,000): the figures in the README were
+        // measured so, and the listing is part of the work being timed.
+        var configuration = EngineConfiguration()
+        configuration.maxListedConflicts = 10_000
+        let coordinator = Coordinator(configuration: configuration)
         var decode: [Double] = [], engine: [Double] = [], encode: [Double] = [], total: [Double] = [], release: [Double] = []
         var counts: [(String, Int)] = []
         for _ in 0..<runs {
@@ -187,7 +191,7 @@ struct RequestGenerator {
     static let impacts = ["none", "under a minute of downtime", "2-3 minutes downtime", "slower deploys", "reduced headroom"]
 
     func request() -> CoordinationRequest {
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         let customer = "cust-bench"
         let created = Date(timeIntervalSince1970: 1_795_515_330)
         var recs: [Recommendation] = []
@@ -221,20 +225,4 @@ struct RequestGenerator {
         }
         return CoordinationRequest(customerID: customer, recommendations: recs, autoApprove: true, executeNow: false)
     }
-}
-
-/// splitmix64, for reproducible requests.
-struct SplitMix {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: UInt64) -> UInt64 { next() % bound }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(UInt64(1) << 53) }
 }

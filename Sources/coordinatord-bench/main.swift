@@ -6,7 +6,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinatord-bench",
         abstract: "Benchmarks for coordinatord; each prints JSON lines.",
-        subcommands: [RedisBench.self, EngineBench.self, E2EBench.self, SoakBench.self]
+        subcommands: [RedisBench.self, EngineBench.self, E2EBench.self, SoakBench.self, TrustBench.self]
     )
 }
 

@@ -16,6 +16,10 @@ struct Agent: ParsableCommand {
     @Option(help: "Redis URL (env REDIS_URL).") var redisURL: String?
     @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
 
+    func validate() throws {
+        _ = try DaemonOptions.finite(delay, "--delay", 0...3600, "seconds between 0 and 3600")
+    }
+
     func run() throws {
         let env = ProcessInfo.processInfo.environment
         LoggingSystem.bootstrap { LogLineHandler(label: $0, format: .text) }

@@ -8,6 +8,24 @@ struct Coordinatord: ParsableCommand {
         commandName: "coordinatord",
         abstract: "Coordinates infrastructure-optimization agents through Redis.",
         version: DaemonVersion.current,
-        subcommands: [Run.self, Health.self, Agent.self]
+        subcommands: [
+            Run.self, Health.self, Agent.self,
+            Status.self, Approvals.self, Approve.self, Reject.self, PlanCommand.self, Events.self, Dead.self, KeysCommand.self,
+        ]
     )
+
+    /// Exit status: 0 success, 1 an error answer, 2 a usage error (ArgumentParser's own is 64).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }

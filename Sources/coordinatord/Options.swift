@@ -63,21 +63,20 @@ struct DaemonOptions: ParsableArguments {
             config.executor = e
         }
         if let v = try parsed(simSpeed, "SIM_SPEED", Double.init) {
-            guard v >= 0, v.isFinite else { throw ValidationError("--sim-speed: must be 0 or more") }
-            config.simSpeed = v
+            config.simSpeed = try Self.finite(v, "--sim-speed", 0...1000, "a multiplier between 0 and 1000")
         }
         if let v = try parsed(workers, "WORKERS", Int.init) {
             guard (1...64).contains(v) else { throw ValidationError("--workers: must be between 1 and 64") }
             config.workers = v
         }
         if let v = try parsed(stepTimeout, "STEP_TIMEOUT", Double.init) {
-            guard v > 0 else { throw ValidationError("--step-timeout: must be positive") }
-            config.stepTimeout = v
+            config.stepTimeout = try Self.finite(v, "--step-timeout", 0.001...Self.maxDuration, "seconds, more than 0 and at most 3650 days")
         }
-        if let v = try parsed(replyTtl, "REPLY_TTL", Int.init) { config.replyTTL = try positive(v, "--reply-ttl") }
-        if let v = try parsed(dedupeTtl, "DEDUPE_TTL", Int.init) { config.dedupeTTL = try positive(v, "--dedupe-ttl") }
-        if let v = try parsed(maxMessageBytes, "MAX_MESSAGE_BYTES", Int.init) { config.maxMessageBytes = try positive(v, "--max-message-bytes") }
-        if let v = try parsed(maxRecommendations, "MAX_RECOMMENDATIONS", Int.init) { config.maxRecommendations = try positive(v, "--max-recommendations") }
+        if let v = try parsed(replyTtl, "REPLY_TTL", Int.init) { config.replyTTL = try bounded(v, "--reply-ttl", 1...Int(Self.maxDuration)) }
+        if let v = try parsed(dedupeTtl, "DEDUPE_TTL", Int.init) { config.dedupeTTL = try bounded(v, "--dedupe-ttl", 1...Int(Self.maxDuration)) }
+        // Redis refuses a bulk string over 512 MiB (proto-max-bulk-len).
+        if let v = try parsed(maxMessageBytes, "MAX_MESSAGE_BYTES", Int.init) { config.maxMessageBytes = try bounded(v, "--max-message-bytes", 1...(256 << 20)) }
+        if let v = try parsed(maxRecommendations, "MAX_RECOMMENDATIONS", Int.init) { config.maxRecommendations = try bounded(v, "--max-recommendations", 1...1_000_000) }
         if let v = value(mediumPolicy, "MEDIUM_POLICY") {
             guard let p = MediumPolicy(rawValue: v) else { throw ValidationError("--medium-policy: unknown value \"\(v)\" (approve or notify)") }
             config.policy.mediumPolicy = p
@@ -97,24 +96,22 @@ struct DaemonOptions: ParsableArguments {
                 throw ValidationError("--approval-expiry: \(error)")
             }
         }
-        if let v = try parsed(maxConcurrentPlans, "MAX_CONCURRENT_PLANS", Int.init) { config.maxConcurrentPlans = try positive(v, "--max-concurrent-plans") }
+        if let v = try parsed(maxConcurrentPlans, "MAX_CONCURRENT_PLANS", Int.init) { config.maxConcurrentPlans = try bounded(v, "--max-concurrent-plans", 1...100_000) }
         if let v = value(logFormat, "LOG_FORMAT") {
             guard let f = DaemonConfiguration.LogFormat(rawValue: v) else { throw ValidationError("--log-format: unknown value \"\(v)\" (text or json)") }
             config.logFormat = f
         }
         if let v = try parsed(planLease, "PLAN_LEASE", Double.init) {
-            guard v >= 1 else { throw ValidationError("--plan-lease: at least 1 second") }
-            config.planLease = v
+            config.planLease = try Self.finite(v, "--plan-lease", 1...86_400, "seconds between 1 and 86400")
         }
         if let v = try parsed(heartbeatTtl, "HEARTBEAT_TTL", Double.init) {
-            guard v >= 1 else { throw ValidationError("--heartbeat-ttl: at least 1 second") }
-            config.heartbeatTTL = v
+            config.heartbeatTTL = try Self.finite(v, "--heartbeat-ttl", 1...86_400, "seconds between 1 and 86400")
         }
         if let v = try parsed(batchSize, "BATCH_SIZE", Int.init) {
             guard (1...1000).contains(v) else { throw ValidationError("--batch-size: must be between 1 and 1000") }
             config.batchSize = v
         }
-        if let v = try parsed(eventStreamMaxlen, "EVENT_STREAM_MAXLEN", Int.init) { config.eventStreamMaxLength = try positive(v, "--event-stream-maxlen") }
+        if let v = try parsed(eventStreamMaxlen, "EVENT_STREAM_MAXLEN", Int.init) { config.eventStreamMaxLength = try bounded(v, "--event-stream-maxlen", 1...100_000_000) }
         if let v = value(retention, "RETENTION") { config.retention = try Self.seconds(v, "--retention") }
         if let v = value(planHold, "PLAN_HOLD") { config.planHold = try Self.seconds(v, "--plan-hold") }
         if let v = value(replyPrefix, "REPLY_PREFIX") {
@@ -123,8 +120,8 @@ struct DaemonOptions: ParsableArguments {
             }
             config.replyPrefix = v
         }
-        if let v = try parsed(deadLetterMax, "DEAD_LETTER_MAX", Int.init) { config.deadLetterMax = try positive(v, "--dead-letter-max") }
-        if let v = try parsed(deadLetterRawMax, "DEAD_LETTER_RAW_MAX", Int.init) { config.deadLetterRawMax = try positive(v, "--dead-letter-raw-max") }
+        if let v = try parsed(deadLetterMax, "DEAD_LETTER_MAX", Int.init) { config.deadLetterMax = try bounded(v, "--dead-letter-max", 1...100_000_000) }
+        if let v = try parsed(deadLetterRawMax, "DEAD_LETTER_RAW_MAX", Int.init) { config.deadLetterRawMax = try bounded(v, "--dead-letter-raw-max", 64...(16 << 20)) }
         if let v = try parsed(maxDeliveries, "MAX_DELIVERIES", Int.init) {
             guard (1...1000).contains(v) else { throw ValidationError("--max-deliveries: must be between 1 and 1000") }
             config.maxDeliveries = v
@@ -152,8 +149,17 @@ struct DaemonOptions: ParsableArguments {
         return Int(v.rounded())
     }
 
-    private func positive(_ v: Int, _ flag: String) throws -> Int {
-        guard v > 0 else { throw ValidationError("\(flag): must be positive") }
+    /// The longest duration any flag takes: ten years.
+    static let maxDuration: Double = 10 * 365 * 86_400
+
+    /// A `Double` flag: finite (`inf` and `nan` parse as numbers) and within `range`.
+    static func finite(_ v: Double, _ flag: String, _ range: ClosedRange<Double>, _ what: String) throws -> Double {
+        guard v.isFinite, range.contains(v) else { throw ValidationError("\(flag): \(v) is not \(what)") }
+        return v
+    }
+
+    private func bounded(_ v: Int, _ flag: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard range.contains(v) else { throw ValidationError("\(flag): \(v) is not between \(range.lowerBound) and \(range.upperBound)") }
         return v
     }
 }

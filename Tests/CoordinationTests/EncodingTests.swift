@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func randomResponses() throws {
-        var rng = SeededRNG(seed: 7)
+        var rng = SplitMix64(seed: 7)
         let actives = [rec("act-a", action: "scale_up", resources: ["r0"], status: .approved)]
         for trial in 0..<40 {
             let recs = OrderIndependenceTests().randomRequest(&rng, count: 40).map { r -> Recommendation in
@@ -46,7 +46,7 @@ import Testing
     }
 
     @Test func largeResponseWrittenInParts() throws {
-        var rng = SeededRNG(seed: 21)
+        var rng = SplitMix64(seed: 21)
         let recs = (0..<3000).map { index in
             rec("rec-\(index)", action: ["scale_up", "scale_down", "migrate_to_spot"].randomElement(using: &rng)!,
                 resources: ["r\(Int.random(in: 0..<300, using: &rng))", "r\(Int.random(in: 0..<300, using: &rng))"],
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func numbersAreSpelledLikeJSONEncoder() throws {
-        var rng = SeededRNG(seed: 99)
+        var rng = SplitMix64(seed: 99)
         var samples: [Double] = [0, -0.0, 1, -1, 0.5, 0.1, 1e15, 1e15 - 1, 1e16, Double(1 << 60), 1e300, .leastNonzeroMagnitude, 1e-7,
                                  0.0001, 2000, 1234.567, -98.76, .greatestFiniteMagnitude, Double(1 << 53) + 2]
         for _ in 0..<2000 {

@@ -27,7 +27,7 @@ import Testing
     static let base = #""id": "r0", "agent_id": "a", "type": "cost", "action": "scale_up", "risk_level": "low""#
 
     @Test func encodedRequestsRoundTrip() throws {
-        var rng = SeededRNG(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for trial in 0..<30 {
             let recs = OrderIndependenceTests().randomRequest(&rng, count: 50).enumerated().map { index, r -> Recommendation in
                 var r = r

@@ -32,16 +32,3 @@ extension CoordinationResponse {
     func conflict(_ id: String?) -> Conflict? { conflicts.first { $0.id == id } }
     func conflicts(of type: ConflictType) -> [Conflict] { conflicts.filter { $0.type == type } }
 }
-
-/// A small deterministic generator (splitmix64) so property tests are reproducible.
-struct SeededRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

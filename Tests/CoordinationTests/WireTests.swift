@@ -137,7 +137,7 @@ import Testing
 
 @Suite struct FormattingTests {
     @Test func twoDecimalsMatchesFormatter() {
-        var rng = SeededRNG(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var values: [Double] = [0, 0.005, 0.015, 0.125, 0.375, 1.005, 2.675, 99.995, 1234.5, 1e14, 1e15, 1e20, -0.001, -12.345,
                                 0.1, 0.07, 9.999, 10.0049999, .greatestFiniteMagnitude]
         for _ in 0..<20_000 {

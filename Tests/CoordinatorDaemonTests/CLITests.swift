@@ -1,3 +1,4 @@
+import CoordinatorDaemon
 import Foundation
 import RedisClient
 import Testing
@@ -34,8 +35,8 @@ extension RealRedis {
                 !$0.hasPrefix("envp:") && !$0.hasPrefix("flagp:") && !$0.hasPrefix("test:") && $0 != "envp2:requests" && $0 != "coord:requests"
             }
             #expect(stray.isEmpty, "\(stray)")
-            #expect(try h.hlen("envp:active:e1") == 1)
-            #expect(try h.hlen("flagp:active:f1") == 1)
+            #expect(try h.hlen(Keys(prefix: "envp").active(customer: "e1")) == 1)
+            #expect(try h.hlen(Keys(prefix: "flagp").active(customer: "f1")) == 1)
         }
 
         @Test("COORD_* variables set the daemon up; a flag wins over its variable")

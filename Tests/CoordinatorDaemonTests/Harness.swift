@@ -242,12 +242,18 @@ final class Harness: @unchecked Sendable {
     /// Every reply on `list` until `count` have come, then `grace` seconds more, so that a late
     /// duplicate is seen too. Tolerates Redis being restarted meanwhile.
     func collectReplies(on list: String, count: Int, timeout: Double = 60, grace: Double = 1) throws -> [[String: Any]] {
+        try collectReplies(on: [list], count: count, timeout: timeout, grace: grace)
+    }
+
+    /// The same over several lists (reply lists are capped at 1,000: big runs spread their replies).
+    func collectReplies(on lists: [String], count: Int, timeout: Double = 60, grace: Double = 1) throws -> [[String: Any]] {
         var replies: [[String: Any]] = []
         let deadline = Date().addingTimeInterval(timeout)
         var graceEnd: Date?
         while Date() < (graceEnd ?? deadline) {
             do {
-                if let (_, value) = try redis.blockingPopRight(list, timeout: 0.2) { replies.append(try Self.object(value)) }
+                let reply = try redis.send(RedisCommand(arguments: (["BRPOP"] + lists + ["0.2"]).map { Array($0.utf8) }))
+                if let parts = reply.array, parts.count == 2, let value = parts[1].bytes { replies.append(try Self.object(value)) }
             } catch let error as RedisError {
                 guard case .connection = error else { throw error }
                 Thread.sleep(forTimeInterval: 0.1)

@@ -6,11 +6,25 @@ import TestSupport
 extension RealRedis {
     @Suite("Nothing lost, nothing twice")
     struct ResilienceTests {
+        /// Reply lists keep their newest 1,000 replies (PROTOCOL.md 2.1), so a bulk run spreads
+        /// its replies over lists of at most 500 each.
+        static let perReplyList = 500
+
+        static func replyLists(_ count: Int) -> [String] {
+            (0...(max(count - 1, 0) / perReplyList)).map { "test:bulk:\($0)" }
+        }
+
+        /// Replies written so far, over all the bulk reply lists.
+        func repliesSoFar(_ h: Harness, count: Int) throws -> Int {
+            try Self.replyLists(count).reduce(0) { $0 + (try h.length($1)) }
+        }
+
         /// Pushes `count` small coordinate requests (distinct customers) in pipelines.
-        func pushRequests(_ h: Harness, count: Int, prefix: String, replyTo: String = "test:bulk") throws {
+        func pushRequests(_ h: Harness, count: Int, prefix: String) throws {
             var commands: [RedisCommand] = []
             for n in 0..<count {
-                let message = Wire.coordinate("\(prefix)-\(n)", customer: "c-\(prefix)-\(n)", replyTo: replyTo,
+                let message = Wire.coordinate("\(prefix)-\(n)", customer: "c-\(prefix)-\(n)",
+                                              replyTo: "test:bulk:\(n / Self.perReplyList)",
                                               [Wire.recommendation("r", resources: ["i-\(n)"])])
                 commands.append(RedisCommand("LPUSH", "coord:requests", message))
                 if commands.count == 500 {
@@ -25,7 +39,7 @@ extension RealRedis {
         /// queues and in-flight lists are empty, and every request has exactly one
         /// `coordination.completed` (one customer per request).
         func expectExactlyOnce(_ h: Harness, prefix: String, count: Int) throws {
-            let replies = try h.collectReplies(on: "test:bulk", count: count, timeout: 90, grace: 1)
+            let replies = try h.collectReplies(on: Self.replyLists(count), count: count, timeout: 90, grace: 1)
             let ids = replies.map { $0["request_id"] as? String ?? "?" }
             #expect(ids.count == count)
             #expect(Set(ids).count == ids.count, "duplicated replies")
@@ -45,7 +59,7 @@ extension RealRedis {
         /// reply has come, so the fault that follows lands mid-batch. Returns the in-flight count.
         func freezeMidBatch(_ h: Harness, _ process: Process, count: Int) throws -> Int {
             try h.wait("the daemon to be busy", timeout: 60) {
-                guard try h.length("test:bulk") > 0, try h.length(h.keys.requests) > 0 else { return false }
+                guard try repliesSoFar(h, count: count) > 0, try h.length(h.keys.requests) > 0 else { return false }
                 kill(process.processIdentifier, SIGSTOP)
                 let inflight = try h.inflightCount()
                 if inflight > 0 { return true }
@@ -54,7 +68,7 @@ extension RealRedis {
             }
             let inflight = try h.inflightCount()
             #expect(inflight > 0)
-            #expect(try h.length("test:bulk") < count, "the fault must land before every reply is written")
+            #expect(try repliesSoFar(h, count: count) < count, "the fault must land before every reply is written")
             return inflight
         }
 

@@ -1,0 +1,91 @@
+import Foundation
+
+/// A message from `coord:approvals`, in either form of PROTOCOL.md section 3:
+/// `{"approval_id","decision","user_id","reason","reply_to"}` or the plain-text line
+/// `approve <approval_id> <user_id>` / `reject <approval_id> <user_id> <reason ...>`.
+public struct ApprovalDecisionMessage: Sendable, Equatable {
+    public var approvalID: String
+    public var decision: ApprovalDecision
+    public var replyTo: String?
+    public var requestID: String?
+
+    public init(approvalID: String, decision: ApprovalDecision, replyTo: String? = nil, requestID: String? = nil) {
+        self.approvalID = approvalID
+        self.decision = decision
+        self.replyTo = replyTo
+        self.requestID = requestID
+    }
+
+    public static func parse(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ValidationError(path: "", message: "message is not valid UTF-8")
+        }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("{") { return try parseJSON(bytes) }
+        return try parseLine(trimmed)
+    }
+
+    private struct JSONForm: Decodable {
+        var approval_id: String?
+        var decision: String?
+        var user_id: String?
+        var reason: String?
+        var reply_to: String?
+        var request_id: String?
+    }
+
+    private static func parseJSON(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
+        let form: JSONForm
+        do {
+            form = try JSONDecoder().decode(JSONForm.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw RequestDecoding.validationError(error)
+        } catch {
+            throw ValidationError(path: "", message: "\(error)")
+        }
+        guard let id = form.approval_id, !id.isEmpty else { throw ValidationError(path: "approval_id", message: "required") }
+        guard let decisionText = form.decision else { throw ValidationError(path: "decision", message: "required") }
+        guard let kind = kind(decisionText) else {
+            throw ValidationError(path: "decision", message: "unknown value \"\(decisionText.prefix(32))\" (approve or reject)")
+        }
+        guard let user = form.user_id, !user.isEmpty else { throw ValidationError(path: "user_id", message: "required") }
+        let reason = form.reason ?? ""
+        if let requestID = form.request_id { try WireLimits.checkIdentifier(requestID, path: "request_id") }
+        try WireLimits.checkIdentifier(id, path: "approval_id")
+        try WireLimits.checkIdentifier(user, path: "user_id")
+        try WireLimits.checkText(reason, path: "reason")
+        if kind == .reject && reason.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError(path: "reason", message: "a rejection needs a reason")
+        }
+        return ApprovalDecisionMessage(approvalID: id, decision: ApprovalDecision(kind: kind, userID: user, reason: reason),
+                                       replyTo: form.reply_to.flatMap { $0.isEmpty ? nil : $0 },
+                                       requestID: form.request_id.flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    private static func parseLine(_ line: String) throws(ValidationError) -> ApprovalDecisionMessage {
+        let usage = "expected \"approve <approval_id> <user_id>\" or \"reject <approval_id> <user_id> <reason>\""
+        let words = line.split(maxSplits: 3, omittingEmptySubsequences: true, whereSeparator: { $0 == " " || $0 == "\t" })
+        guard let first = words.first else { throw ValidationError(path: "", message: "empty decision; \(usage)") }
+        guard let kind = kind(String(first)) else {
+            throw ValidationError(path: "", message: "unknown decision \"\(first.prefix(32))\"; \(usage)")
+        }
+        guard words.count >= 3 else { throw ValidationError(path: "", message: "missing \(words.count == 1 ? "approval_id and user_id" : "user_id"); \(usage)") }
+        let reason = words.count > 3 ? String(words[3]).trimmingCharacters(in: .whitespaces) : ""
+        try WireLimits.checkIdentifier(String(words[1]), path: "approval_id")
+        try WireLimits.checkIdentifier(String(words[2]), path: "user_id")
+        try WireLimits.checkText(reason, path: "reason")
+        if kind == .reject && reason.isEmpty {
+            throw ValidationError(path: "reason", message: "a rejection needs a reason; \(usage)")
+        }
+        return ApprovalDecisionMessage(approvalID: String(words[1]),
+                                       decision: ApprovalDecision(kind: kind, userID: String(words[2]), reason: reason))
+    }
+
+    private static func kind(_ word: String) -> ApprovalDecision.Kind? {
+        switch word.lowercased() {
+        case "approve", "approved": .approve
+        case "reject", "rejected": .reject
+        default: nil
+        }
+    }
+}

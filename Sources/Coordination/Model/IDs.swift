@@ -1,0 +1,63 @@
+/// Where the engine gets identifiers (recommendations keep theirs; conflicts, approvals, plans,
+/// steps and responses get new ones). Injected so tests can use predictable ids.
+public protocol IDGenerator {
+    /// A new identifier, different from every one this generator gave before.
+    mutating func next() -> String
+}
+
+/// Random version-4 UUIDs in lowercase, from a fast generator seeded once from the system's
+/// random source (a system call per id would dominate large requests).
+public struct UUIDGenerator: IDGenerator {
+    private var random = SplitMix64()
+
+    /// A generator seeded from the system's random source.
+    public init() {}
+
+    /// A new version-4 UUID, such as `1b4e28ba-2fa1-4d3b-883f-0016d3cca427`.
+    public mutating func next() -> String {
+        var high = random.next()
+        var low = random.next()
+        high = (high & ~0xF000) | 0x4000  // version 4
+        low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // RFC 4122 variant
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            let out = UnsafeMutableRawPointer(buffer.baseAddress!)
+            // Two hex digits per byte, most significant first, with dashes after 4, 6, 8 and 10 bytes.
+            Self.hex.withUnsafeBufferPointer { hex in
+                var at = 0
+                for k in 0..<16 {
+                    let word = k < 8 ? high : low
+                    let byte = Int(truncatingIfNeeded: word >> UInt64(56 - 8 * (k & 7))) & 0xFF
+                    out.storeBytes(of: hex[byte], toByteOffset: at, as: UInt16.self)
+                    at += 2
+                    if k == 3 || k == 5 || k == 7 || k == 9 {
+                        out.storeBytes(of: 0x2D, toByteOffset: at, as: UInt8.self)
+                        at += 1
+                    }
+                }
+            }
+            return 36
+        }
+    }
+
+    /// A byte's two lowercase hex digits, as stored little-endian: first digit in the low byte.
+    private static let hex: [UInt16] = (0..<256).map { byte in
+        func digit(_ value: Int) -> UInt16 { UInt16(value < 10 ? 48 + value : 87 + value) }
+        return UInt16(littleEndian: digit(byte >> 4) | digit(byte & 0xF) << 8)
+    }
+}
+
+/// `prefix-1`, `prefix-2`, ...: predictable ids for tests and benchmarks.
+public struct SequentialIDGenerator: IDGenerator {
+    /// What every identifier starts with.
+    public let prefix: String
+    private var counter = 0
+
+    /// A generator that starts at `prefix-1`.
+    public init(prefix: String = "id") { self.prefix = prefix }
+
+    /// `prefix-N` for the next N.
+    public mutating func next() -> String {
+        counter += 1
+        return "\(prefix)-\(counter)"
+    }
+}

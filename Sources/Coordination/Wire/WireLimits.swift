@@ -1,0 +1,83 @@
+/// The byte limits of PROTOCOL.md sections 2.1 and 2.5, shared by the engine's validation and
+/// the daemon's intake. Every limit counts bytes of UTF-8, never characters: a key's length and
+/// a message's size are what an attacker can grow.
+public enum WireLimits {
+    /// Identifiers are 1 to this many bytes.
+    public static let identifierMaxBytes = 128
+    /// `reply_to` is at most this many bytes.
+    public static let replyToMaxBytes = 256
+    /// `title`, `description`, `reason`, `estimated_impact`: at most this many bytes each.
+    public static let textMaxBytes = 4096
+    /// `parameters` and `metadata`: at most this many bytes each, as JSON.
+    public static let mapMaxBytes = 65_536
+
+    /// The rule an identifier breaks, or nil when it is one: 1–128 bytes of printable ASCII,
+    /// without spaces and without `{ } * ? [ ] \ "` (glob, hash-tag and quoting characters, so
+    /// that a key built from it matches nothing but itself).
+    public static func identifierProblem(_ value: String) -> String? {
+        let bytes = value.utf8
+        if bytes.isEmpty { return "must not be empty" }
+        if bytes.count > identifierMaxBytes {
+            return "at most \(identifierMaxBytes) bytes, got \(bytes.count)"
+        }
+        for byte in bytes where !isIdentifierByte(byte) {
+            return "only printable ASCII without spaces or { } * ? [ ] \\ \" (found byte 0x\(String(byte, radix: 16, uppercase: true)))"
+        }
+        return nil
+    }
+
+    /// Throws `invalid_request`'s ValidationError naming `path` when `value` is no identifier.
+    public static func checkIdentifier(_ value: String, path: String) throws(ValidationError) {
+        if let problem = identifierProblem(value) { throw ValidationError(path: path, message: problem) }
+    }
+
+    @inline(__always)
+    static func isIdentifierByte(_ byte: UInt8) -> Bool {
+        guard byte > 0x20, byte < 0x7F else { return false }
+        switch byte {
+        case UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: "*"), UInt8(ascii: "?"),
+             UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\\"), UInt8(ascii: "\""):
+            return false
+        default:
+            return true
+        }
+    }
+
+    /// The rule a `reply_to` breaks, or nil when the daemon may write a reply there: at most
+    /// 256 bytes of printable ASCII without spaces, never `prefix` itself or a key under it
+    /// (the daemon must not be steerable into its own state), and starting with `replyPrefix`
+    /// when one is configured.
+    public static func replyToProblem(_ value: String, prefix: String, replyPrefix: String?) -> String? {
+        let bytes = value.utf8
+        if bytes.isEmpty { return "must not be empty" }
+        if bytes.count > replyToMaxBytes { return "at most \(replyToMaxBytes) bytes, got \(bytes.count)" }
+        for byte in bytes where byte <= 0x20 || byte >= 0x7F {
+            return "only printable ASCII without spaces (found byte 0x\(String(byte, radix: 16, uppercase: true)))"
+        }
+        if value == prefix || value.hasPrefix(prefix + ":") {
+            return "must not be the daemon's own key prefix \"\(prefix)\" or a key under it"
+        }
+        if let replyPrefix, !value.hasPrefix(replyPrefix) {
+            return "must start with the reply prefix \"\(replyPrefix)\" (--reply-prefix)"
+        }
+        return nil
+    }
+
+    /// Throws `too_large`'s ValidationError when `text` is over `textMaxBytes`.
+    public static func checkText(_ text: String, path: String) throws(ValidationError) {
+        let count = text.utf8.count
+        if count > textMaxBytes {
+            throw ValidationError(path: path, message: "at most \(textMaxBytes) bytes, got \(count)", tooLarge: true)
+        }
+    }
+
+    /// Throws `too_large`'s ValidationError when `map` as JSON is over `mapMaxBytes`.
+    public static func checkMap(_ map: [String: JSONValue], path: String) throws(ValidationError) {
+        if map.isEmpty { return }
+        var w = JSONWriter(capacity: 256)
+        w.value(.object(map))
+        if w.bytes.count > mapMaxBytes {
+            throw ValidationError(path: path, message: "at most \(mapMaxBytes) bytes as JSON, got \(w.bytes.count)", tooLarge: true)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Coordination
+import Foundation
+import Logging
+import RedisClient
+
+/// A stand-in agent for the `agents` executor (`coordinatord agent`): serves one agent's step
+/// list with the seed's simulated actions and answers on the results queue.
+public final class SimulatedAgent: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var id: String
+        /// Fail this action when asked to run it.
+        public var failAction: String?
+        /// Fail the rollback of this action.
+        public var failRollback: String?
+        /// Never answer this action (to see the daemon's step timeout).
+        public var ignoreAction: String?
+        public var delay: TimeInterval = 0
+
+        public init(id: String) { self.id = id }
+    }
+
+    private let options: Options
+    private let redis: RedisConfiguration
+    private let keys: Keys
+    private let logger: Logger
+    private let stopping = Flag()
+
+    public init(options: Options, redis: RedisConfiguration, keys: Keys, logger: Logger) {
+        self.options = options
+        self.redis = redis
+        self.keys = keys
+        self.logger = logger
+    }
+
+    public func stop() { stopping.set() }
+
+    /// Serves steps until `stop()`; reconnects when Redis goes away.
+    public func run() {
+        RedisProcess.ignoreSIGPIPE()
+        var connection: RedisConnection?
+        logger.info("agent serving", metadata: ["agent_id": "\(options.id)", "list": "\(keys.agentSteps(options.id))"])
+        while !stopping.isSet {
+            do {
+                if connection == nil { connection = try RedisConnection(configuration: redis) }
+                guard let (_, raw) = try connection!.blockingPop([keys.agentSteps(options.id)], timeout: 1) else { continue }
+                guard let answer = answer(raw) else { continue }
+                _ = try connection!.send("LPUSH", keys.stepResults, answer)
+            } catch {
+                logger.error("agent: Redis unavailable, retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+        }
+        connection?.close()
+    }
+
+    private struct Step: Decodable {
+        var plan_id: String
+        var step_id: String
+        var action: String
+        var rollback: Bool?
+        var attempt: String?
+        var deadline: String?
+    }
+
+    private func answer(_ raw: [UInt8]) -> [UInt8]? {
+        guard let step = try? JSONDecoder().decode(Step.self, from: Data(raw)) else {
+            logger.error("agent: unreadable step message dropped", metadata: ["raw": "\(String(decoding: raw, as: UTF8.self))"])
+            return nil
+        }
+        let rollback = step.rollback ?? false
+        // Section 5: a step past its deadline was failed (and withdrawn) by the daemon; running
+        // it now would change what the plan already counts as not done.
+        if let text = step.deadline {
+            guard let deadline = Timestamp.date(from: text) else {
+                logger.error("agent: step with an unreadable deadline refused", metadata: ["plan_id": "\(step.plan_id)", "deadline": "\(text.prefix(64))"])
+                return nil
+            }
+            if Date() > deadline {
+                logger.warning("agent: step past its deadline refused", metadata: [
+                    "plan_id": "\(step.plan_id)", "step_id": "\(step.step_id)", "deadline": "\(text)",
+                ])
+                return nil
+            }
+        }
+        logger.info("agent: step", metadata: ["plan_id": "\(step.plan_id)", "action": "\(step.action)", "rollback": "\(rollback)"])
+        if step.action == options.ignoreAction && !rollback { return nil }
+        if options.delay > 0 { Thread.sleep(forTimeInterval: options.delay) }
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("plan_id"); w.string(step.plan_id)
+        w.key("step_id"); w.string(step.step_id)
+        // Echoed so the daemon knows which dispatch this answers.
+        if let attempt = step.attempt { w.key("attempt"); w.string(attempt) }
+        w.key("rollback"); w.bool(rollback)
+        let fails = rollback ? step.action == options.failRollback : step.action == options.failAction
+        if fails {
+            w.key("ok"); w.bool(false)
+            w.key("error"); w.string("agent \(options.id) failed \(rollback ? "rolling back " : "")\(step.action) (--fail)")
+        } else {
+            var ids = UUIDGenerator()
+            let outcome = SimulatedActions.outcome(for: step.action, ids: &ids)
+            w.key("ok"); w.bool(true)
+            w.key("result"); w.value(.object(rollback ? [:] : outcome.result))
+            w.key("rollback_data"); w.value(.object(rollback ? [:] : outcome.rollbackData))
+        }
+        w.endObject()
+        return w.bytes
+    }
+}

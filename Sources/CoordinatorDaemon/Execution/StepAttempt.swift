@@ -1,0 +1,62 @@
+import Coordination
+import Foundation
+
+/// One dispatch of a step (or of its rollback) to an agent (PROTOCOL.md section 5, v2). Its
+/// token is fresh and unguessable: only a result that echoes it (and `rollback`) answers this
+/// dispatch, so a late, duplicated or forged result changes nothing. Stored with the plan (in
+/// the commit that pushes the step) so that a daemon reloading or taking the plan over knows
+/// what is outstanding and can withdraw it from the agent's list.
+struct StepAttempt: Equatable, Sendable {
+    var index: Int
+    var stepID: String
+    var rollback: Bool
+    var token: String
+    /// The step's deadline, Unix milliseconds.
+    var deadlineMs: Int
+    /// The agent's step list and the exact message pushed there (LREM needs its bytes).
+    var list: String
+    var message: [UInt8]
+
+    /// 128 random bits from the system's generator, as 32 hex digits.
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        func hex(_ value: UInt64) -> String {
+            let digits = String(value, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+        return hex(generator.next()) + hex(generator.next())
+    }
+
+    var deadline: Date { Date(timeIntervalSince1970: Double(deadlineMs) / 1000) }
+
+    func encoded() -> [UInt8] {
+        var w = JSONWriter(capacity: message.count + 256)
+        w.beginObject()
+        w.key("index"); w.int(index)
+        w.key("step_id"); w.string(stepID)
+        w.key("rollback"); w.bool(rollback)
+        w.key("attempt"); w.string(token)
+        w.key("deadline_ms"); w.int(deadlineMs)
+        w.key("list"); w.string(list)
+        w.key("message"); w.string(String(decoding: message, as: UTF8.self))
+        w.endObject()
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) -> StepAttempt? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let index = object["index"] as? Int, let stepID = object["step_id"] as? String,
+              let rollback = object["rollback"] as? Bool, let token = object["attempt"] as? String,
+              let deadlineMs = object["deadline_ms"] as? Int, let list = object["list"] as? String,
+              let message = object["message"] as? String else { return nil }
+        return StepAttempt(index: index, stepID: stepID, rollback: rollback, token: token, deadlineMs: deadlineMs,
+                           list: list, message: Array(message.utf8))
+    }
+}
+
+extension Keys {
+    /// The outstanding dispatch of a plan's step (a `StepAttempt`), while an agent has one.
+    /// Tagged like the plan's other keys; no request can name it (ids have no braces), so no
+    /// reply can read a token.
+    func stepAttempt(_ planID: String) -> String { "\(plan(planID)):attempt" }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Logging
+import RedisClient
+
+/// Handles the messages of one queue, a batch at a time.
+protocol BatchHandler: AnyObject, Sendable {
+    /// The queue's name under the prefix ("requests", "approvals").
+    var queueName: String { get }
+    /// Writes every message's effects, each commit acknowledging its message in `inflight`.
+    /// Throws only when Redis is unreachable; what was not committed stays in flight.
+    func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError)
+}
+
+/// One reliable consumer on a thread of its own (blocking pops never touch Swift's
+/// cooperative pool): messages move atomically from the queue into this worker's in-flight
+/// list and leave it only in the commit that writes their effects.
+final class QueueWorker: @unchecked Sendable {
+    private let context: DaemonContext
+    private let handler: any BatchHandler
+    private let queue: String
+    let inflight: String
+    private let name: String
+    private let loop: LoopThread
+
+    init(context: DaemonContext, handler: any BatchHandler, index: Int) {
+        self.context = context
+        self.handler = handler
+        self.queue = "\(context.keys.prefix):\(handler.queueName)"
+        self.inflight = context.keys.inflight(worker: context.workerID, queue: "\(handler.queueName):\(index)")
+        self.name = "\(handler.queueName)-\(index)"
+        self.loop = LoopThread(name: name, context: context)
+    }
+
+    func start() {
+        loop.start { [self] in run() }
+    }
+
+    /// Stops taking messages; the batch in hand is finished first (or, when Redis is gone,
+    /// left in flight for recovery). `waitUntilStopped` waits for the thread to end.
+    func beginStopping() { loop.beginStopping() }
+
+    func waitUntilStopped() { loop.waitUntilStopped() }
+
+    private func run() {
+        var handBack = true
+        while !loop.isStopping {
+            do {
+                let connection = try loop.currentConnection()
+                if handBack {
+                    // Our in-flight list is named in our index first, so that recovery finds
+                    // it without a scan if we die; whatever an earlier failure left in it goes
+                    // back first.
+                    _ = try connection.send("HSET", context.keys.inflightLists(worker: context.workerID), inflight, queue)
+                    try HandBack.run(inflight: inflight, queue: queue, context: context, connection: connection)
+                    handBack = false
+                }
+                let batch = try take(connection)
+                if batch.isEmpty { continue }
+                try handler.handle(batch, inflight: inflight, connection: connection)
+            } catch {
+                context.metrics.redisError()
+                context.logger.error("\(name): Redis unavailable, retrying", metadata: ["error": "\(error)"])
+                handBack = true
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+        loop.openConnection?.close()
+    }
+
+    /// Up to a batch of messages; blocks up to a second when the queue is empty.
+    private func take(_ connection: RedisConnection) throws(RedisError) -> [[UInt8]] {
+        let size = context.configuration.batchSize
+        var batch = try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight], args: [size]))
+        if batch.isEmpty {
+            guard let first = try connection.blockingMove(from: queue, to: inflight, timeout: 1) else { return [] }
+            batch = [first]
+            batch += try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight], args: [size - 1]))
+        }
+        return batch
+    }
+
+    private static func batch(from reply: RedisReply) -> [[UInt8]] {
+        (reply.array ?? []).compactMap(\.bytes)
+    }
+}

@@ -1,0 +1,467 @@
+import Coordination
+import Foundation
+import Logging
+import RedisClient
+
+/// Handles batches from `coord:requests`: one pipeline of reads, the engine, then one pipeline
+/// of guarded commits (PROTOCOL.md section 2). A commit whose reads went stale (another daemon
+/// changed the same customer meanwhile) is computed again from fresh reads.
+final class RequestHandler: BatchHandler {
+    let queueName = "requests"
+    private let context: DaemonContext
+    private let coordinator: Coordinator
+
+    init(context: DaemonContext) {
+        self.context = context
+        self.coordinator = Coordinator(configuration: context.configuration.engine)
+    }
+
+    private struct Item {
+        var raw: [UInt8]
+        var parsed: Envelope.Parsed
+        var request: CoordinationRequest?
+        /// The signer under `--trust` (section 10).
+        var principal: Principal?
+        /// Rounds this item lost to concurrent commits of its customer.
+        var rounds = 0
+    }
+
+    /// What earlier items of this batch committed for a customer, as later items must see it:
+    /// their kept recommendations, the version tokens they set and the ids they made active.
+    private struct BatchState {
+        var kept: [Recommendation] = []
+        var versions: [String: [UInt8]] = [:]
+        var ids: Set<String> = []
+    }
+
+    /// What one `coordinate` read: the records it can conflict with and what guards its commit.
+    private struct Gathered {
+        var active: [Recommendation]
+        var versions: [(key: String, value: [UInt8]?)]
+        var named: [(id: String, active: Bool)]
+    }
+
+    /// Rounds an item may lose (its reads went stale) before it takes its customer's lock.
+    static let roundsBeforeLock = 2
+    /// A safety net past the lock: an item that loses this many rounds is answered `internal`
+    /// rather than retried for ever (not seen in tests; the lock makes it win first).
+    static let maxRounds = 200
+    /// How long a customer lock lives at most (ms): a holder that dies frees it by then.
+    static let lockMs = 2000
+
+    func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
+        let popped = DaemonMetrics.now()
+        let config = context.configuration
+        let trust = context.trust
+        var pending = messages.map { raw -> Item in
+            // Section 10: the signature is checked before anything is read for the message.
+            let admitted = trust.admit(raw)
+            var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes, rules: context.replyRules),
+                            principal: admitted.principal)
+            if let refusal = admitted.refusal { item.parsed.failure = refusal }
+            if item.parsed.failure == nil, item.parsed.kind == .coordinate {
+                do throws(ValidationError) {
+                    var request = try RequestDecoding.coordinationRequest(from: admitted.message)
+                    if request.recommendations.count > config.maxRecommendations {
+                        item.parsed.failure = Failure(.tooLarge, "recommendations: \(request.recommendations.count) items, over --max-recommendations (\(config.maxRecommendations))")
+                    } else {
+                        trust.riskFloor.apply(to: &request)
+                        item.parsed.failure = trust.refusal(coordinate: request, by: item.principal)
+                        item.request = request
+                    }
+                } catch {
+                    item.parsed.failure = Failure(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
+                }
+            } else if item.parsed.failure == nil, let kind = item.parsed.kind {
+                item.parsed.failure = trust.refusal(kind, customer: item.parsed.customerID, by: item.principal)
+            }
+            return item
+        }
+        // Bursts: an item whose reads went stale is computed again with fresh reads (the
+        // indexes make that cheap, and version keys per resource/action mean only requests
+        // that can really conflict invalidate each other). One that loses
+        // `roundsBeforeLock` rounds takes its customer's lock (SET NX PX, in Redis, so it
+        // holds across the loops of this process and across daemons): while it is held, every
+        // other commit of that customer is stale, so the holder wins its next round. Rounds
+        // are thus bounded by the lock's life, and a message that keeps losing is not starved.
+        var round = 0
+        while !pending.isEmpty {
+            round += 1
+            if round > 3 { Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.005)) }
+            pending = try attempt(pending, inflight: inflight, connection: connection, popped: popped)
+        }
+    }
+
+    /// One read-compute-commit round; returns the items whose commit found its reads stale.
+    private func attempt(_ items: [Item], inflight: String, connection: RedisConnection, popped: UInt64) throws(RedisError) -> [Item] {
+        let keys = context.keys
+        let contradicting = context.configuration.engine.actionConflicts
+
+        // Reads, all in one round trip, with Redis's clock.
+        var reads: [RedisCommand] = [RedisClock.command]
+        var dedupeRead: [Int: Int] = [:]
+        var objectRead: [Int: Int] = [:]
+        var gatherRead: [Int: (at: Int, versionKeys: [String], named: [String])] = [:]
+        var lockRead: [String: (at: Int, token: [UInt8])] = [:]
+        for (index, item) in items.enumerated() where item.parsed.failure == nil {
+            switch item.parsed.kind {
+            case .coordinate:
+                let request = item.request!
+                let customer = request.customerID
+                if item.parsed.requestIDGiven {
+                    dedupeRead[index] = reads.count
+                    reads.append(RedisCommand("GET", keys.dedupe(customer: customer, requestID: item.parsed.requestID)))
+                }
+                if item.rounds >= Self.roundsBeforeLock, lockRead[customer] == nil {
+                    var tokens = UUIDGenerator()
+                    let token = Array(tokens.next().utf8)
+                    lockRead[customer] = (reads.count, token)
+                    reads.append(RedisCommand("SET", keys.customerLock(customer), token, "NX", "PX", Self.lockMs))
+                }
+                var sets: [String] = []
+                var versionKeys: [String] = []
+                var seenSets = Set<String>()
+                func add(_ set: String, _ version: String) {
+                    if seenSets.insert(set).inserted { sets.append(set); versionKeys.append(version) }
+                }
+                var named: [String] = []
+                var seenNamed = Set<String>()
+                for rec in request.recommendations {
+                    if rec.affectedResources.isEmpty {
+                        for action in contradicting.contradicting[rec.action] ?? [] {
+                            add(keys.actionIndex(customer: customer, action: action), keys.actionVersion(customer: customer, action: action))
+                        }
+                    } else {
+                        for resource in rec.affectedResources {
+                            add(keys.resourceIndex(customer: customer, resource: resource), keys.resourceVersion(customer: customer, resource: resource))
+                        }
+                    }
+                    if seenNamed.insert(rec.id).inserted { named.append(rec.id) }
+                    for dependency in rec.dependencies where seenNamed.insert(dependency).inserted { named.append(dependency) }
+                }
+                add(keys.wideIndex(customer: customer), keys.wideVersion(customer: customer))
+                gatherRead[index] = (reads.count, versionKeys, named)
+                reads.append(Scripts.gatherActive.command(
+                    keys: [keys.active(customer: customer)] + sets + versionKeys,
+                    args: [String(sets.count)] + named))
+            case .getPlan, .executePlan:
+                objectRead[index] = reads.count
+                reads.append(RedisCommand("GET", keys.plan(item.parsed.planID)))
+                reads.append(RedisCommand("EXISTS", keys.planQueued(item.parsed.planID)))
+            case .getApproval:
+                objectRead[index] = reads.count
+                reads.append(RedisCommand("GET", keys.approval(item.parsed.approvalID)))
+            case .listApprovals:
+                objectRead[index] = reads.count
+                reads.append(Scripts.pendingApprovals.command(
+                    keys: [keys.pendingApprovals(customer: item.parsed.customerID)],
+                    args: [keys.approvalKeyHead, keys.approvalKeyTail]))
+            case nil:
+                break
+            }
+        }
+        let replies = try connection.pipeline(reads)
+        let now = RedisClock.date(from: replies[0])
+
+        // execute_plan: the plan's recommendation, to know whether it can start right now.
+        var planRecords: [Int: RedisReply] = [:]
+        var recordReads: [(Int, RedisCommand)] = []
+        for (index, item) in items.enumerated() where item.parsed.failure == nil && item.parsed.kind == .executePlan {
+            guard let bytes = replies[objectRead[index]!].bytes,
+                  let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)) else { continue }
+            recordReads.append((index, RedisCommand("HGET", keys.active(customer: plan.customerID), plan.recommendationID)))
+        }
+        if !recordReads.isEmpty {
+            for ((index, _), reply) in zip(recordReads, try connection.pipeline(recordReads.map(\.1))) { planRecords[index] = reply }
+        }
+
+        // Compute every item's commit, in order.
+        var commits: [Commit] = []
+        commits.reserveCapacity(items.count)
+        var batch: [String: BatchState] = [:]
+        var firstReplyOfRequest: [String: [UInt8]] = [:]
+        var refused: [Int: Failure] = [:]  // for the metrics: how each refused item ended
+        for (index, item) in items.enumerated() {
+            var commit = Commit(acknowledging: item.raw, in: inflight)
+            let parsed = item.parsed
+            let kindName = parsed.kind?.rawValue ?? parsed.kindName
+            if let failure = parsed.failure {
+                fail(&commit, item, failure, now: now)
+                commits.append(commit)
+                continue
+            }
+            var dedupeKey: String?
+            if parsed.kind == .coordinate, parsed.requestIDGiven {
+                let key = keys.dedupe(customer: item.request!.customerID, requestID: parsed.requestID)
+                dedupeKey = key
+                if let stored = replies[dedupeRead[index]!].bytes {
+                    replay(&commit, item, stored, now: now)
+                    commits.append(commit)
+                    continue
+                }
+                if let first = firstReplyOfRequest[key] {
+                    // The same request twice in one batch: answered like the first, once the
+                    // first's commit has stored that answer.
+                    commit.require(key, .equals(first))
+                    replay(&commit, item, first, now: now)
+                    commits.append(commit)
+                    continue
+                }
+            }
+            // Section 10: an agent may start and read only its own customers' plans and approvals.
+            if let refusal = context.trust.refusal(parsed.kind!, stored: objectRead[index].flatMap { replies[$0].bytes }, by: item.principal) {
+                fail(&commit, item, refusal, now: now)
+                commits.append(commit)
+                continue
+            }
+            let outcome: Result<[UInt8], Failure>
+            switch parsed.kind! {
+            case .coordinate:
+                let customer = item.request!.customerID
+                let read = gatherRead[index]!
+                if let error = replies[read.at].errorMessage {
+                    // The customer's state is not what the daemon wrote (a hostile writer):
+                    // this request's failure alone.
+                    fail(&commit, item, Failure(.internal, "reading customer \(customer)'s state failed: \(error)"), now: now)
+                    commits.append(commit)
+                    continue
+                }
+                if item.rounds >= Self.maxRounds {
+                    fail(&commit, item, Failure(.internal, "lost \(item.rounds) rounds to concurrent changes of customer \(customer)"), now: now)
+                    commits.append(commit)
+                    continue
+                }
+                let gathered = Self.gathered(replies[read.at], versionKeys: read.versionKeys, named: read.named)
+                var lock: [UInt8]?
+                if let (at, token) = lockRead[customer], replies[at].string == "OK" { lock = token; lockRead[customer] = (at, []) }
+                outcome = coordinate(item, gathered: gathered, batch: &batch[customer, default: BatchState()], lock: lock,
+                                     into: &commit, now: now)
+            case .getPlan:
+                outcome = replies[objectRead[index]!].bytes.map { .success($0) }
+                    ?? .failure(Failure(.notFound, "plan_id: no plan \"\(parsed.planID)\""))
+            case .executePlan:
+                let at = objectRead[index]!
+                outcome = executePlan(parsed, stored: replies[at].bytes, queued: replies[at + 1].integer == 1,
+                                      record: planRecords[index]?.bytes, into: &commit, now: now)
+            case .getApproval:
+                outcome = replies[objectRead[index]!].bytes.map { .success($0) }
+                    ?? .failure(Failure(.notFound, "approval_id: no approval \"\(parsed.approvalID)\""))
+            case .listApprovals:
+                let approvals = replies[objectRead[index]!].array ?? []
+                var w = JSONWriter(capacity: 64 + approvals.count * 512)
+                w.beginObject()
+                w.key("approvals")
+                w.beginArray()
+                for approval in approvals { if let bytes = approval.bytes { w.raw(bytes) } }
+                w.endArray()
+                w.key("count"); w.int(approvals.count)
+                w.endObject()
+                outcome = .success(w.bytes)
+            }
+            switch outcome {
+            case .success(let result):
+                let reply = WireMessages.okReply(requestID: parsed.requestID, kind: kindName, result: result)
+                if let dedupeKey {
+                    commit.require(dedupeKey, .absent)
+                    firstReplyOfRequest[dedupeKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply
+                }
+                context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, queue: keys.requests, now: now, in: &commit)
+            case .failure(let failure):
+                fail(&commit, item, failure, now: now)
+                refused[index] = failure
+            }
+            commits.append(commit)
+        }
+        // A lock taken this round but not used (its item was answered otherwise) is freed.
+        var unlocks: [RedisCommand] = []
+        for (customer, lock) in lockRead where !lock.token.isEmpty && replies[lock.at].string == "OK" {
+            unlocks.append(RedisCommand("DEL", keys.customerLock(customer)))
+        }
+
+        let results = try Commit.apply(commits, on: connection)
+        if !unlocks.isEmpty { _ = try connection.pipeline(unlocks) }
+        var stale: [Item] = []
+        var failed: [(Item, String)] = []
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .applied:
+                context.counters.add(processed: 1)
+                context.metrics.request(kind: items[index].parsed.kindName, refused[index] ?? items[index].parsed.failure, since: popped)
+                logDone(items[index])
+            case .messageGone:
+                context.logger.warning("message was taken over by another worker before its commit; left to it",
+                                       metadata: ["request_id": "\(items[index].parsed.requestID)"])
+            case .stale:
+                var item = items[index]
+                item.rounds += 1
+                stale.append(item)
+            case .failed(let message):
+                failed.append((items[index], message))
+            }
+        }
+        if !failed.isEmpty { try settleFailed(failed, inflight: inflight, now: now, connection: connection) }
+        return stale
+    }
+
+    /// A message whose commit failed in Redis (a key of the wrong type, say) is that
+    /// message's failure alone: it is answered and dead-lettered as `internal`, and when even
+    /// that cannot be written it is acknowledged and logged, so it never comes back.
+    private func settleFailed(_ failed: [(Item, String)], inflight: String, now: Date,
+                              connection: RedisConnection) throws(RedisError) {
+        var commits: [Commit] = []
+        for (item, message) in failed {
+            context.logger.error("commit failed in Redis; the message is dead-lettered",
+                                 metadata: ["request_id": "\(item.parsed.requestID)", "error": "\(message)"])
+            var commit = Commit(acknowledging: item.raw, in: inflight)
+            fail(&commit, item, Failure(.internal, "Redis refused the change: \(message)"), now: now)
+            commits.append(commit)
+        }
+        let results = try Commit.apply(commits, on: connection)
+        let acks = zip(failed, results).compactMap { pair -> Commit? in
+            if case .failed = pair.1 { return Commit(acknowledging: pair.0.0.raw, in: inflight) }
+            return nil
+        }
+        if !acks.isEmpty { _ = try Commit.apply(acks, on: connection) }
+    }
+
+    private static func gathered(_ reply: RedisReply, versionKeys: [String], named: [String]) -> Gathered {
+        let parts = reply.array ?? []
+        var active: [Recommendation] = []
+        if parts.count > 0 {
+            for record in parts[0].array ?? [] {
+                if let bytes = record.bytes, let decoded = try? RecommendationRecord.decode(bytes) {
+                    active.append(decoded.recommendation)
+                }
+            }
+        }
+        let versionValues = parts.count > 1 ? parts[1].array ?? [] : []
+        let namedFlags = parts.count > 2 ? parts[2].array ?? [] : []
+        return Gathered(
+            active: active,
+            versions: versionKeys.enumerated().map { ($1, $0 < versionValues.count ? versionValues[$0].bytes : nil) },
+            named: named.enumerated().map { ($1, $0 < namedFlags.count && namedFlags[$0].integer == 1) })
+    }
+
+    private func logDone(_ item: Item) {
+        let parsed = item.parsed
+        if let failure = parsed.failure {
+            context.logger.notice("request refused", metadata: [
+                "request_id": "\(parsed.requestID)", "kind": "\(parsed.kindName)",
+                "code": "\(failure.code.rawValue)", "error": "\(failure.message)",
+            ])
+        } else {
+            context.logger.debug("request done", metadata: ["request_id": "\(parsed.requestID)", "kind": "\(parsed.kindName)"])
+        }
+    }
+
+    private func fail(_ commit: inout Commit, _ item: Item, _ failure: Failure, now: Date) {
+        let parsed = item.parsed
+        let reply = WireMessages.errorReply(requestID: parsed.requestID, kind: parsed.kind?.rawValue ?? parsed.kindName, failure: failure)
+        context.reply(reply, to: parsed.replyTo, queue: context.keys.requests, now: now, in: &commit)
+        if failure.isDeadLetter {
+            context.deadLetter(item.raw, queue: context.keys.requests, failure: failure, now: now, in: &commit)
+        }
+    }
+
+    /// A repeated `coordinate` (PROTOCOL.md 2.3): the first one's reply again, but only to the
+    /// `reply_to` that made it; anyone else gets `conflict_state`.
+    private func replay(_ commit: inout Commit, _ item: Item, _ stored: [UInt8], now: Date) {
+        let parsed = item.parsed
+        guard let cut = stored.firstIndex(of: 0x0A) else {
+            fail(&commit, item, Failure(.internal, "stored reply of request \(parsed.requestID) is unreadable"), now: now)
+            return
+        }
+        let firstReplyTo = Array(stored[..<cut])
+        guard firstReplyTo == Array((parsed.replyTo ?? "").utf8) else {
+            fail(&commit, item, Failure(.conflictState, "request_id: \(parsed.requestID) was already used by another request of this customer"), now: now)
+            return
+        }
+        context.reply(Array(stored[(cut + 1)...]), to: parsed.replyTo, queue: context.keys.requests, now: now, in: &commit)
+    }
+
+    private func coordinate(_ item: Item, gathered: Gathered, batch: inout BatchState, lock: [UInt8]?,
+                            into commit: inout Commit, now: Date) -> Result<[UInt8], Failure> {
+        let keys = context.keys
+        let request = item.request!
+        let customer = request.customerID
+        var ids = UUIDGenerator()
+        let outcome = coordinator.coordinate(request, active: gathered.active + batch.kept, now: now, ids: &ids)
+        let result = WireJSON.bytes(outcome.response)
+        // Guards: every version key whose index was read (as this batch left it), every id it
+        // names (present or absent), and the customer's lock (free, or ours).
+        for (key, value) in gathered.versions {
+            if let local = batch.versions[key] {
+                commit.require(key, .equals(local))
+            } else if let value {
+                commit.require(key, .equals(value))
+            } else {
+                commit.require(key, .absent)
+            }
+        }
+        for (id, active) in gathered.named {
+            commit.require(keys.active(customer: customer), .hashField(id, exists: active || batch.ids.contains(id)))
+        }
+        commit.require(keys.customerLock(customer), .absentOrEquals(lock ?? []))
+        if let lock, !lock.isEmpty {
+            commit.write("DEL", keys.customerLock(customer))
+        }
+        if !outcome.kept.isEmpty {
+            let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+            let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+            let records = outcome.kept.map { rec in
+                RecommendationRecord(recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
+                                     approvalID: approvalOf[rec.id], planID: planOf[rec.id])
+            }
+            let token = Array(ids.next().utf8)
+            for key in context.store.keepRecommendations(records, customer: customer, token: token, into: &commit) {
+                batch.versions[key] = token
+            }
+            batch.kept.append(contentsOf: outcome.kept)
+            for rec in outcome.kept { batch.ids.insert(rec.id) }
+        }
+        for approval in outcome.approvals {
+            context.store.requestApproval(approval, into: &commit)
+        }
+        for plan in outcome.plans {
+            context.store.createPlan(plan, executeNow: request.executeNow, into: &commit)
+        }
+        context.events.emit(outcome.events, at: now, into: &commit)
+        return .success(result)
+    }
+
+    /// Starts a pending plan (PROTOCOL.md 2.2): when its recommendation depends on nothing, the
+    /// plan is marked running (`plan.started`, `started_at`) in this very commit and the reply
+    /// is the plan as it starts; the executor that takes it from the ready list adopts it
+    /// under its lease. A plan with dependencies is queued and answers `pending`: it starts
+    /// when they complete.
+    private func executePlan(_ parsed: Envelope.Parsed, stored: [UInt8]?, queued: Bool, record: [UInt8]?,
+                             into commit: inout Commit, now: Date) -> Result<[UInt8], Failure> {
+        let keys = context.keys
+        guard let stored else { return .failure(Failure(.notFound, "plan_id: no plan \"\(parsed.planID)\"")) }
+        guard let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(stored)) else {
+            return .failure(Failure(.internal, "plan \(parsed.planID) is stored in a form this daemon cannot read"))
+        }
+        if queued || plan.status != .pending {
+            let state = queued && plan.status == .pending ? "already started" : plan.status.rawValue
+            return .failure(Failure(.conflictState, "plan \(plan.id) is \(state); only a pending plan that was never started can be executed"))
+        }
+        // The queued marker is the atomic "started" flag: a second execute_plan finds it.
+        commit.require(keys.planQueued(plan.id), .absent)
+        commit.require(keys.plan(plan.id), .equals(stored))
+        if let record, var decoded = try? RecommendationRecord.decode(record), decoded.recommendation.dependencies.isEmpty {
+            var machine = PlanMachine(plan: plan)
+            let events = machine.start(now: now)
+            if machine.plan.status == .running {
+                commit.require(keys.active(customer: plan.customerID), .hashField(plan.recommendationID, exists: true))
+                context.store.storePlan(machine.plan, into: &commit)
+                context.events.emit(events, at: now, into: &commit)
+                decoded.recommendation.status = .executing
+                context.store.updateActive(decoded, customer: plan.customerID, into: &commit)
+                context.store.queuePlan(plan.id, into: &commit)
+                return .success(WireJSON.bytes(machine.plan))
+            }
+        }
+        context.store.queuePlan(plan.id, into: &commit)
+        return .success(stored)
+    }
+}

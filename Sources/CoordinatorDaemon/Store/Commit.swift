@@ -1,0 +1,183 @@
+import RedisClient
+
+/// A set of writes applied atomically by `Scripts.commit`, only if its guards still hold and
+/// its message is still this worker's. Commits go to Redis in batches (`apply`).
+struct Commit {
+    enum Guard {
+        /// The key holds exactly this value.
+        case equals([UInt8])
+        case absent
+        /// A counter key (absent meaning 0) holds this number.
+        case counter(Int)
+        /// The key is absent or holds exactly this value (a lock that is free or ours).
+        case absentOrEquals([UInt8])
+        /// The key is a hash in which `field` exists (or does not).
+        case hashField(String, exists: Bool)
+    }
+
+    enum Result: Equatable {
+        case applied
+        /// The message was handed to another worker meanwhile: its effects are theirs to write.
+        case messageGone
+        /// A guard failed: what was read is stale, compute again.
+        case stale
+        /// A write failed with this Redis error: the commit's message is back in flight and
+        /// this failure is that message's alone.
+        case failed(String)
+    }
+
+    private var inflight: String
+    private var message: [UInt8]
+    private var guardKeys: [[UInt8]] = []
+    private var guardValues: [[UInt8]] = []
+    private var ops: [[UInt8]] = []
+
+    /// A commit that also acknowledges `message` in the in-flight list `inflight`.
+    init(acknowledging message: [UInt8], in inflight: String) {
+        self.inflight = inflight
+        self.message = message
+    }
+
+    /// A commit tied to no message (sweeper, executor).
+    init() {
+        self.inflight = ""
+        self.message = []
+    }
+
+    var isEmpty: Bool { ops.isEmpty }
+    var argumentCount: Int { 4 + 2 * guardKeys.count + ops.count }
+    var isGuardless: Bool { guardKeys.isEmpty }
+
+    mutating func require(_ key: String, _ condition: Guard) {
+        guardKeys.append(Array(key.utf8))
+        switch condition {
+        case .equals(let value): guardValues.append([UInt8(ascii: "=")] + value)
+        case .absent: guardValues.append([UInt8(ascii: "!")])
+        case .counter(let n): guardValues.append(Array("#\(n)".utf8))
+        case .absentOrEquals(let value): guardValues.append([UInt8(ascii: "~")] + value)
+        case .hashField(let field, let exists): guardValues.append(Array("h\(exists ? 1 : 0)\(field)".utf8))
+        }
+    }
+
+    mutating func write(_ command: String, _ args: any RedisArgument...) {
+        write(command, arguments: args)
+    }
+
+    mutating func write(_ command: String, arguments args: [any RedisArgument]) {
+        ops.append(Array(String(args.count + 1).utf8))
+        ops.append(Array(command.utf8))
+        for arg in args { ops.append(arg.redisBytes) }
+    }
+
+    /// Moves every member of the set `waiters` onto the list `ready`, and deletes the set.
+    mutating func wake(_ waiters: String, onto ready: String) {
+        write("WAKE", waiters, ready)
+    }
+
+    /// Publishes `json` on `channel` and appends it to the capped `stream` (field `type`, then
+    /// `event`), the payload passed once.
+    mutating func event(_ json: [UInt8], type: String, channel: String, stream: String, maxLength: Int) {
+        write("EVENT", channel, stream, maxLength, type, json)
+    }
+
+    /// Runs `command key <items…>` in chunks (Lua's `unpack` fails past ~8,000 arguments).
+    mutating func writeChunked(_ command: String, _ key: String, _ items: [any RedisArgument], per chunk: Int = 1000) {
+        var start = 0
+        while start < items.count {
+            let end = min(start + chunk, items.count)
+            write(command, arguments: [key] + Array(items[start..<end]))
+            start = end
+        }
+    }
+
+    /// Where a reply that cannot be written is recorded instead (see `reply`).
+    struct Undeliverable {
+        var dead: String
+        var deadMax: Int
+        var queue: String
+        var at: String
+        var rawMax: Int
+    }
+
+    /// Pushes `reply` onto `list` (when there is one; capped, with a fresh TTL), and stores
+    /// "list\nreply" under `dedupe` (when given) for idempotent re-delivery, the payload passed
+    /// once. A push that fails becomes a `reply_undeliverable` dead letter, nothing else.
+    mutating func reply(_ reply: [UInt8], to list: String?, ttl: Int, dedupe: (key: String, ttl: Int)? = nil,
+                        undeliverable: Undeliverable) {
+        guard list != nil || dedupe != nil else { return }
+        write("REPLY", list ?? "", ttl, reply, dedupe?.key ?? "", dedupe?.ttl ?? 0,
+              undeliverable.dead, undeliverable.deadMax, undeliverable.queue, undeliverable.at, undeliverable.rawMax)
+    }
+
+    /// Appends a dead letter to `list`, keeping its newest `max` entries.
+    mutating func deadLetter(_ json: [UInt8], to list: String, max: Int) {
+        write("DEAD", list, max, json)
+    }
+
+    /// Commits per script call: a batch's worth, while keeping each call (which blocks Redis
+    /// while it runs) short.
+    static let perCall = 128
+    /// Arguments per script call, past which the next commit goes into another call (a batch
+    /// of large commits in one call would hold Redis for seconds, and others get BUSY).
+    static let argumentsPerCall = 20_000
+
+    /// Applies `commits` in one round trip (script calls of up to `perCall` commits and about
+    /// `argumentsPerCall` arguments) and returns each one's result, in order. Throws when
+    /// Redis is unreachable or the script itself fails; a failed write is that commit's
+    /// `.failed` result alone.
+    static func apply(_ commits: [Commit], on connection: RedisConnection) throws(RedisError) -> [Result] {
+        if commits.isEmpty { return [] }
+        var calls: [RedisCommand] = []
+        var sizes: [Int] = []
+        var start = 0
+        while start < commits.count {
+            var end = start
+            var arguments = 0
+            while end < commits.count, end - start < perCall,
+                  end == start || arguments + commits[end].argumentCount <= argumentsPerCall {
+                arguments += commits[end].argumentCount
+                end += 1
+            }
+            calls.append(command(for: commits[start..<end]))
+            sizes.append(end - start)
+            start = end
+        }
+        var results: [Result] = []
+        results.reserveCapacity(commits.count)
+        for (index, reply) in try connection.pipeline(calls).enumerated() {
+            let expected = sizes[index]
+            switch reply {
+            case .array(let items) where items.count == expected:
+                for item in items {
+                    switch item {
+                    case .integer(1): results.append(.applied)
+                    case .integer(0): results.append(.messageGone)
+                    case .integer: results.append(.stale)
+                    case .bulk(let text): results.append(.failed(String(decoding: text.dropFirst(), as: UTF8.self)))
+                    default: throw RedisError.protocolError("commit script answered \(item)")
+                    }
+                }
+            case .error(let message): throw RedisError.server(message)
+            default: throw RedisError.protocolError("commit script answered \(reply)")
+            }
+        }
+        return results
+    }
+
+    private static func command(for commits: ArraySlice<Commit>) -> RedisCommand {
+        var all: [[UInt8]] = [Array("EVALSHA".utf8), Array(Scripts.commit.sha1.utf8), Array("0".utf8)]
+        all.reserveCapacity(3 + commits.reduce(0) { $0 + 4 + 2 * $1.guardKeys.count + $1.ops.count })
+        for commit in commits {
+            all.append(Array(commit.inflight.utf8))
+            all.append(commit.message)
+            all.append(Array(String(commit.guardKeys.count).utf8))
+            for (key, value) in zip(commit.guardKeys, commit.guardValues) {
+                all.append(key)
+                all.append(value)
+            }
+            all.append(Array(String(commit.ops.count).utf8))
+            all.append(contentsOf: commit.ops)
+        }
+        return RedisCommand(arguments: all)
+    }
+}

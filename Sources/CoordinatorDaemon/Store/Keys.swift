@@ -1,0 +1,97 @@
+import Crypto
+import Foundation
+
+/// The Redis key layout, all under one prefix (README "Key layout" mirrors this file). This is
+/// the only place that spells a key.
+///
+/// Every key of one customer carries the hash tag `{<customer>}` right after the prefix, and
+/// keys of a plan or an approval carry `{<id>}`. Identifiers never contain `{` or `}`
+/// (PROTOCOL.md 2.5), so the closing brace ends the identifier and the fixed suffix after it
+/// makes every key unambiguous: (`a:b`, `c`) and (`a`, `b:c`) give different keys.
+public struct Keys: Sendable {
+    public let prefix: String
+
+    public init(prefix: String) { self.prefix = prefix }
+
+    // Queues producers write (PROTOCOL.md section 1).
+    public var requests: String { "\(prefix):requests" }
+    public var approvals: String { "\(prefix):approvals" }
+    public var stepResults: String { "\(prefix):steps:results" }
+    /// Plans ready to be started or re-examined (their dependencies moved); executors consume it.
+    public var readyPlans: String { "\(prefix):plans:ready" }
+
+    public var dead: String { "\(prefix):dead" }
+    public var events: String { "\(prefix):events" }
+    public var eventStream: String { "\(prefix):events:stream" }
+
+    /// Heartbeat hash of one worker (with TTL).
+    public func worker(_ id: String) -> String { "\(prefix):workers:\(id)" }
+    /// Set of worker ids that ever held in-flight lists, so lapsed ones can be recovered.
+    public var workerIndex: String { "\(prefix):workers" }
+    /// Messages a worker has taken from `queue` and not yet finished.
+    public func inflight(worker: String, queue: String) -> String { "\(prefix):inflight:\(worker):\(queue)" }
+    /// The names of one worker's in-flight lists with the queue each hands back to (hash:
+    /// in-flight list -> queue), so recovery needs no keyspace scan.
+    public func inflightLists(worker: String) -> String { "\(prefix):inflight-lists:\(worker)" }
+    /// How many times a message (by queue and SHA-256 of its bytes) was handed back unfinished.
+    public func deliveries(queue: String, message: [UInt8]) -> String {
+        "\(prefix):deliveries:\(queue):\(SHA256.hash(data: message).map { String(format: "%02x", $0) }.joined())"
+    }
+
+    // MARK: - One customer (hash tag {customer})
+
+    private func customerKey(_ customer: String, _ suffix: String) -> String { "\(prefix):{\(customer)}:\(suffix)" }
+
+    /// The stored reply of a customer's `coordinate` for idempotent re-delivery (PROTOCOL 2.3).
+    public func dedupe(customer: String, requestID: String) -> String { customerKey(customer, "dedupe:\(requestID)") }
+
+    /// A customer's active recommendations (pending approval, approved, executing): id -> record.
+    public func active(customer: String) -> String { customerKey(customer, "active") }
+    /// Ids of the customer's active recommendations that act on `resource`.
+    public func resourceIndex(customer: String, resource: String) -> String { customerKey(customer, "resource:\(resource)") }
+    /// Ids of the customer's active recommendations with this action.
+    public func actionIndex(customer: String, action: String) -> String { customerKey(customer, "action:\(action)") }
+    /// Ids of the customer's active customer-wide recommendations (no resources).
+    public func wideIndex(customer: String) -> String { customerKey(customer, "wide") }
+    /// A token replaced whenever recommendations are kept on this resource; a commit that read
+    /// the resource's index is guarded by it (unique tokens: no ABA even after expiry).
+    public func resourceVersion(customer: String, resource: String) -> String { customerKey(customer, "resource-version:\(resource)") }
+    /// As `resourceVersion`, for the recommendations kept with this action.
+    public func actionVersion(customer: String, action: String) -> String { customerKey(customer, "action-version:\(action)") }
+    /// As `resourceVersion`, for customer-wide recommendations kept.
+    public func wideVersion(customer: String) -> String { customerKey(customer, "wide-version") }
+    /// Short lock a request that keeps losing takes, so it wins its next round (burst fairness).
+    public func customerLock(_ customer: String) -> String { customerKey(customer, "lock") }
+    /// A recommendation that has left the active set, kept for `--retention`.
+    public func recommendation(customer: String, id: String) -> String { customerKey(customer, "recommendation:\(id)") }
+    /// Plans waiting for this recommendation's plan to end.
+    public func waiters(customer: String, recommendation: String) -> String { customerKey(customer, "waiters:\(recommendation)") }
+    /// One customer's pending approvals by expiry time (ms), for `list_approvals`.
+    public func pendingApprovals(customer: String) -> String { customerKey(customer, "approvals:pending") }
+
+    // MARK: - Approvals and plans (hash tag {id})
+
+    public func approval(_ id: String) -> String { "\(prefix):approval:{\(id)}" }
+    /// `approval(id)` is `approvalKeyHead + id + approvalKeyTail` (for scripts that build it).
+    public var approvalKeyHead: String { "\(prefix):approval:{" }
+    public var approvalKeyTail: String { "}" }
+    /// Pending approvals by expiry time (ms), for the sweeper.
+    public var pendingApprovals: String { "\(prefix):approvals:pending" }
+
+    public func plan(_ id: String) -> String { "\(prefix):plan:{\(id)}" }
+    /// `plan(id)` is `planKeyHead + id + planKeyTail` (for finding plans by a prefix of their id).
+    public var planKeyHead: String { "\(prefix):plan:{" }
+    public var planKeyTail: String { "}" }
+    /// Set once a plan was handed to the executors, so it is never started twice.
+    public func planQueued(_ id: String) -> String { "\(prefix):plan:{\(id)}:queued" }
+    /// Held by the worker running the plan; lapses when it dies.
+    public func planLease(_ id: String) -> String { "\(prefix):plan:{\(id)}:lease" }
+    /// Agents' results for this plan that reached a daemon not running it.
+    public func planResults(_ id: String) -> String { "\(prefix):plan:{\(id)}:results" }
+    /// Running plans by lease deadline (ms), so a lapsed one is found without a scan.
+    public var runningPlans: String { "\(prefix):plans:running" }
+    /// Plans created but not started, by creation time (ms), for `--plan-hold`.
+    public var heldPlans: String { "\(prefix):plans:held" }
+
+    public func agentSteps(_ agentID: String) -> String { "\(prefix):agent:\(agentID):steps" }
+}

@@ -1,0 +1,137 @@
+import RedisClient
+
+extension Scripts {
+    /// commit — applies a batch of commits, each only if every one of its guards still holds
+    /// and (when it names an in-flight list) only if its message is still in that list,
+    /// removing it. This is the one way state changes: optimistic concurrency, checked and
+    /// applied atomically. Each commit is decided on its own, in order, seeing the writes of
+    /// those before it (exactly as if each ran alone, one after the other).
+    ///
+    /// Isolation: every guard is checked before the commit's first write; each write runs
+    /// under `redis.pcall`, so a Redis error in one commit (a key of the wrong type written by
+    /// someone else) stops that commit alone: its message goes back into its in-flight list and
+    /// the error is returned for it, and the batch goes on. A reply that cannot be written
+    /// (its `reply_to` holds another type, or the ACL forbids it) does not stop the commit: a
+    /// `reply_undeliverable` dead letter is appended instead (PROTOCOL.md 2.4).
+    ///
+    /// KEYS none: a batch holds many customers' commits, and the keys are in ARGV (see the
+    /// README's Redis Cluster note).
+    /// ARGV, per commit: the in-flight list ("" for none), the raw message, the guard count g,
+    /// g pairs of (key, condition), the number of op arguments that follow, then the writes,
+    /// each as an argument count followed by the command and its arguments.
+    /// Conditions: "=value" (GET equals value), "!" (absent), "#n" (a counter, absent meaning
+    /// 0, equals n), "~token" (absent or equals token: a lock free or ours), "h0field" /
+    /// "h1field" (the hash field is absent / present).
+    /// Pseudo-commands pass a payload once where it is written twice (moving bytes into Lua
+    /// costs more than the writes themselves):
+    /// - `WAKE waiters ready` moves every member of the set `waiters` onto the list `ready`;
+    /// - `EVENT channel stream maxlen type json` publishes the event and appends it to the
+    ///   capped stream;
+    /// - `REPLY list ttl json dedupe-key dedupe-ttl dead dead-max queue at raw-max` pushes the
+    ///   reply (unless `list` is empty), caps the list at 1,000 and refreshes its TTL; stores
+    ///   "list\\njson" under dedupe-key (unless empty) for idempotent re-delivery; when the push
+    ///   fails, appends a `reply_undeliverable` dead letter to `dead` (capped at dead-max).
+    /// - `DEAD list max json` appends a dead letter and caps the list to its newest max.
+    /// - `UNINDEX set id version` removes id from an index set and, when the set is left
+    ///   empty, its version key too (a reader guarded by "absent" may then commit: what it
+    ///   read, an empty index, is again the truth).
+    /// Returns, per commit: 1 applied, 0 the message was no longer in flight (another worker
+    /// took it over), 10+i guard i failed, or the error text of a write that failed.
+    static let commit = RedisScript("""
+        local out = {}
+        local p = 1
+        while p <= #ARGV do
+          local inflight, message, guards = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2])
+          local first = p + 4 + 2 * guards
+          local last = first + tonumber(ARGV[first - 1]) - 1
+          local result = 1
+          for i = 1, guards do
+            local key, want = ARGV[p + 1 + 2 * i], ARGV[p + 2 + 2 * i]
+            local kind = string.sub(want, 1, 1)
+            if kind == 'h' then
+              local e = redis.pcall('HEXISTS', key, string.sub(want, 3))
+              if type(e) == 'table' then result = 'Eguard ' .. key .. ': ' .. e.err; break end
+              if tostring(e) ~= string.sub(want, 2, 2) then result = 10 + i; break end
+            else
+              local have = redis.pcall('GET', key)
+              if type(have) == 'table' and have.err then result = 'Eguard ' .. key .. ': ' .. have.err; break end
+              if kind == '!' then
+                if have then result = 10 + i; break end
+              elseif kind == '#' then
+                if (have or '0') ~= string.sub(want, 2) then result = 10 + i; break end
+              elseif kind == '~' then
+                if have and have ~= string.sub(want, 2) then result = 10 + i; break end
+              else
+                if have ~= string.sub(want, 2) then result = 10 + i; break end
+              end
+            end
+          end
+          if type(result) == 'string' then
+            -- A guard that Redis could not even check: this commit fails, nothing written.
+          elseif result == 1 and inflight ~= '' then
+            if redis.call('LREM', inflight, 1, message) == 0 then result = 0 end
+          end
+          if result == 1 then
+            local q = first
+            while q <= last do
+              local n = tonumber(ARGV[q])
+              local op = ARGV[q + 1]
+              local r
+              if op == 'EVENT' then
+                r = redis.pcall('PUBLISH', ARGV[q + 2], ARGV[q + 6])
+                if type(r) ~= 'table' then
+                  r = redis.pcall('XADD', ARGV[q + 3], 'MAXLEN', '~', ARGV[q + 4], '*', 'type', ARGV[q + 5], 'event', ARGV[q + 6])
+                end
+              elseif op == 'REPLY' then
+                local list, json = ARGV[q + 2], ARGV[q + 4]
+                if ARGV[q + 5] ~= '' then
+                  r = redis.pcall('SET', ARGV[q + 5], list .. '\\n' .. json, 'EX', ARGV[q + 6])
+                end
+                if list ~= '' and (r == nil or type(r) ~= 'table' or not r.err) then
+                  local pushed = redis.pcall('LPUSH', list, json)
+                  if type(pushed) == 'table' and pushed.err then
+                    local raw, rawMax = message, tonumber(ARGV[q + 11])
+                    local letter = { queue = ARGV[q + 9], at = ARGV[q + 10],
+                      error = { code = 'reply_undeliverable', message = 'reply_to ' .. list .. ': ' .. pushed.err } }
+                    if #raw > rawMax then
+                      letter.truncated = true; letter.raw_bytes = #raw; raw = string.sub(raw, 1, rawMax)
+                    end
+                    letter.raw = raw
+                    redis.call('RPUSH', ARGV[q + 7], cjson.encode(letter))
+                    redis.call('LTRIM', ARGV[q + 7], -tonumber(ARGV[q + 8]), -1)
+                  else
+                    redis.pcall('LTRIM', list, 0, 999)
+                    redis.pcall('EXPIRE', list, ARGV[q + 3])
+                  end
+                end
+              elseif op == 'DEAD' then
+                r = redis.pcall('RPUSH', ARGV[q + 2], ARGV[q + 4])
+                if type(r) ~= 'table' then r = redis.pcall('LTRIM', ARGV[q + 2], -tonumber(ARGV[q + 3]), -1) end
+              elseif op == 'UNINDEX' then
+                r = redis.pcall('SREM', ARGV[q + 2], ARGV[q + 3])
+                if type(r) ~= 'table' and redis.call('EXISTS', ARGV[q + 2]) == 0 then
+                  r = redis.pcall('DEL', ARGV[q + 4])
+                end
+              elseif op == 'WAKE' then
+                r = redis.pcall('SMEMBERS', ARGV[q + 2])
+                if type(r) == 'table' and not r.err then
+                  for _, m in ipairs(r) do redis.call('LPUSH', ARGV[q + 3], m) end
+                  r = redis.pcall('DEL', ARGV[q + 2])
+                end
+              else
+                r = redis.pcall(unpack(ARGV, q + 1, q + n))
+              end
+              if type(r) == 'table' and r.err then
+                if inflight ~= '' then redis.call('LPUSH', inflight, message) end
+                result = 'E' .. op .. ': ' .. r.err
+                break
+              end
+              q = q + n + 1
+            end
+          end
+          out[#out + 1] = result
+          p = last + 1
+        end
+        return out
+        """)
+}

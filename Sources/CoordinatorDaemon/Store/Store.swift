@@ -1,0 +1,202 @@
+import Coordination
+import Foundation
+import RedisClient
+
+/// The daemon's Redis state behind named changes. Handlers, the executor and housekeeping
+/// say what happened (keep these recommendations, start this plan, retire that one) and the
+/// store spells the writes into a `Commit`; `Keys` spells the keys. Every write here has a
+/// bound (README "Key layout": TTL, cap, or the life of something live).
+struct Store: Sendable {
+    let keys: Keys
+    let configuration: DaemonConfiguration
+    let events: EventEmitter
+
+    /// How long a version token lives after its last bump. Tokens are unique, so an expired
+    /// one only makes a reader that saw it compute again; it never lets a stale read commit.
+    static let versionTTL = 3600
+
+    // MARK: - Recommendations
+
+    /// The version keys and index sets one recommendation belongs to.
+    func indexes(of rec: Recommendation, customer: String) -> (sets: [String], versions: [String]) {
+        var sets: [String] = []
+        var versions: [String] = []
+        if rec.affectedResources.isEmpty {
+            sets.append(keys.wideIndex(customer: customer))
+            versions.append(keys.wideVersion(customer: customer))
+        } else {
+            for resource in Set(rec.affectedResources) {
+                sets.append(keys.resourceIndex(customer: customer, resource: resource))
+                versions.append(keys.resourceVersion(customer: customer, resource: resource))
+            }
+        }
+        sets.append(keys.actionIndex(customer: customer, action: rec.action))
+        versions.append(keys.actionVersion(customer: customer, action: rec.action))
+        return (sets, versions)
+    }
+
+    /// Makes recommendations active: the record in the customer's active hash, its id in the
+    /// index sets of its resources (or the customer-wide set) and of its action, and a new
+    /// `token` on every version key touched, so concurrent requests that read those indexes
+    /// compute again. Returns the version keys bumped.
+    @discardableResult
+    func keepRecommendations(_ records: [RecommendationRecord], customer: String, token: [UInt8],
+                             into commit: inout Commit) -> Set<String> {
+        guard !records.isEmpty else { return [] }
+        var fields: [any RedisArgument] = []
+        fields.reserveCapacity(records.count * 2)
+        var members: [String: [any RedisArgument]] = [:]
+        var bumped = Set<String>()
+        for record in records {
+            let rec = record.recommendation
+            fields.append(rec.id)
+            fields.append(record.encoded())
+            let (sets, versions) = indexes(of: rec, customer: customer)
+            for set in sets { members[set, default: []].append(rec.id) }
+            bumped.formUnion(versions)
+        }
+        commit.writeChunked("HSET", keys.active(customer: customer), fields)
+        for (set, ids) in members.sorted(by: { $0.key < $1.key }) { commit.writeChunked("SADD", set, ids) }
+        for version in bumped.sorted() { commit.write("SET", version, token, "EX", Self.versionTTL) }
+        return bumped
+    }
+
+    /// Replaces an active recommendation's record (status, plan id); indexes are unchanged.
+    func updateActive(_ record: RecommendationRecord, customer: String, into commit: inout Commit) {
+        commit.write("HSET", keys.active(customer: customer), record.recommendation.id, record.encoded())
+    }
+
+    /// Takes a recommendation out of its customer's active set and indexes for good
+    /// (rejected, expired, its plan ended), keeps its last state readable for `--retention`
+    /// along with its approval and plan, and wakes the plans that were waiting on it.
+    func retire(customer: String, recommendationID: String, record: RecommendationRecord?,
+                status: RecommendationStatus, planID: String? = nil, approvalID: String? = nil,
+                into commit: inout Commit) {
+        let retention = configuration.retention
+        commit.write("HDEL", keys.active(customer: customer), recommendationID)
+        if var record {
+            let (sets, versions) = indexes(of: record.recommendation, customer: customer)
+            for (set, version) in zip(sets, versions) {
+                commit.write("UNINDEX", set, recommendationID, version)
+            }
+            record.recommendation.status = status
+            commit.write("SET", keys.recommendation(customer: customer, id: recommendationID),
+                         record.encoded(), "EX", retention)
+        }
+        if let approval = approvalID ?? record?.approvalID {
+            commit.write("EXPIRE", keys.approval(approval), retention)
+        }
+        if let plan = planID ?? record?.planID {
+            commit.write("EXPIRE", keys.plan(plan), retention)
+            commit.write("EXPIRE", keys.planQueued(plan), retention)
+            commit.write("ZREM", keys.heldPlans, plan)
+        }
+        commit.wake(keys.waiters(customer: customer, recommendation: recommendationID), onto: keys.readyPlans)
+    }
+
+    // MARK: - Approvals
+
+    /// A new pending approval, indexed by expiry for the sweeper and for `list_approvals`.
+    func requestApproval(_ approval: Approval, into commit: inout Commit) {
+        let expiresMs = Int(approval.expiresAt.timeIntervalSince1970 * 1000)
+        commit.write("SET", keys.approval(approval.id), WireJSON.bytes(approval))
+        commit.write("ZADD", keys.pendingApprovals, expiresMs, approval.id)
+        commit.write("ZADD", keys.pendingApprovals(customer: approval.customerID), expiresMs, approval.id)
+    }
+
+    /// An approval's new state (partly approved, approved, rejected, expired). A final one
+    /// leaves the pending indexes; a rejected or expired one lives `--retention` more (an
+    /// approved one lives as long as its recommendation, then as long again: see `retire`).
+    func decide(_ approval: Approval, into commit: inout Commit) {
+        commit.write("SET", keys.approval(approval.id), WireJSON.bytes(approval))
+        if approval.status != .pending {
+            commit.write("ZREM", keys.pendingApprovals, approval.id)
+            commit.write("ZREM", keys.pendingApprovals(customer: approval.customerID), approval.id)
+        }
+    }
+
+    /// The sweeper's view of an index entry with no approval behind it.
+    func dropPendingEntry(_ approvalID: String, into commit: inout Commit) {
+        commit.write("ZREM", keys.pendingApprovals, approvalID)
+    }
+
+    // MARK: - Plans
+
+    /// Writes a plan as it now is; a plan in a final state lives `--retention` more.
+    func storePlan(_ plan: ExecutionPlan, into commit: inout Commit) {
+        if plan.status.isFinal {
+            commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan), "EX", configuration.retention)
+        } else {
+            commit.write("SET", keys.plan(plan.id), WireJSON.bytes(plan))
+        }
+    }
+
+    /// A new plan: queued at once (`execute_now`) or held until `execute_plan`, for at most
+    /// `--plan-hold` (the held index is swept by housekeeping).
+    func createPlan(_ plan: ExecutionPlan, executeNow: Bool, into commit: inout Commit) {
+        storePlan(plan, into: &commit)
+        if executeNow {
+            queuePlan(plan.id, into: &commit)
+        } else {
+            commit.write("ZADD", keys.heldPlans, Int(plan.createdAt.timeIntervalSince1970 * 1000), plan.id)
+        }
+    }
+
+    /// Hands a plan to the executors, once (the queued marker is the "started" flag).
+    func queuePlan(_ planID: String, into commit: inout Commit) {
+        commit.write("SET", keys.planQueued(planID), "1")
+        commit.write("ZREM", keys.heldPlans, planID)
+        commit.write("LPUSH", keys.readyPlans, planID)
+    }
+
+    /// Parks a plan until `dependency` ends.
+    func waitForDependency(_ planID: String, customer: String, dependency: String, into commit: inout Commit) {
+        commit.write("SADD", keys.waiters(customer: customer, recommendation: dependency), planID)
+    }
+
+    /// A plan starts (or is taken over) under this worker's lease.
+    func takeLease(_ planID: String, worker: String, leaseMs: Int, deadlineMs: Int, into commit: inout Commit) {
+        commit.write("SET", keys.planLease(planID), worker, "PX", leaseMs)
+        commit.write("ZADD", keys.runningPlans, deadlineMs, planID)
+    }
+
+    /// A plan ended: its lease, running entry and results mailbox go, and its recommendation
+    /// is retired (waking its dependents).
+    func finishPlan(_ plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
+        commit.write("DEL", keys.planLease(plan.id))
+        commit.write("ZREM", keys.runningPlans, plan.id)
+        commit.write("DEL", keys.planResults(plan.id))
+        let recommendationStatus: RecommendationStatus = switch status {
+        case .completed: .completed
+        case .rolledBack: .rolledBack
+        case .cancelled: .cancelled
+        default: .failed
+        }
+        retire(customer: plan.customerID, recommendationID: plan.recommendationID, record: record,
+               status: recommendationStatus, planID: plan.id, into: &commit)
+    }
+
+    /// Drops a running-index entry whose plan is gone or no longer running.
+    func dropRunningEntry(_ planID: String, into commit: inout Commit) {
+        commit.write("ZREM", keys.runningPlans, planID)
+    }
+
+    /// An approved plan nobody started within `--plan-hold`: cancelled (`not_started`), its
+    /// recommendation retired.
+    func cancelHeldPlan(_ plan: ExecutionPlan, record: RecommendationRecord?, now: Date, into commit: inout Commit) {
+        var machine = PlanMachine(plan: plan)
+        let emitted = machine.cancel(reason: "not_started", now: now)
+        storePlan(machine.plan, into: &commit)
+        events.emit(emitted, at: now, into: &commit)
+        commit.write("ZREM", keys.heldPlans, plan.id)
+        retire(customer: plan.customerID, recommendationID: plan.recommendationID, record: record,
+               status: .cancelled, planID: plan.id, into: &commit)
+    }
+
+    /// A result an agent sent for a plan this daemon does not run, for the daemon that does;
+    /// it lives no longer than a step can wait.
+    func mail(_ raw: [UInt8], toPlan planID: String, into commit: inout Commit) {
+        commit.write("LPUSH", keys.planResults(planID), raw)
+        commit.write("EXPIRE", keys.planResults(planID), Int(min(configuration.stepTimeout, 86_400 * 30)) + 3600)
+    }
+}

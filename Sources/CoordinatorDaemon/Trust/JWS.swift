@@ -1,0 +1,111 @@
+import Coordination
+import Crypto
+import Foundation
+
+/// JSON Web Signatures in compact serialization (RFC 7515) with EdDSA over Ed25519 (RFC 8037):
+/// `BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(signature)`, the signature covering
+/// the ASCII of the first two parts joined by the dot. This is the form of every message on the
+/// daemon's queues under `--trust` (PROTOCOL.md section 10).
+public enum JWS {
+    /// Signs `payload` (the message's JSON exactly as it would be sent unsigned) as `kid`, with
+    /// the header `{"alg":"EdDSA","kid":"<kid>"}`; returns the compact serialization.
+    public static func sign(payload: [UInt8], kid: String, privateKey: Curve25519.Signing.PrivateKey) throws -> [UInt8] {
+        var header = JSONWriter(capacity: 32 + kid.utf8.count)
+        header.beginObject()
+        header.key("alg"); header.string("EdDSA")
+        header.key("kid"); header.string(kid)
+        header.endObject()
+        var compact = Base64URL.encodedBytes(header.bytes)
+        compact.append(UInt8(ascii: "."))
+        compact += Base64URL.encodedBytes(payload)
+        let signature = try privateKey.signature(for: compact)
+        compact.append(UInt8(ascii: "."))
+        compact += Base64URL.encodedBytes(signature)
+        return compact
+    }
+
+    /// `sign(payload:kid:privateKey:)` for text: the compact serialization as a string.
+    public static func sign(payload: String, kid: String, privateKey: Curve25519.Signing.PrivateKey) throws -> String {
+        String(decoding: try sign(payload: Array(payload.utf8), kid: kid, privateKey: privateKey), as: UTF8.self)
+    }
+
+    /// A compact JWS taken apart, its signature not yet checked.
+    public struct Parts: Sendable {
+        /// `kid` of the protected header.
+        public var kid: String
+        /// The decoded payload: the message.
+        public var payload: [UInt8]
+        /// The 64-byte Ed25519 signature.
+        public var signature: [UInt8]
+        /// Where the signing input (`header "." payload`, as sent) ends in the message.
+        public var signingInputEnd: Int
+    }
+
+    /// Why a message is not an EdDSA JWS this daemon accepts.
+    public enum Malformed: Error, Sendable, Equatable, CustomStringConvertible {
+        case notCompact
+        case badBase64(String)
+        case badHeader(String)
+        case unsupportedAlgorithm(String)
+        case badSignatureLength(Int)
+
+        public var description: String {
+            switch self {
+            case .notCompact:
+                return "not a signed message: expected a JWS in compact serialization (header.payload.signature, base64url)"
+            case .badBase64(let part):
+                return "JWS \(part): not base64url without padding"
+            case .badHeader(let why):
+                return "JWS header: \(why)"
+            case .unsupportedAlgorithm(let alg):
+                return "JWS header: alg \"\(alg)\" is not supported (only EdDSA)"
+            case .badSignatureLength(let count):
+                return "JWS signature: \(count) bytes, expected 64 (Ed25519)"
+            }
+        }
+    }
+
+    /// Takes a compact JWS apart and reads its header: `alg` must be `EdDSA`, `kid` a non-empty
+    /// string, and no `crit` (no extension is understood here, so RFC 7515 4.1.11 says refuse).
+    /// ASCII whitespace around the message is ignored (a shell's trailing newline).
+    public static func parse(_ raw: [UInt8]) -> Result<Parts, Malformed> {
+        var start = 0, end = raw.count
+        while start < end, isSpace(raw[start]) { start += 1 }
+        while end > start, isSpace(raw[end - 1]) { end -= 1 }
+        guard let firstDot = raw[start..<end].firstIndex(of: UInt8(ascii: ".")),
+              let secondDot = raw[(firstDot + 1)..<end].firstIndex(of: UInt8(ascii: ".")),
+              raw[(secondDot + 1)..<end].firstIndex(of: UInt8(ascii: ".")) == nil else {
+            return .failure(.notCompact)
+        }
+        guard let header = Base64URL.decode(raw[start..<firstDot]) else { return .failure(.badBase64("header")) }
+        let kid: String
+        switch TopLevelJSON.members(header) {
+        case .failure(let malformed):
+            return .failure(.badHeader(malformed.message))
+        case .success(let members):
+            guard case .string(let alg) = members["alg"] else { return .failure(.badHeader("alg: required (a string)")) }
+            guard alg == "EdDSA" else { return .failure(.unsupportedAlgorithm(alg)) }
+            guard case .string(let id) = members["kid"], !id.isEmpty else {
+                return .failure(.badHeader("kid: required (the signing principal's id)"))
+            }
+            if members["crit"] != nil { return .failure(.badHeader("crit: no header extension is supported")) }
+            kid = id
+        }
+        guard let payload = Base64URL.decode(raw[(firstDot + 1)..<secondDot]) else { return .failure(.badBase64("payload")) }
+        guard let signature = Base64URL.decode(raw[(secondDot + 1)..<end]) else { return .failure(.badBase64("signature")) }
+        guard signature.count == 64 else { return .failure(.badSignatureLength(signature.count)) }
+        return .success(Parts(kid: kid, payload: payload, signature: signature, signingInputEnd: secondDot))
+    }
+
+    /// Whether `parts`, taken from `raw`, carry a valid signature of `key` over the signing input.
+    public static func isValid(_ parts: Parts, in raw: [UInt8], key: Curve25519.Signing.PublicKey) -> Bool {
+        var start = 0
+        while start < parts.signingInputEnd, isSpace(raw[start]) { start += 1 }
+        return key.isValidSignature(parts.signature, for: raw[start..<parts.signingInputEnd])
+    }
+
+    @inline(__always)
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+    }
+}

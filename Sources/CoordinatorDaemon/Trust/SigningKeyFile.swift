@@ -1,0 +1,75 @@
+import Coordination
+import Crypto
+import Foundation
+
+/// A principal's private key on disk: base64 of the 32-byte Ed25519 seed, one line, readable
+/// by its owner only (what `coordinatord keys generate` writes and `--key FILE` reads).
+public enum SigningKeyFile {
+    public enum Failure: Error, Sendable, CustomStringConvertible {
+        case unreadable(path: String, reason: String)
+        case malformed(path: String)
+        case exists(path: String)
+        case unwritable(path: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let path, let reason): return "key file \(path): cannot be read (\(reason))"
+            case .malformed(let path): return "key file \(path): expected base64 of a 32-byte Ed25519 seed"
+            case .exists(let path): return "key file \(path): already exists; not overwritten"
+            case .unwritable(let path, let reason): return "key file \(path): cannot be written (\(reason))"
+            }
+        }
+    }
+
+    /// The private key in `path`.
+    public static func load(path: String) throws(Failure) -> Curve25519.Signing.PrivateKey {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw .unreadable(path: path, reason: error.localizedDescription)
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let seed = TrustFile.decodeKey(text), seed.count == 32,
+              let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
+            throw .malformed(path: path)
+        }
+        return key
+    }
+
+    /// A new key written to `path` (created with mode 0600; an existing file is left alone).
+    public static func generate(path: String) throws(Failure) -> Curve25519.Signing.PrivateKey {
+        let key = Curve25519.Signing.PrivateKey()
+        let line = Array((key.rawRepresentation.base64EncodedString() + "\n").utf8)
+        // O_EXCL: never replace a key someone may still be using; 0600 from the start, not chmod after.
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if fd < 0 {
+            let code = errno
+            if code == EEXIST { throw .exists(path: path) }
+            throw .unwritable(path: path, reason: String(cString: strerror(code)))
+        }
+        defer { close(fd) }
+        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == line.count, fsync(fd) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(path)
+            throw .unwritable(path: path, reason: reason)
+        }
+        return key
+    }
+
+    /// The trust-file entry of `id` with `key`'s public half, to paste under `principals`.
+    public static func trustEntry(id: String, key: Curve25519.Signing.PrivateKey, roles: [String] = []) -> String {
+        var w = JSONWriter()
+        w.string(id)
+        var entry = JSONWriter()
+        entry.beginObject()
+        entry.key("public_key"); entry.string(key.publicKey.rawRepresentation.base64EncodedString())
+        entry.key("roles")
+        entry.beginArray()
+        for role in roles { entry.string(role) }
+        entry.endArray()
+        entry.endObject()
+        return String(decoding: w.bytes, as: UTF8.self) + ": " + String(decoding: entry.bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,196 @@
+import Coordination
+import Foundation
+
+/// The trust file at work (PROTOCOL.md section 10): who may send what, and the risk floor.
+///
+/// Immutable and shared by every intake loop: verification runs on each loop's own thread, in
+/// parallel, with no lock. Every check here is pure; the handlers call `admit` before they read
+/// or write anything for a message, and the checks that need an object's customer right after
+/// reading it.
+public struct Trust: Sendable {
+    public let principals: [String: Principal]
+    public let riskFloor: RiskFloor
+
+    public init(principals: [String: Principal] = [:], riskFloor: RiskFloor = RiskFloor()) {
+        self.principals = principals
+        self.riskFloor = riskFloor
+    }
+
+    /// No principals and no floor: every writer is trusted, as in v1.
+    public static let none = Trust()
+
+    /// With principals listed, every message must be signed by one of them.
+    public var enforcing: Bool { !principals.isEmpty }
+
+    /// Reads and checks a trust file; a daemon given a bad one does not start.
+    public static func load(path: String) throws(TrustFileError) -> Trust {
+        try TrustFile.load(path: path)
+    }
+
+    /// A trust file's contents (for tests and tools).
+    public static func parse(_ bytes: [UInt8]) throws(TrustFileError) -> Trust {
+        try TrustFile.parse(bytes)
+    }
+
+    // MARK: - Signatures
+
+    /// What a queue's message is once its signature has been looked at.
+    struct Admission {
+        /// The message as it would have been sent unsigned: the JWS payload (even when the
+        /// signature failed, so that a refusal can still be answered), or the raw bytes.
+        var message: [UInt8]
+        /// Who signed it; nil when the trust file lists no principals.
+        var principal: Principal?
+        /// Set when the message must be refused without reading or writing any state for it.
+        var refusal: Failure?
+    }
+
+    /// Verifies `raw` as a JWS of a listed principal. Without principals, `raw` is the message.
+    func admit(_ raw: [UInt8]) -> Admission {
+        guard enforcing else { return Admission(message: raw) }
+        let parts: JWS.Parts
+        switch JWS.parse(raw) {
+        case .success(let parsed):
+            parts = parsed
+        case .failure(let malformed):
+            return Admission(message: raw, refusal: Self.forbidden("\(malformed)"))
+        }
+        guard let principal = principals[parts.kid] else {
+            return Admission(message: parts.payload, refusal: Self.forbidden("kid \"\(parts.kid)\" is not a principal of the trust file"))
+        }
+        guard JWS.isValid(parts, in: raw, key: principal.key.publicKey) else {
+            return Admission(message: parts.payload, refusal: Self.forbidden("signature does not verify with the public key of \"\(parts.kid)\""))
+        }
+        return Admission(message: parts.payload, principal: principal)
+    }
+
+    /// The message inside `raw` when a listed principal signed it, with its signer; nil when
+    /// it would be refused. What intake does first, for tools and benchmarks.
+    public func verified(_ raw: [UInt8]) -> (message: [UInt8], principal: Principal)? {
+        let admission = admit(raw)
+        guard admission.refusal == nil, let principal = admission.principal else { return nil }
+        return (admission.message, principal)
+    }
+
+    // MARK: - What each principal may do
+
+    /// `coordinate` needs `agent`, and every recommendation must be the signer's own, for a
+    /// customer and an action its entry allows.
+    func refusal(coordinate request: CoordinationRequest, by principal: Principal?) -> Failure? {
+        guard enforcing, let principal else { return nil }
+        guard principal.has(.agent) else { return Self.lacks(principal, .agent, "coordinate") }
+        guard principal.customers.allows(request.customerID) else {
+            return Self.forbidden("customer_id: \"\(principal.id)\" may not act for customer \"\(request.customerID)\"")
+        }
+        for (index, recommendation) in request.recommendations.enumerated() {
+            if recommendation.agentID != principal.id {
+                return Self.forbidden("recommendations[\(index)].agent_id: \"\(recommendation.agentID)\" is not the signer \"\(principal.id)\"")
+            }
+            if !principal.customers.allows(recommendation.customerID) {
+                return Self.forbidden("recommendations[\(index)].customer_id: \"\(principal.id)\" may not act for customer \"\(recommendation.customerID)\"")
+            }
+            if !principal.actions.allows(recommendation.action) {
+                return Self.forbidden("recommendations[\(index)].action: \"\(principal.id)\" may not propose \"\(recommendation.action)\"")
+            }
+        }
+        return nil
+    }
+
+    /// Before anything is read: `execute_plan` needs `approver` or `agent`, the reads `reader`,
+    /// `approver` or `agent` (whose customer is checked once the object is read), and
+    /// `list_approvals` names its customer, so it is checked in full here.
+    func refusal(_ kind: Envelope.Kind, customer: String, by principal: Principal?) -> Failure? {
+        guard enforcing, let principal else { return nil }
+        switch kind {
+        case .coordinate:
+            return nil
+        case .executePlan:
+            if principal.has(.approver) || principal.has(.agent) { return nil }
+            return Self.forbidden("\"\(principal.id)\" has neither the approver nor the agent role (execute_plan needs one)")
+        case .getPlan, .getApproval:
+            if principal.has(.reader) || principal.has(.approver) || principal.has(.agent) { return nil }
+            return Self.forbidden("\"\(principal.id)\" has none of the reader, approver, agent roles (\(kind.rawValue) needs one)")
+        case .listApprovals:
+            return readRefusal(kind, customer: customer, by: principal)
+        }
+    }
+
+    /// Once the plan or approval is read: an agent may start and read only its customers'
+    /// objects. `stored` is the object's JSON as stored; nil (not found) is left to the handler.
+    func refusal(_ kind: Envelope.Kind, stored: [UInt8]?, by principal: Principal?) -> Failure? {
+        guard enforcing, let principal, let stored else { return nil }
+        switch kind {
+        case .coordinate, .listApprovals:
+            return nil
+        case .executePlan:
+            if principal.has(.approver) { return nil }
+            let customer = Self.customerID(in: stored)
+            if let customer, principal.isAgent(of: customer) { return nil }
+            return Self.forbidden("\"\(principal.id)\" is not an approver, nor an agent of customer \"\(customer ?? "?")\" (execute_plan)")
+        case .getPlan, .getApproval:
+            return readRefusal(kind, customer: Self.customerID(in: stored) ?? "", by: principal)
+        }
+    }
+
+    private func readRefusal(_ kind: Envelope.Kind, customer: String, by principal: Principal) -> Failure? {
+        if principal.has(.reader) || principal.has(.approver) || principal.isAgent(of: customer) { return nil }
+        return Self.forbidden("\"\(principal.id)\" is not a reader, an approver, nor an agent of customer \"\(customer)\" (\(kind.rawValue))")
+    }
+
+    /// Decisions need `approver`, the JSON form (`message`, the signed payload, is not a
+    /// plain-text line), and the decision's `user_id` must be the signer.
+    func refusal(decision: ApprovalDecisionMessage?, in message: [UInt8], by principal: Principal?) -> Failure? {
+        guard enforcing, let principal, let decision else { return nil }
+        guard message.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") else {
+            return Self.forbidden("under --trust a decision is JSON inside a JWS; plain-text lines are refused")
+        }
+        guard principal.has(.approver) else { return Self.lacks(principal, .approver, "a decision") }
+        guard decision.decision.userID == principal.id else {
+            return Self.forbidden("user_id: \"\(decision.decision.userID)\" is not the signer \"\(principal.id)\"")
+        }
+        return nil
+    }
+
+    /// Step results need `agent` (checked before anything is read) ...
+    func refusal(stepResultBy principal: Principal?) -> Failure? {
+        guard enforcing, let principal else { return nil }
+        return principal.has(.agent) ? nil : Self.lacks(principal, .agent, "a step result")
+    }
+
+    /// ... and, once the step is known, must come from the agent the step was sent to.
+    func refusal(stepResultBy principal: Principal?, stepAgent: String) -> Failure? {
+        guard enforcing, let principal else { return nil }
+        if let refusal = refusal(stepResultBy: principal) { return refusal }
+        if principal.id == stepAgent { return nil }
+        return Self.forbidden("step result signed by \"\(principal.id)\", but the step was sent to \"\(stepAgent)\"")
+    }
+
+    /// Events of a signed decision say who signed it: `data.verified = true`, `data.principal`.
+    func marked(_ events: [DomainEvent], by principal: Principal?) -> [DomainEvent] {
+        guard let principal else { return events }
+        return events.map { event in
+            var event = event
+            event.data["verified"] = .bool(true)
+            event.data["principal"] = .string(principal.id)
+            return event
+        }
+    }
+
+    // MARK: -
+
+    static func forbidden(_ message: String) -> Failure {
+        var failure = Failure(.forbidden, message)
+        failure.alwaysDeadLetter = true
+        return failure
+    }
+
+    private static func lacks(_ principal: Principal, _ role: Principal.Role, _ what: String) -> Failure {
+        forbidden("\"\(principal.id)\" lacks the \(role.rawValue) role (\(what) needs it)")
+    }
+
+    /// `customer_id` of a stored plan or approval, read without decoding the whole object.
+    static func customerID(in stored: [UInt8]) -> String? {
+        guard case .success(let members) = TopLevelJSON.members(stored) else { return nil }
+        return members["customer_id"]?.string
+    }
+}

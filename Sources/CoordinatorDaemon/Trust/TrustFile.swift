@@ -1,0 +1,114 @@
+import Coordination
+import Foundation
+
+/// Why a trust file cannot be used; the daemon does not start with one (PROTOCOL.md section 10).
+public struct TrustFileError: Error, Sendable, CustomStringConvertible {
+    public var file: String
+    /// JSON path of the offending field (`principals.alice.public_key`), empty for the whole file.
+    public var path: String
+    public var message: String
+
+    public var description: String {
+        "trust file \(file): " + (path.isEmpty ? message : "\(path): \(message)")
+    }
+}
+
+/// Reads the trust file:
+/// ```json
+/// {"principals": {"<id>": {"public_key": "<base64 of 32 bytes>", "roles": ["agent"],
+///                          "customers": ["cust-1"], "actions": ["*"]}},
+///  "risk_floor": {"drop_database": "critical"}}
+/// ```
+/// Strict on purpose: an unknown field or role is a typo that would otherwise silently grant
+/// or withhold something.
+enum TrustFile {
+    static func load(path: String) throws(TrustFileError) -> Trust {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw TrustFileError(file: path, path: "", message: "cannot be read (\(error.localizedDescription))")
+        }
+        return try parse(Array(data), file: path)
+    }
+
+    static func parse(_ bytes: [UInt8], file: String = "<inline>") throws(TrustFileError) -> Trust {
+        func fail(_ path: String, _ message: String) -> TrustFileError {
+            TrustFileError(file: file, path: path, message: message)
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw fail("", "not a JSON object")
+        }
+        for key in object.keys where key != "principals" && key != "risk_floor" {
+            throw fail(key, "unknown field (expected principals, risk_floor)")
+        }
+        var principals: [String: Principal] = [:]
+        if let value = object["principals"] {
+            guard let entries = value as? [String: Any] else { throw fail("principals", "must be an object of principal id to principal") }
+            for (id, entry) in entries.sorted(by: { $0.key < $1.key }) {
+                principals[id] = try principal(id, entry, fail)
+            }
+        }
+        var floor: [String: RiskLevel] = [:]
+        if let value = object["risk_floor"] {
+            guard let entries = value as? [String: Any] else { throw fail("risk_floor", "must be an object of action to risk level") }
+            for (action, level) in entries {
+                guard let name = level as? String, let risk = RiskLevel(rawValue: name) else {
+                    throw fail("risk_floor.\(action)", "must be one of low, medium, high, critical")
+                }
+                floor[action] = risk
+            }
+        }
+        return Trust(principals: principals, riskFloor: RiskFloor(floor))
+    }
+
+    private static func principal(_ id: String, _ entry: Any, _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> Principal {
+        let at = "principals.\(id)"
+        guard isIdentifier(id) else {
+            throw fail(at, "a principal id is 1-128 bytes of printable ASCII without spaces or { } * ? [ ] \\ \"")
+        }
+        guard let fields = entry as? [String: Any] else { throw fail(at, "must be an object") }
+        for key in fields.keys where !["public_key", "roles", "customers", "actions"].contains(key) {
+            throw fail("\(at).\(key)", "unknown field (expected public_key, roles, customers, actions)")
+        }
+        guard let text = fields["public_key"] as? String else { throw fail("\(at).public_key", "required (base64 of the 32-byte Ed25519 public key)") }
+        guard let raw = decodeKey(text), raw.count == 32, let key = try? VerifyingKey(rawRepresentation: raw) else {
+            throw fail("\(at).public_key", "must be base64 of exactly 32 bytes (an Ed25519 public key)")
+        }
+        guard let roleNames = fields["roles"] as? [String] else {
+            throw fail("\(at).roles", "required: a list of agent, approver, reader")
+        }
+        var roles: Set<Principal.Role> = []
+        for (index, name) in roleNames.enumerated() {
+            guard let role = Principal.Role(rawValue: name) else {
+                throw fail("\(at).roles[\(index)]", "unknown role \"\(name)\" (agent, approver, reader)")
+            }
+            roles.insert(role)
+        }
+        return Principal(id: id, key: key, roles: roles,
+                         customers: try allowance(fields["customers"], "\(at).customers", fail),
+                         actions: try allowance(fields["actions"], "\(at).actions", fail))
+    }
+
+    private static func allowance(_ value: Any?, _ path: String, _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> Principal.Allowance {
+        guard let value else { return .only([]) }
+        guard let list = value as? [String] else { throw fail(path, "must be a list of strings (\"*\" allows all)") }
+        return list.contains("*") ? .all : .only(Set(list))
+    }
+
+    /// Standard base64 (what `coordinatord keys generate` prints), or base64url as in a JWK.
+    static func decodeKey(_ text: String) -> [UInt8]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let data = Data(base64Encoded: trimmed) { return Array(data) }
+        return Base64URL.decode(String(trimmed.reversed().drop(while: { $0 == "=" }).reversed()))
+    }
+
+    /// PROTOCOL.md 2.5: principal ids are compared with `agent_id` and `user_id`, so they follow
+    /// the same rules.
+    static func isIdentifier(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        return (1...128).contains(bytes.count) && bytes.allSatisfy { byte in
+            byte > 0x20 && byte < 0x7F && !Array("{}*?[]\\\"".utf8).contains(byte)
+        }
+    }
+}

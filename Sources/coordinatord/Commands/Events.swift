@@ -1,0 +1,154 @@
+import ArgumentParser
+import CoordinatorDaemon
+import Foundation
+import RedisClient
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Events from <prefix>:events:stream: the last ones, those after --since, and with --follow new ones as they come.",
+        discussion: "Each line starts with the event's stream id, which --since takes. --follow survives a Redis restart: it reconnects with backoff and resumes after the last event it read.")
+
+    @OptionGroup var client: ClientOptions
+    @Flag(help: "Keep printing new events until interrupted.") var follow = false
+    @Option(help: "Only events after this stream id (as printed first on each line).") var since: String?
+    @Option(help: "Only events of this type (e.g. plan.completed), or of a family with a trailing dot (plan.).") var type: String?
+    @Option(help: "Only this customer's events.") var customer: String?
+    @Option(help: "Without --since: how many of the latest events to show.") var count: Int = 50
+
+    func validate() throws {
+        guard count > 0 else { throw ValidationError("--count: must be positive") }
+        if let since, !Self.isStreamID(since) { throw ValidationError("--since: a stream id like 1764583200123-0") }
+    }
+
+    static func isStreamID(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        return (1...2).contains(parts.count) && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+    }
+
+    private struct Entry {
+        var id: String
+        var event: [String: Any]
+    }
+
+    func run() throws {
+        try answering {
+            let connection = try client.connect()
+            defer { connection.close() }
+            let stream = client.keys.eventStream
+            var last: String
+            if let since {
+                last = since
+                try readAfter(connection, stream: stream, last: &last)
+            } else {
+                let latest = try latest(connection, stream: stream)
+                latest.forEach(show)
+                // With nothing matched, follow from the newest entry (or the start of an empty stream).
+                last = try latest.last?.id ?? connection.send("XREVRANGE", stream, "+", "-", "COUNT", 1).array?.first?.array?.first?.string ?? "0-0"
+            }
+            guard follow else { return }
+            try followStream(connection, stream: stream, after: last)
+        }
+    }
+
+    /// The latest `count` matching events, oldest first: read backwards a page at a time.
+    private func latest(_ connection: RedisConnection, stream: String) throws -> [Entry] {
+        var found: [Entry] = []
+        var end = "+"
+        while found.count < count {
+            let page = try Self.entries(connection.send("XREVRANGE", stream, end, "-", "COUNT", 1000))
+            guard let oldest = page.last else { break }
+            found += page.filter { matches($0.event) }
+            end = "(" + oldest.id
+            if page.count < 1000 { break }
+        }
+        return Array(found.prefix(count).reversed())
+    }
+
+    private func readAfter(_ connection: RedisConnection, stream: String, last: inout String) throws {
+        while true {
+            let page = try Self.entries(connection.send("XRANGE", stream, "(" + last, "+", "COUNT", 1000))
+            for entry in page where matches(entry.event) { show(entry) }
+            guard let newest = page.last else { return }
+            last = newest.id
+        }
+    }
+
+    /// XREAD BLOCK from `after`; on a Redis error, retries with backoff (the connection
+    /// reconnects by itself) and resumes after the last entry read.
+    private func followStream(_ connection: RedisConnection, stream: String, after: String) throws -> Never {
+        var last = after
+        var backoff = 0.2
+        var down = false
+        while true {
+            do {
+                let reply = try connection.send("XREAD", "COUNT", 1000, "BLOCK", 2000, "STREAMS", stream, last)
+                if down {
+                    Terminal.note("events: Redis is back; resuming after \(last)")
+                    down = false
+                    backoff = 0.2
+                }
+                // [[stream, [entries]]] or nil on timeout.
+                guard let entries = reply.array?.first?.array?.last else { continue }
+                for entry in Self.entries(entries) {
+                    if matches(entry.event) { show(entry) }
+                    last = entry.id
+                }
+            } catch {
+                if !down { Terminal.note("events: Redis unavailable (\(error)); retrying") }
+                down = true
+                Thread.sleep(forTimeInterval: backoff)
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+
+    private static func entries(_ reply: RedisReply) -> [Entry] {
+        (reply.array ?? []).compactMap { item in
+            guard let parts = item.array, parts.count == 2, let id = parts[0].string else { return nil }
+            let fields = parts[1].array ?? []
+            var index = 0
+            while index + 1 < fields.count {
+                if fields[index].string == "event", let event = jsonObject(fields[index + 1].bytes) {
+                    return Entry(id: id, event: event)
+                }
+                index += 2
+            }
+            return Entry(id: id, event: [:])
+        }
+    }
+
+    private func matches(_ event: [String: Any]) -> Bool {
+        if let customer, event.string("customer_id") != customer { return false }
+        if let type {
+            let actual = event.string("type") ?? ""
+            if type.hasSuffix(".") ? !actual.hasPrefix(type) : actual != type { return false }
+        }
+        return true
+    }
+
+    private func show(_ entry: Entry) {
+        let event = entry.event
+        if client.json {
+            var object = event
+            object["stream_id"] = entry.id
+            printJSONLine(object)
+            return
+        }
+        let type = event.string("type") ?? "?"
+        let time = event.string("at").map { String($0.dropFirst(11).prefix(8)) } ?? ""
+        var fields: [String] = []
+        if let v = event.string("customer_id") { fields.append("customer=\(v)") }
+        if let v = event.string("recommendation_id") { fields.append("rec=\(v)") }
+        if let v = event.string("approval_id") { fields.append("approval=\(v.prefix(8))") }
+        if let v = event.string("plan_id") { fields.append("plan=\(v.prefix(8))") }
+        if let v = event.int("step_index") { fields.append("step=\(v)") }
+        let data = event["data"] as? [String: Any] ?? [:]
+        for key in ["reason", "error", "user_id", "approved_by", "policy"] {
+            if let v = data[key] as? String, !v.isEmpty { fields.append("\(key)=\(v)") }
+        }
+        let colour: Terminal.Colour? = type.hasSuffix("failed") || type.hasSuffix("rolled_back") ? .red
+            : type.hasSuffix("completed") || type.hasSuffix("approved") ? .green : nil
+        let padded = type.padding(toLength: max(type.count, 27), withPad: " ", startingAt: 0)
+        Terminal.line("\(Terminal.paint(entry.id, .dim))  \(time)  \(Terminal.paint(padded, colour))  \(fields.joined(separator: " "))")
+    }
+}

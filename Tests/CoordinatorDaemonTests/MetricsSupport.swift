@@ -1,0 +1,128 @@
+import Foundation
+
+/// Scrapes a `/metrics` endpoint and parses it with the Prometheus project's own Python
+/// client (`prometheus_client.parser.text_string_to_metric_families`), not a regex of ours.
+enum PrometheusScrape {
+    struct Sample: Hashable {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+    }
+
+    /// What one scrape answered: the HTTP status, and the samples when it was 200.
+    struct Answer {
+        var status: Int
+        var samples: [Sample]
+
+        func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+            samples.first { $0.name == name && $0.labels == labels }?.value
+        }
+
+        func all(_ name: String) -> [Sample] { samples.filter { $0.name == name } }
+    }
+
+    static let script = #"""
+    import json, sys, urllib.request, urllib.error
+    from prometheus_client.parser import text_string_to_metric_families
+    url = sys.argv[1]
+    method = sys.argv[2] if len(sys.argv) > 2 else "GET"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as response:
+            status = response.status
+            text = response.read().decode("utf-8")
+    except urllib.error.HTTPError as error:
+        print(json.dumps({"status": error.code}))
+        sys.exit(0)
+    print(json.dumps({"status": status}))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            print(json.dumps({"name": sample.name, "labels": sample.labels, "value": sample.value, "type": family.type}))
+    """#
+
+    /// A python3 that has prometheus_client (scripts/setup.sh installs it).
+    static let python: String? = {
+        for candidate in ["/usr/bin/env python3", "/usr/bin/python3"] {
+            let parts = candidate.split(separator: " ").map(String.init)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: parts[0])
+            process.arguments = Array(parts.dropFirst()) + ["-c", "import prometheus_client"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            guard (try? process.run()) != nil else { continue }
+            process.waitUntilExit()
+            if process.terminationStatus == 0 { return candidate }
+        }
+        return nil
+    }()
+
+    static func scrape(_ url: String, method: String = "GET") throws -> Answer {
+        guard let python else {
+            throw HarnessError.malformed("no python3 with prometheus_client: run scripts/setup.sh (pip install prometheus-client)")
+        }
+        let parts = python.split(separator: " ").map(String.init)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: parts[0])
+        process.arguments = Array(parts.dropFirst()) + ["-c", script, url, method]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw HarnessError.malformed("the Prometheus parser failed on \(url): \(String(decoding: errors, as: UTF8.self))")
+        }
+        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map { try? Harness.object(Array($0.utf8)) }
+        guard let head = lines.removeFirst(), let status = head["status"] as? Int else {
+            throw HarnessError.malformed("scrape of \(url) answered nothing")
+        }
+        let samples = lines.compactMap { line -> Sample? in
+            guard let line, let name = line["name"] as? String, let value = line["value"] as? Double else { return nil }
+            return Sample(name: name, labels: line["labels"] as? [String: String] ?? [:], value: value)
+        }
+        return Answer(status: status, samples: samples)
+    }
+
+    /// A TCP port nobody listens on right now.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// The local addresses listening on `port` (from /proc/net/tcp and tcp6), as "a.b.c.d".
+    static func listeningAddresses(port: Int) -> [String] {
+        var found: [String] = []
+        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                // local_address is "HEXADDR:HEXPORT"; state 0A is LISTEN.
+                guard fields.count > 3, fields[3] == "0A" else { continue }
+                let local = fields[1].split(separator: ":")
+                guard local.count == 2, Int(local[1], radix: 16) == port else { continue }
+                let hex = String(local[0])
+                if hex.count == 8, let value = UInt32(hex, radix: 16) {
+                    let bytes = withUnsafeBytes(of: value.littleEndian) { Array($0) }
+                    found.append(bytes.map(String.init).joined(separator: "."))
+                } else {
+                    found.append(hex)
+                }
+            }
+        }
+        return found
+    }
+}
