@@ -136,7 +136,9 @@ public final class RedisServer: @unchecked Sendable {
                     return
                 } catch {
                     // NOAUTH or NOPERM (an ACL file that turns the default user off): it answers.
-                    if case .server = error { return }
+                    // LOADING (replaying its AOF after restart()) is not up yet: callers would
+                    // get -LOADING for their first commands.
+                    if case .server(let message) = error, !message.hasPrefix("LOADING") { return }
                 }
             }
             Thread.sleep(forTimeInterval: 0.02)
