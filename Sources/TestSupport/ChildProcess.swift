@@ -1,18 +1,147 @@
 import Foundation
 
-/// Starting child processes from any thread.
+/// Starting child processes (daemons, agents, redis-server) so that none outlives the test run.
 ///
-/// A child inherits its parent thread's signal mask, and the threads Swift Testing and
-/// Dispatch run code on block most signals, SIGTERM included: a redis-server or daemon
-/// started from one of them would never see a SIGTERM. Starting it with an empty mask gives
-/// it the signals a process started from a shell has.
+/// Three layers, because no one of them covers every way a test process ends:
+/// - `stop(_:)` sends SIGTERM and, after a timeout, SIGKILL: a hung child never hangs the caller.
+/// - Every child is registered and SIGKILLed by an `atexit` handler: a normal exit, even with
+///   failed tests, leaves none behind.
+/// - On Linux every child gets `PR_SET_PDEATHSIG = SIGKILL`: when the test process dies without
+///   running `atexit` (a trap on a force unwrap, a failed precondition, SIGKILL), the kernel kills
+///   the children. posix_spawn cannot call prctl in the child, so the child is started through
+///   util-linux `setpriv --pdeathsig KILL --` (which sets it and execs the real program, keeping the
+///   pid) when `/usr/bin/setpriv` exists. The death signal fires when the *thread* that spawned the
+///   child exits, not only the process, so every child is spawned from one thread that lives as
+///   long as the process (`Spawner`); spawning from a pool or test thread would kill the child when
+///   that thread is retired.
+///
+/// The spawner also starts children with an empty signal mask: a child inherits its parent
+/// thread's mask, and the threads Swift Testing and Dispatch run code on block most signals,
+/// SIGTERM included, so a child started from one of them would never see a SIGTERM.
 public enum ChildProcess {
+    /// util-linux setpriv, when present (Linux only).
+    static let setpriv: String? = {
+        #if os(Linux)
+        for path in ["/usr/bin/setpriv", "/bin/setpriv"] where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        #endif
+        return nil
+    }()
+
+    /// The argv that starts `executable` with the parent-death signal set, where that is possible.
+    static func wrapped(_ executable: String, _ arguments: [String]) -> (String, [String]) {
+        guard let setpriv else { return (executable, arguments) }
+        return (setpriv, ["--pdeathsig", "KILL", "--", executable] + arguments)
+    }
+
+    /// Starts a Foundation `Process` from the spawner thread, with the parent-death signal and an
+    /// empty signal mask; it is registered for clean-up at exit. Its pid is the program's own
+    /// (setpriv execs it).
     public static func run(_ process: Process) throws {
-        var empty = sigset_t()
-        var previous = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        try process.run()
+        if let executable = process.executableURL?.path {
+            let (path, arguments) = wrapped(executable, process.arguments ?? [])
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+        }
+        try Spawner.shared.sync {
+            var empty = sigset_t()
+            var previous = sigset_t()
+            sigemptyset(&empty)
+            pthread_sigmask(SIG_SETMASK, &empty, &previous)
+            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+            try process.run()
+        }
+        ChildRegistry.shared.insert(process.processIdentifier)
+    }
+
+    /// SIGTERM (or `signal`), then SIGKILL if the child is still running after `timeout` seconds;
+    /// returns once it has exited. Returns true when it ended within the timeout.
+    @discardableResult
+    public static func stop(_ process: Process, signal: Int32 = SIGTERM, timeout: Double = 10) -> Bool {
+        let pid = process.processIdentifier
+        defer { ChildRegistry.shared.remove(pid) }
+        guard process.isRunning else {
+            process.waitUntilExit()
+            return true
+        }
+        kill(pid, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let inTime = !process.isRunning
+        if !inTime { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+        return inTime
+    }
+
+    /// Waits up to `timeout` seconds for the child to exit by itself; false if it is still running.
+    public static func waitForExit(_ process: Process, timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        if process.isRunning { return false }
+        process.waitUntilExit()
+        ChildRegistry.shared.remove(process.processIdentifier)
+        return true
+    }
+}
+
+/// One thread, alive for the whole process, from which every child is spawned (see
+/// `ChildProcess`: the parent-death signal is bound to the spawning thread).
+final class Spawner: @unchecked Sendable {
+    static let shared = Spawner()
+
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+
+    private init() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "child-spawner"
+        thread.start()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job()
+        }
+    }
+
+    /// Runs `body` on the spawner thread and returns its result.
+    func sync<T>(_ body: @escaping () throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Result<T, any Error>?
+        let job = { result = Result { try body() }; done.signal() }
+        condition.lock()
+        jobs.append(job)
+        condition.signal()
+        condition.unlock()
+        done.wait()
+        return try result!.get()
+    }
+}
+
+/// The pids of running children, SIGKILLed at exit.
+final class ChildRegistry: @unchecked Sendable {
+    static let shared: ChildRegistry = {
+        let registry = ChildRegistry()
+        atexit { ChildRegistry.shared.killAll() }
+        return registry
+    }()
+
+    private let lock = NSLock()
+    private var pids: Set<Int32> = []
+
+    func insert(_ pid: Int32) { lock.withLock { _ = pids.insert(pid) } }
+    func remove(_ pid: Int32) { lock.withLock { _ = pids.remove(pid) } }
+
+    func killAll() {
+        let all = lock.withLock {
+            defer { pids.removeAll() }
+            return pids
+        }
+        for pid in all { kill(pid, SIGKILL) }
     }
 }

@@ -3,8 +3,8 @@ import RedisClient
 
 /// A real redis-server for tests and benchmarks: its own free port on 127.0.0.1, its own
 /// temporary directory, AOF with fsync always (so `restart()` keeps the data), no RDB.
-/// Every started server is also killed by an `atexit` handler, so an aborted run leaves none
-/// behind.
+/// Every started server is also killed by an `atexit` handler and, on Linux, by the kernel when
+/// the test process dies (see `ChildProcess`), so an aborted run leaves none behind.
 public final class RedisServer: @unchecked Sendable {
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
@@ -121,7 +121,7 @@ public final class RedisServer: @unchecked Sendable {
         // mask of the calling thread, and Swift's pool threads block SIGTERM, so the server
         // would never see `stop()`'s SIGTERM.
         let process = try SpawnedProcess.spawn(executable: Self.executable().path, arguments: args)
-        ServerRegistry.shared.insert(process.pid)
+        ChildRegistry.shared.insert(process.pid)
         lock.lock()
         self.process = process
         lock.unlock()
@@ -161,7 +161,7 @@ public final class RedisServer: @unchecked Sendable {
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
         if process.isRunning { Foundation.kill(process.pid, SIGKILL) }
         process.waitUntilExit()
-        ServerRegistry.shared.remove(process.pid)
+        ChildRegistry.shared.remove(process.pid)
     }
 
     private static func executable() -> URL {
@@ -195,7 +195,8 @@ public final class RedisServer: @unchecked Sendable {
 }
 
 /// A child process started with posix_spawn: empty signal mask and default handlers (whatever
-/// the spawning thread blocks or the test process ignores), stdio on /dev/null.
+/// the spawning thread blocks or the test process ignores), stdio on /dev/null, from the
+/// spawner thread with the parent-death signal where possible (see `ChildProcess`).
 final class SpawnedProcess: @unchecked Sendable {
     let pid: pid_t
     private let lock = NSLock()
@@ -207,6 +208,11 @@ final class SpawnedProcess: @unchecked Sendable {
     }
 
     static func spawn(executable: String, arguments: [String]) throws -> SpawnedProcess {
+        let (path, argv) = ChildProcess.wrapped(executable, arguments)
+        return try Spawner.shared.sync { try spawnHere(executable: path, arguments: argv) }
+    }
+
+    private static func spawnHere(executable: String, arguments: [String]) throws -> SpawnedProcess {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -279,37 +285,5 @@ final class SpawnedProcess: @unchecked Sendable {
         exited = true
         if result == pid { self.status = status }
         lock.unlock()
-    }
-}
-
-/// The pids of running servers, killed at exit.
-private final class ServerRegistry: @unchecked Sendable {
-    static let shared: ServerRegistry = {
-        let registry = ServerRegistry()
-        atexit { ServerRegistry.shared.killAll() }
-        return registry
-    }()
-
-    private let lock = NSLock()
-    private var pids: Set<Int32> = []
-
-    func insert(_ pid: Int32) {
-        lock.lock()
-        pids.insert(pid)
-        lock.unlock()
-    }
-
-    func remove(_ pid: Int32) {
-        lock.lock()
-        pids.remove(pid)
-        lock.unlock()
-    }
-
-    func killAll() {
-        lock.lock()
-        let all = pids
-        pids.removeAll()
-        lock.unlock()
-        for pid in all { kill(pid, SIGKILL) }
     }
 }

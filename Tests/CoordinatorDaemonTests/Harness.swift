@@ -6,6 +6,20 @@ import RedisClient
 import Testing
 import TestSupport
 
+/// Every suite that starts redis-server or daemons runs inside this one: one at a time (two
+/// cores are shared with builds and other suites, and the fault tests need the machine's
+/// attention), each test with a time limit so one hung daemon fails its test instead of hanging
+/// the run. A new suite nests under it from its own file:
+///
+///     extension RealRedis {
+///         @Suite("What it covers")
+///         struct MyTests { @Test func … }
+///     }
+///
+/// `.serialized` here applies to every suite and test nested inside.
+@Suite("Over a real Redis", .serialized, .timeLimit(.minutes(4)))
+enum RealRedis {}
+
 /// A real redis-server, daemons running against it (in this process, or as the built
 /// binary), and a client connection for the test to act as agents and operators do.
 final class Harness: @unchecked Sendable {
@@ -14,19 +28,35 @@ final class Harness: @unchecked Sendable {
     let keys = Keys(prefix: "coord")
     private(set) var daemons: [Daemon] = []
     private var processes: [Process] = []
+    /// Events read so far, oldest first, and the stream id of the last one.
+    private var seenEvents: [[String: Any]] = []
+    private var lastEventID = "0-0"
+    /// A connection of its own for `XREAD BLOCK`, opened on first use.
+    private var eventReader: RedisConnection?
 
-    init() throws {
+    init(redisArguments: [String] = [], unixSocket: Bool = false) throws {
         RedisProcess.ignoreSIGPIPE()
-        server = try RedisServer.start()
+        server = try RedisServer.start(arguments: redisArguments, unixSocket: unixSocket)
         redis = try server.client()
     }
 
     deinit {
-        for daemon in daemons { daemon.stop() }
-        for process in processes where process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        // A daemon whose stop hangs is left behind (threads cannot be killed) rather than hanging
+        // the suite; its test fails.
+        for daemon in daemons {
+            let done = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                daemon.stop()
+                done.signal()
+            }
+            if done.wait(timeout: .now() + 20) == .timedOut {
+                Issue.record("Daemon.stop() did not return within 20 s")
+            }
         }
+        for process in processes where !ChildProcess.stop(process, timeout: 10) {
+            Issue.record("\(process.arguments ?? []) ignored SIGTERM for 10 s and was killed")
+        }
+        eventReader?.close()
         redis.close()
         server.stop()
     }
@@ -71,7 +101,10 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Starts the real binary (`coordinatord run …` or another subcommand).
-    func launch(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Process {
+    /// It is stopped (SIGTERM, SIGKILL after 10 s) when the harness goes, and killed by the
+    /// kernel if the test process dies (see `ChildProcess`).
+    func launch(_ arguments: [String], environment extra: [String: String] = [:],
+                output: FileHandle? = nil) throws -> Process {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
@@ -79,11 +112,24 @@ final class Harness: @unchecked Sendable {
         env["REDIS_URL"] = server.url
         for (k, v) in extra { env[k] = v }
         process.environment = env
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = output ?? FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try ChildProcess.run(process)
         processes.append(process)
         return process
+    }
+
+    /// Runs the binary to its end (killed after `timeout` s) and returns its exit status and stdout.
+    func runToEnd(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 30) throws -> (status: Int32, output: String) {
+        let pipe = Pipe()
+        let process = try launch(arguments, environment: environment, output: pipe.fileHandleForWriting)
+        try pipe.fileHandleForWriting.close()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        if !ChildProcess.waitForExit(process, timeout: timeout) {
+            ChildProcess.stop(process, signal: SIGKILL)
+            throw HarnessError.timeout("\(arguments) did not end within \(timeout) s")
+        }
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     // MARK: - Acting as clients
@@ -111,18 +157,52 @@ final class Harness: @unchecked Sendable {
         return object
     }
 
-    /// Every event in the stream so far, oldest first.
+    /// Every event appended to the stream since the harness started, oldest first. Read
+    /// incrementally (from the last id seen), so entries trimmed by MAXLEN later stay here.
     func events() throws -> [[String: Any]] {
-        let entries = try redis.send("XRANGE", keys.eventStream, "-", "+").array ?? []
-        return try entries.compactMap { entry in
-            guard let fields = entry.array?.last?.array else { return nil }
+        let entries = try redis.send("XRANGE", keys.eventStream, "(\(lastEventID)", "+").array ?? []
+        try take(entries)
+        return seenEvents
+    }
+
+    private func take(_ entries: [RedisReply]) throws {
+        for entry in entries {
+            guard let parts = entry.array, parts.count == 2, let id = parts[0].string else { continue }
+            lastEventID = id
+            let fields = parts[1].array ?? []
             var index = 0
             while index + 1 < fields.count {
-                if fields[index].string == "event", let bytes = fields[index + 1].bytes { return try Self.object(bytes) }
+                if fields[index].string == "event", let bytes = fields[index + 1].bytes {
+                    seenEvents.append(try Self.object(bytes))
+                }
                 index += 2
             }
-            return nil
         }
+    }
+
+    /// Blocks (XREAD BLOCK from the last id seen) until new events arrive or `seconds` pass.
+    private func awaitEvents(upTo seconds: Double) {
+        do {
+            if eventReader == nil { eventReader = try server.client() }
+            let reader = try #require(eventReader)
+            let reply = try reader.send("XREAD", "COUNT", 1000, "BLOCK", max(1, Int(seconds * 1000)), "STREAMS",
+                                        keys.eventStream, lastEventID)
+            try take(reply.array?.first?.array?.last?.array ?? [])
+        } catch {
+            // Redis restarting under a fault test: try again shortly.
+            Thread.sleep(forTimeInterval: seconds)
+        }
+    }
+
+    /// Waits for the first event (from the start) satisfying `match`, and returns it.
+    @discardableResult
+    func waitForEvent(_ what: String, timeout: Double = 20, _ match: ([String: Any]) -> Bool) throws -> [String: Any] {
+        var found: [String: Any]?
+        try wait(what, timeout: timeout) {
+            found = try events().first(where: match)
+            return found != nil
+        }
+        return try #require(found)
     }
 
     func events(plan planID: String) throws -> [[String: Any]] {
@@ -138,13 +218,15 @@ final class Harness: @unchecked Sendable {
         return try Self.object(bytes)
     }
 
-    /// Polls until `condition` holds, or fails the test after `timeout`.
+    /// Checks `condition` each time new events arrive (XREAD BLOCK from the last id), and at
+    /// least every 50 ms for state that changes without an event; fails after `timeout`.
     func wait(_ what: String, timeout: Double = 20, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if try condition() { return }
-            Thread.sleep(forTimeInterval: 0.02)
+            awaitEvents(upTo: 0.05)
         }
+        if try condition() { return }
         throw HarnessError.timeout("waited \(timeout) s for \(what)")
     }
 
@@ -154,12 +236,59 @@ final class Harness: @unchecked Sendable {
             last = try plan(id)
             return last?["status"] as? String == status
         }
-        return last!
+        return try #require(last)
     }
+
+    /// Every reply on `list` until `count` have come, then `grace` seconds more, so that a late
+    /// duplicate is seen too. Tolerates Redis being restarted meanwhile.
+    func collectReplies(on list: String, count: Int, timeout: Double = 60, grace: Double = 1) throws -> [[String: Any]] {
+        try collectReplies(on: [list], count: count, timeout: timeout, grace: grace)
+    }
+
+    /// The same over several lists (reply lists are capped at 1,000: big runs spread their replies).
+    func collectReplies(on lists: [String], count: Int, timeout: Double = 60, grace: Double = 1) throws -> [[String: Any]] {
+        var replies: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        var graceEnd: Date?
+        while Date() < (graceEnd ?? deadline) {
+            do {
+                let reply = try redis.send(RedisCommand(arguments: (["BRPOP"] + lists + ["0.2"]).map { Array($0.utf8) }))
+                if let parts = reply.array, parts.count == 2, let value = parts[1].bytes { replies.append(try Self.object(value)) }
+            } catch let error as RedisError {
+                guard case .connection = error else { throw error }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            if graceEnd == nil && replies.count >= count { graceEnd = Date().addingTimeInterval(grace) }
+        }
+        return replies
+    }
+
+    /// Keys matching `pattern` (SCAN, for tests only).
+    func scanKeys(_ pattern: String) throws -> [String] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try redis.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            cursor = reply.array?.first?.string ?? "0"
+            keys += (reply.array?.last?.array ?? []).compactMap(\.string)
+        } while cursor != "0"
+        return keys
+    }
+
+    /// Messages in every in-flight list (`coord:inflight:…`), in all.
+    func inflightCount() throws -> Int {
+        try scanKeys("\(keys.prefix):inflight:*").reduce(0) { $0 + (try length($1)) }
+    }
+
+    /// The `error.code` of a reply or dead letter.
+    static func code(_ object: [String: Any]) -> String? { (object["error"] as? [String: Any])?["code"] as? String }
 
     func length(_ list: String) throws -> Int {
         Int(try redis.send("LLEN", list).integer ?? 0)
     }
+
+    func hlen(_ key: String) throws -> Int { Int(try redis.send("HLEN", key).integer ?? 0) }
+    func zcard(_ key: String) throws -> Int { Int(try redis.send("ZCARD", key).integer ?? 0) }
 }
 
 enum HarnessError: Error, CustomStringConvertible {

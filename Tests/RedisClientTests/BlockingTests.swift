@@ -13,9 +13,10 @@ struct BlockingTests {
             #expect(try c.blockingMove(from: "q", to: "inflight", timeout: 0.1) == nil)
             let configuration = server.configuration
             let pusher = Background {
-                Thread.sleep(forTimeInterval: 0.2)
                 let other = try RedisConnection(configuration: configuration)
                 defer { other.close() }
+                // Push only once the server shows the BLMOVE blocked: the pop must be woken.
+                try waitUntilBlocked(other, command: "blmove")
                 _ = try other.send("LPUSH", "q", [0, 1, 2] as [UInt8])
             }
             let moved = try c.blockingMove(from: "q", to: "inflight", timeout: 10)
@@ -44,8 +45,11 @@ struct BlockingTests {
         try withServer { server in
             let c = try server.client()
             defer { c.close() }
+            let configuration = server.configuration
             let waker = Background {
-                Thread.sleep(forTimeInterval: 0.2)
+                let other = try RedisConnection(configuration: configuration)
+                defer { other.close() }
+                try waitUntilBlocked(other, command: "blmove")
                 c.interrupt()
             }
             #expect(throws: RedisError.closed) { try c.blockingMove(from: "never", to: "x", timeout: 0) }
@@ -72,4 +76,25 @@ struct BlockingTests {
             c.close()
         }
     }
+}
+
+/// Waits until the server lists a client blocked in `command` (CLIENT LIST: `flags=b`,
+/// `cmd=<command>`): proof that a blocking call is really blocked, where a sleep only hopes so.
+func waitUntilBlocked(_ observer: RedisConnection, command: String, timeout: Double = 20) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        let clients = try observer.send("CLIENT", "LIST").string ?? ""
+        let blocked = clients.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            return fields.contains("cmd=\(command)") && fields.contains { $0.hasPrefix("flags=") && $0.contains("b") }
+        }
+        if blocked { return }
+        Thread.sleep(forTimeInterval: 0.005)
+    }
+    throw BlockedTimeout(command: command)
+}
+
+struct BlockedTimeout: Error, CustomStringConvertible {
+    let command: String
+    var description: String { "no client blocked in \(command)" }
 }
