@@ -126,8 +126,10 @@ extension RealRedis {
         @Test("SIGTERM while busy: exits 0, hands back what it holds, and the next daemon does it")
         func sigterm() throws {
             let h = try Harness()
-            let process = try h.launch(["run", "--sim-speed", "0"])
+            // The backlog first: a daemon that keeps pace with the pushes never has work queued
+            // behind its batch, and the freeze below waits for exactly that.
             try pushRequests(h, count: 5000, prefix: "term")
+            let process = try h.launch(["run", "--sim-speed", "0"])
             _ = try freezeMidBatch(h, process, count: 5000, leavingQueued: true)
             kill(process.processIdentifier, SIGTERM)
             kill(process.processIdentifier, SIGCONT)
