@@ -6,7 +6,10 @@ import TestSupport
 /// Sustained load: many requests over a fixed set of customers, each making a plan that
 /// completes, against daemons that forget finished work after `--retention`. Every
 /// `--report-every` finished plans it prints a JSON line: the rate in that window, Redis
-/// `used_memory` and each daemon's RSS, so growth over a long run shows.
+/// `used_memory` and each daemon's RSS, so growth over a long run shows. Every time bound is
+/// compressed to `--retention` (idempotency records `--dedupe-ttl`, reply lists `--reply-ttl`,
+/// 24 h and 1 h by default), so that a million requests reach the steady state that a
+/// deployment reaches in days; a daemon-arg given after them wins.
 struct SoakBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "soak",
@@ -36,7 +39,7 @@ struct SoakBench: ParsableCommand {
         let server: RedisServer? = url == nil ? try RedisServer.start(arguments: ["--appendfsync", "everysec"]) : nil
         let redis = try url.map { try RedisConfiguration(url: $0) } ?? server!.configuration
         let fleet = try Fleet(count: daemons, redis: redis, url: url ?? server!.url,
-                              extra: ["--retention", retention] + daemonArgs)
+                              extra: ["--retention", retention, "--dedupe-ttl", retention, "--reply-ttl", retention] + daemonArgs)
         defer {
             fleet.stop()
             server?.stop()

@@ -13,8 +13,8 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Simulated durations multiplier: 1 as in the seed, 0 instant (env COORD_SIM_SPEED).") var simSpeed: Double?
     @Option(help: "Request intake loops in this process (env COORD_WORKERS).") var workers: Int?
     @Option(help: "Seconds an agent has to answer a step (env COORD_STEP_TIMEOUT).") var stepTimeout: Double?
-    @Option(help: "Seconds a reply list lives (env COORD_REPLY_TTL).") var replyTtl: Int?
-    @Option(help: "Seconds a request_id is remembered (env COORD_DEDUPE_TTL).") var dedupeTtl: Int?
+    @Option(help: "How long a reply list lives, e.g. 3600 or 1h (env COORD_REPLY_TTL).") var replyTtl: String?
+    @Option(help: "How long a request_id is remembered, e.g. 86400 or 24h (env COORD_DEDUPE_TTL).") var dedupeTtl: String?
     @Option(help: "Largest message accepted (env COORD_MAX_MESSAGE_BYTES).") var maxMessageBytes: Int?
     @Option(help: "Most recommendations in one request (env COORD_MAX_RECOMMENDATIONS).") var maxRecommendations: Int?
     @Option(help: "Medium risk: approve (a person approves) or notify (approved at once) (env COORD_MEDIUM_POLICY).") var mediumPolicy: String?
@@ -72,8 +72,8 @@ struct DaemonOptions: ParsableArguments {
         if let v = try parsed(stepTimeout, "STEP_TIMEOUT", Double.init) {
             config.stepTimeout = try Self.finite(v, "--step-timeout", 0.001...Self.maxDuration, "seconds, more than 0 and at most 3650 days")
         }
-        if let v = try parsed(replyTtl, "REPLY_TTL", Int.init) { config.replyTTL = try bounded(v, "--reply-ttl", 1...Int(Self.maxDuration)) }
-        if let v = try parsed(dedupeTtl, "DEDUPE_TTL", Int.init) { config.dedupeTTL = try bounded(v, "--dedupe-ttl", 1...Int(Self.maxDuration)) }
+        if let v = value(replyTtl, "REPLY_TTL") { config.replyTTL = try Self.seconds(v, "--reply-ttl") }
+        if let v = value(dedupeTtl, "DEDUPE_TTL") { config.dedupeTTL = try Self.seconds(v, "--dedupe-ttl") }
         // Redis refuses a bulk string over 512 MiB (proto-max-bulk-len).
         if let v = try parsed(maxMessageBytes, "MAX_MESSAGE_BYTES", Int.init) { config.maxMessageBytes = try bounded(v, "--max-message-bytes", 1...(256 << 20)) }
         if let v = try parsed(maxRecommendations, "MAX_RECOMMENDATIONS", Int.init) { config.maxRecommendations = try bounded(v, "--max-recommendations", 1...1_000_000) }
