@@ -3,53 +3,55 @@ import RedisClient
 import Testing
 import TestSupport
 
-@Suite("Bursts from one customer", .serialized)
-struct BurstTests {
-    @Test("two daemons, a burst from five customers on few resources: each request answered once, no two conflicting recommendations kept")
-    func burst() throws {
-        let h = try Harness()
-        try h.startDaemon()
-        try h.startDaemon()
-        let customers = 5
-        let count = 600
-        let actions = ["scale_up", "scale_down", "terminate", "add_capacity"]
-        var messages: [String] = []
-        for n in 0..<count {
-            let resources = n % 7 == 0 ? [] : ["r-\(n % 11)"]
-            messages.append(Wire.coordinate("b-\(n)", customer: "burst-\(n % customers)", replyTo: "test:burst:\(n % 3)",
-                                            [Wire.recommendation("rec-\(n)", action: actions[n % actions.count], resources: resources)]))
-        }
-        try h.pushAll(messages)
-        var ids: [String] = []
-        let deadline = Date().addingTimeInterval(90)
-        while ids.count < count, Date() < deadline {
-            let reply = try h.redis.send(RedisCommand(arguments: ["BRPOP", "test:burst:0", "test:burst:1", "test:burst:2", "1"].map { Array($0.utf8) }))
-            guard let parts = reply.array, parts.count == 2, let value = parts[1].bytes else { continue }
-            let object = try Harness.object(value)
-            #expect(object["ok"] as? Bool == true)
-            ids.append(object["request_id"] as? String ?? "?")
-        }
-        #expect(ids.count == count)
-        #expect(Set(ids) == Set((0..<count).map { "b-\($0)" }))
-        Thread.sleep(forTimeInterval: 0.3)
-        for list in 0..<3 { #expect(try h.length("test:burst:\(list)") == 0) }
+extension RealRedis {
+    @Suite("Bursts from one customer", .serialized)
+    struct BurstTests {
+        @Test("two daemons, a burst from five customers on few resources: each request answered once, no two conflicting recommendations kept")
+        func burst() throws {
+            let h = try Harness()
+            try h.startDaemon()
+            try h.startDaemon()
+            let customers = 5
+            let count = 600
+            let actions = ["scale_up", "scale_down", "terminate", "add_capacity"]
+            var messages: [String] = []
+            for n in 0..<count {
+                let resources = n % 7 == 0 ? [] : ["r-\(n % 11)"]
+                messages.append(Wire.coordinate("b-\(n)", customer: "burst-\(n % customers)", replyTo: "test:burst:\(n % 3)",
+                                                [Wire.recommendation("rec-\(n)", action: actions[n % actions.count], resources: resources)]))
+            }
+            try h.pushAll(messages)
+            var ids: [String] = []
+            let deadline = Date().addingTimeInterval(90)
+            while ids.count < count, Date() < deadline {
+                let reply = try h.redis.send(RedisCommand(arguments: ["BRPOP", "test:burst:0", "test:burst:1", "test:burst:2", "1"].map { Array($0.utf8) }))
+                guard let parts = reply.array, parts.count == 2, let value = parts[1].bytes else { continue }
+                let object = try Harness.object(value)
+                #expect(object["ok"] as? Bool == true)
+                ids.append(object["request_id"] as? String ?? "?")
+            }
+            #expect(ids.count == count)
+            #expect(Set(ids) == Set((0..<count).map { "b-\($0)" }))
+            Thread.sleep(forTimeInterval: 0.3)
+            for list in 0..<3 { #expect(try h.length("test:burst:\(list)") == 0) }
 
-        // What stayed active: never two that conflict (shared resource, or contradictory
-        // actions on a shared resource or customer-wide).
-        let contradict: Set<String> = ["scale_up|scale_down", "scale_up|terminate", "scale_down|add_capacity"]
-        for c in 0..<customers {
-            let records = (try h.redis.send("HVALS", h.keys.active(customer: "burst-\(c)")).array ?? []).compactMap(\.bytes)
-            let recs = try records.map { try Harness.object($0)["recommendation"] as? [String: Any] ?? [:] }
-            #expect(!recs.isEmpty)
-            for i in recs.indices {
-                for j in recs.indices where j > i {
-                    let a = recs[i], b = recs[j]
-                    let ra = Set(a["affected_resources"] as? [String] ?? []), rb = Set(b["affected_resources"] as? [String] ?? [])
-                    let aa = a["action"] as? String ?? "", ab = b["action"] as? String ?? ""
-                    let shared = !ra.isDisjoint(with: rb)
-                    let opposed = contradict.contains("\(aa)|\(ab)") || contradict.contains("\(ab)|\(aa)")
-                    #expect(!shared, "\(a["id"] ?? "") and \(b["id"] ?? "") share a resource")
-                    #expect(!(opposed && (ra.isEmpty || rb.isEmpty)), "\(a["id"] ?? "") and \(b["id"] ?? "") contradict")
+            // What stayed active: never two that conflict (shared resource, or contradictory
+            // actions on a shared resource or customer-wide).
+            let contradict: Set<String> = ["scale_up|scale_down", "scale_up|terminate", "scale_down|add_capacity"]
+            for c in 0..<customers {
+                let records = (try h.redis.send("HVALS", h.keys.active(customer: "burst-\(c)")).array ?? []).compactMap(\.bytes)
+                let recs = try records.map { try Harness.object($0)["recommendation"] as? [String: Any] ?? [:] }
+                #expect(!recs.isEmpty)
+                for i in recs.indices {
+                    for j in recs.indices where j > i {
+                        let a = recs[i], b = recs[j]
+                        let ra = Set(a["affected_resources"] as? [String] ?? []), rb = Set(b["affected_resources"] as? [String] ?? [])
+                        let aa = a["action"] as? String ?? "", ab = b["action"] as? String ?? ""
+                        let shared = !ra.isDisjoint(with: rb)
+                        let opposed = contradict.contains("\(aa)|\(ab)") || contradict.contains("\(ab)|\(aa)")
+                        #expect(!shared, "\(a["id"] ?? "") and \(b["id"] ?? "") share a resource")
+                        #expect(!(opposed && (ra.isEmpty || rb.isEmpty)), "\(a["id"] ?? "") and \(b["id"] ?? "") contradict")
+                    }
                 }
             }
         }

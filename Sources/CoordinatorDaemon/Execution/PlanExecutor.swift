@@ -23,6 +23,12 @@ final class PlanExecutor: @unchecked Sendable {
     /// Ready entries whose examination found stale reads; looked at again next tick.
     private var reexamine: [[UInt8]] = []
     private var lastRenewal = Date.distantPast
+    /// Redis's clock minus this machine's, read once a second: leases, step deadlines and
+    /// takeover compare Redis time (one clock for every daemon), without a TIME per tick.
+    private var clockOffset: TimeInterval = 0
+    private var lastClockRead = Date.distantPast
+    /// Now, by Redis's clock.
+    private var now: Date { Date().addingTimeInterval(clockOffset) }
     private var lastTakeoverScan = Date.distantPast
     /// Plans whose last commit failed: their memory may be behind Redis (or ahead of it, had
     /// it been changed first), so they are read again before they advance.
@@ -130,7 +136,11 @@ final class PlanExecutor: @unchecked Sendable {
 
     private func tick(_ connection: RedisConnection, accepting: Bool) throws(RedisError) {
         let config = context.configuration
-        var now = Date()
+        if Date().timeIntervalSince(lastClockRead) >= 1 {
+            clockOffset = try RedisClock.now(connection).timeIntervalSince(Date())
+            lastClockRead = Date()
+        }
+        var now = self.now
         var progressed = false
         if !needsReload.isEmpty { try reload(connection) }
 
@@ -151,7 +161,7 @@ final class PlanExecutor: @unchecked Sendable {
             if !ids.isEmpty {
                 try examine(ids, connection)
                 progressed = true
-                now = Date()
+                now = self.now
             }
         }
 
@@ -205,7 +215,7 @@ final class PlanExecutor: @unchecked Sendable {
         if !progressed && !running.isEmpty {
             // Waiting on timers or agents: sleep until the next is due, briefly.
             let nextDue = running.values.compactMap { $0.wait?.due }.min() ?? now.addingTimeInterval(0.02)
-            Thread.sleep(forTimeInterval: max(0.001, min(0.02, nextDue.timeIntervalSince(Date()))))
+            Thread.sleep(forTimeInterval: max(0.001, min(0.02, nextDue.timeIntervalSince(self.now))))
         }
     }
 
@@ -214,7 +224,7 @@ final class PlanExecutor: @unchecked Sendable {
     /// Looks at plans handed to the executors: starts those whose dependencies completed,
     /// parks those that must wait, cancels those whose dependencies failed.
     private func examine(_ ids: [[UInt8]], _ connection: RedisConnection) throws(RedisError) {
-        let now = Date()
+        let now = self.now
         let planIDs = ids.map { String(decoding: $0, as: UTF8.self) }
         let stored = try connection.pipeline(planIDs.map { RedisCommand("GET", keys.plan($0)) })
 

@@ -53,10 +53,3 @@ struct StepAttempt: Equatable, Sendable {
                            list: list, message: Array(message.utf8))
     }
 }
-
-extension Keys {
-    /// The outstanding dispatch of a plan's step (a `StepAttempt`), while an agent has one.
-    /// Tagged like the plan's other keys; no request can name it (ids have no braces), so no
-    /// reply can read a token.
-    func stepAttempt(_ planID: String) -> String { "\(plan(planID)):attempt" }
-}

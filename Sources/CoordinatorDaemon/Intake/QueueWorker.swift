@@ -25,7 +25,7 @@ final class QueueWorker: @unchecked Sendable {
     init(context: DaemonContext, handler: any BatchHandler, index: Int) {
         self.context = context
         self.handler = handler
-        self.queue = "\(context.keys.prefix):\(handler.queueName)"
+        self.queue = context.keys.queue(handler.queueName)
         self.inflight = context.keys.inflight(worker: context.workerID, queue: "\(handler.queueName):\(index)")
         self.name = "\(handler.queueName)-\(index)"
         self.loop = LoopThread(name: name, context: context)

@@ -51,7 +51,7 @@ final class MetricsSampler: @unchecked Sendable {
                         RedisCommand("ZRANGE", keys.pendingApprovals, 0, Self.maxPendingSampled - 1),
                         // This daemon's in-flight lists, as its loops register them (list -> queue): no SCAN.
                         RedisCommand("HGETALL", keys.inflightLists(worker: context.workerID))]
-        commands += queues.map { RedisCommand("LLEN", "\(keys.prefix):\($0)") }
+        commands += queues.map { RedisCommand("LLEN", keys.queue($0)) }
         let replies = try connection.pipeline(commands)
 
         var sample = DaemonMetrics.Sample()

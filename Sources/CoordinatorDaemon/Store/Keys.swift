@@ -14,6 +14,8 @@ public struct Keys: Sendable {
     public init(prefix: String) { self.prefix = prefix }
 
     // Queues producers write (PROTOCOL.md section 1).
+    /// The queue named `name` under the prefix ("requests" -> "coord:requests").
+    public func queue(_ name: String) -> String { "\(prefix):\(name)" }
     public var requests: String { "\(prefix):requests" }
     public var approvals: String { "\(prefix):approvals" }
     public var stepResults: String { "\(prefix):steps:results" }
@@ -86,6 +88,9 @@ public struct Keys: Sendable {
     public func planQueued(_ id: String) -> String { "\(prefix):plan:{\(id)}:queued" }
     /// Held by the worker running the plan; lapses when it dies.
     public func planLease(_ id: String) -> String { "\(prefix):plan:{\(id)}:lease" }
+    /// The outstanding dispatch of a plan's step (a `StepAttempt`), while an agent has one.
+    /// No request can name it (ids have no braces), so no reply can read a token.
+    public func stepAttempt(_ planID: String) -> String { "\(plan(planID)):attempt" }
     /// Agents' results for this plan that reached a daemon not running it.
     public func planResults(_ id: String) -> String { "\(prefix):plan:{\(id)}:results" }
     /// Running plans by lease deadline (ms), so a lapsed one is found without a scan.

@@ -34,7 +34,7 @@ struct Status: ParsableCommand {
                 daemons.append(fields)
             }
 
-            let depths = try connection.pipeline(Self.queues.map { RedisCommand("LLEN", "\(keys.prefix):\($0)") })
+            let depths = try connection.pipeline(Self.queues.map { RedisCommand("LLEN", keys.queue($0)) })
             let inflight = try inflightByQueue(connection, keys: keys)
             let counts = try connection.pipeline([
                 RedisCommand("ZCARD", keys.pendingApprovals),
@@ -85,7 +85,7 @@ struct Status: ParsableCommand {
             var queues = Table([.init(title: "QUEUE"), .init(title: "WAITING", rightAligned: true),
                                 .init(title: "IN FLIGHT", rightAligned: true)])
             for (queue, depth) in zip(Self.queues, depths) {
-                queues.add(["\(keys.prefix):\(queue)", "\(depth.integer ?? 0)", "\(inflight[queue] ?? 0)"])
+                queues.add([keys.queue(queue), "\(depth.integer ?? 0)", "\(inflight[queue] ?? 0)"])
             }
             queues.print()
             Terminal.line()
