@@ -57,7 +57,7 @@ final class DaemonContext: Sendable {
     }
 
     /// Appends a dead letter (the list capped at `--dead-letter-max`, in the same commit).
-    func deadLetter(_ raw: [UInt8], queue: String, failure: Failure, now: Date, in commit: inout Commit) {
+    func deadLetter(_ raw: [UInt8], queue: String, failure: Refusal, now: Date, in commit: inout Commit) {
         commit.deadLetter(WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now, rawMax: configuration.deadLetterRawMax),
                           to: keys.dead, max: configuration.deadLetterMax)
         counters.add(deadLettered: 1)

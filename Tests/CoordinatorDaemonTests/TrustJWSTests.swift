@@ -216,7 +216,7 @@ struct TrustJWSTests {
         let attributes = try FileManager.default.attributesOfItem(atPath: path)
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
         #expect(try SigningKeyFile.load(path: path).rawRepresentation == key.rawRepresentation)
-        #expect(throws: SigningKeyFile.Failure.self) { _ = try SigningKeyFile.generate(path: path) }
+        #expect(throws: SigningKeyFile.LoadError.self) { _ = try SigningKeyFile.generate(path: path) }
         let entry = SigningKeyFile.trustEntry(id: "alice", key: key, roles: ["approver"])
         let trust = try Trust.parse(Array("{\"principals\":{\(entry)}}".utf8))
         #expect(trust.principals["alice"]?.key.publicKey.rawRepresentation == key.publicKey.rawRepresentation)

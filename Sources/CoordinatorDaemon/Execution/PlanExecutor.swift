@@ -605,7 +605,7 @@ final class PlanExecutor: @unchecked Sendable {
     private func collectResults(_ connection: RedisConnection, now: Date) throws(RedisError) {
         let reply = try connection.run(Scripts.takeBatch, keys: [keys.stepResults, resultsInflight], args: [256])
         var commits: [Commit] = []
-        func refuse(_ raw: [UInt8], _ failure: Failure, from list: String? = nil) {
+        func refuse(_ raw: [UInt8], _ failure: Refusal, from list: String? = nil) {
             var commit = list == nil ? Commit(acknowledging: raw, in: resultsInflight) : Commit()
             if let list { commit.write("LREM", list, 1, raw) }
             context.deadLetter(raw, queue: keys.stepResults, failure: failure, now: now, in: &commit)
@@ -634,11 +634,11 @@ final class PlanExecutor: @unchecked Sendable {
                 continue
             }
             if let problem = Self.mismatch(result, attempt) {
-                refuse(raw, Failure(.forbidden, problem))
+                refuse(raw, Refusal(.forbidden, problem))
                 continue
             }
             if plan.arrived != nil {
-                refuse(raw, Failure(.forbidden, "attempt \(attempt.token) of step \(attempt.stepID) was already answered"))
+                refuse(raw, Refusal(.forbidden, "attempt \(attempt.token) of step \(attempt.stepID) was already answered"))
                 continue
             }
             if let refusal = context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) {
@@ -652,11 +652,11 @@ final class PlanExecutor: @unchecked Sendable {
             let stored = try connection.pipeline(elsewhere.map { RedisCommand("GET", keys.stepAttempt($0.result.planID)) })
             for ((raw, result), record) in zip(elsewhere, stored) {
                 guard let attempt = record.bytes.flatMap(StepAttempt.decode) else {
-                    refuse(raw, Failure(.forbidden, "plan \(result.planID) has no step waiting for a result"))
+                    refuse(raw, Refusal(.forbidden, "plan \(result.planID) has no step waiting for a result"))
                     continue
                 }
                 if let problem = Self.mismatch(result, attempt) {
-                    refuse(raw, Failure(.forbidden, problem))
+                    refuse(raw, Refusal(.forbidden, problem))
                     continue
                 }
                 // The daemon running the plan finds it in the plan's mailbox.
@@ -677,7 +677,7 @@ final class PlanExecutor: @unchecked Sendable {
                     guard admitted.refusal == nil, case .success(let result) = StepResultMessage.parse(admitted.message) else { continue }
                     guard result.stepID == wait.stepID else { continue }
                     if let problem = Self.mismatch(result, attempt) {
-                        refuse(raw, Failure(.forbidden, problem), from: keys.planResults(id))
+                        refuse(raw, Refusal(.forbidden, problem), from: keys.planResults(id))
                         continue
                     }
                     if let refusal = context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) {

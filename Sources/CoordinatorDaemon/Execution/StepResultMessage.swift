@@ -24,33 +24,33 @@ struct StepResultMessage {
 
     /// The result, or why it cannot be one: `invalid_json` when it is not JSON (or not UTF-8),
     /// `invalid_request` when it is JSON of the wrong shape (the field named by its path).
-    static func parse(_ raw: [UInt8]) -> Result<StepResultMessage, Failure> {
+    static func parse(_ raw: [UInt8]) -> Result<StepResultMessage, Refusal> {
         guard String(validating: raw, as: UTF8.self) != nil else {
-            return .failure(Failure(.invalidJSON, "step result is not valid UTF-8"))
+            return .failure(Refusal(.invalidJSON, "step result is not valid UTF-8"))
         }
         guard let any = try? JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed]) else {
-            return .failure(Failure(.invalidJSON, "step result is not valid JSON"))
+            return .failure(Refusal(.invalidJSON, "step result is not valid JSON"))
         }
-        guard any is [String: Any] else { return .failure(Failure(.invalidRequest, "step result must be a JSON object")) }
+        guard any is [String: Any] else { return .failure(Refusal(.invalidRequest, "step result must be a JSON object")) }
         let wire: Wire
         do {
             wire = try JSONDecoder().decode(Wire.self, from: Data(raw))
         } catch let error as DecodingError {
-            return .failure(Failure(.invalidRequest, RequestDecoding.validationError(error).description))
+            return .failure(Refusal(.invalidRequest, RequestDecoding.validationError(error).description))
         } catch {
-            return .failure(Failure(.invalidRequest, "step result: \(error)"))
+            return .failure(Refusal(.invalidRequest, "step result: \(error)"))
         }
-        func required(_ value: String?, _ path: String) -> Result<String, Failure> {
-            guard let value else { return .failure(Failure(.invalidRequest, "\(path): required")) }
-            if let problem = WireLimits.identifierProblem(value) { return .failure(Failure(.invalidRequest, "\(path): \(problem)")) }
+        func required(_ value: String?, _ path: String) -> Result<String, Refusal> {
+            guard let value else { return .failure(Refusal(.invalidRequest, "\(path): required")) }
+            if let problem = WireLimits.identifierProblem(value) { return .failure(Refusal(.invalidRequest, "\(path): \(problem)")) }
             return .success(value)
         }
         let planID: String, stepID: String, attempt: String
         switch required(wire.plan_id, "plan_id") { case .success(let v): planID = v; case .failure(let f): return .failure(f) }
         switch required(wire.step_id, "step_id") { case .success(let v): stepID = v; case .failure(let f): return .failure(f) }
         switch required(wire.attempt, "attempt") { case .success(let v): attempt = v; case .failure(let f): return .failure(f) }
-        guard let rollback = wire.rollback else { return .failure(Failure(.invalidRequest, "rollback: required (true or false, as dispatched)")) }
-        guard let ok = wire.ok else { return .failure(Failure(.invalidRequest, "ok: required (true or false)")) }
+        guard let rollback = wire.rollback else { return .failure(Refusal(.invalidRequest, "rollback: required (true or false, as dispatched)")) }
+        guard let ok = wire.ok else { return .failure(Refusal(.invalidRequest, "ok: required (true or false)")) }
         let error = (wire.error ?? "agent reported failure").prefix(WireLimits.textMaxBytes)
         let outcome: StepOutcome = ok
             ? .success(result: wire.result ?? [:], rollbackData: wire.rollback_data ?? [:])

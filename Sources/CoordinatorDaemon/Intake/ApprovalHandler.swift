@@ -18,7 +18,7 @@ final class ApprovalHandler: BatchHandler {
         var message: ApprovalDecisionMessage?
         var requestID: String
         var replyTo: String?
-        var failure: Failure?
+        var failure: Refusal?
         /// The signer under `--trust` (section 10).
         var principal: Principal?
     }
@@ -51,9 +51,9 @@ final class ApprovalHandler: BatchHandler {
     private func parse(raw queued: [UInt8], message raw: [UInt8]) -> Item {
         var item = Item(raw: queued, requestID: RequestIDs.next())
         if raw.count > context.configuration.maxMessageBytes {
-            item.failure = Failure(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(context.configuration.maxMessageBytes))")
+            item.failure = Refusal(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(context.configuration.maxMessageBytes))")
         } else if String(validating: raw, as: UTF8.self) == nil {
-            item.failure = Failure(.invalidJSON, "message is not valid UTF-8")
+            item.failure = Refusal(.invalidJSON, "message is not valid UTF-8")
         } else {
             let looksLikeJSON = raw.first(where: { !$0.isWhitespace }) == UInt8(ascii: "{")
             var object: [String: Any]?
@@ -64,7 +64,7 @@ final class ApprovalHandler: BatchHandler {
                 if let id = object?["request_id"] as? String, !id.isEmpty, id.utf8.count <= Envelope.echoedRequestIDMax { item.requestID = id }
             }
             if looksLikeJSON && object == nil {
-                item.failure = Failure(.invalidJSON, "decision starts like JSON but is not a valid JSON object")
+                item.failure = Refusal(.invalidJSON, "decision starts like JSON but is not a valid JSON object")
             } else {
                 do {
                     let message = try ApprovalDecisionMessage.parse(raw)
@@ -72,7 +72,7 @@ final class ApprovalHandler: BatchHandler {
                     item.replyTo = message.replyTo
                     if let id = message.requestID { item.requestID = id }
                 } catch {
-                    item.failure = Failure(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
+                    item.failure = Refusal(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
                 }
             }
         }
@@ -80,7 +80,7 @@ final class ApprovalHandler: BatchHandler {
         if let replyTo = item.replyTo, let problem = context.replyRules.problem(replyTo) {
             item.replyTo = nil
             item.message = nil
-            item.failure = Failure(.invalidRequest, "reply_to: \(problem)")
+            item.failure = Refusal(.invalidRequest, "reply_to: \(problem)")
         }
         return item
     }
@@ -111,7 +111,7 @@ final class ApprovalHandler: BatchHandler {
         let recordReplies = recordReads.isEmpty ? [] : try connection.pipeline(recordReads)
 
         var commits: [Commit] = []
-        var refused: [Int: Failure] = [:]  // for the metrics: how each refused decision ended
+        var refused: [Int: Refusal] = [:]  // for the metrics: how each refused decision ended
         for (index, item) in items.enumerated() {
             var commit = Commit(acknowledging: item.raw, in: inflight)
             if let failure = item.failure {
@@ -120,9 +120,9 @@ final class ApprovalHandler: BatchHandler {
                 let record = recordReplies[recordRead[index]!].bytes.flatMap { try? RecommendationRecord.decode($0) }
                 refused[index] = decide(item, approval: approval, stored: stored, record: record, into: &commit, now: now)
             } else if approvalReplies[approvalRead[index]!].isNull {
-                refused[index] = finish(&commit, item, .failure(Failure(.notFound, "approval_id: no approval \"\(item.message!.approvalID)\"")), now: now)
+                refused[index] = finish(&commit, item, .failure(Refusal(.notFound, "approval_id: no approval \"\(item.message!.approvalID)\"")), now: now)
             } else {
-                refused[index] = finish(&commit, item, .failure(Failure(.internal, "approval \(item.message!.approvalID) is stored in a form this daemon cannot read")), now: now)
+                refused[index] = finish(&commit, item, .failure(Refusal(.internal, "approval \(item.message!.approvalID) is stored in a form this daemon cannot read")), now: now)
             }
             commits.append(commit)
         }
@@ -139,7 +139,7 @@ final class ApprovalHandler: BatchHandler {
             case .failed(let message):
                 // That message's failure alone: answered and dead-lettered, never retried.
                 var commit = Commit(acknowledging: items[index].raw, in: inflight)
-                finish(&commit, items[index], .failure(Failure(.internal, "Redis refused the change: \(message)")), now: now)
+                finish(&commit, items[index], .failure(Refusal(.internal, "Redis refused the change: \(message)")), now: now)
                 if case .failed = try Commit.apply([commit], on: connection).first {
                     _ = try Commit.apply([Commit(acknowledging: items[index].raw, in: inflight)], on: connection)
                 }
@@ -151,7 +151,7 @@ final class ApprovalHandler: BatchHandler {
     /// Returns the failure the decision was answered with, if any.
     @discardableResult
     private func decide(_ item: Item, approval: Approval, stored: [UInt8], record: RecommendationRecord?,
-                        into commit: inout Commit, now: Date) -> Failure? {
+                        into commit: inout Commit, now: Date) -> Refusal? {
         let keys = context.keys
         let policy = context.configuration.policy
         commit.require(keys.approval(approval.id), .equals(stored))
@@ -165,13 +165,13 @@ final class ApprovalHandler: BatchHandler {
             switch refusal {
             case .expired(let transition):
                 _ = apply(transition, record: record, into: &commit, now: now)
-                return finish(&commit, item, .failure(Failure(.expired, "approval \(approval.id) expired at \(Timestamp.string(from: approval.expiresAt))")), now: now)
+                return finish(&commit, item, .failure(Refusal(.expired, "approval \(approval.id) expired at \(Timestamp.string(from: approval.expiresAt))")), now: now)
             case .alreadyProcessed(let message):
-                return finish(&commit, item, .failure(Failure(.alreadyProcessed, message)), now: now)
+                return finish(&commit, item, .failure(Refusal(.alreadyProcessed, message)), now: now)
             case .forbidden(let message):
-                return finish(&commit, item, .failure(Failure(.forbidden, message)), now: now)
+                return finish(&commit, item, .failure(Refusal(.forbidden, message)), now: now)
             case .invalid(let message):
-                return finish(&commit, item, .failure(Failure(.invalidRequest, message)), now: now)
+                return finish(&commit, item, .failure(Refusal(.invalidRequest, message)), now: now)
             }
         }
     }
@@ -211,7 +211,7 @@ final class ApprovalHandler: BatchHandler {
 
     /// Writes the decision's reply (and dead letter); returns its failure, if any.
     @discardableResult
-    private func finish(_ commit: inout Commit, _ item: Item, _ outcome: Result<(Approval, String?), Failure>, now: Date) -> Failure? {
+    private func finish(_ commit: inout Commit, _ item: Item, _ outcome: Result<(Approval, String?), Refusal>, now: Date) -> Refusal? {
         switch outcome {
         case .success(let (approval, planID)):
             guard item.replyTo != nil else { return nil }

@@ -32,7 +32,7 @@ enum Envelope {
         var planID = ""
         var approvalID = ""
         var customerID = ""
-        var failure: Failure?
+        var failure: Refusal?
     }
 
     /// Where replies may go: never under the daemon's own `prefix`, and under `replyPrefix`
@@ -54,7 +54,7 @@ enum Envelope {
         var parsed = Parsed(kind: nil, kindName: "coordinate", requestID: RequestIDs.next(),
                             requestIDGiven: false, replyTo: nil, failure: nil)
         guard String(validating: raw, as: UTF8.self) != nil else {
-            parsed.failure = Failure(.invalidJSON, "message is not valid UTF-8")
+            parsed.failure = Refusal(.invalidJSON, "message is not valid UTF-8")
             return parsed
         }
         let object: [String: TopLevelJSON.Value]
@@ -63,9 +63,9 @@ enum Envelope {
         case .failure(let malformed):
             // Valid JSON that is not an object is JSON of the wrong shape (section 2.4).
             if Self.isJSONValue(raw) {
-                parsed.failure = Failure(.invalidRequest, "message must be a JSON object")
+                parsed.failure = Refusal(.invalidRequest, "message must be a JSON object")
             } else {
-                parsed.failure = Failure(.invalidJSON, "message is not valid JSON: \(malformed.message)")
+                parsed.failure = Refusal(.invalidJSON, "message is not valid JSON: \(malformed.message)")
             }
             return parsed
         }
@@ -78,7 +78,7 @@ enum Envelope {
             // A reply_to that breaks the rules gets no reply at all: the message is refused
             // into the dead-letter list (a reply there could be a write to the daemon's state).
             if let problem = rules.problem(replyTo) {
-                parsed.failure = Failure(.invalidRequest, "reply_to: \(problem)")
+                parsed.failure = Refusal(.invalidRequest, "reply_to: \(problem)")
                 return parsed
             }
             parsed.replyTo = replyTo
@@ -86,7 +86,7 @@ enum Envelope {
         if case .string(let kind) = object["kind"] { parsed.kindName = kind }
 
         if raw.count > maxBytes {
-            parsed.failure = Failure(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(maxBytes))")
+            parsed.failure = Refusal(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(maxBytes))")
             return parsed
         }
         if let failure = fieldFailure(object) {
@@ -108,22 +108,22 @@ enum Envelope {
         return (try? JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed])) != nil
     }
 
-    private static func fieldFailure(_ object: [String: TopLevelJSON.Value]) -> Failure? {
+    private static func fieldFailure(_ object: [String: TopLevelJSON.Value]) -> Refusal? {
         if let kind = object["kind"] {
-            guard let name = kind.string else { return Failure(.invalidRequest, "kind: must be a string") }
+            guard let name = kind.string else { return Refusal(.invalidRequest, "kind: must be a string") }
             guard Kind(rawValue: name) != nil else {
                 let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
                 let shown = name.utf8.count <= 64 ? "\"\(name)\"" : "of \(name.utf8.count) bytes"
-                return Failure(.invalidRequest, "kind: unknown value \(shown) (expected one of \(known))")
+                return Refusal(.invalidRequest, "kind: unknown value \(shown) (expected one of \(known))")
             }
         }
         if let id = object["request_id"], id != .null {
-            guard let text = id.string else { return Failure(.invalidRequest, "request_id: must be a string") }
-            if let problem = WireLimits.identifierProblem(text) { return Failure(.invalidRequest, "request_id: \(problem)") }
+            guard let text = id.string else { return Refusal(.invalidRequest, "request_id: must be a string") }
+            if let problem = WireLimits.identifierProblem(text) { return Refusal(.invalidRequest, "request_id: \(problem)") }
         }
         if let replyTo = object["reply_to"], replyTo != .null {
             guard let text = replyTo.string, !text.isEmpty else {
-                return Failure(.invalidRequest, "reply_to: must be a non-empty string")
+                return Refusal(.invalidRequest, "reply_to: must be a non-empty string")
             }
         }
         let kind = object["kind"]?.string.flatMap(Kind.init(rawValue:)) ?? .coordinate
@@ -135,9 +135,9 @@ enum Envelope {
         }
         if let field = required {
             guard let value = object[field]?.string, !value.isEmpty else {
-                return Failure(.invalidRequest, "\(field): required (a non-empty string) for kind \"\(kind.rawValue)\"")
+                return Refusal(.invalidRequest, "\(field): required (a non-empty string) for kind \"\(kind.rawValue)\"")
             }
-            if let problem = WireLimits.identifierProblem(value) { return Failure(.invalidRequest, "\(field): \(problem)") }
+            if let problem = WireLimits.identifierProblem(value) { return Refusal(.invalidRequest, "\(field): \(problem)") }
         }
         return nil
     }

@@ -63,14 +63,14 @@ final class RequestHandler: BatchHandler {
                 do throws(ValidationError) {
                     var request = try RequestDecoding.coordinationRequest(from: admitted.message)
                     if request.recommendations.count > config.maxRecommendations {
-                        item.parsed.failure = Failure(.tooLarge, "recommendations: \(request.recommendations.count) items, over --max-recommendations (\(config.maxRecommendations))")
+                        item.parsed.failure = Refusal(.tooLarge, "recommendations: \(request.recommendations.count) items, over --max-recommendations (\(config.maxRecommendations))")
                     } else {
                         trust.riskFloor.apply(to: &request)
                         item.parsed.failure = trust.refusal(coordinate: request, by: item.principal)
                         item.request = request
                     }
                 } catch {
-                    item.parsed.failure = Failure(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
+                    item.parsed.failure = Refusal(error.tooLarge ? .tooLarge : .invalidRequest, error.description)
                 }
             } else if item.parsed.failure == nil, let kind = item.parsed.kind {
                 item.parsed.failure = trust.refusal(kind, customer: item.parsed.customerID, by: item.principal)
@@ -180,7 +180,7 @@ final class RequestHandler: BatchHandler {
         commits.reserveCapacity(items.count)
         var batch: [String: BatchState] = [:]
         var firstReplyOfRequest: [String: [UInt8]] = [:]
-        var refused: [Int: Failure] = [:]  // for the metrics: how each refused item ended
+        var refused: [Int: Refusal] = [:]  // for the metrics: how each refused item ended
         for (index, item) in items.enumerated() {
             var commit = Commit(acknowledging: item.raw, in: inflight)
             let parsed = item.parsed
@@ -214,7 +214,7 @@ final class RequestHandler: BatchHandler {
                 commits.append(commit)
                 continue
             }
-            let outcome: Result<[UInt8], Failure>
+            let outcome: Result<[UInt8], Refusal>
             switch parsed.kind! {
             case .coordinate:
                 let customer = item.request!.customerID
@@ -222,12 +222,12 @@ final class RequestHandler: BatchHandler {
                 if let error = replies[read.at].errorMessage {
                     // The customer's state is not what the daemon wrote (a hostile writer):
                     // this request's failure alone.
-                    fail(&commit, item, Failure(.internal, "reading customer \(customer)'s state failed: \(error)"), now: now)
+                    fail(&commit, item, Refusal(.internal, "reading customer \(customer)'s state failed: \(error)"), now: now)
                     commits.append(commit)
                     continue
                 }
                 if item.rounds >= Self.maxRounds {
-                    fail(&commit, item, Failure(.internal, "lost \(item.rounds) rounds to concurrent changes of customer \(customer)"), now: now)
+                    fail(&commit, item, Refusal(.internal, "lost \(item.rounds) rounds to concurrent changes of customer \(customer)"), now: now)
                     commits.append(commit)
                     continue
                 }
@@ -238,14 +238,14 @@ final class RequestHandler: BatchHandler {
                                      into: &commit, now: now)
             case .getPlan:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
-                    ?? .failure(Failure(.notFound, "plan_id: no plan \"\(parsed.planID)\""))
+                    ?? .failure(Refusal(.notFound, "plan_id: no plan \"\(parsed.planID)\""))
             case .executePlan:
                 let at = objectRead[index]!
                 outcome = executePlan(parsed, stored: replies[at].bytes, queued: replies[at + 1].integer == 1,
                                       record: planRecords[index]?.bytes, into: &commit, now: now)
             case .getApproval:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
-                    ?? .failure(Failure(.notFound, "approval_id: no approval \"\(parsed.approvalID)\""))
+                    ?? .failure(Refusal(.notFound, "approval_id: no approval \"\(parsed.approvalID)\""))
             case .listApprovals:
                 let approvals = replies[objectRead[index]!].array ?? []
                 var w = JSONWriter(capacity: 64 + approvals.count * 512)
@@ -313,7 +313,7 @@ final class RequestHandler: BatchHandler {
             context.logger.error("commit failed in Redis; the message is dead-lettered",
                                  metadata: ["request_id": "\(item.parsed.requestID)", "error": "\(message)"])
             var commit = Commit(acknowledging: item.raw, in: inflight)
-            fail(&commit, item, Failure(.internal, "Redis refused the change: \(message)"), now: now)
+            fail(&commit, item, Refusal(.internal, "Redis refused the change: \(message)"), now: now)
             commits.append(commit)
         }
         let results = try Commit.apply(commits, on: connection)
@@ -354,7 +354,7 @@ final class RequestHandler: BatchHandler {
         }
     }
 
-    private func fail(_ commit: inout Commit, _ item: Item, _ failure: Failure, now: Date) {
+    private func fail(_ commit: inout Commit, _ item: Item, _ failure: Refusal, now: Date) {
         let parsed = item.parsed
         let reply = WireMessages.errorReply(requestID: parsed.requestID, kind: parsed.kind?.rawValue ?? parsed.kindName, failure: failure)
         context.reply(reply, to: parsed.replyTo, queue: context.keys.requests, now: now, in: &commit)
@@ -368,19 +368,19 @@ final class RequestHandler: BatchHandler {
     private func replay(_ commit: inout Commit, _ item: Item, _ stored: [UInt8], now: Date) {
         let parsed = item.parsed
         guard let cut = stored.firstIndex(of: 0x0A) else {
-            fail(&commit, item, Failure(.internal, "stored reply of request \(parsed.requestID) is unreadable"), now: now)
+            fail(&commit, item, Refusal(.internal, "stored reply of request \(parsed.requestID) is unreadable"), now: now)
             return
         }
         let firstReplyTo = Array(stored[..<cut])
         guard firstReplyTo == Array((parsed.replyTo ?? "").utf8) else {
-            fail(&commit, item, Failure(.conflictState, "request_id: \(parsed.requestID) was already used by another request of this customer"), now: now)
+            fail(&commit, item, Refusal(.conflictState, "request_id: \(parsed.requestID) was already used by another request of this customer"), now: now)
             return
         }
         context.reply(Array(stored[(cut + 1)...]), to: parsed.replyTo, queue: context.keys.requests, now: now, in: &commit)
     }
 
     private func coordinate(_ item: Item, gathered: Gathered, batch: inout BatchState, lock: [UInt8]?,
-                            into commit: inout Commit, now: Date) -> Result<[UInt8], Failure> {
+                            into commit: inout Commit, now: Date) -> Result<[UInt8], Refusal> {
         let keys = context.keys
         let request = item.request!
         let customer = request.customerID
@@ -435,15 +435,15 @@ final class RequestHandler: BatchHandler {
     /// under its lease. A plan with dependencies is queued and answers `pending`: it starts
     /// when they complete.
     private func executePlan(_ parsed: Envelope.Parsed, stored: [UInt8]?, queued: Bool, record: [UInt8]?,
-                             into commit: inout Commit, now: Date) -> Result<[UInt8], Failure> {
+                             into commit: inout Commit, now: Date) -> Result<[UInt8], Refusal> {
         let keys = context.keys
-        guard let stored else { return .failure(Failure(.notFound, "plan_id: no plan \"\(parsed.planID)\"")) }
+        guard let stored else { return .failure(Refusal(.notFound, "plan_id: no plan \"\(parsed.planID)\"")) }
         guard let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(stored)) else {
-            return .failure(Failure(.internal, "plan \(parsed.planID) is stored in a form this daemon cannot read"))
+            return .failure(Refusal(.internal, "plan \(parsed.planID) is stored in a form this daemon cannot read"))
         }
         if queued || plan.status != .pending {
             let state = queued && plan.status == .pending ? "already started" : plan.status.rawValue
-            return .failure(Failure(.conflictState, "plan \(plan.id) is \(state); only a pending plan that was never started can be executed"))
+            return .failure(Refusal(.conflictState, "plan \(plan.id) is \(state); only a pending plan that was never started can be executed"))
         }
         // The queued marker is the atomic "started" flag: a second execute_plan finds it.
         commit.require(keys.planQueued(plan.id), .absent)

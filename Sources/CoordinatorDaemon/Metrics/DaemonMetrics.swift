@@ -22,7 +22,7 @@ final class DaemonMetrics: Sendable {
             }
         }
 
-        init(_ failure: Failure?) {
+        init(_ failure: Refusal?) {
             guard let failure else { self = .ok; return }
             self = failure.isDeadLetter ? .dead : .error
         }
@@ -166,31 +166,31 @@ final class DaemonMetrics: Sendable {
 
     /// A request finished (its commit applied): counted by kind and outcome (a dead letter
     /// also by its code), timed from `since`.
-    func request(kind: String, _ failure: Failure?, since start: UInt64) {
+    func request(kind: String, _ failure: Refusal?, since start: UInt64) {
         guard isOn else { return }
         // A message that is not JSON has no kind to read (its reply says "coordinate", the default).
         finish(failure?.code == .invalidJSON ? .unknownRequest : MessageKind(request: kind), failure, since: start)
     }
 
     /// An approval decision finished (its commit applied).
-    func decision(_ failure: Failure?, since start: UInt64) {
+    func decision(_ failure: Refusal?, since start: UInt64) {
         guard isOn else { return }
         finish(.decision, failure, since: start)
     }
 
     /// A step result was taken off `steps:results`: nil when it was read, else why it was refused.
-    func stepResult(_ failure: Failure?) {
+    func stepResult(_ failure: Refusal?) {
         guard isOn else { return }
         count(.stepResult, failure)
     }
 
-    private func finish(_ kind: MessageKind, _ failure: Failure?, since start: UInt64) {
+    private func finish(_ kind: MessageKind, _ failure: Refusal?, since start: UInt64) {
         count(kind, failure)
         let now = Self.now()
         durations[kind.rawValue].recordNanoseconds(Int64(now > start ? now - start : 0))
     }
 
-    private func count(_ kind: MessageKind, _ failure: Failure?) {
+    private func count(_ kind: MessageKind, _ failure: Refusal?) {
         let outcome = Outcome(failure)
         messages[kind.rawValue * Outcome.allCases.count + outcome.rawValue].increment()
         if outcome == .dead, let failure { deadLettered(code: failure.code.rawValue) }

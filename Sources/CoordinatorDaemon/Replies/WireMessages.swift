@@ -16,7 +16,7 @@ public enum ErrorCode: String, Sendable, Codable {
 }
 
 /// Why a message could not be done, as the reply and the dead letter say it.
-struct Failure: Error, Sendable {
+struct Refusal: Error, Sendable {
     var code: ErrorCode
     var message: String
     /// A refusal that is dead-lettered whatever its code (section 10's `forbidden` under `--trust`).
@@ -51,7 +51,7 @@ enum WireMessages {
         return w.bytes
     }
 
-    static func errorReply(requestID: String, kind: String, failure: Failure) -> [UInt8] {
+    static func errorReply(requestID: String, kind: String, failure: Refusal) -> [UInt8] {
         var w = JSONWriter()
         w.beginObject()
         w.key("request_id"); w.string(requestID)
@@ -70,7 +70,7 @@ enum WireMessages {
     /// (section 6). A message over `rawMax` bytes keeps its first `rawMax` bytes, with
     /// `"truncated": true`, `raw_bytes` (its full length) and `raw_sha256` (hex), so that one
     /// message can never make a dead letter Redis refuses or that fills its memory.
-    static func deadLetter(queue: String, raw: [UInt8], failure: Failure, at: Date, rawMax: Int) -> [UInt8] {
+    static func deadLetter(queue: String, raw: [UInt8], failure: Refusal, at: Date, rawMax: Int) -> [UInt8] {
         let truncated = raw.count > rawMax
         let kept = truncated ? Array(raw[..<rawMax]) : raw
         var w = JSONWriter(capacity: min(kept.count, rawMax) * 2 + 256)

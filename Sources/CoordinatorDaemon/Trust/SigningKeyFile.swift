@@ -5,7 +5,7 @@ import Foundation
 /// A principal's private key on disk: base64 of the 32-byte Ed25519 seed, one line, readable
 /// by its owner only (what `coordinatord keys generate` writes and `--key FILE` reads).
 public enum SigningKeyFile {
-    public enum Failure: Error, Sendable, CustomStringConvertible {
+    public enum LoadError: Error, Sendable, CustomStringConvertible {
         case unreadable(path: String, reason: String)
         case malformed(path: String)
         case exists(path: String)
@@ -22,7 +22,7 @@ public enum SigningKeyFile {
     }
 
     /// The private key in `path`.
-    public static func load(path: String) throws(Failure) -> Curve25519.Signing.PrivateKey {
+    public static func load(path: String) throws(LoadError) -> Curve25519.Signing.PrivateKey {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -38,7 +38,7 @@ public enum SigningKeyFile {
     }
 
     /// A new key written to `path` (created with mode 0600; an existing file is left alone).
-    public static func generate(path: String) throws(Failure) -> Curve25519.Signing.PrivateKey {
+    public static func generate(path: String) throws(LoadError) -> Curve25519.Signing.PrivateKey {
         let key = Curve25519.Signing.PrivateKey()
         let line = Array((key.rawRepresentation.base64EncodedString() + "\n").utf8)
         // O_EXCL: never replace a key someone may still be using; 0600 from the start, not chmod after.

@@ -42,7 +42,7 @@ public struct Trust: Sendable {
         /// Who signed it; nil when the trust file lists no principals.
         var principal: Principal?
         /// Set when the message must be refused without reading or writing any state for it.
-        var refusal: Failure?
+        var refusal: Refusal?
     }
 
     /// Verifies `raw` as a JWS of a listed principal. Without principals, `raw` is the message.
@@ -76,7 +76,7 @@ public struct Trust: Sendable {
 
     /// `coordinate` needs `agent`, and every recommendation must be the signer's own, for a
     /// customer and an action its entry allows.
-    func refusal(coordinate request: CoordinationRequest, by principal: Principal?) -> Failure? {
+    func refusal(coordinate request: CoordinationRequest, by principal: Principal?) -> Refusal? {
         guard enforcing, let principal else { return nil }
         guard principal.has(.agent) else { return Self.lacks(principal, .agent, "coordinate") }
         guard principal.customers.allows(request.customerID) else {
@@ -99,7 +99,7 @@ public struct Trust: Sendable {
     /// Before anything is read: `execute_plan` needs `approver` or `agent`, the reads `reader`,
     /// `approver` or `agent` (whose customer is checked once the object is read), and
     /// `list_approvals` names its customer, so it is checked in full here.
-    func refusal(_ kind: Envelope.Kind, customer: String, by principal: Principal?) -> Failure? {
+    func refusal(_ kind: Envelope.Kind, customer: String, by principal: Principal?) -> Refusal? {
         guard enforcing, let principal else { return nil }
         switch kind {
         case .coordinate:
@@ -117,7 +117,7 @@ public struct Trust: Sendable {
 
     /// Once the plan or approval is read: an agent may start and read only its customers'
     /// objects. `stored` is the object's JSON as stored; nil (not found) is left to the handler.
-    func refusal(_ kind: Envelope.Kind, stored: [UInt8]?, by principal: Principal?) -> Failure? {
+    func refusal(_ kind: Envelope.Kind, stored: [UInt8]?, by principal: Principal?) -> Refusal? {
         guard enforcing, let principal, let stored else { return nil }
         switch kind {
         case .coordinate, .listApprovals:
@@ -132,14 +132,14 @@ public struct Trust: Sendable {
         }
     }
 
-    private func readRefusal(_ kind: Envelope.Kind, customer: String, by principal: Principal) -> Failure? {
+    private func readRefusal(_ kind: Envelope.Kind, customer: String, by principal: Principal) -> Refusal? {
         if principal.has(.reader) || principal.has(.approver) || principal.isAgent(of: customer) { return nil }
         return Self.forbidden("\"\(principal.id)\" is not a reader, an approver, nor an agent of customer \"\(customer)\" (\(kind.rawValue))")
     }
 
     /// Decisions need `approver`, the JSON form (`message`, the signed payload, is not a
     /// plain-text line), and the decision's `user_id` must be the signer.
-    func refusal(decision: ApprovalDecisionMessage?, in message: [UInt8], by principal: Principal?) -> Failure? {
+    func refusal(decision: ApprovalDecisionMessage?, in message: [UInt8], by principal: Principal?) -> Refusal? {
         guard enforcing, let principal, let decision else { return nil }
         guard message.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") else {
             return Self.forbidden("under --trust a decision is JSON inside a JWS; plain-text lines are refused")
@@ -152,13 +152,13 @@ public struct Trust: Sendable {
     }
 
     /// Step results need `agent` (checked before anything is read) ...
-    func refusal(stepResultBy principal: Principal?) -> Failure? {
+    func refusal(stepResultBy principal: Principal?) -> Refusal? {
         guard enforcing, let principal else { return nil }
         return principal.has(.agent) ? nil : Self.lacks(principal, .agent, "a step result")
     }
 
     /// ... and, once the step is known, must come from the agent the step was sent to.
-    func refusal(stepResultBy principal: Principal?, stepAgent: String) -> Failure? {
+    func refusal(stepResultBy principal: Principal?, stepAgent: String) -> Refusal? {
         guard enforcing, let principal else { return nil }
         if let refusal = refusal(stepResultBy: principal) { return refusal }
         if principal.id == stepAgent { return nil }
@@ -178,13 +178,13 @@ public struct Trust: Sendable {
 
     // MARK: -
 
-    static func forbidden(_ message: String) -> Failure {
-        var failure = Failure(.forbidden, message)
+    static func forbidden(_ message: String) -> Refusal {
+        var failure = Refusal(.forbidden, message)
         failure.alwaysDeadLetter = true
         return failure
     }
 
-    private static func lacks(_ principal: Principal, _ role: Principal.Role, _ what: String) -> Failure {
+    private static func lacks(_ principal: Principal, _ role: Principal.Role, _ what: String) -> Refusal {
         forbidden("\"\(principal.id)\" lacks the \(role.rawValue) role (\(what) needs it)")
     }
 
