@@ -4,11 +4,16 @@ import Foundation
 /// `{"approval_id","decision","user_id","reason","reply_to"}` or the plain-text line
 /// `approve <approval_id> <user_id>` / `reject <approval_id> <user_id> <reason ...>`.
 public struct ApprovalDecisionMessage: Sendable, Equatable {
+    /// The approval decided on.
     public var approvalID: String
+    /// Approve or reject, with the deciding user (and a reject's reason).
     public var decision: ApprovalDecision
+    /// Where the reply goes; nil for none (always nil in the plain-text form).
     public var replyTo: String?
+    /// The caller's id for the decision, echoed in the reply.
     public var requestID: String?
 
+    /// A decision as parsed.
     public init(approvalID: String, decision: ApprovalDecision, replyTo: String? = nil, requestID: String? = nil) {
         self.approvalID = approvalID
         self.decision = decision
@@ -16,6 +21,8 @@ public struct ApprovalDecisionMessage: Sendable, Equatable {
         self.requestID = requestID
     }
 
+    /// Parses either form: JSON when the message starts with `{`, else the plain-text line.
+    /// Identifiers follow PROTOCOL.md 2.5; a reason over 4 KiB is `too_large`.
     public static func parse(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ValidationError(path: "", message: "message is not valid UTF-8")

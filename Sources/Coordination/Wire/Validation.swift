@@ -3,20 +3,26 @@ import Foundation
 /// A request that breaks a rule, naming the field by its JSON path:
 /// `recommendations[3].confidence: must be between 0 and 1`.
 public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The offending field's JSON path (`recommendations[3].confidence`); empty for the whole message.
     public var path: String
+    /// What is wrong with it, for a person.
     public var message: String
     /// The field is over a size limit (`too_large`) rather than malformed (`invalid_request`).
     public var tooLarge: Bool
 
+    /// An error at `path`; `tooLarge` when a size limit, not the shape, was broken.
     public init(path: String, message: String, tooLarge: Bool = false) {
         self.path = path
         self.message = message
         self.tooLarge = tooLarge
     }
 
+    /// `path: message`, or the message alone for the whole message.
     public var description: String { path.isEmpty ? message : "\(path): \(message)" }
 }
 
+/// Reads `coordinate` requests off the wire: the fast direct parser, falling back to
+/// `JSONDecoder` whenever it is unsure, then the validation rules.
 public enum RequestDecoding {
     /// Decodes and validates a `coordinate` request (PROTOCOL.md section 2.2): required fields,
     /// known enum values, finite numbers, the confidence range, unique ids, no self-dependency.
