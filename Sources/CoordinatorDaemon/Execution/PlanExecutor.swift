@@ -425,20 +425,22 @@ final class PlanExecutor: @unchecked Sendable {
         let planID = machine.plan.id
         if let current = wait {
             var outcome: StepOutcome?
+            var timedOut = false
             if let arrived = running.arrived {
                 outcome = arrived.outcome
                 consumedArrival = true
-                commit.write("LREM", arrived.ack.list, 1, arrived.ack.message)
+                context.store.release(arrived.ack.message, from: arrived.ack.list, into: &commit)
             } else if let known = current.outcome, now >= current.due {
                 outcome = known
             } else if current.outcome == nil, now >= current.due {
                 outcome = .failure("no answer from the agent within \(context.configuration.stepTimeout) s (--step-timeout)")
-                // Withdrawn from the agent's list if no agent took it yet: it never runs late.
-                if let attempt = current.attempt { commit.write("LREM", attempt.list, 0, attempt.message) }
+                timedOut = true
             }
             guard let outcome else { return nil }
-            // The attempt is answered: no later result can be taken for it.
-            if current.attempt != nil { commit.write("DEL", keys.stepAttempt(planID)) }
+            // The attempt is answered (or withdrawn, when it timed out): no later result counts.
+            if current.attempt != nil {
+                context.store.closeStep(planID: planID, withdrawing: timedOut ? current.attempt : nil, into: &commit)
+            }
             wait = nil
             events += apply(outcome, to: &machine, index: current.index, rollback: current.rollback, now: now)
         } else {
@@ -473,10 +475,9 @@ final class PlanExecutor: @unchecked Sendable {
             wait = Wait(index: index, rollback: rollback, stepID: plan.steps[index].id, due: due, outcome: outcome)
             return []
         case .sent(let attempt):
-            commit.write("LPUSH", attempt.list, attempt.message)
             // Lives past the deadline by a lease, so a takeover can still withdraw the step.
-            let ttlMs = max(1, attempt.deadlineMs - Int(now.timeIntervalSince1970 * 1000)) + leaseMs + 60_000
-            commit.write("SET", keys.stepAttempt(plan.id), attempt.encoded(), "PX", ttlMs)
+            let keepMs = max(1, attempt.deadlineMs - Int(now.timeIntervalSince1970 * 1000)) + leaseMs + 60_000
+            context.store.sendStep(attempt, planID: plan.id, keepMs: keepMs, into: &commit)
             wait = Wait(index: index, rollback: rollback, stepID: attempt.stepID, due: attempt.deadline, outcome: nil, attempt: attempt)
             return []
         }
@@ -548,7 +549,7 @@ final class PlanExecutor: @unchecked Sendable {
                 context.logger.warning("a plan is no longer ours to run; left to Redis's state", metadata: ["plan_id": "\(id)"])
                 if let arrived = plan.arrived, arrived.ack.list == resultsInflight {
                     // The result is the new owner's to take: it goes where that daemon looks.
-                    var commit = Self.ack(arrived.ack)
+                    var commit = ack(arrived.ack)
                     context.store.mail(arrived.ack.message, toPlan: id, into: &commit)
                     acks.append(commit)
                 }
@@ -569,7 +570,7 @@ final class PlanExecutor: @unchecked Sendable {
                 }
             }
             if let arrived = plan.arrived, arrived.attempt != wait?.attempt?.token {
-                acks.append(Self.ack(arrived.ack))
+                acks.append(ack(arrived.ack))
                 plan.arrived = nil
             }
             plan.machine = machine
@@ -580,9 +581,9 @@ final class PlanExecutor: @unchecked Sendable {
     }
 
     /// A commit that only removes a held result from where it waits.
-    private static func ack(_ held: (message: [UInt8], list: String)) -> Commit {
+    private func ack(_ held: (message: [UInt8], list: String)) -> Commit {
         var commit = Commit()
-        commit.write("LREM", held.list, 1, held.message)
+        context.store.release(held.message, from: held.list, into: &commit)
         return commit
     }
 
@@ -593,7 +594,7 @@ final class PlanExecutor: @unchecked Sendable {
 
     /// The plan ended: release it and retire its recommendation, waking its dependents.
     private func finish(plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
-        commit.write("DEL", keys.stepAttempt(plan.id))
+        context.store.closeStep(planID: plan.id, into: &commit)
         context.store.finishPlan(plan, record: record, status: status, into: &commit)
     }
 
@@ -607,7 +608,7 @@ final class PlanExecutor: @unchecked Sendable {
         var commits: [Commit] = []
         func refuse(_ raw: [UInt8], _ failure: Refusal, from list: String? = nil) {
             var commit = list == nil ? Commit(acknowledging: raw, in: resultsInflight) : Commit()
-            if let list { commit.write("LREM", list, 1, raw) }
+            if let list { context.store.release(raw, from: list, into: &commit) }
             context.deadLetter(raw, queue: keys.stepResults, failure: failure, now: now, in: &commit)
             commits.append(commit)
             context.metrics.stepResult(failure)
@@ -758,10 +759,8 @@ final class PlanExecutor: @unchecked Sendable {
             commit.require(keys.plan(id), .equals(bytes))
             // The lost worker's step is withdrawn from its agent's list, so it never runs late,
             // and no result of it is taken any more.
-            if let attempt = replies[offset * 3 + 2].bytes.flatMap(StepAttempt.decode) {
-                commit.write("LREM", attempt.list, 0, attempt.message)
-            }
-            commit.write("DEL", keys.stepAttempt(id))
+            context.store.closeStep(planID: id, withdrawing: replies[offset * 3 + 2].bytes.flatMap(StepAttempt.decode),
+                                    into: &commit)
             context.store.takeLease(id, worker: context.workerID, leaseMs: leaseMs, deadlineMs: deadlineMs(now), into: &commit)
             write(machine.plan, events: events, into: &commit, now: now)
             if case .finished(let status) = machine.nextAction() {

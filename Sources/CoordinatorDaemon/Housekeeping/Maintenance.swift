@@ -144,7 +144,7 @@ final class Maintenance: @unchecked Sendable {
                   let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)),
                   plan.status == .pending, replies[offset * 2 + 1].integer == 0 else {
                 var commit = Commit()
-                commit.write("ZREM", keys.heldPlans, id)
+                context.store.dropHeldEntry(id, into: &commit)
                 commits.append(commit)
                 continue
             }

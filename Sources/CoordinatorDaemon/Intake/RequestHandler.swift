@@ -403,7 +403,7 @@ final class RequestHandler: BatchHandler {
         }
         commit.require(keys.customerLock(customer), .absentOrEquals(lock ?? []))
         if let lock, !lock.isEmpty {
-            commit.write("DEL", keys.customerLock(customer))
+            context.store.releaseCustomerLock(customer, into: &commit)
         }
         if !outcome.kept.isEmpty {
             let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })

@@ -154,6 +154,11 @@ struct Store: Sendable {
         commit.write("SADD", keys.waiters(customer: customer, recommendation: dependency), planID)
     }
 
+    /// The customer's burst lock, held by the commit that carries this, is given up.
+    func releaseCustomerLock(_ customer: String, into commit: inout Commit) {
+        commit.write("DEL", keys.customerLock(customer))
+    }
+
     /// A plan starts (or is taken over) under this worker's lease.
     func takeLease(_ planID: String, worker: String, leaseMs: Int, deadlineMs: Int, into commit: inout Commit) {
         commit.write("SET", keys.planLease(planID), worker, "PX", leaseMs)
@@ -191,6 +196,33 @@ struct Store: Sendable {
         commit.write("ZREM", keys.heldPlans, plan.id)
         retire(customer: plan.customerID, recommendationID: plan.recommendationID, record: record,
                status: .cancelled, planID: plan.id, into: &commit)
+    }
+
+    /// A plan-hold index entry whose plan is gone, started or no longer pending.
+    func dropHeldEntry(_ planID: String, into commit: inout Commit) {
+        commit.write("ZREM", keys.heldPlans, planID)
+    }
+
+    // MARK: - Step attempts (agents executor)
+
+    /// A step goes to its agent's list, and its attempt is kept `keepMs` (past the deadline,
+    /// so that a takeover can still withdraw the step).
+    func sendStep(_ attempt: StepAttempt, planID: String, keepMs: Int, into commit: inout Commit) {
+        commit.write("LPUSH", attempt.list, attempt.message)
+        commit.write("SET", keys.stepAttempt(planID), attempt.encoded(), "PX", keepMs)
+    }
+
+    /// A plan's step attempt is over (answered, timed out, the plan ended or was taken over):
+    /// no later result is taken for it. With `withdrawing`, the step message also leaves the
+    /// agent's list if no agent took it yet, so it never runs late.
+    func closeStep(planID: String, withdrawing attempt: StepAttempt? = nil, into commit: inout Commit) {
+        if let attempt { commit.write("LREM", attempt.list, 0, attempt.message) }
+        commit.write("DEL", keys.stepAttempt(planID))
+    }
+
+    /// A message held in a list (a step result in flight or in a plan's mailbox) is done with.
+    func release(_ message: [UInt8], from list: String, into commit: inout Commit) {
+        commit.write("LREM", list, 1, message)
     }
 
     /// A result an agent sent for a plan this daemon does not run, for the daemon that does;
