@@ -1,0 +1,131 @@
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+
+extension RealRedis {
+    /// PROTOCOL.md sections 5 and 6 with two daemons: a step result popped from
+    /// `coord:steps:results` by a daemon that does not hold the plan's lease is forwarded to the
+    /// plan's mailbox (`coord:plan:{id}:results`) and applied, once, by the lease holder.
+    @Suite("Step results reaching a daemon that is not running the plan")
+    struct MailboxTests {
+        let agent = RealRedis.AgentWireTests()
+
+        /// The plan's events of `type`, by step index (nil for plan-level events).
+        func count(_ events: [[String: Any]], _ type: String) -> [Int?: Int] {
+            var counts: [Int?: Int] = [:]
+            for event in events where event["type"] as? String == type { counts[event["step_index"] as? Int, default: 0] += 1 }
+            return counts
+        }
+
+        /// Every plan-level and step-level event of a plan that ran `steps` steps successfully,
+        /// exactly once each, and nothing of a failure.
+        func expectRanOnce(_ h: Harness, plan planID: String, steps: Int) throws {
+            let events = try h.events(plan: planID)
+            #expect(count(events, "plan.started") == [nil: 1])
+            #expect(count(events, "plan.completed") == [nil: 1])
+            let each = Dictionary(uniqueKeysWithValues: (0..<steps).map { (Optional($0), 1) })
+            #expect(count(events, "step.started") == each)
+            #expect(count(events, "step.completed") == each)
+            for type in ["step.failed", "step.rolled_back", "plan.rolled_back", "plan.cancelled"] {
+                #expect(count(events, type).isEmpty, "\(type) for \(planID)")
+            }
+        }
+
+        @Test("the lease holder frozen: the other daemon forwards the result to the plan's mailbox; the holder applies it once")
+        func forwardedToMailbox() throws {
+            let h = try Harness()
+            // The holder runs alone when the plan starts, so the lease is its. A long lease and
+            // heartbeat keep the freeze below from looking like a dead worker (no takeover).
+            let holder = try h.launch(["run", "--executor", "agents", "--step-timeout", "60", "--plan-lease", "30",
+                                       "--heartbeat-ttl", "30", "--sim-speed", "0"])
+            defer { Freeze.thaw(holder) }
+            let holderID = try Freeze.workerID(of: holder, h)
+            let planID = try agent.startPlan(h, agent: "mbx-agent")
+            // Each step goes to its own agent's list (validate_quality to application-agent).
+            let agents = try #require(try h.plan(planID)?["steps"] as? [[String: Any]]).map { $0["agent_id"] as? String ?? "?" }
+            let steps = agents.count
+            #expect(steps >= 2 && agents[0] == "mbx-agent" && agents[1] == "mbx-agent")
+            let first = try agent.popStep(h, agent: "mbx-agent", rollback: false)
+            #expect(try h.redis.send("GET", h.keys.planLease(planID)).string == holderID)
+
+            // The other daemon, live, with the holder frozen: it is the only one popping results.
+            let other = try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60; $0.planLease = 30 }
+            try h.wait("the other daemon's heartbeat") { try h.redis.send("EXISTS", h.keys.worker(other.workerID)).integer == 1 }
+            Freeze.stop(holder)
+            try h.push(agent.result(for: first, ok: true, extra: ["rollback_data": ["snapshot_id": "snap-1"]]), to: h.keys.stepResults)
+            let mailbox = h.keys.planResults(planID)
+            try h.wait("the result forwarded to the plan's mailbox") {
+                try h.length(h.keys.stepResults) == 0 && h.length(mailbox) == 1 && h.inflightCount() == 0
+            }
+            // Forwarded, not applied: the plan is the frozen holder's, and it has not moved.
+            let held = try #require(try h.plan(planID))
+            #expect((held["steps"] as? [[String: Any]])?.first?["status"] as? String == "running")
+            #expect(try h.redis.send("GET", h.keys.planLease(planID)).string == holderID)
+            #expect(try h.deadLetters().isEmpty)
+
+            // Thawed, the holder finds the result in the mailbox: step 0 completes, step 1 goes out.
+            Freeze.thaw(holder)
+            let second = try agent.popStep(h, agent: "mbx-agent", rollback: false)
+            #expect(second["step_index"] as? Int == 1)
+            #expect(try h.length(mailbox) == 0)
+            let done = try #require(try h.plan(planID)?["steps"] as? [[String: Any]])
+            #expect(done[0]["status"] as? String == "completed")
+            #expect((done[0]["rollback_data"] as? [String: Any])?["snapshot_id"] as? String == "snap-1")
+
+            // The remaining steps, answered with both daemons live (either may pop them).
+            try h.push(agent.result(for: second, ok: true), to: h.keys.stepResults)
+            for index in 2..<steps {
+                let step = try agent.popStep(h, agent: agents[index], rollback: false)
+                #expect(step["step_index"] as? Int == index)
+                try h.push(agent.result(for: step, ok: true), to: h.keys.stepResults)
+            }
+            let final = try h.waitForPlan(planID, status: "completed")
+            #expect((final["steps"] as? [[String: Any]])?.allSatisfy { $0["status"] as? String == "completed" } == true)
+            try expectRanOnce(h, plan: planID, steps: steps)
+            #expect(try h.length(mailbox) == 0)
+            #expect(try h.length(h.keys.stepResults) == 0)
+            for name in Set(agents) { #expect(try h.length(h.keys.agentSteps(name)) == 0, "nothing dispatched twice") }
+            #expect(try h.deadLetters().isEmpty)
+        }
+
+        @Test("two live daemons, many plans: every result is applied once, wherever it is popped")
+        func bothLive() throws {
+            let h = try Harness()
+            for _ in 0..<2 { try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60; $0.planLease = 10 } }
+            let plans = 12
+            var planIDs: [String] = []
+            for n in 0..<plans {
+                try h.push(Wire.coordinate("mbx-\(n)", customer: "mbx-\(n)", replyTo: "test:mbx", executeNow: true,
+                                           [Wire.recommendation("spot", agent: "mbx-agent", action: "migrate_to_spot", resources: ["i-1"])]))
+                let result = try #require((try h.reply(on: "test:mbx"))["result"] as? [String: Any])
+                planIDs.append(try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String))
+            }
+            // Act as the agent for all of them: each step answered once, as it comes.
+            var answered: [String: Set<Int>] = [:]
+            var steps: [String: Int] = [:]
+            for id in planIDs { steps[id] = try #require(try h.plan(id)?["steps"] as? [[String: Any]]).count }
+            let total = steps.values.reduce(0, +)
+            let lists = ["mbx-agent", "application-agent"].map(h.keys.agentSteps)
+            while answered.values.reduce(0, { $0 + $1.count }) < total {
+                let popped = try h.redis.send(RedisCommand(arguments: (["BRPOP"] + lists + ["20"]).map { Array($0.utf8) }))
+                guard let bytes = popped.array?.last?.bytes else {
+                    throw HarnessError.timeout("no step within 20 s; answered \(answered.values.reduce(0) { $0 + $1.count }) of \(total)")
+                }
+                let step = try Harness.object(bytes)
+                #expect(step["rollback"] as? Bool == false)
+                let id = try #require(step["plan_id"] as? String)
+                let index = try #require(step["step_index"] as? Int)
+                #expect(answered[id, default: []].insert(index).inserted, "step \(index) of \(id) dispatched twice")
+                try h.push(agent.result(for: step, ok: true), to: h.keys.stepResults)
+            }
+            for id in planIDs {
+                _ = try h.waitForPlan(id, status: "completed")
+                try expectRanOnce(h, plan: id, steps: steps[id] ?? 0)
+                #expect(try h.length(h.keys.planResults(id)) == 0)
+            }
+            #expect(try h.length(h.keys.stepResults) == 0)
+            #expect(try h.deadLetters().isEmpty)
+        }
+    }
+}
