@@ -33,9 +33,12 @@ extension RealRedis {
             let discarded = results.flatMap { $0["discarded"] as? [[String: Any]] ?? [] }
             #expect(discarded.count == count - 1)
             #expect(discarded.allSatisfy { $0["reason"] as? String == "conflicts_with_active" })
-            // Not asserted yet: that every `active_id` names the winner. Under two daemons a loser
-            // sometimes names a recommendation that was never kept (see the report of issue 14).
-            _ = winner
+            // PROTOCOL.md 2.2: a discarded one names the active recommendation it conflicts with.
+            // The winner is the only one that was ever active (medium risk: it waits for approval,
+            // nothing retires it), so every loser names it.
+            let named = discarded.map { $0["active_id"] as? String ?? "nil" }
+            let strangers = named.filter { $0 != winner }
+            #expect(strangers.isEmpty, "\(strangers.count) losers name \(Set(strangers).sorted().prefix(5)), not the winner \(winner)")
             #expect(try h.hlen(h.keys.active(customer: "burst")) == 1)
             #expect(try h.redis.send("HEXISTS", h.keys.active(customer: "burst"), winner).integer == 1)
             // One coordination.completed per request, matched by the reply's result id.
