@@ -38,7 +38,7 @@ extension RealRedis {
             // nothing retires it), so every loser names it.
             let named = discarded.map { $0["active_id"] as? String ?? "nil" }
             let strangers = named.filter { $0 != winner }
-            #expect(strangers.isEmpty, "\(strangers.count) losers name \(Set(strangers).sorted().prefix(5)), not the winner \(winner)")
+            #expect(strangers.count == 0, "\(strangers.count) losers name \(Set(strangers).sorted().prefix(5)), not the winner \(winner)")
             #expect(try h.hlen(h.keys.active(customer: "burst")) == 1)
             #expect(try h.redis.send("HEXISTS", h.keys.active(customer: "burst"), winner).integer == 1)
             // One coordination.completed per request, matched by the reply's result id.

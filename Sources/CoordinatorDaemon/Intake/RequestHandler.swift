@@ -43,11 +43,13 @@ final class RequestHandler: BatchHandler {
 
     /// Rounds an item may lose (its reads went stale) before it takes its customer's lock.
     static let roundsBeforeLock = 2
-    /// A safety net past the lock: an item that loses this many rounds is answered `internal`
-    /// rather than retried for ever (not seen in tests; the lock makes it win first).
-    static let maxRounds = 200
     /// How long a customer lock lives at most (ms): a holder that dies frees it by then.
     static let lockMs = 2000
+    /// A safety net past the lock: an item still losing rounds this long after its batch was
+    /// taken is answered `internal` rather than retried for ever. Counted in time, not rounds:
+    /// a holder that froze (SIGSTOP, a paused VM) keeps the lock for its whole life, and
+    /// others must outwait that, however fast their rounds (200 rounds took 0.7 s).
+    static let giveUpNanoseconds = UInt64(5 * lockMs) * 1_000_000
 
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
         let popped = DaemonMetrics.now()
@@ -87,7 +89,8 @@ final class RequestHandler: BatchHandler {
         var round = 0
         while !pending.isEmpty {
             round += 1
-            if round > 3 { Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.005)) }
+            // Backing off, up to 20 ms: a lock held by a frozen daemon is outwaited, not hammered.
+            if round > 3 { Thread.sleep(forTimeInterval: Double.random(in: 0.001...min(0.02, 0.001 * Double(round)))) }
             pending = try attempt(pending, inflight: inflight, connection: connection, popped: popped)
         }
     }
@@ -226,7 +229,7 @@ final class RequestHandler: BatchHandler {
                     commits.append(commit)
                     continue
                 }
-                if item.rounds >= Self.maxRounds {
+                if item.rounds > Self.roundsBeforeLock, DaemonMetrics.now() &- popped >= Self.giveUpNanoseconds {
                     fail(&commit, item, Refusal(.internal, "lost \(item.rounds) rounds to concurrent changes of customer \(customer)"), now: now)
                     commits.append(commit)
                     continue
