@@ -101,3 +101,46 @@ extension RealRedis {
         }
     }
 }
+
+extension RealRedis.FrozenDaemonTests {
+    @Test("a daemon thawed after its in-flight lists were recovered, then killed mid-batch: its new in-flight messages are recovered too")
+    func thawedThenKilled() throws {
+        let h = try Harness()
+        let frozen = try h.launch(["run", "--sim-speed", "0", "--heartbeat-ttl", "2"])
+        defer { Freeze.thaw(frozen) }
+        let frozenID = try Freeze.workerID(of: frozen, h)
+        try h.startDaemon()
+        // Frozen past its heartbeat: the live daemon declares it lapsed and recovers its lists.
+        try h.wait("the frozen daemon's lists registered") { try h.hlen(h.keys.inflightLists(worker: frozenID)) > 0 }
+        Freeze.stop(frozen)
+        try h.wait("the frozen daemon declared lapsed and recovered", timeout: 30) {
+            try h.redis.send("EXISTS", h.keys.worker(frozenID)).integer == 0
+                && h.redis.send("EXISTS", h.keys.inflightLists(worker: frozenID)).integer == 0
+        }
+        Freeze.thaw(frozen)
+        // Alive again, it names its in-flight lists again, so a later death loses nothing.
+        try h.wait("the thawed daemon's heartbeat") { try h.redis.send("EXISTS", h.keys.worker(frozenID)).integer == 1 }
+        try? h.wait("the thawed daemon's lists", timeout: 5) { try h.hlen(h.keys.inflightLists(worker: frozenID)) > 0 }
+        #expect(try h.hlen(h.keys.inflightLists(worker: frozenID)) > 0, "the thawed daemon names its in-flight lists again")
+
+        let count = 1500
+        _ = try h.redis.pipeline((0..<count).map { n in
+            RedisCommand("LPUSH", h.keys.requests, Wire.coordinate("k-\(n)", customer: "k-\(n)", replyTo: "test:k:\(n / 500)",
+                                                                   [Wire.recommendation("r", resources: ["i-\(n)"])]))
+        })
+        let lists = (0...((count - 1) / 500)).map { "test:k:\($0)" }
+        try h.wait("the thawed daemon to hold messages in flight", timeout: 60) {
+            guard try lists.reduce(0, { $0 + (try h.length($1)) }) > 0 else { return false }
+            Freeze.stop(frozen)
+            if try inflight(of: frozenID, h) > 0 { return true }
+            Freeze.thaw(frozen)
+            return false
+        }
+        ChildProcess.stop(frozen, signal: SIGKILL)
+        #expect(try inflight(of: frozenID, h) > 0, "the killed daemon's batch is still in flight")
+        let replies = try h.collectReplies(on: lists, count: count, timeout: 30, grace: 1)
+        let ids = replies.map { $0["request_id"] as? String ?? "?" }
+        #expect(ids.count == count && Set(ids).count == count, "\(ids.count) replies, \(Set(ids).count) distinct, of \(count)")
+        try h.wait("in-flight lists empty") { try h.inflightCount() == 0 }
+    }
+}

@@ -90,6 +90,7 @@ final class PlanExecutor: @unchecked Sendable {
 
     private func run() {
         var handBack = true
+        var registered = Date.distantPast
         var graceEnds: Date?
         while true {
             if loop.isStopping {
@@ -101,6 +102,12 @@ final class PlanExecutor: @unchecked Sendable {
                 if handBack {
                     try handBackInflight(connection)
                     handBack = false
+                    registered = Date()
+                } else if Date().timeIntervalSince(registered) >= QueueWorker.registrationInterval {
+                    // Named again now and then, as the intake loops do (see QueueWorker): a
+                    // daemon thawed after being declared lapsed must be recoverable again.
+                    try register(connection)
+                    registered = Date()
                 }
                 try tick(connection, accepting: !loop.isStopping)
             } catch {
@@ -120,9 +127,14 @@ final class PlanExecutor: @unchecked Sendable {
         }
     }
 
-    private func handBackInflight(_ connection: RedisConnection) throws(RedisError) {
+    /// Names the executor's in-flight lists (and their queues) in the daemon's index.
+    private func register(_ connection: RedisConnection) throws(RedisError) {
         _ = try connection.send("HSET", keys.inflightLists(worker: context.workerID),
                                 readyInflight, keys.readyPlans, resultsInflight, keys.stepResults)
+    }
+
+    private func handBackInflight(_ connection: RedisConnection) throws(RedisError) {
+        try register(connection)
         try HandBack.run(inflight: readyInflight, queue: keys.readyPlans, context: context, connection: connection)
         try HandBack.run(inflight: resultsInflight, queue: keys.stepResults, context: context, connection: connection)
         reexamine.removeAll()

@@ -43,6 +43,7 @@ final class QueueWorker: @unchecked Sendable {
 
     private func run() {
         var handBack = true
+        var registered = Date.distantPast
         while !loop.isStopping {
             do {
                 let connection = try loop.currentConnection()
@@ -50,9 +51,13 @@ final class QueueWorker: @unchecked Sendable {
                     // Our in-flight list is named in our index first, so that recovery finds
                     // it without a scan if we die; whatever an earlier failure left in it goes
                     // back first.
-                    _ = try connection.send("HSET", context.keys.inflightLists(worker: context.workerID), inflight, queue)
+                    try register(connection)
+                    registered = Date()
                     try HandBack.run(inflight: inflight, queue: queue, context: context, connection: connection)
                     handBack = false
+                } else if Date().timeIntervalSince(registered) >= Self.registrationInterval {
+                    try register(connection)
+                    registered = Date()
                 }
                 let batch = try take(connection)
                 if batch.isEmpty { continue }
@@ -65,6 +70,17 @@ final class QueueWorker: @unchecked Sendable {
             }
         }
         loop.openConnection?.close()
+    }
+
+    /// How often the in-flight list is named again. A daemon frozen (SIGSTOP, a paused VM) past
+    /// its heartbeat is declared lapsed: its lists are recovered and its index deleted. Once
+    /// thawed it goes on, and without naming its list again a later crash would lose what it
+    /// then holds.
+    static let registrationInterval: TimeInterval = 0.5
+
+    /// Names this worker's in-flight list (and its queue) in the daemon's index (HSET, idempotent).
+    private func register(_ connection: RedisConnection) throws(RedisError) {
+        _ = try connection.send("HSET", context.keys.inflightLists(worker: context.workerID), inflight, queue)
     }
 
     /// Up to a batch of messages; blocks up to a second when the queue is empty.
