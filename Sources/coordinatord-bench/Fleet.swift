@@ -90,6 +90,28 @@ func residentKilobytes(pid: Int32) -> Int? {
     return nil
 }
 
+/// CPU time a process has used so far, in seconds (utime + stime from /proc/<pid>/stat).
+func processCPUSeconds(pid: Int32) -> Double? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return nil }
+    // Fields after the command name; utime and stime are fields 14 and 15 of the whole line.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Redis's CPU seconds so far (INFO cpu): its own threads, and its children (AOF rewrites, saves).
+func redisCPUSeconds(_ connection: RedisConnection) throws -> (main: Double, children: Double) {
+    let info = try connection.send("INFO", "cpu").string ?? ""
+    var values: [String: Double] = [:]
+    for line in info.split(whereSeparator: \.isNewline) {
+        let parts = line.split(separator: ":", maxSplits: 1)
+        if parts.count == 2, let value = Double(parts[1]) { values[String(parts[0])] = value }
+    }
+    return ((values["used_cpu_user"] ?? 0) + (values["used_cpu_sys"] ?? 0),
+            (values["used_cpu_user_children"] ?? 0) + (values["used_cpu_sys_children"] ?? 0))
+}
+
 /// Redis `used_memory` in bytes (INFO memory).
 func redisUsedMemory(_ connection: RedisConnection) throws -> Int? {
     let info = try connection.send("INFO", "memory").string ?? ""

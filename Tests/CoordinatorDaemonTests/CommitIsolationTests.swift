@@ -50,6 +50,15 @@ extension RealRedis {
             #expect(try h.length("test:f1") == 0)
             #expect(try h.length("test:f3") == 0)
             #expect(try h.redis.send("LLEN", h.keys.requests).integer == 0)
+            // All or nothing: f-3's commit failed at its last write (the per-customer approval
+            // index), and none of the writes before it (the active record, the index sets and
+            // version keys, the approval, the global approval index) happened.
+            #expect(try h.redis.send("HEXISTS", h.keys.active(customer: "cust-fine"), "f2").integer == 1)
+            let left = (try h.redis.send("KEYS", "coord:{cust-broken2}:*").array ?? []).compactMap(\.string)
+            #expect(left == [h.keys.pendingApprovals(customer: "cust-broken2")], "\(left)")
+            #expect(try h.redis.send("ZCARD", h.keys.pendingApprovals).integer == 0)
+            #expect(try h.redis.send("KEYS", "coord:approval:*").array?.count == 0)
+            #expect(!(try h.events().contains { $0["customer_id"] as? String == "cust-broken2" }))
         }
 
         @Test("admitted means processed: 10,000 recommendations, all kept, answered")

@@ -153,6 +153,31 @@ extension RealRedis {
             #expect(try h.events(plan: planID).filter { $0["type"] as? String == "step.started" }.count == 1)
         }
 
+        @Test("a step that Redis refuses to send (its agent list holds a string) fails after --step-timeout, with the reason; tries back off")
+        func unsendableStep() throws {
+            let h = try Harness()
+            _ = try h.redis.send("SET", "coord:agent:walled:steps", "not a list")
+            try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 2 }
+            _ = try h.redis.send("CONFIG", "RESETSTAT")
+            let planID = try startPlan(h, agent: "walled")
+            // Its only step failed before it ran, so nothing is left to undo: rolled back.
+            let plan = try h.waitForPlan(planID, status: "rolled_back", timeout: 30)
+            let step = try #require((plan["steps"] as? [[String: Any]])?.first)
+            #expect(step["status"] as? String == "failed")
+            let error = try #require(step["error"] as? String)
+            #expect(error.contains("could not be sent") && error.contains("WRONGTYPE"), "\(error)")
+            #expect(try h.redis.send("GET", "coord:agent:walled:steps").string == "not a list")
+            #expect(try h.events(plan: planID).filter { $0["type"] as? String == "step.failed" }.count == 1)
+            // Backed off, not once per tick: each try checks the list's type once (Redis's own
+            // counter, not a timer); 0.1 s doubling makes about 5 tries in the 2 s, with the
+            // request's and the plan's other commits a few dozen TYPE calls, where a try per
+            // tick made thousands.
+            let tries = try h.redis.send("INFO", "commandstats").string ?? ""
+            let typeCalls = tries.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_type:") }
+                .flatMap { $0.split(separator: "=").dropFirst().first?.split(separator: ",").first }.flatMap { Int($0) } ?? 0
+            #expect(typeCalls > 0 && typeCalls < 400, "TYPE calls: \(typeCalls)")
+        }
+
         @Test("a plan whose lease is changed under it: its commit fails, it is read again and left to Redis; the held result is kept for the owner")
         func leaseChangedUnderIt() throws {
             let h = try Harness()

@@ -40,6 +40,12 @@ final class PlanExecutor: @unchecked Sendable {
         var wait: Wait?
         /// A result that arrived for the step being waited on, and the attempt it answers.
         var arrived: (outcome: StepOutcome, ack: (message: [UInt8], list: String), attempt: String)?
+        /// Redis refused this plan's commits (a key of the wrong type, such as an agent's step
+        /// list): since when, how many times in a row, and its last answer. The plan is tried
+        /// again with a growing pause, and a step that cannot be sent within --step-timeout
+        /// fails, as an unanswered one does.
+        var refused: (since: Date, count: Int, error: String)?
+        var retryAt: Date?
 
         init(machine: PlanMachine, record: RecommendationRecord?) {
             self.machine = machine
@@ -186,7 +192,7 @@ final class PlanExecutor: @unchecked Sendable {
         // Advance every plan by one transition; write them all in one pipeline. Each plan adopts
         // its transition only once its commit is applied.
         var commits: [(String, Commit, Transition)] = []
-        for (id, plan) in running {
+        for (id, plan) in running where plan.retryAt.map({ now >= $0 }) ?? true {
             if let (commit, transition) = advance(plan, now: now) {
                 commits.append((id, commit, transition))
             }
@@ -198,10 +204,20 @@ final class PlanExecutor: @unchecked Sendable {
                 guard let plan = running[id] else { continue }
                 guard outcome == .applied else {
                     // The lease is gone or the commit failed: what Redis holds decides.
-                    context.logger.warning("a plan's commit was not applied; reading it again", metadata: ["plan_id": "\(id)"])
+                    if case .failed(let message) = outcome {
+                        let count = (plan.refused?.count ?? 0) + 1
+                        plan.refused = (plan.refused?.since ?? now, count, message)
+                        plan.retryAt = now.addingTimeInterval(Self.retryPause(after: count))
+                        context.logger.error("Redis refused a plan's commit; reading it again", metadata: [
+                            "plan_id": "\(id)", "error": "\(message)", "attempts": "\(count)"])
+                    } else {
+                        context.logger.warning("a plan's commit was not applied; reading it again", metadata: ["plan_id": "\(id)"])
+                    }
                     needsReload.insert(id)
                     continue
                 }
+                plan.refused = nil
+                plan.retryAt = nil
                 plan.machine = transition.machine
                 plan.wait = transition.wait
                 if transition.consumedArrival { plan.arrived = nil }
@@ -456,12 +472,25 @@ final class PlanExecutor: @unchecked Sendable {
             wait = nil
             events += apply(outcome, to: &machine, index: current.index, rollback: current.rollback, now: now)
         } else {
+            let unsendable = running.refused.flatMap { refused in
+                now.timeIntervalSince(refused.since) >= context.configuration.stepTimeout
+                    ? "the step could not be sent within \(context.configuration.stepTimeout) s (--step-timeout): \(refused.error)"
+                    : nil
+            }
             switch machine.nextAction() {
             case .runStep(let index):
                 events += machine.stepStarted(index, now: now)
-                events += dispatch(&machine, &wait, index: index, rollback: false, now: now, into: &commit)
+                if let unsendable {
+                    events += apply(.failure(unsendable), to: &machine, index: index, rollback: false, now: now)
+                } else {
+                    events += dispatch(&machine, &wait, index: index, rollback: false, now: now, into: &commit)
+                }
             case .rollbackStep(let index):
-                events += dispatch(&machine, &wait, index: index, rollback: true, now: now, into: &commit)
+                if let unsendable {
+                    events += apply(.failure(unsendable), to: &machine, index: index, rollback: true, now: now)
+                } else {
+                    events += dispatch(&machine, &wait, index: index, rollback: true, now: now, into: &commit)
+                }
             case .start:
                 events += machine.start(now: now)
             case .finished:
@@ -475,6 +504,13 @@ final class PlanExecutor: @unchecked Sendable {
             finish(plan: machine.plan, record: running.record, status: status, into: &commit)
         }
         return (commit, Transition(machine: machine, wait: wait, consumedArrival: consumedArrival))
+    }
+
+    /// The pause before a plan whose commits Redis refused `count` times in a row is tried
+    /// again: 0.1 s, doubling, at most 5 s (a broken key costs a few commits a second, not
+    /// one per tick).
+    static func retryPause(after count: Int) -> TimeInterval {
+        min(5, 0.1 * pow(2, Double(min(count, 16) - 1)))
     }
 
     private func dispatch(_ machine: inout PlanMachine, _ wait: inout Wait?, index: Int, rollback: Bool, now: Date,

@@ -7,12 +7,17 @@ extension Scripts {
     /// applied atomically. Each commit is decided on its own, in order, seeing the writes of
     /// those before it (exactly as if each ran alone, one after the other).
     ///
-    /// Isolation: every guard is checked before the commit's first write; each write runs
-    /// under `redis.pcall`, so a Redis error in one commit (a key of the wrong type written by
-    /// someone else) stops that commit alone: its message goes back into its in-flight list and
-    /// the error is returned for it, and the batch goes on. A reply that cannot be written
-    /// (its `reply_to` holds another type, or the ACL forbids it) does not stop the commit: a
-    /// `reply_undeliverable` dead letter is appended instead (PROTOCOL.md 2.4).
+    /// Isolation: every guard is checked, and then every key a write needs of one type (a
+    /// hash for HSET, a list for LPUSH, a stream for the events...) is checked to be absent or
+    /// of that type, before the commit's first write. A Redis script cannot undo a write, so
+    /// this is what makes a commit all-or-nothing: a key of the wrong type (planted under the
+    /// prefix by another writer) fails the commit whole, with nothing written and its message
+    /// left in flight, and the error is returned for it; the batch goes on. Nothing else the
+    /// daemon knows of can fail a write midway (OOM refuses only a script's first write). The
+    /// writes still run under `redis.pcall`, so that even then the failure stays that commit's
+    /// alone: its message goes back into its in-flight list. A reply that cannot be written (its `reply_to` holds another type, or the ACL
+    /// forbids it) does not stop the commit: a `reply_undeliverable` dead letter is appended
+    /// instead (PROTOCOL.md 2.4).
     ///
     /// KEYS none: a batch holds many customers' commits, and the keys are in ARGV (see the
     /// README's Redis Cluster note).
@@ -36,8 +41,25 @@ extension Scripts {
     ///   empty, its version key too (a reader guarded by "absent" may then commit: what it
     ///   read, an empty index, is again the truth).
     /// Returns, per commit: 1 applied, 0 the message was no longer in flight (another worker
-    /// took it over), 10+i guard i failed, or the error text of a write that failed.
+    /// took it over), 10+i guard i failed, or "E" and the error: of a guard Redis could not
+    /// check, of a key of the wrong type ("EHSET <key>: WRONGTYPE holds a string, not a hash"),
+    /// or of a write that failed.
     static let commit = RedisScript("""
+        -- The type each write command needs its key to have (absent is always fine); SET,
+        -- DEL, EXPIRE and PUBLISH take any key.
+        local needs = { HSET = 'hash', HDEL = 'hash', SADD = 'set', SREM = 'set', ZADD = 'zset', ZREM = 'zset',
+          LPUSH = 'list', RPUSH = 'list', LREM = 'list', LTRIM = 'list', INCR = 'string', INCRBY = 'string' }
+        -- Keys already found fit, for this call (the daemon gives each key one type).
+        local fit = {}
+        local function misfit(key, want)
+          if fit[key] == want then return nil end
+          local have = redis.call('TYPE', key)['ok']
+          if have ~= 'none' and have ~= want then
+            return key .. ': WRONGTYPE holds a ' .. have .. ', not a ' .. want
+          end
+          fit[key] = want
+          return nil
+        end
         local out = {}
         local p = 1
         while p <= #ARGV do
@@ -66,8 +88,29 @@ extension Scripts {
               end
             end
           end
+          if result == 1 then
+            -- Every key a write needs of one type is checked before the first write: a Redis
+            -- script cannot undo a write, so a commit that would fail midway fails here whole.
+            local bad = inflight ~= '' and misfit(inflight, 'list') or nil
+            local q = first
+            while q <= last and not bad do
+              local op = ARGV[q + 1]
+              if op == 'EVENT' then bad = misfit(ARGV[q + 3], 'stream')
+              elseif op == 'REPLY' then bad = misfit(ARGV[q + 7], 'list')
+              elseif op == 'DEAD' then bad = misfit(ARGV[q + 2], 'list')
+              elseif op == 'UNINDEX' then bad = misfit(ARGV[q + 2], 'set')
+              elseif op == 'WAKE' then bad = misfit(ARGV[q + 2], 'set') or misfit(ARGV[q + 3], 'list')
+              else
+                local want = needs[op]
+                if want then bad = misfit(ARGV[q + 2], want) end
+              end
+              if bad then bad = op .. ' ' .. bad end
+              q = q + tonumber(ARGV[q]) + 1
+            end
+            if bad then result = 'E' .. bad end
+          end
           if type(result) == 'string' then
-            -- A guard that Redis could not even check: this commit fails, nothing written.
+            -- A guard Redis could not check, or a key of the wrong type: nothing written.
           elseif result == 1 and inflight ~= '' then
             if redis.call('LREM', inflight, 1, message) == 0 then result = 0 end
           end
