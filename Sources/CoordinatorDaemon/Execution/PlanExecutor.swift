@@ -93,10 +93,10 @@ final class PlanExecutor: @unchecked Sendable {
     func stop() { loop.stop() }
 
     private var keys: Keys { context.keys }
+    private var inflightIndex: String { keys.inflightLists(worker: context.workerID) }
 
     private func run() {
         var handBack = true
-        var registered = Date.distantPast
         var graceEnds: Date?
         while true {
             if loop.isStopping {
@@ -108,12 +108,6 @@ final class PlanExecutor: @unchecked Sendable {
                 if handBack {
                     try handBackInflight(connection)
                     handBack = false
-                    registered = Date()
-                } else if Date().timeIntervalSince(registered) >= QueueWorker.registrationInterval {
-                    // Named again now and then, as the intake loops do (see QueueWorker): a
-                    // daemon thawed after being declared lapsed must be recoverable again.
-                    try register(connection)
-                    registered = Date()
                 }
                 try tick(connection, accepting: !loop.isStopping)
             } catch {
@@ -167,12 +161,15 @@ final class PlanExecutor: @unchecked Sendable {
             var ids = reexamine
             reexamine.removeAll()
             if free > ids.count {
-                let reply = try connection.run(Scripts.takeBatch, keys: [keys.readyPlans, readyInflight], args: [min(free - ids.count, 128)])
+                let reply = try connection.run(Scripts.takeBatch, keys: [keys.readyPlans, readyInflight, inflightIndex],
+                                               args: [min(free - ids.count, 128), 0])
                 ids += (reply.array ?? []).compactMap(\.bytes)
             }
             if ids.isEmpty && running.isEmpty {
                 // Idle: block briefly on the ready list so a new plan starts at once.
                 if let id = try connection.blockingMove(from: keys.readyPlans, to: readyInflight, timeout: 0.5) {
+                    // Named in the index, as takeBatch does (a blocking move cannot).
+                    _ = try connection.send("HSETNX", inflightIndex, readyInflight, keys.readyPlans)
                     ids = [id]
                 }
             }
@@ -652,7 +649,7 @@ final class PlanExecutor: @unchecked Sendable {
     /// applied on the next commit of that plan (which also acknowledges it); any other goes to
     /// that plan's mailbox, where the daemon running it finds it.
     private func collectResults(_ connection: RedisConnection, now: Date) throws(RedisError) {
-        let reply = try connection.run(Scripts.takeBatch, keys: [keys.stepResults, resultsInflight], args: [256])
+        let reply = try connection.run(Scripts.takeBatch, keys: [keys.stepResults, resultsInflight, inflightIndex], args: [256, 0])
         var commits: [Commit] = []
         func refuse(_ raw: [UInt8], _ failure: Refusal, from list: String? = nil) {
             var commit = list == nil ? Commit(acknowledging: raw, in: resultsInflight) : Commit()

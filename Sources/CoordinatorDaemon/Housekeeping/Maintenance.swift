@@ -182,12 +182,12 @@ final class Maintenance: @unchecked Sendable {
                 moved += try HandBack.run(inflight: lists[index], queue: lists[index + 1], context: context, connection: connection)
                 index += 2
             }
-            _ = try connection.pipeline([
-                RedisCommand("DEL", keys.inflightLists(worker: worker)),
-                RedisCommand("SREM", keys.workerIndex, worker),
-            ])
+            // Forgotten only if its lists stayed empty: one that was frozen, not dead, may have
+            // thawed and taken a batch meanwhile, and must stay recoverable.
+            let forgotten = try connection.run(Scripts.forgetWorker, keys: [keys.inflightLists(worker: worker), keys.workerIndex],
+                                               args: [worker]).integer == 1
             context.logger.warning("recovered a lapsed worker's in-flight messages",
-                                   metadata: ["worker": "\(worker)", "messages": "\(moved)"])
+                                   metadata: ["worker": "\(worker)", "messages": "\(moved)", "forgotten": "\(forgotten)"])
         }
     }
 }

@@ -43,7 +43,6 @@ final class QueueWorker: @unchecked Sendable {
 
     private func run() {
         var handBack = true
-        var registered = Date.distantPast
         while !loop.isStopping {
             do {
                 let connection = try loop.currentConnection()
@@ -52,12 +51,8 @@ final class QueueWorker: @unchecked Sendable {
                     // it without a scan if we die; whatever an earlier failure left in it goes
                     // back first.
                     try register(connection)
-                    registered = Date()
                     try HandBack.run(inflight: inflight, queue: queue, context: context, connection: connection)
                     handBack = false
-                } else if Date().timeIntervalSince(registered) >= Self.registrationInterval {
-                    try register(connection)
-                    registered = Date()
                 }
                 let batch = try take(connection)
                 if batch.isEmpty { continue }
@@ -72,12 +67,6 @@ final class QueueWorker: @unchecked Sendable {
         loop.openConnection?.close()
     }
 
-    /// How often the in-flight list is named again. A daemon frozen (SIGSTOP, a paused VM) past
-    /// its heartbeat is declared lapsed: its lists are recovered and its index deleted. Once
-    /// thawed it goes on, and without naming its list again a later crash would lose what it
-    /// then holds.
-    static let registrationInterval: TimeInterval = 0.5
-
     /// Names this worker's in-flight list (and its queue) in the daemon's index (HSET, idempotent).
     private func register(_ connection: RedisConnection) throws(RedisError) {
         _ = try connection.send("HSET", context.keys.inflightLists(worker: context.workerID), inflight, queue)
@@ -86,11 +75,13 @@ final class QueueWorker: @unchecked Sendable {
     /// Up to a batch of messages; blocks up to a second when the queue is empty.
     private func take(_ connection: RedisConnection) throws(RedisError) -> [[UInt8]] {
         let size = context.configuration.batchSize
-        var batch = try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight], args: [size]))
+        let index = context.keys.inflightLists(worker: context.workerID)
+        var batch = try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight, index], args: [size, 0]))
         if batch.isEmpty {
             guard let first = try connection.blockingMove(from: queue, to: inflight, timeout: 1) else { return [] }
             batch = [first]
-            batch += try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight], args: [size - 1]))
+            // Also names the list, which the blocking move could not do.
+            batch += try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight, index], args: [size - 1, 1]))
         }
         return batch
     }
