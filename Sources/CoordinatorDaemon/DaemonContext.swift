@@ -22,6 +22,10 @@ final class DaemonContext: Sendable {
     /// Prometheus metrics (section 7); every hook is a no-op with `--metrics-port 0`.
     let metrics: DaemonMetrics
     let startedAt = Date()
+    /// Set once the first heartbeat is written. The loops take no message before it: a daemon
+    /// that died before its first beat would not be in `workers`, and recovery would never
+    /// find what it held in flight.
+    let announced = Flag()
 
     init(configuration: DaemonConfiguration, logger: Logger) throws {
         self.configuration = configuration

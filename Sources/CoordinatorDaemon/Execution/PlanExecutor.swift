@@ -103,6 +103,11 @@ final class PlanExecutor: @unchecked Sendable {
                 if graceEnds == nil { graceEnds = Date().addingTimeInterval(min(10, context.configuration.planLease)) }
                 if running.isEmpty || Date() > graceEnds! { break }
             }
+            // No plan is taken before the first heartbeat (see `DaemonContext.announced`).
+            guard context.announced.isSet else {
+                Thread.sleep(forTimeInterval: 0.01)
+                continue
+            }
             do {
                 let connection = try loop.currentConnection()
                 if handBack {

@@ -74,6 +74,7 @@ final class Maintenance: @unchecked Sendable {
             RedisCommand("PEXPIRE", key, ttlMs),
             RedisCommand("SADD", keys.workerIndex, context.workerID),
         ])
+        context.announced.set()
     }
 
     /// Turns pending approvals past their expiry into `expired`, within about a second.

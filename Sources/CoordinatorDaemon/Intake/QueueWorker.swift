@@ -44,6 +44,10 @@ final class QueueWorker: @unchecked Sendable {
     private func run() {
         var handBack = true
         while !loop.isStopping {
+            guard context.announced.isSet else {
+                Thread.sleep(forTimeInterval: 0.01)
+                continue
+            }
             do {
                 let connection = try loop.currentConnection()
                 if handBack {
