@@ -10,7 +10,7 @@ extension RealRedis {
     /// are recovered once the heartbeat lapses (`--heartbeat-ttl`, swept every half of it).
     @Suite("A frozen daemon does not stall the others")
     struct FrozenDaemonTests {
-        static let count = 300
+        static let burst = 300
 
         /// A low-risk `coordinate` of `customer` on `resource`, answered on `replyTo`.
         func probe(_ id: String, customer: String, resource: String, replyTo: String) -> String {
@@ -30,17 +30,26 @@ extension RealRedis {
             let live = try h.startDaemon()
             try h.wait("the live daemon's heartbeat") { try h.redis.send("EXISTS", h.keys.worker(live.workerID)).integer == 1 }
 
-            // A burst of one customer ("hot") on one resource keeps both daemons busy and contending.
-            _ = try h.redis.pipeline((0..<Self.count).map { n in
-                RedisCommand("LPUSH", h.keys.requests, Wire.coordinate(
-                    "hot-\(n)", customer: "hot", replyTo: "test:hot",
-                    [Wire.recommendation("rec-\(n)", risk: "medium", resources: ["i-shared"])]))
-            })
-            // Frozen while it holds part of the burst in flight and not every reply has come.
+            // Bursts of one customer ("hot") on one resource keep both daemons busy and contending.
+            // Which daemon's loops take a burst is Redis's choice, so another burst follows
+            // until the daemon to freeze is caught holding part of one.
+            var pushed = 0
+            func burst(_ size: Int) throws {
+                _ = try h.redis.pipeline((pushed..<pushed + size).map { n in
+                    RedisCommand("LPUSH", h.keys.requests, Wire.coordinate(
+                        "hot-\(n)", customer: "hot", replyTo: "test:hot",
+                        [Wire.recommendation("rec-\(n)", risk: "medium", resources: ["i-shared"])]))
+                })
+                pushed += size
+            }
+            try burst(Self.burst)
+            // Frozen while it holds part of a burst in flight and not every reply has come.
             try h.wait("the daemon to be frozen with messages in flight", timeout: 60) {
-                guard try h.length("test:hot") > 0 else { return false }
+                let answered = try h.length("test:hot")
+                if answered >= pushed && pushed < Self.burst * 20 { try burst(Self.burst) }
+                guard answered > 0 else { return false }
                 Freeze.stop(frozen)
-                if try inflight(of: frozenID, h) > 0 && h.length("test:hot") < Self.count { return true }
+                if try inflight(of: frozenID, h) > 0 && h.length("test:hot") < pushed { return true }
                 Freeze.thaw(frozen)
                 return false
             }
@@ -70,17 +79,17 @@ extension RealRedis {
             // Still frozen: its in-flight messages were recovered by the live daemon once its
             // heartbeat lapsed, and the whole burst is answered.
             try h.wait("the burst answered while the other daemon is frozen", timeout: 60) {
-                try h.length("test:hot") >= Self.count && h.inflightCount() == 0
+                try h.length("test:hot") >= pushed && h.inflightCount() == 0
             }
             #expect(try h.redis.send("EXISTS", h.keys.worker(frozenID)).integer == 0, "the frozen daemon's heartbeat lapsed")
 
             // Thawed: nothing is answered twice, nothing twice kept, nothing dead-lettered.
             Freeze.thaw(frozen)
             try h.wait("the thawed daemon's heartbeat") { try h.redis.send("EXISTS", h.keys.worker(frozenID)).integer == 1 }
-            let replies = try h.collectReplies(on: ["test:hot", "test:probe"], count: Self.count, timeout: 30, grace: 2)
+            let replies = try h.collectReplies(on: ["test:hot", "test:probe"], count: pushed, timeout: 30, grace: 2)
             let ids = replies.map { $0["request_id"] as? String ?? "?" }
-            #expect(ids.count == Self.count, "every request answered once, no late duplicate")
-            #expect(Set(ids) == Set((0..<Self.count).map { "hot-\($0)" }))
+            #expect(ids.count == pushed, "every request answered once, no late duplicate")
+            #expect(Set(ids) == Set((0..<pushed).map { "hot-\($0)" }))
             #expect(replies.allSatisfy { $0["ok"] as? Bool == true }, "\(replies.filter { $0["ok"] as? Bool != true }.prefix(3))")
             let results = replies.compactMap { $0["result"] as? [String: Any] }
             #expect(results.reduce(0) { $0 + ($1["recommendations_kept"] as? Int ?? 0) } == 1)
@@ -91,7 +100,7 @@ extension RealRedis {
                 completed[(event["data"] as? [String: Any])?["response_id"] as? String ?? "?", default: 0] += 1
             }
             let responses = results.compactMap { $0["id"] as? String } + probes.values.compactMap { ($0["result"] as? [String: Any])?["id"] as? String }
-            #expect(completed.count == Self.count + 2 && Set(completed.keys) == Set(responses))
+            #expect(completed.count == pushed + 2 && Set(completed.keys) == Set(responses))
             #expect(completed.values.allSatisfy { $0 == 1 }, "a request completed twice")
             try h.wait("in-flight lists empty after the thaw") { try h.inflightCount() == 0 }
             #expect(try h.length(h.keys.requests) == 0)
