@@ -55,6 +55,16 @@ public enum ChildProcess {
         ChildRegistry.shared.insert(process.processIdentifier)
     }
 
+    /// Starts `process` as `run(_:)` does, with a deadline: it is SIGKILLed if still running
+    /// `timeout` seconds later, so a caller reading its output to the end or waiting for its
+    /// exit is never held longer (a regression that keeps a command running fails its test
+    /// instead of hanging the run). Call `wait()` on the result once its output is read.
+    public static func run(_ process: Process, deadline timeout: Double) throws -> ExitDeadline {
+        let command = [process.executableURL?.lastPathComponent ?? "?"] + (process.arguments ?? [])
+        try run(process)
+        return ExitDeadline(process, command: command, timeout: timeout)
+    }
+
     /// SIGTERM (or `signal`), then SIGKILL if the child is still running after `timeout` seconds;
     /// returns once it has exited. Returns true when it ended within the timeout.
     @discardableResult
@@ -144,4 +154,46 @@ final class ChildRegistry: @unchecked Sendable {
         }
         for pid in all { kill(pid, SIGKILL) }
     }
+}
+
+/// The deadline of one child started with `ChildProcess.run(_:deadline:)`.
+public final class ExitDeadline: @unchecked Sendable {
+    private let process: Process
+    private let command: [String]
+    private let timeout: Double
+    private let lock = NSLock()
+    private var ended = false
+    private var fired = false
+
+    init(_ process: Process, command: [String], timeout: Double) {
+        self.process = process
+        self.command = command
+        self.timeout = timeout
+        let pid = process.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [self] in
+            lock.lock()
+            defer { lock.unlock() }
+            guard !ended else { return }
+            fired = true
+            kill(pid, SIGKILL)
+        }
+    }
+
+    /// Waits for the exit (at most until the deadline); throws when the deadline killed it.
+    public func wait() throws(ChildTimeout) {
+        process.waitUntilExit()
+        ChildRegistry.shared.remove(process.processIdentifier)
+        lock.lock()
+        ended = true
+        let killed = fired
+        lock.unlock()
+        if killed { throw ChildTimeout(command: command, timeout: timeout) }
+    }
+}
+
+/// A child killed at its deadline.
+public struct ChildTimeout: Error, CustomStringConvertible {
+    public let command: [String]
+    public let timeout: Double
+    public var description: String { "\(command.joined(separator: " ")) did not end within \(timeout) s and was killed" }
 }

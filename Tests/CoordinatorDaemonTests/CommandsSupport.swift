@@ -24,8 +24,7 @@ struct CLI {
         let deadline = Date().addingTimeInterval(timeout)
         while running.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
         if running.process.isRunning {
-            running.process.terminate()
-            running.process.waitUntilExit()
+            ChildProcess.stop(running.process)
             throw HarnessError.timeout("coordinatord \(arguments.joined(separator: " ")) ran over \(timeout) s:\n\(running.output)")
         }
         running.process.waitUntilExit()
@@ -96,10 +95,7 @@ struct CLI {
         }
 
         func stop() {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
-            }
+            ChildProcess.stop(process)
         }
     }
 }

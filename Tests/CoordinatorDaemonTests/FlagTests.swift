@@ -24,8 +24,8 @@ extension RealRedis {
             let stderr = try FileHandle(forWritingTo: path)
             process.standardOutput = FileHandle.nullDevice
             process.standardError = stderr
-            try ChildProcess.run(process)
-            process.waitUntilExit()
+            // A flag that is wrongly accepted starts a daemon that never ends: killed, and failed.
+            try ChildProcess.run(process, deadline: 30).wait()
             try stderr.close()
             let output = (try? Data(contentsOf: path)) ?? Data()
             return (process.terminationStatus, String(decoding: output, as: UTF8.self))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// deploy/: the systemd unit and the Prometheus scrape example and alert rules, checked by
 /// the real tools where this machine has them (systemd-analyze, promtool), by reading the
@@ -24,9 +25,9 @@ struct MetricsDeployTests {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        try process.run()
+        let deadline = try ChildProcess.run(process, deadline: 120)
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        try deadline.wait()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 

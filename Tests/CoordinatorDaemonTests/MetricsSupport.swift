@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Scrapes a `/metrics` endpoint and parses it with the Prometheus project's own Python
 /// client (`prometheus_client.parser.text_string_to_metric_families`), not a regex of ours.
@@ -48,8 +49,7 @@ enum PrometheusScrape {
             process.arguments = Array(parts.dropFirst()) + ["-c", "import prometheus_client"]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            guard (try? process.run()) != nil else { continue }
-            process.waitUntilExit()
+            guard let deadline = try? ChildProcess.run(process, deadline: 60), (try? deadline.wait()) != nil else { continue }
             if process.terminationStatus == 0 { return candidate }
         }
         return nil
@@ -67,10 +67,10 @@ enum PrometheusScrape {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        let deadline = try ChildProcess.run(process, deadline: 60)
         let data = out.fileHandleForReading.readDataToEndOfFile()
         let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        try deadline.wait()
         guard process.terminationStatus == 0 else {
             throw HarnessError.malformed("the Prometheus parser failed on \(url): \(String(decoding: errors, as: UTF8.self))")
         }

@@ -243,9 +243,9 @@ extension RealRedis {
             let output = Pipe()
             approve.standardOutput = output
             approve.standardError = FileHandle.nullDevice
-            try ChildProcess.run(approve)
+            let deadline = try ChildProcess.run(approve, deadline: 60)
             let printed = output.fileHandleForReading.readDataToEndOfFile()
-            approve.waitUntilExit()
+            try deadline.wait()
             #expect(approve.terminationStatus == 0, "\(String(decoding: printed, as: UTF8.self))")
             let approved = try #require(try Harness.object(Array(printed.split(separator: 0x0A).first ?? []))["result"] as? [String: Any])
             #expect(approved["status"] as? String == "approved")

@@ -339,8 +339,7 @@ extension RealRedis {
             #expect(signed == 0, "\(signedOutput) \(signedError)")
             let approved = try #require(try h.events().first { $0["type"] as? String == "approval.approved" })
             #expect((approved["data"] as? [String: Any])?["principal"] as? String == "alice@example.com")
-            daemon.terminate()
-            daemon.waitUntilExit()
+            ChildProcess.stop(daemon)
 
             let badPath = directory.appendingPathComponent("bad.json").path
             try Data(#"{"principals":{"a":{"public_key":"short","roles":["agent"]}}}"#.utf8).write(to: URL(fileURLWithPath: badPath))
@@ -358,10 +357,10 @@ extension RealRedis {
             let out = Pipe(), err = Pipe()
             process.standardOutput = out
             process.standardError = err
-            try ChildProcess.run(process)
+            let deadline = try ChildProcess.run(process, deadline: 60)
             let output = out.fileHandleForReading.readDataToEndOfFile()
             let error = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
+            try deadline.wait()
             return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
         }
     }
