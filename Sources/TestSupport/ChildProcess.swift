@@ -62,7 +62,12 @@ public enum ChildProcess {
     public static func run(_ process: Process, deadline timeout: Double) throws -> ExitDeadline {
         let command = [process.executableURL?.lastPathComponent ?? "?"] + (process.arguments ?? [])
         try run(process)
-        return ExitDeadline(process, command: command, timeout: timeout)
+        return deadline(process, timeout: timeout, command: command)
+    }
+
+    /// The same deadline for a child already started by `run(_:)`, counted from now.
+    public static func deadline(_ process: Process, timeout: Double, command: [String]) -> ExitDeadline {
+        ExitDeadline(process, command: command, timeout: timeout)
     }
 
     /// SIGTERM (or `signal`), then SIGKILL if the child is still running after `timeout` seconds;

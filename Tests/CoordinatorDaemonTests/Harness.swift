@@ -123,10 +123,13 @@ final class Harness: @unchecked Sendable {
     func runToEnd(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 30) throws -> (status: Int32, output: String) {
         let pipe = Pipe()
         let process = try launch(arguments, environment: environment, output: pipe.fileHandleForWriting)
+        // Killed at the deadline, so that the read to the end of its output below ends too.
+        let deadline = ChildProcess.deadline(process, timeout: timeout, command: arguments)
         try pipe.fileHandleForWriting.close()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        if !ChildProcess.waitForExit(process, timeout: timeout) {
-            ChildProcess.stop(process, signal: SIGKILL)
+        do {
+            try deadline.wait()
+        } catch {
             throw HarnessError.timeout("\(arguments) did not end within \(timeout) s")
         }
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
