@@ -112,6 +112,19 @@ func redisCPUSeconds(_ connection: RedisConnection) throws -> (main: Double, chi
             (values["used_cpu_user_children"] ?? 0) + (values["used_cpu_sys_children"] ?? 0))
 }
 
+/// Commands Redis has run so far (INFO commandstats, every command's `calls` summed; Redis 7
+/// counts the commands a script runs as well as the script's own call). Per request, this is
+/// the work a request costs Redis, free of the machine's speed.
+func redisCommandCalls(_ connection: RedisConnection) throws -> Int {
+    let info = try connection.send("INFO", "commandstats").string ?? ""
+    var calls = 0
+    for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+        guard let start = line.range(of: "calls=")?.upperBound else { continue }
+        calls += Int(line[start...].prefix(while: \.isNumber)) ?? 0
+    }
+    return calls
+}
+
 /// Redis `used_memory` in bytes (INFO memory).
 func redisUsedMemory(_ connection: RedisConnection) throws -> Int? {
     let info = try connection.send("INFO", "memory").string ?? ""

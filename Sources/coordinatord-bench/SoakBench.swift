@@ -91,12 +91,15 @@ struct SoakBench: ParsableCommand {
         let start = DispatchTime.now().uptimeNanoseconds
         var windowStart = start
         // CPU per request in each window, by process: where a slowdown comes from shows here
-        // (Redis itself, its AOF rewrites, or the daemons), independent of the machine's noise.
+        // (Redis itself, its AOF rewrites, or the daemons). CPU still moves with the machine
+        // (the same commands took 10-20 % longer in some windows of one run); the Redis
+        // commands per request do not, so a request that really grew in cost shows there.
         func cpuNow() throws -> (redis: Double, children: Double, daemons: Double) {
             let redisCPU = try redisCPUSeconds(probe)
             return (redisCPU.main, redisCPU.children, fleet.pids.compactMap { processCPUSeconds(pid: $0) }.reduce(0, +))
         }
         var windowCPU = try cpuNow()
+        var windowCalls = try redisCommandCalls(probe)
         var lastProgress = Date()
         defer { failures.stop() }
         while finished < total {
@@ -129,10 +132,12 @@ struct SoakBench: ParsableCommand {
                     let rss = fleet.pids.map { residentKilobytes(pid: $0).map(String.init) ?? "null" }.joined(separator: ",")
                     let memory = try redisUsedMemory(probe).map(String.init) ?? "null"
                     let cpu = try cpuNow()
+                    let calls = try redisCommandCalls(probe)
                     func perRequest(_ seconds: Double) -> String { String(format: "%.0f", seconds / Double(windowRequests) * 1e6) }
-                    emit(#"{"case":"soak","requests":\#(finished),"window_rps":\#(String(format: "%.1f", Double(windowRequests) / (Double(now - windowStart) / 1e9))),"total_rps":\#(String(format: "%.1f", Double(finished) / (Double(now - start) / 1e9))),"redis_used_memory":\#(memory),"daemon_rss_kb":[\#(rss)],"cpu_us_per_request":{"redis":\#(perRequest(cpu.redis - windowCPU.redis)),"redis_children":\#(perRequest(cpu.children - windowCPU.children)),"daemons":\#(perRequest(cpu.daemons - windowCPU.daemons))},"not_completed":\#(notCompleted),"duplicates":\#(duplicates),"daemons":\#(daemons),"customers":\#(customers)}"#)
+                    emit(#"{"case":"soak","requests":\#(finished),"window_rps":\#(String(format: "%.1f", Double(windowRequests) / (Double(now - windowStart) / 1e9))),"total_rps":\#(String(format: "%.1f", Double(finished) / (Double(now - start) / 1e9))),"redis_used_memory":\#(memory),"daemon_rss_kb":[\#(rss)],"cpu_us_per_request":{"redis":\#(perRequest(cpu.redis - windowCPU.redis)),"redis_children":\#(perRequest(cpu.children - windowCPU.children)),"daemons":\#(perRequest(cpu.daemons - windowCPU.daemons))},"redis_commands_per_request":\#(String(format: "%.2f", Double(calls - windowCalls) / Double(windowRequests))),"not_completed":\#(notCompleted),"duplicates":\#(duplicates),"daemons":\#(daemons),"customers":\#(customers)}"#)
                     windowStart = now
                     windowCPU = cpu
+                    windowCalls = calls
                 }
             }
         }
