@@ -100,36 +100,36 @@ func processCPUSeconds(pid: Int32) -> Double? {
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
+/// One section of Redis's INFO, as its `field:value` lines.
+func redisInfo(_ connection: RedisConnection, _ section: String) throws -> [Substring: Substring] {
+    var fields: [Substring: Substring] = [:]
+    for line in (try connection.send("INFO", section).string ?? "").split(whereSeparator: \.isNewline) {
+        let parts = line.split(separator: ":", maxSplits: 1)
+        if parts.count == 2 { fields[parts[0]] = parts[1] }
+    }
+    return fields
+}
+
 /// Redis's CPU seconds so far (INFO cpu): its own threads, and its children (AOF rewrites, saves).
 func redisCPUSeconds(_ connection: RedisConnection) throws -> (main: Double, children: Double) {
-    let info = try connection.send("INFO", "cpu").string ?? ""
-    var values: [String: Double] = [:]
-    for line in info.split(whereSeparator: \.isNewline) {
-        let parts = line.split(separator: ":", maxSplits: 1)
-        if parts.count == 2, let value = Double(parts[1]) { values[String(parts[0])] = value }
-    }
-    return ((values["used_cpu_user"] ?? 0) + (values["used_cpu_sys"] ?? 0),
-            (values["used_cpu_user_children"] ?? 0) + (values["used_cpu_sys_children"] ?? 0))
+    let info = try redisInfo(connection, "cpu")
+    func seconds(_ field: Substring) -> Double { info[field].flatMap { Double($0) } ?? 0 }
+    return (seconds("used_cpu_user") + seconds("used_cpu_sys"),
+            seconds("used_cpu_user_children") + seconds("used_cpu_sys_children"))
 }
 
 /// Commands Redis has run so far (INFO commandstats, every command's `calls` summed; Redis 7
 /// counts the commands a script runs as well as the script's own call). Per request, this is
 /// the work a request costs Redis, free of the machine's speed.
 func redisCommandCalls(_ connection: RedisConnection) throws -> Int {
-    let info = try connection.send("INFO", "commandstats").string ?? ""
-    var calls = 0
-    for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
-        guard let start = line.range(of: "calls=")?.upperBound else { continue }
-        calls += Int(line[start...].prefix(while: \.isNumber)) ?? 0
+    try redisInfo(connection, "commandstats").reduce(0) { calls, field in
+        // cmdstat_<command>:calls=N,usec=...
+        guard field.key.hasPrefix("cmdstat_"), let start = field.value.range(of: "calls=")?.upperBound else { return calls }
+        return calls + (Int(field.value[start...].prefix(while: \.isNumber)) ?? 0)
     }
-    return calls
 }
 
 /// Redis `used_memory` in bytes (INFO memory).
 func redisUsedMemory(_ connection: RedisConnection) throws -> Int? {
-    let info = try connection.send("INFO", "memory").string ?? ""
-    for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("used_memory:") {
-        return Int(line.dropFirst("used_memory:".count))
-    }
-    return nil
+    try redisInfo(connection, "memory")["used_memory"].flatMap { Int($0) }
 }

@@ -21,13 +21,10 @@ struct CLI {
     /// Runs `coordinatord <arguments>` to its end (killed after `timeout`).
     func run(_ arguments: [String], timeout: Double = 30, environment extra: [String: String] = [:]) throws -> Result {
         let running = try start(arguments, environment: extra)
-        let deadline = Date().addingTimeInterval(timeout)
-        while running.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        if running.process.isRunning {
+        guard ChildProcess.waitForExit(running.process, timeout: timeout) else {
             ChildProcess.stop(running.process)
             throw HarnessError.timeout("coordinatord \(arguments.joined(separator: " ")) ran over \(timeout) s:\n\(running.output)")
         }
-        running.process.waitUntilExit()
         return running.finish()
     }
 
