@@ -38,6 +38,9 @@ public struct DaemonConfiguration: Sendable {
     public var planHold = 7 * 86_400
     /// When set, every `reply_to` must start with it (section 2.1).
     public var replyPrefix: String?
+    /// A reply list keeps its newest this many replies (section 2.1): enough that a client
+    /// that pushes a burst and reads afterwards loses none.
+    public var replyMax = 100_000
     /// The dead-letter list keeps the newest this many entries (section 6).
     public var deadLetterMax = 100_000
     /// A dead letter keeps at most this many bytes of its raw message (section 6).
@@ -73,7 +76,7 @@ public struct DaemonConfiguration: Sendable {
             + "medium_policy=\(policy.mediumPolicy.rawValue) approvers=\(approvers) "
             + "critical_approvers=\(policy.criticalApprovers) approval_expiry=\(expiry) "
             + "max_concurrent_plans=\(maxConcurrentPlans) log_format=\(logFormat.rawValue) "
-            + "retention=\(retention)s plan_hold=\(planHold)s reply_prefix=\(replyPrefix ?? "none") "
+            + "retention=\(retention)s plan_hold=\(planHold)s reply_prefix=\(replyPrefix ?? "none") reply_max=\(replyMax) "
             + "dead_letter_max=\(deadLetterMax) dead_letter_raw_max=\(deadLetterRawMax) max_deliveries=\(maxDeliveries) "
             + "trust=\(trustFile ?? "none") metrics=\(metricsPort == 0 ? "off" : "\(metricsHost):\(metricsPort)")"
     }

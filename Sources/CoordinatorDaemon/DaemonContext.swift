@@ -19,6 +19,8 @@ final class DaemonContext: Sendable {
     /// The trust file (`--trust`): signatures, roles, risk floor. A bad file stops start-up.
     let trust: Trust
     let counters = Counters()
+    /// Whether Redis takes this daemon's writes (`coordinatord_up`).
+    let health = RedisHealth()
     /// Prometheus metrics (section 7); every hook is a no-op with `--metrics-port 0`.
     let metrics: DaemonMetrics
     let startedAt = Date()
@@ -56,6 +58,7 @@ final class DaemonContext: Sendable {
                in commit: inout Commit) {
         commit.reply(reply, to: replyTo, ttl: configuration.replyTTL,
                      dedupe: dedupe.map { ($0, configuration.dedupeTTL) },
+                     keeping: Commit.ReplyList(max: configuration.replyMax, always: configuration.replyPrefix != nil),
                      undeliverable: Commit.Undeliverable(dead: keys.dead, deadMax: configuration.deadLetterMax, queue: queue,
                                                          at: Timestamp.string(from: now), rawMax: configuration.deadLetterRawMax))
     }

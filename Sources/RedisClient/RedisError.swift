@@ -21,6 +21,18 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
         return code.isEmpty ? nil : String(code)
     }
 
+    /// Redis is unreachable, or reachable but refusing writes for now: out of memory
+    /// (`OOM`), a replica (`READONLY`), loading its data (`LOADING`), a failover under way
+    /// (`MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`) or a script running long (`BUSY`). What
+    /// failed this way is worth retrying unchanged later; it says nothing about the command.
+    public var isOutage: Bool {
+        switch self {
+        case .connection, .closed: return true
+        case .server: return ["OOM", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY"].contains(serverCode ?? "")
+        case .protocolError, .invalidURL: return false
+        }
+    }
+
     /// The error as one line, its kind first.
     public var description: String {
         switch self {

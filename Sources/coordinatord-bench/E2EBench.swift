@@ -16,7 +16,7 @@ struct E2EBench: ParsableCommand {
     @Option(help: "Concurrent producers.") var producers: Int = 4
     @Option(help: "Cases: coordinate, coordinate-signed, approval, plans (comma-separated).") var cases: String = "coordinate,approval,plans"
     @Option(help: "Also measure latency when offered this fraction of the measured rate (0 to skip).") var paced: Double = 0.5
-    @Option(help: "Spread requests over this many customers, round-robin (0: a new customer per request).") var customers: Int = 0
+    @Option(help: "Spread requests over this many customers, round-robin (0: a new customer per request); N > 0 then also runs a case with a new customer per request, against the same fleet and history.") var customers: Int = 0
     @Option(help: "Before measuring, leave each of the --customers with this many active recommendations (pending approval).")
     var warmupActive: Int = 0
     @Option(name: .customLong("daemon-arg"), parsing: .unconditionalSingleValue,
@@ -51,7 +51,12 @@ struct E2EBench: ParsableCommand {
                                  customers: customers, customerPrefix: "\(tag)-c")
                 run.signer = signer
                 if warmupActive > 0 { try run.warmUp(active: warmupActive, label: tag) }
-                let full = try run.measure(requests: requests, ratePerSecond: nil, label: "\(tag)-full")
+                let meterConnection = try RedisConnection(configuration: redis)
+                defer { meterConnection.close() }
+                let meter = CostMeter(connection: meterConnection, pids: fleet.pids)
+                let before = try meter.read()
+                var full = try run.measure(requests: requests, ratePerSecond: nil, label: "\(tag)-full")
+                full.cost = CostMeter.fields(from: before, to: try meter.read(), requests: full.requests)
                 emit(full.json(case: name, daemons: count, producers: producers, customers: customers))
                 try full.checkDuplicates()
                 if paced > 0 {
@@ -61,6 +66,18 @@ struct E2EBench: ParsableCommand {
                     emit(slow.json(case: "\(name)@\(Int(paced * 100))%", daemons: count, producers: producers,
                                    customers: customers))
                     try slow.checkDuplicates()
+                }
+                if customers > 0 && benchCase != .approval {
+                    // The same fleet and Redis (history included), now with a customer per request:
+                    // the two rates side by side show what history and shared customers cost.
+                    var fresh = Runner(redis: redis, benchCase: benchCase, producers: producers,
+                                       customers: 0, customerPrefix: "\(tag)-fresh")
+                    fresh.signer = signer
+                    let before = try meter.read()
+                    var alone = try fresh.measure(requests: requests, ratePerSecond: nil, label: "\(tag)-fresh")
+                    alone.cost = CostMeter.fields(from: before, to: try meter.read(), requests: alone.requests)
+                    emit(alone.json(case: "\(name)-fresh", daemons: count, producers: producers, customers: 0))
+                    try alone.checkDuplicates()
                 }
             }
         }
@@ -86,6 +103,8 @@ private struct Measurement {
     var offered: Double?
     /// Replies (or plan endings) seen more than once for one request: each is a broken promise.
     var duplicates: Int = 0
+    /// What each request cost Redis and the daemons (`CostMeter`), as JSON fields.
+    var cost: [String] = []
 
     var rps: Double { Double(requests) / seconds }
 
@@ -108,7 +127,7 @@ private struct Measurement {
             "\"duplicates\":\(duplicates)", "\"customers\":\(customers)",
         ]
         if let offered { fields.append("\"offered_rps\":\(r(offered))") }
-        return "{" + fields.joined(separator: ",") + "}"
+        return "{" + (fields + cost).joined(separator: ",") + "}"
     }
 }
 

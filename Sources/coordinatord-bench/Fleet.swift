@@ -133,3 +133,39 @@ func redisCommandCalls(_ connection: RedisConnection) throws -> Int {
 func redisUsedMemory(_ connection: RedisConnection) throws -> Int? {
     try redisInfo(connection, "memory")["used_memory"].flatMap { Int($0) }
 }
+
+/// What a stretch of load cost: Redis's CPU (its own threads), the daemons' CPU, the commands
+/// Redis ran and the bytes it received, read before and after (`per(requests:)`). Redis's
+/// figures include the load generator's own pushes and pops (one LPUSH per request and its
+/// share of the BLMPOPs): that is what Redis does for a request, whoever sends it.
+struct CostMeter {
+    struct Reading {
+        var redisCPU: Double
+        var daemonCPU: Double
+        var commands: Int
+        var bytesIn: Int
+    }
+
+    let connection: RedisConnection
+    let pids: [Int32]
+
+    func read() throws -> Reading {
+        let stats = try redisInfo(connection, "stats")
+        return Reading(redisCPU: try redisCPUSeconds(connection).main,
+                       daemonCPU: pids.compactMap(processCPUSeconds(pid:)).reduce(0, +),
+                       commands: try redisCommandCalls(connection),
+                       bytesIn: stats["total_net_input_bytes"].flatMap { Int($0) } ?? 0)
+    }
+
+    /// JSON fields of the cost per request between two readings (the INFO calls themselves
+    /// are a handful of commands and bytes, nothing per request).
+    static func fields(from before: Reading, to after: Reading, requests: Int) -> [String] {
+        let n = Double(max(1, requests))
+        return [
+            "\"redis_cpu_us\":" + String(format: "%.1f", (after.redisCPU - before.redisCPU) / n * 1e6),
+            "\"daemon_cpu_us\":" + String(format: "%.1f", (after.daemonCPU - before.daemonCPU) / n * 1e6),
+            "\"redis_commands\":" + String(format: "%.2f", Double(after.commands - before.commands) / n),
+            "\"redis_bytes_in\":" + String(format: "%.0f", Double(after.bytesIn - before.bytesIn) / n),
+        ]
+    }
+}

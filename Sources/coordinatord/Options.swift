@@ -30,6 +30,7 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "How long finished plans, approvals and records are kept, e.g. 7d (env COORD_RETENTION).") var retention: String?
     @Option(help: "How long an approved plan may wait to be started before it is cancelled, e.g. 7d (env COORD_PLAN_HOLD).") var planHold: String?
     @Option(help: "Every reply_to must start with this (env COORD_REPLY_PREFIX).") var replyPrefix: String?
+    @Option(help: "Replies a reply list keeps, newest first (env COORD_REPLY_MAX).") var replyMax: Int?
     @Option(help: "Dead letters kept, newest first (env COORD_DEAD_LETTER_MAX).") var deadLetterMax: Int?
     @Option(help: "Bytes of a raw message kept in its dead letter (env COORD_DEAD_LETTER_RAW_MAX).") var deadLetterRawMax: Int?
     @Option(help: "Deliveries of one message before it is dead-lettered as poison (env COORD_MAX_DELIVERIES).") var maxDeliveries: Int?
@@ -120,6 +121,7 @@ struct DaemonOptions: ParsableArguments {
             }
             config.replyPrefix = v
         }
+        if let v = try parsed(replyMax, "REPLY_MAX", Int.init) { config.replyMax = try bounded(v, "--reply-max", 1...100_000_000) }
         if let v = try parsed(deadLetterMax, "DEAD_LETTER_MAX", Int.init) { config.deadLetterMax = try bounded(v, "--dead-letter-max", 1...100_000_000) }
         if let v = try parsed(deadLetterRawMax, "DEAD_LETTER_RAW_MAX", Int.init) { config.deadLetterRawMax = try bounded(v, "--dead-letter-raw-max", 64...(16 << 20)) }
         if let v = try parsed(maxDeliveries, "MAX_DELIVERIES", Int.init) {

@@ -127,7 +127,7 @@ final class ApprovalHandler: BatchHandler {
             commits.append(commit)
         }
 
-        let results = try Commit.apply(commits, on: connection)
+        let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         var stale: [Item] = []
         for (index, result) in results.enumerated() {
             switch result {
@@ -140,7 +140,7 @@ final class ApprovalHandler: BatchHandler {
                 // That message's failure alone: answered and dead-lettered, never retried.
                 var commit = Commit(acknowledging: items[index].raw, in: inflight)
                 finish(&commit, items[index], .failure(Refusal(.internal, "Redis refused the change: \(message)")), now: now)
-                if case .failed = try Commit.apply([commit], on: connection).first {
+                if case .failed = try Commit.apply([commit], on: connection, metrics: context.metrics).first {
                     _ = try Commit.apply([Commit(acknowledging: items[index].raw, in: inflight)], on: connection)
                 }
             }

@@ -43,6 +43,10 @@ final class QueueWorker: @unchecked Sendable {
 
     private func run() {
         var handBack = true
+        // Set when Redis was unreachable or refused a write: what is in flight is handled again
+        // as it is, not handed back (PROTOCOL.md 6: that is no delivery of the message's fault).
+        var retryInFlight = false
+        var backoff = Backoff(first: 0.1, max: 5)
         while !loop.isStopping {
             guard context.announced.isSet else {
                 Thread.sleep(forTimeInterval: 0.01)
@@ -50,25 +54,49 @@ final class QueueWorker: @unchecked Sendable {
             }
             do {
                 let connection = try loop.currentConnection()
-                if handBack {
+                if handBack || retryInFlight {
                     // Our in-flight list is named in our index first, so that recovery finds
-                    // it without a scan if we die; whatever an earlier failure left in it goes
-                    // back first.
+                    // it without a scan if we die (again after a Redis restart that lost it).
                     try register(connection)
+                }
+                if handBack {
+                    // Whatever a failure of ours left in flight goes back first, counted.
                     try HandBack.run(inflight: inflight, queue: queue, context: context, connection: connection)
                     handBack = false
                 }
-                let batch = try take(connection)
-                if batch.isEmpty { continue }
-                try handler.handle(batch, inflight: inflight, connection: connection)
+                let batch = retryInFlight ? try inFlight(connection) : try take(connection)
+                if !batch.isEmpty {
+                    try handler.handle(batch, inflight: inflight, connection: connection)
+                }
+                if retryInFlight {
+                    context.health.writesAccepted()
+                    context.logger.info("\(name): Redis takes writes again")
+                }
+                retryInFlight = false
+                backoff.reset()
             } catch {
                 context.metrics.redisError()
-                context.logger.error("\(name): Redis unavailable, retrying", metadata: ["error": "\(error)"])
-                handBack = true
-                Thread.sleep(forTimeInterval: 0.1)
+                if error.isOutage {
+                    // Redis is gone or will not write now (restart, OOM, replica, loading,
+                    // failover): the batch stays in flight and is handled again, unchanged,
+                    // with backoff. One log line per pause, not one per message.
+                    if !retryInFlight { context.health.writesRefused() }
+                    retryInFlight = true
+                    context.logger.warning("\(name): Redis unavailable or refusing writes; messages stay in flight, retrying",
+                                           metadata: ["error": "\(error)", "retry_within": "\(backoff.peek)s"])
+                } else {
+                    context.logger.error("\(name): Redis failed a batch; handing it back", metadata: ["error": "\(error)"])
+                    handBack = true
+                }
+                Thread.sleep(forTimeInterval: backoff.next())
             }
         }
         loop.openConnection?.close()
+    }
+
+    /// What this worker holds in flight, oldest first (as it was taken).
+    private func inFlight(_ connection: RedisConnection) throws(RedisError) -> [[UInt8]] {
+        Self.batch(from: try connection.send("LRANGE", inflight, 0, -1)).reversed()
     }
 
     /// Names this worker's in-flight list (and its queue) in the daemon's index (HSET, idempotent).

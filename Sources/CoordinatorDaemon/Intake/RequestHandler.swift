@@ -281,7 +281,7 @@ final class RequestHandler: BatchHandler {
             unlocks.append(RedisCommand("DEL", keys.customerLock(customer)))
         }
 
-        let results = try Commit.apply(commits, on: connection)
+        let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         if !unlocks.isEmpty { _ = try connection.pipeline(unlocks) }
         var stale: [Item] = []
         var failed: [(Item, String)] = []
@@ -319,7 +319,7 @@ final class RequestHandler: BatchHandler {
             fail(&commit, item, Refusal(.internal, "Redis refused the change: \(message)"), now: now)
             commits.append(commit)
         }
-        let results = try Commit.apply(commits, on: connection)
+        let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         let acks = zip(failed, results).compactMap { pair -> Commit? in
             if case .failed = pair.1 { return Commit(acknowledging: pair.0.0.raw, in: inflight) }
             return nil

@@ -86,11 +86,12 @@ final class DaemonMetrics: Sendable {
         "coordinatord_inflight": "Messages in this daemon's in-flight lists, read from Redis at most once a second.",
         "coordinatord_approvals_pending": "Pending approvals by risk level (all daemons' view of Redis).",
         "coordinatord_approvals_expiring_soon": "Pending approvals that expire within the next hour.",
-        "coordinatord_plans": "Plans held by this daemon's executor: running, or waiting for an agent's answer.",
+        "coordinatord_plans": "Plans held by this daemon's executor (running, or waiting for an agent's answer), and plans queued for any executor (queued, read from Redis).",
         "coordinatord_plans_finished_total": "Plans this daemon brought to a final status.",
         "coordinatord_dead_letters_total": "Dead letters this daemon wrote, by error code.",
         "coordinatord_redis_errors_total": "Redis operations of this daemon that failed (the loop retried).",
-        "coordinatord_up": "1 while this daemon runs and its last read of Redis succeeded, else 0.",
+        "coordinatord_replies_dropped_total": "Older replies cut from a reply list by its cap (--reply-max): a client reading too slowly lost them.",
+        "coordinatord_up": "1 while this daemon runs, its last read of Redis succeeded and Redis takes its writes, else 0.",
     ]
 
     let isOn: Bool
@@ -100,8 +101,10 @@ final class DaemonMetrics: Sendable {
     private let deadLetters: [String: CoreMetrics.Counter]
     private let finished: [String: CoreMetrics.Counter]
     private let redisErrors: CoreMetrics.Counter?
+    private let dropped: CoreMetrics.Counter?
     private let plansRunning: CoreMetrics.Gauge?
     private let plansWaiting: CoreMetrics.Gauge?
+    private let plansQueued: CoreMetrics.Gauge?
     private let queueDepth: [String: CoreMetrics.Gauge]
     private let inflight: [String: CoreMetrics.Gauge]
     private let approvalsPending: [String: CoreMetrics.Gauge]
@@ -113,7 +116,7 @@ final class DaemonMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         guard enabled else {
             messages = []; durations = []; deadLetters = [:]; finished = [:]
-            redisErrors = nil; plansRunning = nil; plansWaiting = nil
+            redisErrors = nil; dropped = nil; plansRunning = nil; plansWaiting = nil; plansQueued = nil
             queueDepth = [:]; inflight = [:]; approvalsPending = [:]; expiringSoon = nil; up = nil
             return
         }
@@ -147,14 +150,16 @@ final class DaemonMetrics: Sendable {
         deadLetters = keyed(Self.deadLetterCodes) { counter("coordinatord_dead_letters_total", [("code", $0)]) }
         finished = keyed(Self.finishedStatuses) { counter("coordinatord_plans_finished_total", [("status", $0)]) }
         redisErrors = counter("coordinatord_redis_errors_total")
+        dropped = counter("coordinatord_replies_dropped_total")
         plansRunning = gauge("coordinatord_plans", [("status", "running")])
         plansWaiting = gauge("coordinatord_plans", [("status", "waiting")])
+        plansQueued = gauge("coordinatord_plans", [("status", "queued")])
         queueDepth = keyedGauges(Self.sampledQueues) { gauge("coordinatord_queue_depth", [("queue", $0)]) }
         inflight = keyedGauges(Self.inflightQueues) { gauge("coordinatord_inflight", [("queue", $0)]) }
         approvalsPending = keyedGauges(Self.risks) { gauge("coordinatord_approvals_pending", [("risk", $0)]) }
         expiringSoon = gauge("coordinatord_approvals_expiring_soon")
         up = gauge("coordinatord_up")
-        for gauge in [plansRunning, plansWaiting, expiringSoon, up] { gauge?.record(0) }
+        for gauge in [plansRunning, plansWaiting, plansQueued, expiringSoon, up] { gauge?.record(0) }
         for gauge in Array(queueDepth.values) + Array(inflight.values) + Array(approvalsPending.values) { gauge.record(0) }
     }
 
@@ -209,6 +214,11 @@ final class DaemonMetrics: Sendable {
         finished[status]?.increment()
     }
 
+    /// A commit cut this many older replies from reply lists past `--reply-max`.
+    func repliesDropped(_ count: Int) {
+        dropped?.increment(by: count)
+    }
+
     /// A Redis operation failed and its loop will retry.
     func redisError() {
         redisErrors?.increment()
@@ -232,7 +242,7 @@ final class DaemonMetrics: Sendable {
         var expiringSoon = 0
     }
 
-    func record(_ sample: Sample?) {
+    func record(_ sample: Sample?, writesRefused: Bool = false) {
         guard isOn else { return }
         guard let sample else {
             up?.record(0)
@@ -242,7 +252,9 @@ final class DaemonMetrics: Sendable {
         for (queue, gauge) in inflight { gauge.record(sample.inflight[queue] ?? 0) }
         for (risk, gauge) in approvalsPending { gauge.record(sample.approvalsByRisk[risk] ?? 0) }
         expiringSoon?.record(sample.expiringSoon)
-        up?.record(1)
+        // Queued plans are those on the ready list: started or execute_now, no executor yet.
+        plansQueued?.record(sample.queueDepth["plans:ready"] ?? 0)
+        up?.record(writesRefused ? 0 : 1)
     }
 
     /// The metrics in Prometheus text exposition format.

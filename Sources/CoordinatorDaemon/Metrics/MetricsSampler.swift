@@ -37,7 +37,7 @@ final class MetricsSampler: @unchecked Sendable {
                 context.metrics.redisError()
                 context.logger.debug("metrics: Redis unavailable", metadata: ["error": "\(error)"])
             }
-            context.metrics.record(sample)
+            context.metrics.record(sample, writesRefused: context.health.isRefusingWrites)
             for _ in 0..<10 where !loop.isStopping { Thread.sleep(forTimeInterval: 0.1) }
         }
         context.metrics.record(nil)

@@ -99,14 +99,23 @@ struct Commit {
         var rawMax: Int
     }
 
+    /// How a reply list is kept: its newest `max` replies, and whether every reply list gets
+    /// the cap and the TTL (`always`, under a reply prefix) or only one the push created or
+    /// that already has a TTL (PROTOCOL.md 2.1).
+    struct ReplyList {
+        var max: Int
+        var always: Bool
+    }
+
     /// Pushes `reply` onto `list` (when there is one; capped, with a fresh TTL), and stores
     /// "list\nreply" under `dedupe` (when given) for idempotent re-delivery, the payload passed
     /// once. A push that fails becomes a `reply_undeliverable` dead letter, nothing else.
     mutating func reply(_ reply: [UInt8], to list: String?, ttl: Int, dedupe: (key: String, ttl: Int)? = nil,
-                        undeliverable: Undeliverable) {
+                        keeping kept: ReplyList, undeliverable: Undeliverable) {
         guard list != nil || dedupe != nil else { return }
         write("REPLY", list ?? "", ttl, reply, dedupe?.key ?? "", dedupe?.ttl ?? 0,
-              undeliverable.dead, undeliverable.deadMax, undeliverable.queue, undeliverable.at, undeliverable.rawMax)
+              undeliverable.dead, undeliverable.deadMax, undeliverable.queue, undeliverable.at, undeliverable.rawMax,
+              kept.max, kept.always ? "1" : "0")
     }
 
     /// Appends a dead letter to `list`, keeping its newest `max` entries.
@@ -125,7 +134,8 @@ struct Commit {
     /// `argumentsPerCall` arguments) and returns each one's result, in order. Throws when
     /// Redis is unreachable or the script itself fails; a failed write is that commit's
     /// `.failed` result alone.
-    static func apply(_ commits: [Commit], on connection: RedisConnection) throws(RedisError) -> [Result] {
+    static func apply(_ commits: [Commit], on connection: RedisConnection,
+                      metrics: DaemonMetrics? = nil) throws(RedisError) -> [Result] {
         if commits.isEmpty { return [] }
         var calls: [RedisCommand] = []
         var sizes: [Int] = []
@@ -152,6 +162,9 @@ struct Commit {
                     switch item {
                     case .integer(1): results.append(.applied)
                     case .integer(0): results.append(.messageGone)
+                    case .integer(let cut) where cut < 0:
+                        results.append(.applied)
+                        metrics?.repliesDropped(Int(-cut))
                     case .integer: results.append(.stale)
                     case .bulk(let text): results.append(.failed(String(decoding: text.dropFirst(), as: UTF8.self)))
                     default: throw RedisError.protocolError("commit script answered \(item)")

@@ -32,15 +32,19 @@ extension Scripts {
     /// - `WAKE waiters ready` moves every member of the set `waiters` onto the list `ready`;
     /// - `EVENT channel stream maxlen type json` publishes the event and appends it to the
     ///   capped stream;
-    /// - `REPLY list ttl json dedupe-key dedupe-ttl dead dead-max queue at raw-max` pushes the
-    ///   reply (unless `list` is empty), caps the list at 1,000 and refreshes its TTL; stores
+    /// - `REPLY list ttl json dedupe-key dedupe-ttl dead dead-max queue at raw-max reply-max
+    ///   always` pushes the reply (unless `list` is empty); when `always` is "1" (a reply prefix
+    ///   is set), or the push created the list, or the list already has a TTL, keeps its newest
+    ///   reply-max entries and refreshes its TTL (any other list is someone else's: only pushed
+    ///   to, PROTOCOL.md 2.1); stores
     ///   "list\\njson" under dedupe-key (unless empty) for idempotent re-delivery; when the push
     ///   fails, appends a `reply_undeliverable` dead letter to `dead` (capped at dead-max).
     /// - `DEAD list max json` appends a dead letter and caps the list to its newest max.
     /// - `UNINDEX set id version` removes id from an index set and, when the set is left
     ///   empty, its version key too (a reader guarded by "absent" may then commit: what it
     ///   read, an empty index, is again the truth).
-    /// Returns, per commit: 1 applied, 0 the message was no longer in flight (another worker
+    /// Returns, per commit: 1 applied, -n applied with n older replies cut by a reply list's
+    /// cap, 0 the message was no longer in flight (another worker
     /// took it over), 10+i guard i failed, or "E" and the error: of a guard Redis could not
     /// check, of a key of the wrong type ("EHSET <key>: WRONGTYPE holds a string, not a hash"),
     /// or of a write that failed.
@@ -67,6 +71,7 @@ extension Scripts {
           local first = p + 4 + 2 * guards
           local last = first + tonumber(ARGV[first - 1]) - 1
           local result = 1
+          local dropped = 0
           for i = 1, guards do
             local key, want = ARGV[p + 1 + 2 * i], ARGV[p + 2 + 2 * i]
             local kind = string.sub(want, 1, 1)
@@ -142,8 +147,15 @@ extension Scripts {
                     letter.raw = raw
                     redis.call('RPUSH', ARGV[q + 7], cjson.encode(letter))
                     redis.call('LTRIM', ARGV[q + 7], -tonumber(ARGV[q + 8]), -1)
-                  else
-                    redis.pcall('LTRIM', list, 0, 999)
+                  elseif ARGV[q + 13] == '1' or pushed == 1 or redis.call('PTTL', list) > 0 then
+                    -- The cap and the TTL go only to a list that is surely a reply list: under
+                    -- the reply prefix, created by this push, or already given a TTL (a list
+                    -- without one belongs to someone else and is only pushed to).
+                    local max = tonumber(ARGV[q + 12])
+                    if pushed > max then
+                      redis.pcall('LTRIM', list, 0, max - 1)
+                      dropped = dropped + pushed - max
+                    end
                     redis.pcall('EXPIRE', list, ARGV[q + 3])
                   end
                 end
@@ -172,6 +184,7 @@ extension Scripts {
               q = q + n + 1
             end
           end
+          if result == 1 and dropped > 0 then result = -dropped end
           out[#out + 1] = result
           p = last + 1
         end

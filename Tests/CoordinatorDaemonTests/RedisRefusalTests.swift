@@ -1,0 +1,82 @@
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+
+extension RealRedis {
+    /// PROTOCOL.md 6 and 7 (v3): a Redis that refuses writes (maxmemory reached with
+    /// noeviction) is not a daemon failing its messages. They stay in flight, are retried with
+    /// backoff and answered once memory is freed; none is counted toward `poison`.
+    @Suite("Redis refusing writes: retried, not counted as deliveries", .serialized)
+    struct RedisRefusalTests {
+        /// How many times Redis refused a command for being out of memory (INFO errorstats).
+        static func oomRefusals(_ h: Harness) throws -> Int {
+            let info = try h.redis.send("INFO", "errorstats").string ?? ""
+            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("errorstat_OOM:") {
+                if let count = line.split(separator: "=").last.flatMap({ Int($0.prefix(while: \.isNumber)) }) { return count }
+            }
+            return 0
+        }
+
+        @Test("maxmemory reached twice mid-burst (--max-deliveries 2): every request answered once, nothing dead-lettered, up falls to 0 and back")
+        func outOfMemoryTwice() throws {
+            let h = try Harness(redisArguments: ["--maxmemory-policy", "noeviction"])
+            let port = PrometheusScrape.freePort()
+            try h.startDaemon {
+                $0.maxDeliveries = 2
+                $0.metricsPort = port
+                $0.batchSize = 16
+            }
+            let url = "http://127.0.0.1:\(port)/metrics"
+            try h.wait("coordinatord_up to be 1") { try PrometheusScrape.scrape(url).value("coordinatord_up") == 1 }
+            let total = 8000
+            var answered: [String: Int] = [:]
+            func push(_ range: Range<Int>) throws {
+                var pushes: [RedisCommand] = []
+                for n in range {
+                    pushes.append(RedisCommand("LPUSH", "coord:requests", Wire.coordinate(
+                        "oom-\(n)", customer: "cust-oom-\(n % 50)", replyTo: "test:oom",
+                        [Wire.recommendation("rec-\(n)", resources: ["i-\(n)"])])))
+                }
+                _ = try h.redis.pipeline(pushes)
+            }
+            func collect() throws {
+                for reply in (try h.redis.send("LRANGE", "test:oom", 0, -1).array ?? []) {
+                    let object = try Harness.object(try #require(reply.bytes))
+                    #expect(object["ok"] as? Bool == true, "\(object)")
+                    answered[try #require(object["request_id"] as? String), default: 0] += 1
+                }
+                _ = try h.redis.send("DEL", "test:oom")
+            }
+            for (episode, range) in [0..<(total / 2), (total / 2)..<total].enumerated() {
+                try push(range)
+                // Memory runs out while the daemon works through the burst: some answered, some not.
+                try h.wait("the daemon to be partway through burst \(episode + 1)") {
+                    try h.length("test:oom") > 0
+                }
+                // The fault lands mid-burst: taking a batch is refused (LMOVE is denied under
+                // OOM), while a batch already taken still commits (its acknowledgement, an LREM,
+                // is the commit's first write, and Redis checks memory only there).
+                let refusalsBefore = try Self.oomRefusals(h)
+                _ = try h.redis.send("CONFIG", "SET", "maxmemory", 1)
+                try h.wait("Redis to refuse the daemon's writes") { try Self.oomRefusals(h) > refusalsBefore }
+                #expect(try h.length("coord:requests") > 0, "Redis refused writes with requests left to take")
+                try h.wait("coordinatord_up to fall to 0") { try PrometheusScrape.scrape(url).value("coordinatord_up") == 0 }
+                // Longer than --max-deliveries retries take at the first backoff steps.
+                Thread.sleep(forTimeInterval: 2)
+                _ = try h.redis.send("CONFIG", "SET", "maxmemory", 0)
+                try h.wait("burst \(episode + 1) to be answered", timeout: 60) {
+                    try h.length("coord:requests") == 0 && h.inflightCount() == 0
+                }
+                try collect()
+            }
+            #expect(answered.count == total)
+            #expect(answered.values.allSatisfy { $0 == 1 })
+            #expect(try h.deadLetters().isEmpty, "nothing innocent went to coord:dead")
+            try h.wait("coordinatord_up to be 1 again") { try PrometheusScrape.scrape(url).value("coordinatord_up") == 1 }
+            let scrape = try PrometheusScrape.scrape(url)
+            #expect((scrape.value("coordinatord_redis_errors_total") ?? 0) > 0)
+            #expect(scrape.value("coordinatord_dead_letters_total", ["code": "poison"]) == 0)
+        }
+    }
+}
