@@ -78,5 +78,51 @@ extension RealRedis {
             #expect((scrape.value("coordinatord_redis_errors_total") ?? 0) > 0)
             #expect(scrape.value("coordinatord_dead_letters_total", ["code": "poison"]) == 0)
         }
+    
+        @Test("Redis turned read-only (a replica, as in a failover) while batches are in flight, --max-deliveries 1: nothing poisoned, every request answered once")
+        func readOnlyMidFlight() throws {
+            let h = try Harness()
+            try h.startDaemon {
+                $0.maxDeliveries = 1
+                $0.batchSize = 16
+            }
+            let total = 6000
+            var pushes: [RedisCommand] = []
+            for n in 0..<total {
+                pushes.append(RedisCommand("LPUSH", "coord:requests", Wire.coordinate(
+                    "ro-\(n)", customer: "cust-ro-\(n % 50)", replyTo: "test:ro",
+                    [Wire.recommendation("rec-\(n)", resources: ["i-\(n)"])])))
+            }
+            _ = try h.redis.pipeline(pushes)
+            try h.wait("the daemon to be partway through the burst") { try h.length("test:ro") > 0 }
+            // A replica of a master that never answers keeps its data and refuses every write
+            // (READONLY) until it is made a master again: a failover as the daemon sees it.
+            var caught = false
+            for _ in 0..<50 where !caught {
+                _ = try h.redis.send("REPLICAOF", "127.0.0.1", 1)
+                Thread.sleep(forTimeInterval: 0.05)
+                caught = try h.inflightCount() > 0
+                if !caught { _ = try h.redis.send("REPLICAOF", "NO", "ONE") }
+            }
+            #expect(caught, "Redis went read-only while the daemon held messages in flight")
+            #expect(try h.length("coord:requests") > 0)
+            let held = try h.inflightCount()
+            // Several of the daemon's retries (0.1 s doubling) hit the read-only Redis.
+            Thread.sleep(forTimeInterval: 2)
+            #expect(try h.inflightCount() == held, "nothing left flight while Redis refused writes")
+            _ = try h.redis.send("REPLICAOF", "NO", "ONE")
+            try h.wait("the burst to be answered", timeout: 90) {
+                try h.length("coord:requests") == 0 && h.inflightCount() == 0 && h.length("test:ro") >= total
+            }
+            var answered: [String: Int] = [:]
+            for reply in (try h.redis.send("LRANGE", "test:ro", 0, -1).array ?? []) {
+                let object = try Harness.object(try #require(reply.bytes))
+                #expect(object["ok"] as? Bool == true, "\(object)")
+                answered[try #require(object["request_id"] as? String), default: 0] += 1
+            }
+            #expect(answered.count == total)
+            #expect(answered.values.allSatisfy { $0 == 1 })
+            #expect(try h.deadLetters().isEmpty, "nothing innocent went to coord:dead")
+        }
     }
 }
