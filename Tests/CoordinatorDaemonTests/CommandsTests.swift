@@ -164,6 +164,8 @@ extension RealRedis {
             let keyFile = fixture.directory.appendingPathComponent("alice.key").path
             try (fixture.keys["alice@example.com"]!.rawRepresentation.base64EncodedString() + "\n")
                 .write(toFile: keyFile, atomically: true, encoding: .utf8)
+            // --key refuses a key file its group or others can read.
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
             let wrongKey = try cli.run(["approve", id, "--user", "bob@example.com", "--key", keyFile])
             #expect(wrongKey.status == 1)
             #expect(wrongKey.err.contains("forbidden"), "\(wrongKey)")
