@@ -9,8 +9,10 @@ import NIOPosix
 /// No client of the port can grow the daemon's memory by more than a few MiB or keep a scrape
 /// from being answered (PROTOCOL.md section 7, v3):
 /// - at most `maxConnections` connections are held; when all are taken, a new one makes room by
-///   closing the oldest that holds no complete request (half-sent requests and idle keep-alive
-///   connections go first, an answer being written is never cut);
+///   closing the oldest that holds no complete request (a half-sent request, an idle keep-alive
+///   connection). Only when every one holds an answer its client has not taken (a client that
+///   stopped reading) does the oldest of those go instead, so that such clients cannot lock the
+///   port either;
 /// - a connection is closed when it has been idle (no complete request, or an answer not taken)
 ///   for `idleTimeout`;
 /// - one request is answered at a time: a request that arrives while the answer to the previous
@@ -37,7 +39,7 @@ final class MetricsServer: Sendable {
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let slot = connections.admit(channel) else { throw MetricsServerFull() }
+                    let slot = connections.admit(channel)
                     // No pipelining assistance: it would queue pipelined requests (and their
                     // answers) without bound; MetricsHTTPHandler closes such a client instead.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
@@ -61,9 +63,6 @@ final class MetricsServer: Sendable {
     }
 }
 
-/// Every connection is answered (all 64 are mid-answer): the new one is closed.
-private struct MetricsServerFull: Error {}
-
 /// The open connections, oldest first. Used only on the server's one event loop.
 private final class MetricsConnections: @unchecked Sendable {
     private let limit: Int
@@ -73,13 +72,13 @@ private final class MetricsConnections: @unchecked Sendable {
     init(limit: Int) { self.limit = limit }
 
     /// A slot for `channel`, after closing the oldest connection without a complete request
-    /// when all are taken; nil when every connection is being answered.
-    func admit(_ channel: any Channel) -> MetricsSlot? {
+    /// when all are taken (or, when every one is still being answered, the oldest of all: an
+    /// answer is written at once unless its client stopped reading).
+    func admit(_ channel: any Channel) -> MetricsSlot {
         channel.eventLoop.preconditionInEventLoop()
-        if slots.count >= limit {
+        if slots.count >= limit, !slots.isEmpty {
             // slots is in arrival order: the first match is the oldest.
-            guard let index = slots.firstIndex(where: { !$0.answering }) else { return nil }
-            let evicted = slots.remove(at: index)
+            let evicted = slots.remove(at: slots.firstIndex { !$0.answering } ?? 0)
             evicted.channel.close(promise: nil)
         }
         serial += 1
