@@ -42,8 +42,10 @@ public struct LogLineHandler: LogHandler {
             w.endObject()
             line = w.bytes
         case .text:
-            var text = "\(Timestamp.string(from: at)) \(event.level.rawValue.uppercased()) \(event.message)"
-            for key in all.keys.sorted() { text += " \(key)=\(all[key]!)" }
+            // Messages and metadata quote what clients sent (a request_id, a reason): escaped,
+            // so that a "\n" in them cannot end this line and forge the next one.
+            var text = "\(Timestamp.string(from: at)) \(event.level.rawValue.uppercased()) \(DisplayText.escaped(event.message.description))"
+            for key in all.keys.sorted() { text += " \(DisplayText.escaped(key))=\(DisplayText.escaped(all[key]!.description))" }
             line = Array(text.utf8)
         }
         line.append(0x0A)

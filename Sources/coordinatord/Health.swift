@@ -22,7 +22,7 @@ struct Health: ParsableCommand {
                 print("unhealthy: no live coordinatord heartbeat under \(keys.prefix):workers")
                 throw ExitCode(1)
             }
-            print("healthy: \(live.count) live worker(s): \(live.joined(separator: ", "))")
+            print("healthy: \(live.count) live worker(s): \(shown(live.joined(separator: ", ")))")
         } catch let error as RedisError {
             print("unhealthy: \(error)")
             throw ExitCode(1)

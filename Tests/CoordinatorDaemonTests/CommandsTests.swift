@@ -164,6 +164,8 @@ extension RealRedis {
             let keyFile = fixture.directory.appendingPathComponent("alice.key").path
             try (fixture.keys["alice@example.com"]!.rawRepresentation.base64EncodedString() + "\n")
                 .write(toFile: keyFile, atomically: true, encoding: .utf8)
+            // --key refuses a key file its group or others can read.
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
             let wrongKey = try cli.run(["approve", id, "--user", "bob@example.com", "--key", keyFile])
             #expect(wrongKey.status == 1)
             #expect(wrongKey.err.contains("forbidden"), "\(wrongKey)")
@@ -296,7 +298,9 @@ extension RealRedis {
             let show = try cli.run(["dead", "show", "1"])
             #expect(show.status == 0)
             #expect(show.out.contains("queue     coord:requests"))
-            #expect(show.out.contains("raw_base64 (not UTF-8)"))
+            // The message decoded from raw_base64, escaped: bytes that are not UTF-8 as \xNN.
+            #expect(show.out.contains("raw (from raw_base64: not UTF-8"), "\(show.out)")
+            #expect(show.out.contains("\\xff\\xfe{\\u0000\\x80"), "\(show.out)")
             #expect(try cli.run(["dead", "show", "9"]).status == 1)
 
             // Exact bytes back on the queue, and the entry off the dead list.

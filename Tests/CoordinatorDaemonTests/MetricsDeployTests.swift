@@ -60,6 +60,12 @@ struct MetricsDeployTests {
         #expect(keys["Service"]?["EnvironmentFile"] == ["-/etc/coordinatord/coordinatord.env"])
         #expect(keys["Service"]?["NoNewPrivileges"] == ["yes"])
         #expect(keys["Install"]?["WantedBy"] == ["multi-user.target"])
+        // Descriptors set explicitly, well above what the daemon holds (the metrics port at most 64).
+        let nofile = try #require(keys["Service"]?["LimitNOFILE"]?.first, "the unit sets no LimitNOFILE")
+        #expect((Int(nofile.split(separator: ":").first ?? "") ?? 0) >= 4096, "LimitNOFILE=\(nofile)")
+        // Replies only under replies: (what deploy/redis/users.acl lets the daemon write).
+        #expect(keys["Service"]?["Environment"]?.contains("COORD_REPLY_PREFIX=replies:") == true)
+        #expect(!exec.contains("--reply-prefix") || exec.contains("--reply-prefix replies:"))
         // The flags in ExecStart are ones `run` accepts.
         let (status, help) = try Self.run(Harness.binary.path, ["run", "--help"])
         #expect(status == 0)
@@ -82,6 +88,37 @@ struct MetricsDeployTests {
         print("deploy: systemd-analyze verify ran: exit \(verified) \(output)")
         #expect(verified == 0, "\(output)")
         #expect(!output.contains("coordinatord.service:"), "\(output)")
+    }
+
+    @Test("one unit file and one environment example ship, and the environment sets the reply prefix and only flags run knows")
+    func oneUnitOneEnvironment() throws {
+        var units: [String] = []
+        var environments: [String] = []
+        let walker = FileManager.default.enumerator(atPath: Self.deploy.path)
+        while let path = walker?.nextObject() as? String {
+            let name = (path as NSString).lastPathComponent
+            if name.hasSuffix(".service") { units.append(path) }
+            if name.contains(".env") { environments.append(path) }
+        }
+        #expect(units == ["systemd/coordinatord.service"], "\(units)")
+        #expect(environments == ["systemd/coordinatord.env"], "\(environments)")
+
+        let text = try String(contentsOf: Self.deploy.appendingPathComponent("systemd/coordinatord.env"), encoding: .utf8)
+        var settings: [String: String] = [:]
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#"), let eq = line.firstIndex(of: "=") else { continue }
+            settings[String(line[..<eq])] = String(line[line.index(after: eq)...])
+        }
+        #expect(settings["COORD_REPLY_PREFIX"] == "replies:")
+        #expect(settings["REDIS_URL"] != nil)
+        // Every COORD_<FLAG> names a flag of run.
+        let (status, help) = try Self.run(Harness.binary.path, ["run", "--help"])
+        #expect(status == 0)
+        for name in settings.keys where name.hasPrefix("COORD_") {
+            let flag = "--" + name.dropFirst("COORD_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+            #expect(help.contains(flag), "\(name): run has no \(flag)")
+        }
     }
 
     @Test("alert rules and scrape config: promtool check and promtool test rules where present, a YAML parse otherwise")

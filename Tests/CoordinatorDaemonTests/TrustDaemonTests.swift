@@ -183,6 +183,8 @@ extension RealRedis {
             try start(h, fixture, executor: .agents)
             let keyPath = fixture.directory.appendingPathComponent("cost-agent-1.key").path
             try Data((fixture.keys["cost-agent-1"]!.rawRepresentation.base64EncodedString() + "\n").utf8).write(to: URL(fileURLWithPath: keyPath))
+            // --key refuses a key file its group or others can read.
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyPath)
             _ = try h.launch(["agent", "--id", "cost-agent-1", "--key", keyPath])
             let request = Wire.coordinate("signed-agent", customer: "cust-1", replyTo: "test:coord", executeNow: true,
                                           [Wire.recommendation("up", agent: "cost-agent-1", action: "scale_up", resources: ["i-1"])])

@@ -10,6 +10,8 @@ public enum SigningKeyFile {
         case malformed(path: String)
         case exists(path: String)
         case unwritable(path: String, reason: String)
+        /// Its group or others may read or write it (mode & 0o077), as ssh refuses a private key.
+        case tooOpen(path: String, mode: UInt32)
 
         public var description: String {
             switch self {
@@ -17,17 +19,36 @@ public enum SigningKeyFile {
             case .malformed(let path): return "key file \(path): expected base64 of a 32-byte Ed25519 seed"
             case .exists(let path): return "key file \(path): already exists; not overwritten"
             case .unwritable(let path, let reason): return "key file \(path): cannot be written (\(reason))"
+            case .tooOpen(let path, let mode):
+                let octal = String(mode & 0o7777, radix: 8)
+                let shown = String(repeating: "0", count: max(0, 4 - octal.count)) + octal
+                return "key file \(path): permissions \(shown) are too open: its group or others can access it, and a private key must be accessible by its owner only (chmod 600 \(path))"
             }
         }
     }
 
-    /// The private key in `path`.
+    /// The private key in `path`, refused (as ssh refuses a private key) when the file's group or
+    /// others have any access to it: a key others could read may already be someone else's too.
     public static func load(path: String) throws(LoadError) -> Curve25519.Signing.PrivateKey {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw .unreadable(path: path, reason: error.localizedDescription)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        // The mode of the file opened, not of whatever the path names a moment later.
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
+        let mode = UInt32(info.st_mode)
+        guard mode & 0o170000 == 0o100000 else { throw .unreadable(path: path, reason: "not a regular file") }
+        if mode & 0o077 != 0 { throw .tooOpen(path: path, mode: mode) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while data.count <= 64 * 1024 {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: String(cString: strerror(errno)))
+            }
+            if count == 0 { break }
+            data.append(contentsOf: buffer[0..<count])
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard let seed = TrustFile.decodeKey(text), seed.count == 32,

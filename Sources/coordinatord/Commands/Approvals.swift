@@ -36,7 +36,7 @@ struct Approvals: ParsableCommand {
                 return
             }
             guard !approvals.isEmpty else {
-                Terminal.line(customer.map { "no pending approvals for \($0)" } ?? "no pending approvals")
+                Terminal.line(customer.map { "no pending approvals for \(shown($0))" } ?? "no pending approvals")
                 return
             }
             var table = Table([

@@ -72,7 +72,7 @@ struct Dead: ParsableCommand {
                 guard let bytes = try connection.send("LINDEX", keys.dead, n).bytes else {
                     throw CommandFailure("no dead letter \(n) (the list has \(try connection.send("LLEN", keys.dead).integer ?? 0))")
                 }
-                guard let entry = jsonObject(bytes) else { throw CommandFailure("dead letter \(n) is not JSON: \(String(decoding: bytes.prefix(200), as: UTF8.self))") }
+                guard let entry = jsonObject(bytes) else { throw CommandFailure("dead letter \(n) is not JSON: \(DisplayText.escaped(bytes: Array(bytes.prefix(200))))") }
                 if client.json {
                     var object = entry
                     object["index"] = n
@@ -81,22 +81,29 @@ struct Dead: ParsableCommand {
                 }
                 let letter = DeadLetter(entry, keys: keys)
                 let now = redisNow(connection)
-                let at = entry.date("at").map { "\(entry.string("at")!) (\(Timestamps.relative($0, now: now)))" } ?? "?"
+                let at = entry.date("at").map { "\(shown(entry.string("at")!)) (\(Timestamps.relative($0, now: now)))" } ?? "?"
                 Terminal.line("\(Terminal.paint("dead letter", .bold)) \(n)")
-                Terminal.line("queue     \(entry.string("queue") ?? "?")")
+                Terminal.line("queue     \(shown(entry.string("queue") ?? "?"))")
                 Terminal.line("at        \(at)")
-                Terminal.line("error     \(Terminal.paint(letter.code, .red)): \(letter.message)")
+                Terminal.line("error     \(Terminal.paint(shown(letter.code), .red)): \(shown(letter.message))")
                 if let attempts = entry.int("attempts") { Terminal.line("attempts  \(attempts)") }
                 Terminal.line("bytes     \(letter.size.map(String.init) ?? "?")")
                 if letter.truncated {
-                    Terminal.line("truncated yes: only the first \(letter.keptBytes) bytes were kept (sha256 \(entry.string("raw_sha256") ?? "?"))")
+                    Terminal.line("truncated yes: only the first \(letter.keptBytes) bytes were kept (sha256 \(shown(entry.string("raw_sha256") ?? "?")))")
                 }
+                // The message itself, escaped: decoded from raw_base64 too, its bytes that are not
+                // UTF-8 shown as \xNN.
                 if let raw = entry.string("raw") {
                     Terminal.line("raw")
-                    Terminal.line(raw)
+                    Terminal.line(shown(raw))
                 } else if let base64 = entry.string("raw_base64") {
-                    Terminal.line("raw_base64 (not UTF-8)")
-                    Terminal.line(base64)
+                    if let data = Data(base64Encoded: base64) {
+                        Terminal.line("raw (from raw_base64: not UTF-8; such bytes shown as \\xNN)")
+                        Terminal.line(DisplayText.escaped(bytes: Array(data)))
+                    } else {
+                        Terminal.line("raw_base64 (not valid base64)")
+                        Terminal.line(shown(base64))
+                    }
                 }
             }
         }

@@ -107,20 +107,20 @@ struct DecisionSender {
     }
 
     static func describe(_ approval: [String: Any], verb: String) -> String {
-        let id = approval.string("id") ?? "?"
-        let what = "\(approval.string("risk_level") ?? "?") risk, \(approval.string("customer_id") ?? "?") \(approval.string("recommendation_id") ?? "?")"
+        let id = shown(approval.string("id") ?? "?")
+        let what = shown("\(approval.string("risk_level") ?? "?") risk, \(approval.string("customer_id") ?? "?") \(approval.string("recommendation_id") ?? "?")")
         switch approval.string("status") {
         case "approved":
-            let plan = approval.string("plan_id").map { "; plan \($0)" } ?? ""
+            let plan = approval.string("plan_id").map { "; plan \(shown($0))" } ?? ""
             return "\(Terminal.paint("approved", .green)) \(id) (\(what))\(plan)"
         case "rejected":
-            return "\(Terminal.paint("rejected", .red)) \(id) (\(what)): \(approval.string("rejection_reason") ?? "")"
+            return "\(Terminal.paint("rejected", .red)) \(id) (\(what)): \(shown(approval.string("rejection_reason") ?? ""))"
         case "pending":
             let votes = (approval["approvers"] as? [Any])?.count ?? 0
             let needed = approval.int("required_approvals") ?? 1
             return "vote recorded on \(id) (\(what)): \(votes) of \(needed) approvals; waiting for another approver"
         default:
-            return "\(verb) \(id): \(approval.string("status") ?? "?")"
+            return "\(verb) \(id): \(shown(approval.string("status") ?? "?"))"
         }
     }
 }

@@ -134,8 +134,8 @@ struct Events: ParsableCommand {
             printJSONLine(object)
             return
         }
-        let type = event.string("type") ?? "?"
-        let time = event.string("at").map { String($0.dropFirst(11).prefix(8)) } ?? ""
+        let type = shown(event.string("type") ?? "?")
+        let time = event.string("at").map { shown(String($0.dropFirst(11).prefix(8))) } ?? ""
         var fields: [String] = []
         if let v = event.string("customer_id") { fields.append("customer=\(v)") }
         if let v = event.string("recommendation_id") { fields.append("rec=\(v)") }
@@ -149,6 +149,6 @@ struct Events: ParsableCommand {
         let colour: Terminal.Colour? = type.hasSuffix("failed") || type.hasSuffix("rolled_back") ? .red
             : type.hasSuffix("completed") || type.hasSuffix("approved") ? .green : nil
         let padded = type.padding(toLength: max(type.count, 27), withPad: " ", startingAt: 0)
-        Terminal.line("\(Terminal.paint(entry.id, .dim))  \(time)  \(Terminal.paint(padded, colour))  \(fields.joined(separator: " "))")
+        Terminal.line("\(Terminal.paint(shown(entry.id), .dim))  \(time)  \(Terminal.paint(padded, colour))  \(shown(fields.joined(separator: " ")))")
     }
 }

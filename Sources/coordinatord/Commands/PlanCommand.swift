@@ -29,8 +29,8 @@ struct PlanCommand: ParsableCommand {
             }
             let now = redisNow(connection)
             let status = plan.string("status") ?? "?"
-            Terminal.line("\(Terminal.paint("plan", .bold)) \(id)  \(Terminal.paint(status, Terminal.colour(for: status)))")
-            Terminal.line("recommendation \(plan.string("recommendation_id") ?? "?") of \(plan.string("customer_id") ?? "?")")
+            Terminal.line("\(Terminal.paint("plan", .bold)) \(shown(id))  \(Terminal.paint(shown(status), Terminal.colour(for: status)))")
+            Terminal.line("recommendation \(shown(plan.string("recommendation_id") ?? "?")) of \(shown(plan.string("customer_id") ?? "?"))")
             var times: [String] = []
             if let created = plan.date("created_at") { times.append("created \(Timestamps.relative(created, now: now))") }
             if let started = plan.date("started_at") { times.append("started \(Timestamps.relative(started, now: now))") }
@@ -39,8 +39,8 @@ struct PlanCommand: ParsableCommand {
             }
             if let total = plan.int("total_duration_ms"), total > 0 { times.append("took \(Timestamps.duration(ms: total))") }
             if !times.isEmpty { Terminal.line(times.joined(separator: ", ")) }
-            if let reason = plan.string("rollback_reason") { Terminal.line("rolled back: \(reason)") }
-            if let reason = plan.string("cancel_reason") { Terminal.line("cancelled: \(reason)") }
+            if let reason = plan.string("rollback_reason") { Terminal.line("rolled back: \(shown(reason))") }
+            if let reason = plan.string("cancel_reason") { Terminal.line("cancelled: \(shown(reason))") }
             Terminal.line()
             var table = Table([
                 .init(title: "#", rightAligned: true), .init(title: "ACTION", flexible: true), .init(title: "AGENT", flexible: true),

@@ -1,3 +1,4 @@
+import CoordinatorDaemon
 import Foundation
 
 /// Standard output as people see it: colour only on a terminal (and never with `NO_COLOR`
@@ -32,12 +33,14 @@ enum Terminal {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
 
+    /// Errors and notes quote what they are about (a stored entry, a reply's message): escaped
+    /// whole, as they never carry colour.
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(shown(message))\n".utf8))
     }
 
     static func note(_ message: String) {
-        FileHandle.standardError.write(Data("\(message)\n".utf8))
+        FileHandle.standardError.write(Data("\(shown(message))\n".utf8))
     }
 
     /// The colour a status, risk or outcome reads best in.
@@ -51,6 +54,11 @@ enum Terminal {
         }
     }
 }
+
+/// Text that came from a client (an id, a kind, a reason, a raw message), as a person may see it:
+/// control characters and bidirectional overrides escaped (`\u001b`), by the daemon's one
+/// escaping function. Everything a command prints that it did not write itself goes through it.
+func shown(_ text: String) -> String { DisplayText.escaped(text) }
 
 /// A table whose flexible columns shrink (cut with "…") so that it fits the width.
 struct Table {
@@ -69,7 +77,8 @@ struct Table {
 
     init(_ columns: [Column]) { self.columns = columns }
 
-    mutating func add(_ row: [String]) { rows.append(row) }
+    /// Cells hold what clients sent: each is escaped here, before it is measured or cut.
+    mutating func add(_ row: [String]) { rows.append(row.map(shown)) }
 
     func render(width: Int = Terminal.width) -> [String] {
         var widths = columns.indices.map { index in
