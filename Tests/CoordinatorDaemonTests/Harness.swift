@@ -153,6 +153,16 @@ final class Harness: @unchecked Sendable {
         return try Self.object(value)
     }
 
+    /// An array reply of JSON objects (LRANGE of a reply or dead-letter list), each one strictly:
+    /// anything else throws rather than being left out.
+    static func objects(_ reply: RedisReply) throws -> [[String: Any]] {
+        guard let items = reply.array else { throw HarnessError.malformed("not an array: \(reply)") }
+        return try items.map { item in
+            guard let bytes = item.bytes else { throw HarnessError.malformed("not a string: \(item)") }
+            return try object(bytes)
+        }
+    }
+
     static func object(_ bytes: [UInt8]) throws -> [String: Any] {
         guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw HarnessError.malformed(String(decoding: bytes, as: UTF8.self))
@@ -162,37 +172,71 @@ final class Harness: @unchecked Sendable {
 
     /// Every event appended to the stream since the harness started, oldest first. Read
     /// incrementally (from the last id seen), so entries trimmed by MAXLEN later stay here.
+    /// Strict: a malformed entry throws (and keeps throwing: the last id seen stays before it),
+    /// so a check that an event did not happen cannot pass on a stream the harness misread.
     func events() throws -> [[String: Any]] {
-        let entries = try redis.send("XRANGE", keys.eventStream, "(\(lastEventID)", "+").array ?? []
+        let reply = try redis.send("XRANGE", keys.eventStream, "(\(lastEventID)", "+")
+        guard let entries = reply.array else {
+            throw HarnessError.malformed("XRANGE \(keys.eventStream) answered \(reply), not an array")
+        }
         try take(entries)
         return seenEvents
     }
 
+    /// Parses every entry first, then records them: nothing of a batch with a malformed entry is
+    /// taken, and `lastEventID` moves only past entries that parsed.
     private func take(_ entries: [RedisReply]) throws {
+        var parsed: [(id: String, event: [String: Any])] = []
         for entry in entries {
-            guard let parts = entry.array, parts.count == 2, let id = parts[0].string else { continue }
+            parsed.append(try Self.streamEntry(entry))
+        }
+        for (id, event) in parsed {
+            seenEvents.append(event)
             lastEventID = id
-            let fields = parts[1].array ?? []
-            var index = 0
-            while index + 1 < fields.count {
-                if fields[index].string == "event", let bytes = fields[index + 1].bytes {
-                    seenEvents.append(try Self.object(bytes))
-                }
-                index += 2
-            }
         }
     }
 
+    /// One stream entry as the daemon writes it (the commit script's XADD): an id and exactly the
+    /// fields `type` and `event`, the event a JSON object whose `type` is the field's.
+    static func streamEntry(_ entry: RedisReply) throws -> (id: String, event: [String: Any]) {
+        guard let parts = entry.array, parts.count == 2, let id = parts[0].string, let fields = parts[1].array,
+              fields.count % 2 == 0 else {
+            throw HarnessError.malformed("stream entry \(entry)")
+        }
+        var values: [String: [UInt8]] = [:]
+        for index in stride(from: 0, to: fields.count, by: 2) {
+            guard let name = fields[index].string, let value = fields[index + 1].bytes, values[name] == nil else {
+                throw HarnessError.malformed("stream entry \(id): field \(index / 2) of \(entry)")
+            }
+            values[name] = value
+        }
+        guard Set(values.keys) == ["type", "event"], let type = values["type"], let bytes = values["event"] else {
+            throw HarnessError.malformed("stream entry \(id) has fields \(values.keys.sorted()), not [event, type]")
+        }
+        let event = try object(bytes)
+        guard let eventType = event["type"] as? String, eventType == String(decoding: type, as: UTF8.self) else {
+            throw HarnessError.malformed("stream entry \(id): type field \(String(decoding: type, as: UTF8.self)) but event \(event)")
+        }
+        return (id, event)
+    }
+
     /// Blocks (XREAD BLOCK from the last id seen) until new events arrive or `seconds` pass.
-    private func awaitEvents(upTo seconds: Double) {
+    /// Only a broken connection (Redis restarting under a fault test) is waited out; any other
+    /// error, and a malformed entry, fails the wait.
+    private func awaitEvents(upTo seconds: Double) throws {
         do {
             if eventReader == nil { eventReader = try server.client() }
             let reader = try #require(eventReader)
             let reply = try reader.send("XREAD", "COUNT", 1000, "BLOCK", max(1, Int(seconds * 1000)), "STREAMS",
                                         keys.eventStream, lastEventID)
-            try take(reply.array?.first?.array?.last?.array ?? [])
-        } catch {
-            // Redis restarting under a fault test: try again shortly.
+            if reply.isNull { return }  // BLOCK timed out: nothing new
+            guard let streams = reply.array, streams.count == 1, let stream = streams[0].array, stream.count == 2,
+                  stream[0].string == keys.eventStream, let entries = stream[1].array else {
+                throw HarnessError.malformed("XREAD answered \(reply)")
+            }
+            try take(entries)
+        } catch RedisError.connection {
+            // The next command on the connection reconnects; a deadline bounds the caller.
             Thread.sleep(forTimeInterval: seconds)
         }
     }
@@ -213,7 +257,7 @@ final class Harness: @unchecked Sendable {
     }
 
     func deadLetters() throws -> [[String: Any]] {
-        try (redis.send("LRANGE", keys.dead, 0, -1).array ?? []).compactMap(\.bytes).map(Self.object)
+        try Self.objects(redis.send("LRANGE", keys.dead, 0, -1))
     }
 
     func plan(_ id: String) throws -> [String: Any]? {
@@ -227,7 +271,7 @@ final class Harness: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if try condition() { return }
-            awaitEvents(upTo: 0.05)
+            try awaitEvents(upTo: 0.05)
         }
         if try condition() { return }
         throw HarnessError.timeout("waited \(timeout) s for \(what)")
@@ -286,12 +330,16 @@ final class Harness: @unchecked Sendable {
     /// The `error.code` of a reply or dead letter.
     static func code(_ object: [String: Any]) -> String? { (object["error"] as? [String: Any])?["code"] as? String }
 
-    func length(_ list: String) throws -> Int {
-        Int(try redis.send("LLEN", list).integer ?? 0)
-    }
+    /// LLEN, HLEN, ZCARD: an answer that is not an integer throws (never reads as 0).
+    func length(_ list: String) throws -> Int { try integer("LLEN", list) }
+    func hlen(_ key: String) throws -> Int { try integer("HLEN", key) }
+    func zcard(_ key: String) throws -> Int { try integer("ZCARD", key) }
 
-    func hlen(_ key: String) throws -> Int { Int(try redis.send("HLEN", key).integer ?? 0) }
-    func zcard(_ key: String) throws -> Int { Int(try redis.send("ZCARD", key).integer ?? 0) }
+    private func integer(_ command: String, _ key: String) throws -> Int {
+        let reply = try redis.send(command, key)
+        guard let value = reply.integer else { throw HarnessError.malformed("\(command) \(key) answered \(reply)") }
+        return Int(value)
+    }
 }
 
 enum HarnessError: Error, CustomStringConvertible {
