@@ -100,7 +100,8 @@ final class Harness: @unchecked Sendable {
         return dir.appendingPathComponent("coordinatord")
     }
 
-    /// Starts the real binary (`coordinatord run …` or another subcommand).
+    /// Starts the real binary (`coordinatord run …` or another subcommand), with an explicit
+    /// environment: `REDIS_URL` of this harness's server and `environment`, nothing ambient.
     /// It is stopped (SIGTERM, SIGKILL after 10 s) when the harness goes, and killed by the
     /// kernel if the test process dies (see `ChildProcess`).
     func launch(_ arguments: [String], environment extra: [String: String] = [:],
@@ -108,10 +109,8 @@ final class Harness: @unchecked Sendable {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["REDIS_URL"] = server.url
-        for (k, v) in extra { env[k] = v }
-        process.environment = env
+        // Only what the test sets (and PATH, HOME, LANG): an ambient COORD_* changes no daemon.
+        process.environment = ChildProcess.environment(["REDIS_URL": server.url].merging(extra) { $1 })
         process.standardOutput = output ?? FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try ChildProcess.run(process)

@@ -238,8 +238,8 @@ extension RealRedis {
             let approve = Process()
             approve.executableURL = Harness.binary
             approve.arguments = ["approve", approvalID, "--user", "alice@example.com", "--reply-prefix", "replies:alice:", "--json"]
-            approve.environment = ProcessInfo.processInfo.environment.merging(
-                ["REDIS_URL": "redis://alice:\(Self.password)@127.0.0.1:\(d.server.port)/0"]) { $1 }
+            approve.environment = ChildProcess.environment(
+                ["REDIS_URL": "redis://alice:\(Self.password)@127.0.0.1:\(d.server.port)/0"])
             let output = Pipe()
             approve.standardOutput = output
             approve.standardError = FileHandle.nullDevice

@@ -353,7 +353,7 @@ extension RealRedis {
             let process = Process()
             process.executableURL = Harness.binary
             process.arguments = arguments
-            if let redisURL { process.environment = ProcessInfo.processInfo.environment.merging(["REDIS_URL": redisURL]) { $1 } }
+            process.environment = ChildProcess.environment(redisURL.map { ["REDIS_URL": $0] } ?? [:])
             let out = Pipe(), err = Pipe()
             process.standardOutput = out
             process.standardError = err
