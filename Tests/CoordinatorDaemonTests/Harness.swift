@@ -79,10 +79,67 @@ final class Harness: @unchecked Sendable {
 
     @discardableResult
     func startDaemon(_ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
-        let daemon = try Daemon(configuration: configuration(tweak), logger: Self.quietLogger)
+        let config = configuration(tweak)
+        let daemon = try Daemon(configuration: config, logger: Self.quietLogger)
         daemon.start()
         daemons.append(daemon)
+        intakeLoops += max(1, config.workers) + 1
         return daemon
+    }
+
+    /// The intake loops (request workers and the decision worker) of the daemons started here.
+    private var intakeLoops = 0
+
+    /// Waits until every daemon started here has written its heartbeat and the server lists at
+    /// least as many clients blocked in BLMOVE as they have intake loops and executors: each is
+    /// idle, waiting for work, so a push that follows is taken by loops of every daemon, not only
+    /// by the first one started.
+    func waitUntilReady() throws {
+        let loops = intakeLoops + daemons.count
+        for daemon in daemons {
+            try wait("the heartbeat of \(daemon.workerID)") { try redis.send("EXISTS", keys.worker(daemon.workerID)).integer == 1 }
+        }
+        let deadline = Date().addingTimeInterval(20)
+        var blocked = 0
+        while Date() < deadline {
+            let clients = try redis.send("CLIENT", "LIST").string ?? ""
+            blocked = clients.split(separator: "\n").filter { line in
+                let fields = line.split(separator: " ")
+                return fields.contains("cmd=blmove") && fields.contains { $0.hasPrefix("flags=") && $0.contains("b") }
+            }.count
+            if blocked >= loops { return }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        throw HarnessError.timeout("\(blocked) clients blocked in BLMOVE, not the \(loops) loops of \(daemons.count) daemons")
+    }
+
+    /// Each daemon's `processed` count (requests and decisions it committed) from the heartbeat
+    /// it writes twice a second (`coord:workers:<id>`), once they add up to `total`, by worker
+    /// id. A missing heartbeat or count is waited for and fails the test at the timeout: it never
+    /// counts as zero.
+    func processed(by daemons: [Daemon], total: Int, timeout: Double = 30) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        try wait("the daemons' heartbeats to count \(total) processed", timeout: timeout) {
+            counts = [:]
+            for daemon in daemons {
+                guard let text = try redis.send("HGET", keys.worker(daemon.workerID), "processed").string,
+                      let count = Int(text) else { return false }
+                counts[daemon.workerID] = count
+            }
+            return counts.values.reduce(0, +) == total
+        }
+        return counts
+    }
+
+    /// Each daemon started here did some of the work: `total` processed between them, none
+    /// idle. "Two daemons did it at once" means nothing when one did it all.
+    func expectEveryDaemonWorked(total: Int, since before: [String: Int] = [:]) throws {
+        let counts = try processed(by: daemons, total: total + before.values.reduce(0, +))
+        #expect(counts.count == daemons.count && daemons.count > 1)
+        for daemon in daemons {
+            let did = try #require(counts[daemon.workerID]) - (before.isEmpty ? 0 : try #require(before[daemon.workerID]))
+            #expect(did > 0, "daemon \(daemon.workerID) processed none of \(total): \(counts), before \(before)")
+        }
     }
 
     func stopDaemons() {

@@ -93,8 +93,10 @@ extension RealRedis {
             let h = try Harness()
             try h.startDaemon()
             try h.startDaemon()
+            try h.waitUntilReady()
             try pushRequests(h, count: 4000, prefix: "two")
             try expectExactlyOnce(h, prefix: "two", count: 4000)
+            try h.expectEveryDaemonWorked(total: 4000)
         }
 
         @Test("a daemon killed with SIGKILL mid-batch: its in-flight messages are recovered, none twice")
