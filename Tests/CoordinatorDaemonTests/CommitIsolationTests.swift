@@ -15,7 +15,7 @@ extension RealRedis {
             try h.push(Wire.coordinate("u-2", customer: "cust-v", replyTo: "test:ok", [Wire.recommendation("u2", resources: ["x"])]))
             try h.startDaemon { $0.workers = 1 }
             let ok = try h.reply(on: "test:ok")
-            #expect(Harness.outcome(ok).kept == ["u2"])
+            #expect(try Harness.outcome(ok).kept == ["u2"])
             try h.wait("the undeliverable reply's dead letter") { try h.deadLetters().count == 1 }
             let letter = try #require(try h.deadLetters().first)
             #expect((letter["error"] as? [String: Any])?["code"] as? String == "reply_undeliverable")
@@ -40,7 +40,7 @@ extension RealRedis {
             try h.push(Wire.coordinate("f-3", customer: "cust-broken2", replyTo: "test:f3", autoApprove: false,
                                        [Wire.recommendation("f3", resources: ["y"])]))
             try h.startDaemon { $0.workers = 1 }
-            #expect(Harness.outcome(try h.reply(on: "test:f2")).kept == ["f2"])
+            #expect(try Harness.outcome(h.reply(on: "test:f2")).kept == ["f2"])
             let failedWrite = try h.reply(on: "test:f3")
             #expect((failedWrite["error"] as? [String: Any])?["code"] as? String == "internal")
             let failed = try h.reply(on: "test:f1")
@@ -72,7 +72,7 @@ extension RealRedis {
             let elapsed = Date().timeIntervalSince(started)
             print("10,000-recommendation coordinate answered in \(String(format: "%.2f", elapsed)) s")
             #expect(reply["ok"] as? Bool == true)
-            #expect(Harness.outcome(reply).kept.count == 10_000)
+            #expect(try Harness.outcome(reply).kept.count == 10_000)
             #expect(try h.redis.send("HLEN", h.keys.active(customer: "cust-big")).integer == 10_000)
         }
 
@@ -102,10 +102,10 @@ extension RealRedis {
             try h.startDaemon()
             try h.push(Wire.coordinate("same", customer: "cust-a", replyTo: "test:a", [Wire.recommendation("a1")]))
             let first = try h.reply(on: "test:a")
-            #expect(Harness.outcome(first).kept == ["a1"])
+            #expect(try Harness.outcome(first).kept == ["a1"])
             // Another customer, same request_id: its own request.
             try h.push(Wire.coordinate("same", customer: "cust-b", replyTo: "test:b", [Wire.recommendation("b1")]))
-            #expect(Harness.outcome(try h.reply(on: "test:b")).kept == ["b1"])
+            #expect(try Harness.outcome(h.reply(on: "test:b")).kept == ["b1"])
             // Same customer and id, another reply_to: refused, nothing leaks.
             try h.push(Wire.coordinate("same", customer: "cust-a", replyTo: "test:other", [Wire.recommendation("a1")]))
             let refused = try h.reply(on: "test:other")
@@ -117,7 +117,7 @@ extension RealRedis {
             // The same reply_to gets the first reply again.
             try h.push(Wire.coordinate("same", customer: "cust-a", replyTo: "test:a", [Wire.recommendation("a1")]))
             let again = try h.reply(on: "test:a")
-            #expect(Harness.outcome(again).kept == ["a1"])
+            #expect(try Harness.outcome(again).kept == ["a1"])
             #expect((again["result"] as? [String: Any])?["id"] as? String == (first["result"] as? [String: Any])?["id"] as? String)
         }
 
