@@ -23,7 +23,7 @@ extension RealRedis {
             // Its effects committed all the same, once.
             #expect(try h.redis.send("HEXISTS", h.keys.active(customer: "cust-u"), "u1").integer == 1)
             #expect(try h.redis.send("GET", "test:a-string").string == "not a list")
-            Thread.sleep(forTimeInterval: 0.3)
+            try h.settle()
             #expect(try h.deadLetters().count == 1)
             #expect(try h.redis.send("LLEN", h.keys.requests).integer == 0)
         }
@@ -46,7 +46,8 @@ extension RealRedis {
             let failed = try h.reply(on: "test:f1")
             #expect((failed["error"] as? [String: Any])?["code"] as? String == "internal")
             try h.wait("their dead letters") { try h.deadLetters().count == 2 }
-            Thread.sleep(forTimeInterval: 0.3)
+            try h.settle()
+            #expect(try h.deadLetters().count == 2)
             #expect(try h.length("test:f1") == 0)
             #expect(try h.length("test:f3") == 0)
             #expect(try h.redis.send("LLEN", h.keys.requests).integer == 0)
@@ -92,8 +93,10 @@ extension RealRedis {
             #expect((letter["error"] as? [String: Any])?["code"] as? String == "poison")
             #expect(letter["attempts"] as? Int == 5)
             #expect(try h.length(inflight) == 0)
-            Thread.sleep(forTimeInterval: 0.5)
+            // Nothing queued or in flight after a marker: no copy of it is left to be delivered.
+            try h.settle()
             #expect(try h.length("test:p") == 0, "a poison message is not delivered again")
+            #expect(try h.deadLetters().count == 1)
         }
 
         @Test("idempotency is per customer and per reply_to; reads never use it")

@@ -372,10 +372,57 @@ final class Harness: @unchecked Sendable {
         var cursor = "0"
         repeat {
             let reply = try redis.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-            cursor = reply.array?.first?.string ?? "0"
-            keys += (reply.array?.last?.array ?? []).compactMap(\.string)
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let found = parts[1].array else {
+                throw HarnessError.malformed("SCAN answered \(reply)")
+            }
+            cursor = next
+            keys += try found.map { key in
+                guard let name = key.string else { throw HarnessError.malformed("SCAN key \(key)") }
+                return name
+            }
         } while cursor != "0"
         return keys
+    }
+
+    /// Markers pushed by `settle()` so far.
+    private var markers = 0
+
+    /// Proof that intake has nothing left to do, for a check that something did NOT happen
+    /// (no second reply, no further dead letter): a marker request pushed now (a `get_plan` of a
+    /// plan that does not exist) is answered `not_found`, so every request queued before it has
+    /// been taken; then nothing is queued or in flight on the request and decision queues, so
+    /// every message taken has been committed, its replies, dead letters and events with it
+    /// (one script, which also acknowledges it). Nothing left can still write them. Waits for
+    /// that, where a sleep would only hope. The marker counts as one processed request.
+    @discardableResult
+    func settle(timeout: Double = 30) throws -> [String: Any] {
+        markers += 1
+        let list = "test:marker:\(markers)"
+        try push(Wire.json(["kind": "get_plan", "plan_id": "marker-\(markers)", "request_id": "marker-\(markers)",
+                            "reply_to": list]))
+        let marker = try reply(on: list, timeout: timeout)
+        guard Self.code(marker) == "not_found" else { throw HarnessError.malformed("marker reply \(marker)") }
+        try wait("nothing queued or in flight on coord:requests and coord:approvals", timeout: timeout) {
+            let held = try (scanKeys("\(keys.prefix):inflight:*:requests:*") + scanKeys("\(keys.prefix):inflight:*:approvals:*"))
+                .reduce(0) { $0 + (try length($1)) }
+            return try held == 0 && length(keys.requests) == 0 && length(keys.approvals) == 0
+        }
+        return marker
+    }
+
+    /// Waits until every daemon started here has written two heartbeats since now: the second
+    /// read its counters after anything committed before this call was counted.
+    func awaitFreshHeartbeats() throws {
+        for daemon in daemons {
+            let key = keys.worker(daemon.workerID)
+            for _ in 0..<2 {
+                let seen = try redis.send("HGET", key, "beat_at").string
+                try wait("a new heartbeat of \(daemon.workerID)") {
+                    let now = try redis.send("HGET", key, "beat_at").string
+                    return now != nil && now != seen
+                }
+            }
+        }
     }
 
     /// Messages in every in-flight list (`coord:inflight:…`), in all.

@@ -67,7 +67,7 @@ extension RealRedis {
             try h.pushAll((0..<12).map { "{\"kind\":\"coordinate\",\"request_id\":\"bad-\($0)\",\"reply_to\":\"test:bad\",\"customer_id\":7}" })
             try h.wait("12 replies") { try h.length("test:bad") == 12 }
             try h.wait("the dead letters") { try h.length(h.keys.dead) == 5 }
-            Thread.sleep(forTimeInterval: 0.2)
+            try h.settle()
             #expect(try h.length(h.keys.dead) == 5)
             let newest = try h.deadLetters().last?["raw"] as? String
             #expect(newest?.contains("bad-11") == true)
