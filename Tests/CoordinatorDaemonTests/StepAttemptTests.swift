@@ -204,7 +204,10 @@ extension RealRedis {
             let before = try #require(try h.redis.send("GET", "coord:plan:{\(planID)}").bytes)
             _ = try answer(h, step)
             try h.wait("the result kept in the plan's mailbox") { try h.length("coord:plan:{\(planID)}:results") == 1 }
-            Thread.sleep(forTimeInterval: 1)
+            // The executor has let the plan go (its commit failed, it read the plan again and
+            // left it to Redis): every loop is idle, the executor blocked on the ready list,
+            // which it does only when it runs no plan. Nothing of it can change the plan now.
+            try h.waitUntilReady()
             #expect(try h.redis.send("GET", "coord:plan:{\(planID)}").bytes == before)
             #expect(!(try h.events(plan: planID).contains { $0["type"] as? String == "step.completed" }))
             for key in try h.scanKeys("coord:inflight:*steps:results*") {
