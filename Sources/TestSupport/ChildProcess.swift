@@ -35,6 +35,17 @@ public enum ChildProcess {
         return (setpriv, ["--pdeathsig", "KILL", "--", executable] + arguments)
     }
 
+    /// The environment a program under test (the `coordinatord` binary) gets: PATH, HOME and
+    /// LANG from the test's own, where set, then `extra`. Never the whole environment: an ambient
+    /// `COORD_*` or `REDIS_URL` would otherwise change every daemon a test starts.
+    public static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        let inherited = ProcessInfo.processInfo.environment
+        var env: [String: String] = [:]
+        for name in ["PATH", "HOME", "LANG"] { env[name] = inherited[name] }
+        env.merge(extra) { $1 }
+        return env
+    }
+
     /// Starts a Foundation `Process` from the spawner thread, with the parent-death signal and an
     /// empty signal mask; it is registered for clean-up at exit. Its pid is the program's own
     /// (setpriv execs it).

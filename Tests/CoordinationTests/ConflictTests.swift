@@ -62,13 +62,43 @@ import Testing
         #expect(response.discard("down")?.reason == .conflict)
     }
 
-    @Test func tableIsSymmetric() {
-        let table = ActionConflicts.seed
-        for (a, b) in ActionConflicts.seedPairs {
-            #expect(table.contradict(a, b))
-            #expect(table.contradict(b, a))
+    /// The engine's table is exactly the seed's, in both directions: no pair lost, none added.
+    @Test func tableIsTheSeedsBothWays() {
+        #expect(SeedContradictions.symmetric.count == 11)
+        #expect(SeedContradictions.symmetric.values.reduce(0) { $0 + $1.count } == 14)
+        #expect(ActionConflicts.seed.contradicting == SeedContradictions.symmetric)
+        #expect(EngineConfiguration().actionConflicts.contradicting == SeedContradictions.symmetric)
+        for (action, others) in SeedContradictions.rows {
+            for other in others {
+                #expect(ActionConflicts.seed.contradict(action, other), "\(action) vs \(other)")
+                #expect(ActionConflicts.seed.contradict(other, action), "\(other) vs \(action) (the seed's one-way bug)")
+            }
         }
-        #expect(!table.contradict("scale_up", "migrate_to_spot"))
+        #expect(!ActionConflicts.seed.contradict("scale_up", "migrate_to_spot"))
+    }
+
+    /// What the engine does, for every ordered pair of the seed's actions (and one it does not
+    /// name): two customer-wide recommendations conflict exactly when the seed's table, made
+    /// symmetric, says so.
+    @Test func engineFollowsTheSeedForEveryPair() {
+        let actions = SeedContradictions.actions + ["noop"]
+        #expect(actions.count == 12)
+        for first in actions {
+            for second in actions where second != first {
+                let response = coordinate([
+                    rec("first", action: first, priority: 9),
+                    rec("second", action: second, priority: 1),
+                ]).response
+                if SeedContradictions.contradict(first, second) {
+                    #expect(response.keptIDs == ["first"], "\(first) then \(second)")
+                    #expect(response.conflicts(of: .action).count == 1, "\(first) then \(second)")
+                    #expect(response.discard("second")?.reason == .conflict, "\(first) then \(second)")
+                } else {
+                    #expect(response.keptIDs.sorted() == ["first", "second"], "\(first) then \(second)")
+                    #expect(response.conflicts.isEmpty, "\(first) then \(second)")
+                }
+            }
+        }
     }
 }
 
@@ -357,11 +387,10 @@ import Testing
     /// No two kept recommendations conflict; every dependency of a kept one precedes it.
     func checkInvariants(_ response: CoordinationResponse, _ recs: [Recommendation], _ active: [Recommendation]) {
         let kept = response.recommendations
-        let table = ActionConflicts.seed
         func clash(_ a: Recommendation, _ b: Recommendation) -> Bool {
             let shared = !Set(a.affectedResources).isDisjoint(with: b.affectedResources)
             let wide = a.affectedResources.isEmpty || b.affectedResources.isEmpty
-            return shared || ((shared || wide) && table.contradict(a.action, b.action))
+            return shared || ((shared || wide) && SeedContradictions.contradict(a.action, b.action))
         }
         for (i, a) in kept.enumerated() {
             for b in kept[(i + 1)...] { #expect(!clash(a, b), "\(a.id) and \(b.id) both kept") }

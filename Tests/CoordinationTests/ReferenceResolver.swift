@@ -3,7 +3,9 @@ import Foundation
 
 /// PROTOCOL.md section 2.2 written the plain way: every pair compared, cycles from
 /// reachability, and resolution picking the best-ranked ready recommendation each time.
-/// Slow (cubic at worst) and meant to be checked by eye; the engine must agree with it.
+/// Slow (cubic at worst) and meant to be checked by eye; the engine must agree with it. Its
+/// contradictions are the tests' own copy of the seed's table (`SeedContradictions`), not the
+/// engine's.
 struct ReferenceResolver {
     struct Outcome: Equatable {
         var kept: [String]  // in execution order
@@ -12,22 +14,20 @@ struct ReferenceResolver {
         var conflicts: [String]
     }
 
-    var contradictions = ActionConflicts.seed
-
     func resolve(_ recs: [Recommendation], active: [Recommendation], now: Date) -> Outcome {
         var conflicts: [String] = []
         let inRequest = Set(recs.map(\.id)), activeIDs = Set(active.map(\.id))
         func conflicting(_ a: Recommendation, _ b: Recommendation) -> Bool {
             let shared = Set(a.affectedResources).intersection(b.affectedResources)
             let sameThing = !shared.isEmpty || a.affectedResources.isEmpty || b.affectedResources.isEmpty
-            return !shared.isEmpty || (sameThing && contradictions.contradict(a.action, b.action))
+            return !shared.isEmpty || (sameThing && SeedContradictions.contradict(a.action, b.action))
         }
         func record(_ a: Recommendation, _ b: Recommendation) {
             let shared = Set(a.affectedResources).intersection(b.affectedResources)
             let ids = [a.id, b.id].sorted().joined(separator: ",")
             if !shared.isEmpty { conflicts.append("resource|\(ids)|\(shared.sorted().joined(separator: ","))") }
             let sameThing = !shared.isEmpty || a.affectedResources.isEmpty || b.affectedResources.isEmpty
-            if sameThing && contradictions.contradict(a.action, b.action) { conflicts.append("action|\(ids)|") }
+            if sameThing && SeedContradictions.contradict(a.action, b.action) { conflicts.append("action|\(ids)|") }
         }
         // Pair conflicts: within the request, and with the active recommendations.
         for i in recs.indices {

@@ -104,6 +104,8 @@ extension RealRedis {
             try h.startDaemon()
             var ids: [String] = []
             for n in 0..<100 { ids.append(try pendingApproval(h, id: "race-\(n)", executeNow: false)) }
+            let before = try h.processed(by: h.daemons, total: ids.count)
+            try h.waitUntilReady()
             for id in ids {
                 try h.push(Wire.json(["approval_id": id, "decision": "approve", "user_id": "alice", "reply_to": "test:race"]), to: "coord:approvals")
                 try h.push(Wire.json(["approval_id": id, "decision": "reject", "user_id": "bob", "reason": "no", "reply_to": "test:race"]), to: "coord:approvals")
@@ -118,6 +120,8 @@ extension RealRedis {
             let finals = try h.events().filter { ["approval.approved", "approval.rejected"].contains($0["type"] as? String ?? "") }
             #expect(finals.count == ids.count)
             #expect(Set(finals.compactMap { $0["approval_id"] as? String }).count == ids.count)
+            // A race needs two runners: each daemon committed some of the 200 decisions.
+            try h.expectEveryDaemonWorked(total: ids.count * 2, since: before)
         }
     }
 }

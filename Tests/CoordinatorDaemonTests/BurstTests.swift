@@ -11,6 +11,7 @@ extension RealRedis {
             let h = try Harness()
             try h.startDaemon()
             try h.startDaemon()
+            try h.waitUntilReady()
             let customers = 5
             let count = 600
             let actions = ["scale_up", "scale_down", "terminate", "add_capacity"]
@@ -28,25 +29,32 @@ extension RealRedis {
                 guard let parts = reply.array, parts.count == 2, let value = parts[1].bytes else { continue }
                 let object = try Harness.object(value)
                 #expect(object["ok"] as? Bool == true)
-                ids.append(object["request_id"] as? String ?? "?")
+                ids.append(try #require(object["request_id"] as? String))
             }
             #expect(ids.count == count)
             #expect(Set(ids) == Set((0..<count).map { "b-\($0)" }))
-            Thread.sleep(forTimeInterval: 0.3)
+            // No reply twice: once nothing is queued or in flight, no message is left that could
+            // be answered again (a reply is written in the script that acknowledges its message).
+            try h.settle()
             for list in 0..<3 { #expect(try h.length("test:burst:\(list)") == 0) }
+            try h.expectEveryDaemonWorked(total: count + 1)  // and the settling marker
 
             // What stayed active: never two that conflict (shared resource, or contradictory
             // actions on a shared resource or customer-wide).
             let contradict: Set<String> = ["scale_up|scale_down", "scale_up|terminate", "scale_down|add_capacity"]
             for c in 0..<customers {
-                let records = (try h.redis.send("HVALS", h.keys.active(customer: "burst-\(c)")).array ?? []).compactMap(\.bytes)
-                let recs = try records.map { try Harness.object($0)["recommendation"] as? [String: Any] ?? [:] }
+                // Every record read in full: a missing or malformed one fails, never compares as empty.
+                let records = try #require(try h.redis.send("HVALS", h.keys.active(customer: "burst-\(c)")).array)
+                let recs = try records.map { record in
+                    let bytes = try #require(record.bytes)
+                    return try #require(try Harness.object(bytes)["recommendation"] as? [String: Any])
+                }
                 #expect(!recs.isEmpty)
                 for i in recs.indices {
                     for j in recs.indices where j > i {
                         let a = recs[i], b = recs[j]
-                        let ra = Set(a["affected_resources"] as? [String] ?? []), rb = Set(b["affected_resources"] as? [String] ?? [])
-                        let aa = a["action"] as? String ?? "", ab = b["action"] as? String ?? ""
+                        let ra = Set(try #require(a["affected_resources"] as? [String])), rb = Set(try #require(b["affected_resources"] as? [String]))
+                        let aa = try #require(a["action"] as? String), ab = try #require(b["action"] as? String)
                         let shared = !ra.isDisjoint(with: rb)
                         let opposed = contradict.contains("\(aa)|\(ab)") || contradict.contains("\(ab)|\(aa)")
                         #expect(!shared, "\(a["id"] ?? "") and \(b["id"] ?? "") share a resource")

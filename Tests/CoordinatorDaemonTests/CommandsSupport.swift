@@ -33,12 +33,7 @@ struct CLI {
         let process = Process()
         process.executableURL = Harness.binary
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["REDIS_URL"] = redisURL
-        env.removeValue(forKey: "COORD_PREFIX")
-        env.removeValue(forKey: "COORD_REPLY_PREFIX")
-        for (k, v) in extra { env[k] = v }
-        process.environment = env
+        process.environment = ChildProcess.environment(["REDIS_URL": redisURL].merging(extra) { $1 })
         let running = Running(process: process)
         try ChildProcess.run(process)
         return running

@@ -13,6 +13,7 @@ extension RealRedis {
             let h = try Harness()
             try h.startDaemon()
             try h.startDaemon()
+            try h.waitUntilReady()
             let count = 200
             let commands = (0..<count).map { n in
                 RedisCommand("LPUSH", h.keys.requests, Wire.coordinate(
@@ -48,6 +49,8 @@ extension RealRedis {
             #expect(completed.count == count)
             #expect(completed.sorted() == responseIDs.sorted())
             #expect(try h.zcard(h.keys.pendingApprovals) == 1)
+            // Two daemons contended: each committed some of the 200 (their heartbeats' counts).
+            try h.expectEveryDaemonWorked(total: count)
         }
 
         @Test("two requests of one customer in one batch: the first is kept, the second conflicts with it")
@@ -86,6 +89,8 @@ extension RealRedis {
                 planIDs.append(try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String))
             }
             for id in planIDs { #expect(try h.plan(id)?["status"] as? String == "pending") }
+            let before = try h.processed(by: h.daemons, total: plans)
+            try h.waitUntilReady()
             // Both messages of a plan in one push: the two daemons take them at the same moment.
             let commands = planIDs.flatMap { id in
                 (0..<2).map { k in
@@ -96,6 +101,8 @@ extension RealRedis {
             _ = try h.redis.pipeline(commands)
             let replies = try h.collectReplies(on: "test:exec", count: plans * 2, grace: 1)
             #expect(replies.count == plans * 2)
+            // Each daemon answered some of the execute_plan messages: both were in the race.
+            try h.expectEveryDaemonWorked(total: plans * 2, since: before)
             for id in planIDs {
                 let mine = replies.filter { ($0["request_id"] as? String)?.hasPrefix("\(id)-") == true }
                 #expect(mine.filter { $0["ok"] as? Bool == true }.count == 1, "\(id)")

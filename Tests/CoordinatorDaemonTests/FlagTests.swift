@@ -13,10 +13,8 @@ extension RealRedis {
             let process = Process()
             process.executableURL = Harness.binary
             process.arguments = arguments
-            var env = ProcessInfo.processInfo.environment
-            env["REDIS_URL"] = "redis://127.0.0.1:1/0"  // never reached: the flags are refused first
-            for (k, v) in extra { env[k] = v }
-            process.environment = env
+            // Never reached: the flags are refused first.
+            process.environment = ChildProcess.environment(["REDIS_URL": "redis://127.0.0.1:1/0"].merging(extra) { $1 })
             // A file, not a pipe: a read of a pipe interrupted by a signal traps in Foundation.
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("flagtests-\(UUID().uuidString).err")
             _ = FileManager.default.createFile(atPath: path.path, contents: nil)

@@ -48,7 +48,7 @@ extension RealRedis {
                 let answered = try h.length("test:hot")
                 if answered >= pushed && pushed < Self.burst * 20 { try burst(Self.burst) }
                 guard answered > 0 else { return false }
-                Freeze.stop(frozen)
+                try Freeze.stop(frozen, h)
                 if try inflight(of: frozenID, h) > 0 && h.length("test:hot") < pushed { return true }
                 Freeze.thaw(frozen)
                 return false
@@ -121,7 +121,7 @@ extension RealRedis.FrozenDaemonTests {
         try h.startDaemon()
         // Frozen past its heartbeat: the live daemon declares it lapsed and recovers its lists.
         try h.wait("the frozen daemon's lists registered") { try h.hlen(h.keys.inflightLists(worker: frozenID)) > 0 }
-        Freeze.stop(frozen)
+        try Freeze.stop(frozen, h)
         try h.wait("the frozen daemon declared lapsed and recovered", timeout: 30) {
             try h.redis.send("EXISTS", h.keys.worker(frozenID)).integer == 0
                 && h.redis.send("EXISTS", h.keys.inflightLists(worker: frozenID)).integer == 0
@@ -138,7 +138,7 @@ extension RealRedis.FrozenDaemonTests {
         let lists = (0...((count - 1) / 500)).map { "test:k:\($0)" }
         try h.wait("the thawed daemon to hold messages in flight", timeout: 60) {
             guard try lists.reduce(0, { $0 + (try h.length($1)) }) > 0 else { return false }
-            Freeze.stop(frozen)
+            try Freeze.stop(frozen, h)
             if try inflight(of: frozenID, h) > 0 { return true }
             Freeze.thaw(frozen)
             return false

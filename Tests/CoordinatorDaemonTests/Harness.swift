@@ -79,10 +79,67 @@ final class Harness: @unchecked Sendable {
 
     @discardableResult
     func startDaemon(_ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
-        let daemon = try Daemon(configuration: configuration(tweak), logger: Self.quietLogger)
+        let config = configuration(tweak)
+        let daemon = try Daemon(configuration: config, logger: Self.quietLogger)
         daemon.start()
         daemons.append(daemon)
+        intakeLoops += max(1, config.workers) + 1
         return daemon
+    }
+
+    /// The intake loops (request workers and the decision worker) of the daemons started here.
+    private var intakeLoops = 0
+
+    /// Waits until every daemon started here has written its heartbeat and the server lists at
+    /// least as many clients blocked in BLMOVE as they have intake loops and executors: each is
+    /// idle, waiting for work, so a push that follows is taken by loops of every daemon, not only
+    /// by the first one started.
+    func waitUntilReady() throws {
+        let loops = intakeLoops + daemons.count
+        for daemon in daemons {
+            try wait("the heartbeat of \(daemon.workerID)") { try redis.send("EXISTS", keys.worker(daemon.workerID)).integer == 1 }
+        }
+        let deadline = Date().addingTimeInterval(20)
+        var blocked = 0
+        while Date() < deadline {
+            let clients = try redis.send("CLIENT", "LIST").string ?? ""
+            blocked = clients.split(separator: "\n").filter { line in
+                let fields = line.split(separator: " ")
+                return fields.contains("cmd=blmove") && fields.contains { $0.hasPrefix("flags=") && $0.contains("b") }
+            }.count
+            if blocked >= loops { return }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        throw HarnessError.timeout("\(blocked) clients blocked in BLMOVE, not the \(loops) loops of \(daemons.count) daemons")
+    }
+
+    /// Each daemon's `processed` count (requests and decisions it committed) from the heartbeat
+    /// it writes twice a second (`coord:workers:<id>`), once they add up to `total`, by worker
+    /// id. A missing heartbeat or count is waited for and fails the test at the timeout: it never
+    /// counts as zero.
+    func processed(by daemons: [Daemon], total: Int, timeout: Double = 30) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        try wait("the daemons' heartbeats to count \(total) processed", timeout: timeout) {
+            counts = [:]
+            for daemon in daemons {
+                guard let text = try redis.send("HGET", keys.worker(daemon.workerID), "processed").string,
+                      let count = Int(text) else { return false }
+                counts[daemon.workerID] = count
+            }
+            return counts.values.reduce(0, +) == total
+        }
+        return counts
+    }
+
+    /// Each daemon started here did some of the work: `total` processed between them, none
+    /// idle. "Two daemons did it at once" means nothing when one did it all.
+    func expectEveryDaemonWorked(total: Int, since before: [String: Int] = [:]) throws {
+        let counts = try processed(by: daemons, total: total + before.values.reduce(0, +))
+        #expect(counts.count == daemons.count && daemons.count > 1)
+        for daemon in daemons {
+            let did = try #require(counts[daemon.workerID]) - (before.isEmpty ? 0 : try #require(before[daemon.workerID]))
+            #expect(did > 0, "daemon \(daemon.workerID) processed none of \(total): \(counts), before \(before)")
+        }
     }
 
     func stopDaemons() {
@@ -100,7 +157,8 @@ final class Harness: @unchecked Sendable {
         return dir.appendingPathComponent("coordinatord")
     }
 
-    /// Starts the real binary (`coordinatord run …` or another subcommand).
+    /// Starts the real binary (`coordinatord run …` or another subcommand), with an explicit
+    /// environment: `REDIS_URL` of this harness's server and `environment`, nothing ambient.
     /// It is stopped (SIGTERM, SIGKILL after 10 s) when the harness goes, and killed by the
     /// kernel if the test process dies (see `ChildProcess`).
     func launch(_ arguments: [String], environment extra: [String: String] = [:],
@@ -108,10 +166,8 @@ final class Harness: @unchecked Sendable {
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["REDIS_URL"] = server.url
-        for (k, v) in extra { env[k] = v }
-        process.environment = env
+        // Only what the test sets (and PATH, HOME, LANG): an ambient COORD_* changes no daemon.
+        process.environment = ChildProcess.environment(["REDIS_URL": server.url].merging(extra) { $1 })
         process.standardOutput = output ?? FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try ChildProcess.run(process)
@@ -153,6 +209,16 @@ final class Harness: @unchecked Sendable {
         return try Self.object(value)
     }
 
+    /// An array reply of JSON objects (LRANGE of a reply or dead-letter list), each one strictly:
+    /// anything else throws rather than being left out.
+    static func objects(_ reply: RedisReply) throws -> [[String: Any]] {
+        guard let items = reply.array else { throw HarnessError.malformed("not an array: \(reply)") }
+        return try items.map { item in
+            guard let bytes = item.bytes else { throw HarnessError.malformed("not a string: \(item)") }
+            return try object(bytes)
+        }
+    }
+
     static func object(_ bytes: [UInt8]) throws -> [String: Any] {
         guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw HarnessError.malformed(String(decoding: bytes, as: UTF8.self))
@@ -162,37 +228,71 @@ final class Harness: @unchecked Sendable {
 
     /// Every event appended to the stream since the harness started, oldest first. Read
     /// incrementally (from the last id seen), so entries trimmed by MAXLEN later stay here.
+    /// Strict: a malformed entry throws (and keeps throwing: the last id seen stays before it),
+    /// so a check that an event did not happen cannot pass on a stream the harness misread.
     func events() throws -> [[String: Any]] {
-        let entries = try redis.send("XRANGE", keys.eventStream, "(\(lastEventID)", "+").array ?? []
+        let reply = try redis.send("XRANGE", keys.eventStream, "(\(lastEventID)", "+")
+        guard let entries = reply.array else {
+            throw HarnessError.malformed("XRANGE \(keys.eventStream) answered \(reply), not an array")
+        }
         try take(entries)
         return seenEvents
     }
 
+    /// Parses every entry first, then records them: nothing of a batch with a malformed entry is
+    /// taken, and `lastEventID` moves only past entries that parsed.
     private func take(_ entries: [RedisReply]) throws {
+        var parsed: [(id: String, event: [String: Any])] = []
         for entry in entries {
-            guard let parts = entry.array, parts.count == 2, let id = parts[0].string else { continue }
+            parsed.append(try Self.streamEntry(entry))
+        }
+        for (id, event) in parsed {
+            seenEvents.append(event)
             lastEventID = id
-            let fields = parts[1].array ?? []
-            var index = 0
-            while index + 1 < fields.count {
-                if fields[index].string == "event", let bytes = fields[index + 1].bytes {
-                    seenEvents.append(try Self.object(bytes))
-                }
-                index += 2
-            }
         }
     }
 
+    /// One stream entry as the daemon writes it (the commit script's XADD): an id and exactly the
+    /// fields `type` and `event`, the event a JSON object whose `type` is the field's.
+    static func streamEntry(_ entry: RedisReply) throws -> (id: String, event: [String: Any]) {
+        guard let parts = entry.array, parts.count == 2, let id = parts[0].string, let fields = parts[1].array,
+              fields.count % 2 == 0 else {
+            throw HarnessError.malformed("stream entry \(entry)")
+        }
+        var values: [String: [UInt8]] = [:]
+        for index in stride(from: 0, to: fields.count, by: 2) {
+            guard let name = fields[index].string, let value = fields[index + 1].bytes, values[name] == nil else {
+                throw HarnessError.malformed("stream entry \(id): field \(index / 2) of \(entry)")
+            }
+            values[name] = value
+        }
+        guard Set(values.keys) == ["type", "event"], let type = values["type"], let bytes = values["event"] else {
+            throw HarnessError.malformed("stream entry \(id) has fields \(values.keys.sorted()), not [event, type]")
+        }
+        let event = try object(bytes)
+        guard let eventType = event["type"] as? String, eventType == String(decoding: type, as: UTF8.self) else {
+            throw HarnessError.malformed("stream entry \(id): type field \(String(decoding: type, as: UTF8.self)) but event \(event)")
+        }
+        return (id, event)
+    }
+
     /// Blocks (XREAD BLOCK from the last id seen) until new events arrive or `seconds` pass.
-    private func awaitEvents(upTo seconds: Double) {
+    /// Only a broken connection (Redis restarting under a fault test) is waited out; any other
+    /// error, and a malformed entry, fails the wait.
+    private func awaitEvents(upTo seconds: Double) throws {
         do {
             if eventReader == nil { eventReader = try server.client() }
             let reader = try #require(eventReader)
             let reply = try reader.send("XREAD", "COUNT", 1000, "BLOCK", max(1, Int(seconds * 1000)), "STREAMS",
                                         keys.eventStream, lastEventID)
-            try take(reply.array?.first?.array?.last?.array ?? [])
-        } catch {
-            // Redis restarting under a fault test: try again shortly.
+            if reply.isNull { return }  // BLOCK timed out: nothing new
+            guard let streams = reply.array, streams.count == 1, let stream = streams[0].array, stream.count == 2,
+                  stream[0].string == keys.eventStream, let entries = stream[1].array else {
+                throw HarnessError.malformed("XREAD answered \(reply)")
+            }
+            try take(entries)
+        } catch RedisError.connection {
+            // The next command on the connection reconnects; a deadline bounds the caller.
             Thread.sleep(forTimeInterval: seconds)
         }
     }
@@ -213,7 +313,7 @@ final class Harness: @unchecked Sendable {
     }
 
     func deadLetters() throws -> [[String: Any]] {
-        try (redis.send("LRANGE", keys.dead, 0, -1).array ?? []).compactMap(\.bytes).map(Self.object)
+        try Self.objects(redis.send("LRANGE", keys.dead, 0, -1))
     }
 
     func plan(_ id: String) throws -> [String: Any]? {
@@ -227,7 +327,7 @@ final class Harness: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if try condition() { return }
-            awaitEvents(upTo: 0.05)
+            try awaitEvents(upTo: 0.05)
         }
         if try condition() { return }
         throw HarnessError.timeout("waited \(timeout) s for \(what)")
@@ -272,10 +372,57 @@ final class Harness: @unchecked Sendable {
         var cursor = "0"
         repeat {
             let reply = try redis.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
-            cursor = reply.array?.first?.string ?? "0"
-            keys += (reply.array?.last?.array ?? []).compactMap(\.string)
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let found = parts[1].array else {
+                throw HarnessError.malformed("SCAN answered \(reply)")
+            }
+            cursor = next
+            keys += try found.map { key in
+                guard let name = key.string else { throw HarnessError.malformed("SCAN key \(key)") }
+                return name
+            }
         } while cursor != "0"
         return keys
+    }
+
+    /// Markers pushed by `settle()` so far.
+    private var markers = 0
+
+    /// Proof that intake has nothing left to do, for a check that something did NOT happen
+    /// (no second reply, no further dead letter): a marker request pushed now (a `get_plan` of a
+    /// plan that does not exist) is answered `not_found`, so every request queued before it has
+    /// been taken; then nothing is queued or in flight on the request and decision queues, so
+    /// every message taken has been committed, its replies, dead letters and events with it
+    /// (one script, which also acknowledges it). Nothing left can still write them. Waits for
+    /// that, where a sleep would only hope. The marker counts as one processed request.
+    @discardableResult
+    func settle(timeout: Double = 30) throws -> [String: Any] {
+        markers += 1
+        let list = "test:marker:\(markers)"
+        try push(Wire.json(["kind": "get_plan", "plan_id": "marker-\(markers)", "request_id": "marker-\(markers)",
+                            "reply_to": list]))
+        let marker = try reply(on: list, timeout: timeout)
+        guard Self.code(marker) == "not_found" else { throw HarnessError.malformed("marker reply \(marker)") }
+        try wait("nothing queued or in flight on coord:requests and coord:approvals", timeout: timeout) {
+            let held = try (scanKeys("\(keys.prefix):inflight:*:requests:*") + scanKeys("\(keys.prefix):inflight:*:approvals:*"))
+                .reduce(0) { $0 + (try length($1)) }
+            return try held == 0 && length(keys.requests) == 0 && length(keys.approvals) == 0
+        }
+        return marker
+    }
+
+    /// Waits until every daemon started here has written two heartbeats since now: the second
+    /// read its counters after anything committed before this call was counted.
+    func awaitFreshHeartbeats() throws {
+        for daemon in daemons {
+            let key = keys.worker(daemon.workerID)
+            for _ in 0..<2 {
+                let seen = try redis.send("HGET", key, "beat_at").string
+                try wait("a new heartbeat of \(daemon.workerID)") {
+                    let now = try redis.send("HGET", key, "beat_at").string
+                    return now != nil && now != seen
+                }
+            }
+        }
     }
 
     /// Messages in every in-flight list (`coord:inflight:…`), in all.
@@ -286,12 +433,16 @@ final class Harness: @unchecked Sendable {
     /// The `error.code` of a reply or dead letter.
     static func code(_ object: [String: Any]) -> String? { (object["error"] as? [String: Any])?["code"] as? String }
 
-    func length(_ list: String) throws -> Int {
-        Int(try redis.send("LLEN", list).integer ?? 0)
-    }
+    /// LLEN, HLEN, ZCARD: an answer that is not an integer throws (never reads as 0).
+    func length(_ list: String) throws -> Int { try integer("LLEN", list) }
+    func hlen(_ key: String) throws -> Int { try integer("HLEN", key) }
+    func zcard(_ key: String) throws -> Int { try integer("ZCARD", key) }
 
-    func hlen(_ key: String) throws -> Int { Int(try redis.send("HLEN", key).integer ?? 0) }
-    func zcard(_ key: String) throws -> Int { Int(try redis.send("ZCARD", key).integer ?? 0) }
+    private func integer(_ command: String, _ key: String) throws -> Int {
+        let reply = try redis.send(command, key)
+        guard let value = reply.integer else { throw HarnessError.malformed("\(command) \(key) answered \(reply)") }
+        return Int(value)
+    }
 }
 
 enum HarnessError: Error, CustomStringConvertible {

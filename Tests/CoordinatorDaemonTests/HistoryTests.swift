@@ -11,7 +11,7 @@ extension RealRedis {
             let recs = (0..<count).map { Wire.recommendation("old-\($0)", resources: ["res-\($0)"]) }
             try h.push(Wire.coordinate("seed-\(customer)", customer: customer, replyTo: "test:seed", recs))
             let reply = try h.reply(on: "test:seed", timeout: 60)
-            #expect(Harness.outcome(reply).kept.count == count)
+            #expect(try Harness.outcome(reply).kept.count == count)
         }
 
         /// Sends one request (a recommendation conflicting with old-17, one unrelated) and
@@ -29,7 +29,7 @@ extension RealRedis {
             for command in ["hvals", "hgetall", "hmget", "hget", "smembers", "sunion", "hexists", "hlen", "hkeys", "scan"] {
                 reads[command] = calls[command] ?? 0
             }
-            let outcome = Harness.outcome(reply)
+            let outcome = try Harness.outcome(reply)
             return (outcome.kept, outcome.discarded, reads)
         }
 

@@ -189,7 +189,7 @@ extension RealRedis {
             try h.push(bytes: [UInt8](repeating: 0x02, count: 1000))  // small: kept whole
             try h.push(bytes: [UInt8](repeating: 0x41, count: 200_000), to: "coord:approvals")
             try h.wait("4 dead letters", timeout: 60) { try h.length("coord:dead") >= 4 }
-            let entries = try (h.redis.send("LRANGE", "coord:dead", 0, -1).array ?? []).compactMap(\.bytes)
+            let entries = try #require(try h.redis.send("LRANGE", "coord:dead", 0, -1).array).map { try #require($0.bytes) }
             #expect(entries.count == 4)
             let bound = 65_536 * 4 / 3 + 2048
             for entry in entries { #expect(entry.count <= bound, "a dead letter of \(entry.count) bytes") }

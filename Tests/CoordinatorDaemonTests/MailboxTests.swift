@@ -52,7 +52,7 @@ extension RealRedis {
             // The other daemon, live, with the holder frozen: it is the only one popping results.
             let other = try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60; $0.planLease = 30 }
             try h.wait("the other daemon's heartbeat") { try h.redis.send("EXISTS", h.keys.worker(other.workerID)).integer == 1 }
-            Freeze.stop(holder)
+            try Freeze.stop(holder, h)
             try h.push(agent.result(for: first, ok: true, extra: ["rollback_data": ["snapshot_id": "snap-1"]]), to: h.keys.stepResults)
             let mailbox = h.keys.planResults(planID)
             try h.wait("the result forwarded to the plan's mailbox") {

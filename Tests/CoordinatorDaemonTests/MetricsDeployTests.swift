@@ -21,6 +21,8 @@ struct MetricsDeployTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        // The daemon's binary gets an explicit environment (no ambient COORD_*); the tools theirs.
+        if executable == Harness.binary.path { process.environment = ChildProcess.environment() }
         if let directory { process.currentDirectoryURL = directory }
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -78,9 +78,12 @@ enum PrometheusScrape {
         guard let head = lines.removeFirst(), let status = head["status"] as? Int else {
             throw HarnessError.malformed("scrape of \(url) answered nothing")
         }
-        let samples = lines.compactMap { line -> Sample? in
-            guard let line, let name = line["name"] as? String, let value = line["value"] as? Double else { return nil }
-            return Sample(name: name, labels: line["labels"] as? [String: String] ?? [:], value: value)
+        let samples = try lines.map { line -> Sample in
+            guard let line, let name = line["name"] as? String, let value = line["value"] as? Double,
+                  let labels = line["labels"] as? [String: String] else {
+                throw HarnessError.malformed("a sample the parser printed cannot be read: \(String(describing: line))")
+            }
+            return Sample(name: name, labels: labels, value: value)
         }
         return Answer(status: status, samples: samples)
     }

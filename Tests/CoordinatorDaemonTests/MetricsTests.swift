@@ -91,7 +91,9 @@ extension RealRedis {
             try h.wait("the executor to have started") {
                 try h.redis.send("EXISTS", h.keys.worker(daemon.workerID)).integer == 1
             }
-            Thread.sleep(forTimeInterval: 0.5)
+            // Every loop idle (the executor blocked on the ready list): it has started, and
+            // looked at its in-flight list, before the test fills that list.
+            try h.waitUntilReady()
             for i in 0..<3 { try h.push("{\"held\":\(i)}", to: inflight) }
             try h.push(Wire.coordinate("g-1", replyTo: "test:g", autoApprove: false, [
                 Wire.recommendation("rec-h", action: "scale_up", risk: "high", resources: ["a"]),

@@ -116,13 +116,17 @@ extension RealRedis {
 
             // Every hostile message is refused: dead-lettered, with an error reply where reply_to is valid.
             // The list is capped below the count: count what the daemons report having dead-lettered.
+            // Its heartbeat's count, which must be there: a missing one is a failure, not zero.
+            let daemonID = try #require(h.daemons.first?.workerID)
             func reported() throws -> Int {
-                try (h.redis.send("KEYS", "coord:workers:*").array ?? []).compactMap(\.string).reduce(0) { sum, key in
-                    sum + (Int(try h.redis.send("HGET", key, "dead_lettered").string ?? "0") ?? 0)
-                }
+                let text = try #require(try h.redis.send("HGET", h.keys.worker(daemonID), "dead_lettered").string)
+                return try #require(Int(text))
             }
             try h.wait("every hostile message dead-lettered", timeout: 60) { try reported() >= deadLettered }
-            Thread.sleep(forTimeInterval: 1)
+            // None more after: a marker answered and nothing queued or in flight, then a
+            // heartbeat that counted everything committed before it.
+            try h.settle()
+            try h.awaitFreshHeartbeats()
             #expect(try reported() == deadLettered)
             var errors = 0
             while let (_, raw) = try h.redis.blockingPopRight("mixed:hostile", timeout: 1) {
@@ -146,15 +150,14 @@ extension RealRedis {
             #expect(leaks == hostile.filter { $0.expect == .answered }.count)
             #expect(dead.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String != nil })
             #expect(!dead.contains { $0["ok"] != nil }, "a reply was written into coord:dead")
-            for entry in (try h.redis.send("LRANGE", "coord:dead", 0, -1).array ?? []).compactMap(\.bytes) {
+            for entry in try #require(try h.redis.send("LRANGE", "coord:dead", 0, -1).array).map({ try #require($0.bytes) }) {
                 #expect(entry.count <= 65_536 * 4 / 3 + 2048)
             }
 
-            // Nothing in flight, nothing left queued, no TTL on the daemon's own keys.
-            Thread.sleep(forTimeInterval: 0.5)
+            // Nothing in flight, nothing left queued (settled above), no TTL on the daemon's own keys.
             #expect(try h.length("coord:requests") == 0)
             #expect(try h.length("coord:approvals") == 0)
-            for key in (try h.redis.send("KEYS", "coord:inflight:*").array ?? []).compactMap(\.string) {
+            for key in try h.scanKeys("coord:inflight:*") {
                 #expect(try h.length(key) == 0, "\(key)")
                 #expect(try h.redis.send("TTL", key).integer == -1, "\(key)")
             }

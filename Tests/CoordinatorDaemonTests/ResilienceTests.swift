@@ -55,28 +55,12 @@ extension RealRedis {
             #expect(completed.values.allSatisfy { $0 == 1 }, "a request completed twice")
         }
 
-        /// SIGSTOP, and returns once the process is really stopped (kill returns before the
-        /// signal lands) and Redis has run whatever it had already sent (its in-flight count
-        /// holds still across two reads).
-        func stopped(_ process: Process) throws {
-            kill(process.processIdentifier, SIGSTOP)
-            let stat = "/proc/\(process.processIdentifier)/stat"
-            let deadline = Date().addingTimeInterval(10)
-            while Date() < deadline {
-                let text = (try? String(contentsOfFile: stat, encoding: .utf8)) ?? ""
-                // The state follows the parenthesised command name: "pid (comm) T ...".
-                if let close = text.lastIndex(of: ")"), text[text.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T") { break }
-                Thread.sleep(forTimeInterval: 0.001)
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-
         /// Stops the daemon (SIGSTOP) at a moment when it holds messages in flight and not every
         /// reply has come, so the fault that follows lands mid-batch. Returns the in-flight count.
         func freezeMidBatch(_ h: Harness, _ process: Process, count: Int, leavingQueued: Bool = false) throws -> Int {
             try h.wait("the daemon to be busy", timeout: 60) {
                 guard try repliesSoFar(h, count: count) > 0, try !leavingQueued || h.length(h.keys.requests) > 0 else { return false }
-                try stopped(process)
+                try Freeze.stop(process, h)
                 let inflight = try h.inflightCount()
                 if inflight > 0 { return true }
                 kill(process.processIdentifier, SIGCONT)
@@ -93,8 +77,10 @@ extension RealRedis {
             let h = try Harness()
             try h.startDaemon()
             try h.startDaemon()
+            try h.waitUntilReady()
             try pushRequests(h, count: 4000, prefix: "two")
             try expectExactlyOnce(h, prefix: "two", count: 4000)
+            try h.expectEveryDaemonWorked(total: 4000)
         }
 
         @Test("a daemon killed with SIGKILL mid-batch: its in-flight messages are recovered, none twice")

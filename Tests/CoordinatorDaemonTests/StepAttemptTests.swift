@@ -35,6 +35,16 @@ extension RealRedis {
             return json
         }
 
+        /// Every step result pushed so far has been taken and handled: none queued, none in a
+        /// daemon's in-flight list, none waiting in the plan's mailbox. What follows a refusal
+        /// checks the plan after this, not after a sleep.
+        func resultsHandled(_ h: Harness, _ planID: String) throws {
+            try h.wait("every step result handled") {
+                let held = try h.scanKeys("\(h.keys.prefix):inflight:*:steps:results:*").reduce(0) { $0 + (try h.length($1)) }
+                return try held == 0 && h.length(h.keys.stepResults) == 0 && h.length(h.keys.planResults(planID)) == 0
+            }
+        }
+
         func stepStatuses(_ h: Harness, _ planID: String) throws -> [String] {
             ((try h.plan(planID))?["steps"] as? [[String: Any]] ?? []).map { $0["status"] as? String ?? "" }
         }
@@ -55,11 +65,15 @@ extension RealRedis {
             try h.wait("two refusals") { try h.length("coord:dead") == 2 }
             let dead = try h.deadLetters()
             #expect(dead.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "forbidden" && $0["queue"] as? String == "coord:steps:results" })
-            Thread.sleep(forTimeInterval: 0.3)
+            try resultsHandled(h, planID)
             #expect(try stepStatuses(h, planID) == ["running"])
 
+            // The marker that must come after: the right answer is still taken (its attempt was
+            // not spent by the refused ones: no third dead letter), and the step ran once.
             _ = try answer(h, step)
             _ = try h.waitForPlan(planID, status: "completed")
+            #expect(try h.length("coord:dead") == 2)
+            #expect(try h.events(plan: planID).filter { $0["type"] as? String == "step.completed" }.count == 1)
             // The answered attempt is spent: its duplicate is refused too.
             _ = try answer(h, step)
             try h.wait("the duplicate refused") { try h.length("coord:dead") == 3 }
@@ -82,13 +96,15 @@ extension RealRedis {
             try h.push(forward, to: "coord:steps:results")  // the first answer, delivered twice
             try h.wait("the duplicate refused") { try h.length("coord:dead") == 1 }
             #expect(((try h.deadLetters()).first?["error"] as? [String: Any])?["code"] as? String == "forbidden")
-            Thread.sleep(forTimeInterval: 0.3)
+            try resultsHandled(h, planID)
             #expect(try stepStatuses(h, planID) == ["completed", "failed", "pending"])
             #expect((try h.plan(planID))?["status"] as? String == "running")
 
+            // The rollback's own answer, after it, is still taken: the duplicate spent nothing.
             _ = try answer(h, rollback)
             let plan = try h.waitForPlan(planID, status: "rolled_back")
             #expect((plan["steps"] as? [[String: Any]])?.first?["status"] as? String == "rolled_back")
+            #expect(try h.length("coord:dead") == 1)
         }
 
         @Test("a step whose deadline passed is withdrawn from the agent's list, so it never runs late")
@@ -188,10 +204,13 @@ extension RealRedis {
             let before = try #require(try h.redis.send("GET", "coord:plan:{\(planID)}").bytes)
             _ = try answer(h, step)
             try h.wait("the result kept in the plan's mailbox") { try h.length("coord:plan:{\(planID)}:results") == 1 }
-            Thread.sleep(forTimeInterval: 1)
+            // The executor has let the plan go (its commit failed, it read the plan again and
+            // left it to Redis): every loop is idle, the executor blocked on the ready list,
+            // which it does only when it runs no plan. Nothing of it can change the plan now.
+            try h.waitUntilReady()
             #expect(try h.redis.send("GET", "coord:plan:{\(planID)}").bytes == before)
             #expect(!(try h.events(plan: planID).contains { $0["type"] as? String == "step.completed" }))
-            for key in (try h.redis.send("KEYS", "coord:inflight:*steps:results*").array ?? []).compactMap(\.string) {
+            for key in try h.scanKeys("coord:inflight:*steps:results*") {
                 #expect(try h.length(key) == 0, "\(key)")
             }
         }
@@ -223,11 +242,14 @@ extension RealRedis {
             try h.push(step("on-time", future, rollback: false), to: "coord:agent:echo-agent:steps")
             try h.push(step("undo", future, rollback: true), to: "coord:agent:echo-agent:steps")
             try h.wait("two answers", timeout: 20) { try h.length("coord:steps:results") >= 2 }
-            Thread.sleep(forTimeInterval: 0.5)
+            // A marker step after them (RPUSH: the agent pops from the left, one at a time), and
+            // its answer: every step before it has been popped and answered or refused.
+            _ = try h.redis.send("RPUSH", "coord:agent:echo-agent:steps", step("marker", future, rollback: false))
+            try h.wait("the marker's answer", timeout: 20) { try h.length("coord:steps:results") >= 3 }
             #expect(try h.length("coord:agent:echo-agent:steps") == 0)
-            let answers = try (h.redis.send("LRANGE", "coord:steps:results", 0, -1).array ?? []).compactMap(\.bytes).map(Harness.object)
-            #expect(answers.count == 2)
-            #expect(Set(answers.compactMap { $0["attempt"] as? String }) == ["tok-on-time", "tok-undo"])
+            let answers = try #require(try h.redis.send("LRANGE", "coord:steps:results", 0, -1).array).map { try Harness.object(try #require($0.bytes)) }
+            #expect(answers.count == 3)
+            #expect(Set(answers.compactMap { $0["attempt"] as? String }) == ["tok-on-time", "tok-undo", "tok-marker"])
             #expect(answers.first { $0["attempt"] as? String == "tok-undo" }?["rollback"] as? Bool == true)
             #expect(answers.first { $0["attempt"] as? String == "tok-on-time" }?["rollback"] as? Bool == false)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import RedisClient
+import Testing
 
 /// Small helpers for the store's tests (history, retention, bursts, commit isolation).
 extension Harness {
@@ -19,7 +20,7 @@ extension Harness {
 
     /// Every key under `coord:` (a test's Redis holds few keys, so KEYS is fine here).
     func allKeys() throws -> [String] {
-        (try redis.send("KEYS", "coord:*").array ?? []).compactMap(\.string)
+        try #require(try redis.send("KEYS", "coord:*").array).map { try #require($0.string) }
     }
 
     /// Pushes many messages in pipelines of 500.
@@ -33,12 +34,14 @@ extension Harness {
     }
 
     /// The ids of a coordinate reply's kept recommendations and of its discarded ones with reasons.
-    static func outcome(_ reply: [String: Any]) -> (kept: [String], discarded: [String: String]) {
-        let result = reply["result"] as? [String: Any] ?? [:]
-        let kept = (result["recommendations"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+    /// Strict: a reply without a result, or with a malformed recommendation or discard, fails
+    /// the test instead of reading as "nothing kept, nothing discarded".
+    static func outcome(_ reply: [String: Any]) throws -> (kept: [String], discarded: [String: String]) {
+        let result = try #require(reply["result"] as? [String: Any], "no result in \(reply)")
+        let kept = try #require(result["recommendations"] as? [[String: Any]], "\(result)").map { try #require($0["id"] as? String) }
         var discarded: [String: String] = [:]
-        for entry in result["discarded"] as? [[String: Any]] ?? [] {
-            if let id = entry["id"] as? String { discarded[id] = entry["reason"] as? String ?? "" }
+        for entry in try #require(result["discarded"] as? [[String: Any]], "\(result)") {
+            discarded[try #require(entry["id"] as? String)] = try #require(entry["reason"] as? String)
         }
         return (kept, discarded)
     }

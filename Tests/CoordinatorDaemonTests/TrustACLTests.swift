@@ -135,18 +135,18 @@ extension RealRedis {
             let sent = try Self.commandsInSources()
             #expect(sent.count > 20, "found \(sent.sorted())")
             let forbidden = Set(try ["dangerous", "admin"].flatMap { category in
-                (try admin.send("ACL", "CAT", category).array ?? []).compactMap(\.string)
+                try #require(try admin.send("ACL", "CAT", category).array).map { try #require($0.string) }
             })
             // ACL DRYRUN needs real arguments; the user's rules say it outright. Redis writes them
             // back in its own shortest form ("+@hash -hlen ..." once most of a category is
             // allowed), so a command is allowed when named, or in an allowed category and not
             // taken out again.
-            let rules = try admin.send("ACL", "GETUSER", "coordinatord").array ?? []
+            let rules = try #require(try admin.send("ACL", "GETUSER", "coordinatord").array)
             let words = (rules.indices.first { rules[$0].string == "commands" }.flatMap { rules[$0 + 1].string } ?? "")
                 .split(separator: " ").map(String.init)
             var viaCategory = Set<String>()
             for word in words where word.hasPrefix("+@") && word != "+@all" {
-                viaCategory.formUnion((try admin.send("ACL", "CAT", String(word.dropFirst(2))).array ?? []).compactMap(\.string))
+                viaCategory.formUnion(try #require(try admin.send("ACL", "CAT", String(word.dropFirst(2))).array).map { try #require($0.string) })
             }
             for command in sent.sorted() {
                 let name = command.lowercased()
@@ -212,10 +212,7 @@ extension RealRedis {
                 return try Harness.object(bytes)
             }
             func events() throws -> [[String: Any]] {
-                try (consumer.send("XRANGE", "coord:events:stream", "-", "+").array ?? []).compactMap { entry in
-                    guard let fields = entry.array?.last?.array, fields.count >= 4, let bytes = fields[3].bytes else { return nil }
-                    return try Harness.object(bytes)
-                }
+                try #require(try consumer.send("XRANGE", "coord:events:stream", "-", "+").array).map { try Harness.streamEntry($0).event }
             }
             func waitForEvent(_ type: String, plan: String) throws {
                 let deadline = Date().addingTimeInterval(20)
@@ -238,8 +235,8 @@ extension RealRedis {
             let approve = Process()
             approve.executableURL = Harness.binary
             approve.arguments = ["approve", approvalID, "--user", "alice@example.com", "--reply-prefix", "replies:alice:", "--json"]
-            approve.environment = ProcessInfo.processInfo.environment.merging(
-                ["REDIS_URL": "redis://alice:\(Self.password)@127.0.0.1:\(d.server.port)/0"]) { $1 }
+            approve.environment = ChildProcess.environment(
+                ["REDIS_URL": "redis://alice:\(Self.password)@127.0.0.1:\(d.server.port)/0"])
             let output = Pipe()
             approve.standardOutput = output
             approve.standardError = FileHandle.nullDevice
@@ -257,7 +254,7 @@ extension RealRedis {
             try waitForEvent("plan.rolled_back", plan: planID)
 
             // Nothing the daemon did was refused by Redis along the way.
-            let log = try admin.send("ACL", "LOG").array ?? []
+            let log = try #require(try admin.send("ACL", "LOG").array)
             let denied = log.compactMap { entry -> String? in
                 guard let fields = entry.array else { return nil }
                 var user = "", object = ""

@@ -24,11 +24,12 @@ extension RealRedis {
         /// with its value, to show that refused messages changed none of it.
         func state(_ h: Harness) throws -> [String: [UInt8]] {
             var state: [String: [UInt8]] = [:]
-            for key in (try h.redis.send("KEYS", "coord:*").array ?? []).compactMap(\.string) {
+            for key in try h.scanKeys("coord:*") {
                 if key == "coord:dead" || key.hasPrefix("coord:workers") || key.hasPrefix("coord:inflight:") || key.hasPrefix("coord:inflight-lists:") { continue }
                 // A running plan's lease deadline moves as it is renewed; the plan itself must not.
                 if key == "coord:plans:running" || key.hasSuffix(":lease") { continue }
-                state[key] = try h.redis.send("DUMP", key).bytes ?? []
+                guard let dump = try h.redis.send("DUMP", key).bytes else { throw HarnessError.malformed("\(key) vanished while read") }
+                state[key] = dump
             }
             return state
         }
@@ -355,7 +356,7 @@ extension RealRedis {
             let process = Process()
             process.executableURL = Harness.binary
             process.arguments = arguments
-            if let redisURL { process.environment = ProcessInfo.processInfo.environment.merging(["REDIS_URL": redisURL]) { $1 } }
+            process.environment = ChildProcess.environment(redisURL.map { ["REDIS_URL": $0] } ?? [:])
             let out = Pipe(), err = Pipe()
             process.standardOutput = out
             process.standardError = err

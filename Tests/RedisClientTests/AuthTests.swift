@@ -58,10 +58,11 @@ struct AuthTests {
 
     @Test("connection refused is a .connection error naming the endpoint")
     func refused() throws {
-        // A port that was free a moment ago: start and stop a server to find one.
-        let server = try RedisServer.start()
-        let port = server.port
-        server.stop()
+        // A port held, bound but not listening, for the whole test: refused, and never taken
+        // meanwhile by a server of a suite running in parallel.
+        let reservation = try PortReservation()
+        defer { reservation.release() }
+        let port = reservation.port
         do {
             _ = try RedisConnection(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port)))
             Issue.record("connected to a stopped server")
