@@ -7,13 +7,15 @@ need=()
 [ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+# The freeze tests prove a SIGSTOPped daemon's sockets drained with ss (iproute2).
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     echo "setup: installing ${need[*]}" >&2
     $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y libhiredis-dev redis-server redis-tools
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${need[@]}"
 fi
 
 # The metrics tests parse /metrics with the Prometheus project's own Python parser.

@@ -348,7 +348,7 @@ final class Harness: @unchecked Sendable {
         try collectReplies(on: [list], count: count, timeout: timeout, grace: grace)
     }
 
-    /// The same over several lists (reply lists are capped at 1,000: big runs spread their replies).
+    /// The same over several lists.
     func collectReplies(on lists: [String], count: Int, timeout: Double = 60, grace: Double = 1) throws -> [[String: Any]] {
         var replies: [[String: Any]] = []
         let deadline = Date().addingTimeInterval(timeout)
