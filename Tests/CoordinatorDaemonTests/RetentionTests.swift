@@ -60,10 +60,13 @@ extension RealRedis {
             #expect(try h.redis.send("ZCARD", h.keys.heldPlans).integer == 1)
         }
 
-        @Test("the dead-letter list stops at --dead-letter-max; reply lists keep their newest 1,000")
+        @Test("the dead-letter list stops at --dead-letter-max; reply lists keep their newest --reply-max")
         func caps() throws {
             let h = try Harness()
-            try h.startDaemon { $0.deadLetterMax = 5 }
+            try h.startDaemon {
+                $0.deadLetterMax = 5
+                $0.replyMax = 1000
+            }
             try h.pushAll((0..<12).map { "{\"kind\":\"coordinate\",\"request_id\":\"bad-\($0)\",\"reply_to\":\"test:bad\",\"customer_id\":7}" })
             try h.wait("12 replies") { try h.length("test:bad") == 12 }
             try h.wait("the dead letters") { try h.length(h.keys.dead) == 5 }

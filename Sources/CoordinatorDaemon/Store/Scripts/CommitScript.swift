@@ -147,10 +147,11 @@ extension Scripts {
                     letter.raw = raw
                     redis.call('RPUSH', ARGV[q + 7], cjson.encode(letter))
                     redis.call('LTRIM', ARGV[q + 7], -tonumber(ARGV[q + 8]), -1)
-                  elseif ARGV[q + 13] == '1' or pushed == 1 or redis.call('PTTL', list) > 0 then
+                  elseif ARGV[q + 13] == '1' or pushed == 1 or (tonumber(redis.pcall('PTTL', list)) or 0) > 0 then
                     -- The cap and the TTL go only to a list that is surely a reply list: under
                     -- the reply prefix, created by this push, or already given a TTL (a list
-                    -- without one belongs to someone else and is only pushed to).
+                    -- without one belongs to someone else and is only pushed to). A TTL the
+                    -- daemon may not read (a write-only ACL pattern) counts as none.
                     local max = tonumber(ARGV[q + 12])
                     if pushed > max then
                       redis.pcall('LTRIM', list, 0, max - 1)

@@ -1,0 +1,73 @@
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+
+extension RealRedis {
+    /// PROTOCOL.md 7 (v3): the daemon reconnects with backoff and loses nothing; Redis going
+    /// away is no delivery of the messages in flight (section 6).
+    @Suite("Redis gone: killed mid-burst, or not there at start", .serialized)
+    struct RedisOutageTests {
+        @Test("kill -9 of redis-server (AOF everysec) mid-burst and a restart on the same directory, --max-deliveries 1: every request answered once, nothing dead-lettered")
+        func killedMidBurst() throws {
+            let h = try Harness(redisArguments: ["--appendfsync", "everysec"])
+            try h.startDaemon {
+                $0.maxDeliveries = 1
+                $0.batchSize = 16
+            }
+            let total = 6000
+            var pushes: [RedisCommand] = []
+            for n in 0..<total {
+                pushes.append(RedisCommand("LPUSH", "coord:requests", Wire.coordinate(
+                    "kill-\(n)", customer: "cust-kill-\(n % 50)", replyTo: "test:kill",
+                    [Wire.recommendation("rec-\(n)", resources: ["i-\(n)"])])))
+            }
+            _ = try h.redis.pipeline(pushes)
+            try h.wait("the daemon to be partway through the burst") { try h.length("test:kill") > 0 }
+            // The kill lands while the daemon holds a batch in flight.
+            var held = 0
+            try h.wait("a batch in flight") {
+                held = try h.inflightCount()
+                return held > 0
+            }
+            h.server.kill()
+            Thread.sleep(forTimeInterval: 0.5)  // the daemon's loops find Redis gone meanwhile
+            try h.server.restart()
+            #expect(try h.length("coord:requests") + h.inflightCount() > 0, "work was left when Redis died")
+            try h.wait("the burst to be answered", timeout: 90) {
+                try h.length("coord:requests") == 0 && h.inflightCount() == 0 && h.length("test:kill") >= total
+            }
+            var answered: [String: Int] = [:]
+            for reply in (try h.redis.send("LRANGE", "test:kill", 0, -1).array ?? []) {
+                let object = try Harness.object(try #require(reply.bytes))
+                #expect(object["ok"] as? Bool == true, "\(object)")
+                answered[try #require(object["request_id"] as? String), default: 0] += 1
+            }
+            #expect(answered.count == total)
+            #expect(answered.values.allSatisfy { $0 == 1 })
+            #expect(try h.deadLetters().isEmpty, "nothing innocent went to coord:dead")
+        }
+
+        @Test("A daemon started while Redis is unreachable stays up, is not healthy, and works as soon as Redis answers")
+        func unreachableAtStart() throws {
+            let h = try Harness()
+            h.server.stop()
+            let port = PrometheusScrape.freePort()
+            try h.startDaemon { $0.metricsPort = port }
+            let url = "http://127.0.0.1:\(port)/metrics"
+            // Serving metrics, and saying it is not up.
+            let first = try PrometheusScrape.scrape(url)
+            #expect(first.status == 200)
+            #expect(first.value("coordinatord_up") == 0)
+            let health = try h.runToEnd(["health", "--redis-url", h.server.url], timeout: 30)
+            #expect(health.status != 0, "no healthy daemon while Redis is unreachable")
+            try h.server.restart()
+            try h.push(Wire.coordinate("late-1", customer: "cust-late", replyTo: "test:late",
+                                       [Wire.recommendation("l1", resources: ["i-l"])]))
+            let reply = try h.reply(on: "test:late", timeout: 30)
+            #expect(reply["ok"] as? Bool == true)
+            try h.wait("coordinatord_up to be 1") { try PrometheusScrape.scrape(url).value("coordinatord_up") == 1 }
+            #expect(try h.runToEnd(["health", "--redis-url", h.server.url], timeout: 30).status == 0)
+        }
+    }
+}
