@@ -84,7 +84,10 @@ struct DecisionSender {
             _ = try connection.send("LPUSH", keys.approvals, message)
             defer { _ = try? connection.send("DEL", replyTo) }
             guard let (_, bytes) = try connection.blockingPop([replyTo], timeout: options.timeout) else {
-                throw CommandFailure("no answer within \(Int(options.timeout)) s: is a daemon running? (coordinatord status); the decision stays queued on \(keys.approvals)")
+                // Under --trust an unsigned decision (or one whose signature does not verify, or
+                // whose reply key is outside the user's namespace) is dead-lettered unanswered.
+                let unsigned = options.key == nil ? "; a daemon under --trust answers only signed decisions (--key)" : ""
+                throw CommandFailure("no answer within \(Int(options.timeout)) s: is a daemon running? (coordinatord status)\(unsigned); the decision stays queued on \(keys.approvals) or went to \(keys.dead)")
             }
             guard let reply = jsonObject(bytes) else {
                 throw CommandFailure("unreadable answer: \(String(decoding: bytes, as: UTF8.self))")
