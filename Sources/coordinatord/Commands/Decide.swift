@@ -101,10 +101,12 @@ struct DecisionSender {
         }
     }
 
-    /// `--reply-prefix P` gives `P…` (what a restricted daemon user may write); otherwise a key
-    /// outside the daemon's prefix, which the daemon refuses to write under.
+    /// `--reply-prefix P` gives `P<user>:…`: what a restricted daemon user may write, in the
+    /// deciding user's own namespace, where a daemon under `--trust` answers a decision signed
+    /// by that user (PROTOCOL.md section 10, v3) and the user's Redis user may read. Otherwise a
+    /// key outside the daemon's prefix, which the daemon refuses to write under.
     private func replyKey(keys: Keys) -> String {
-        if let prefix = options.prefixForReplies { return "\(prefix)cli:\(randomToken())" }
+        if let prefix = options.prefixForReplies { return "\(prefix)\(options.user):cli:\(randomToken())" }
         let key = "coordinatord:cli:\(randomToken())"
         return key.hasPrefix(keys.prefix + ":") ? "coordinatord-cli:\(randomToken())" : key
     }
