@@ -212,6 +212,36 @@ extension RealRedis {
             #expect(try h.reply(on: "test:time")["ok"] as? Bool == true)
         }
 
+        @Test("examples/python/signed_agent.py signs with iat: its JWS is accepted, and a second push of it is a replay")
+        func pythonExample() throws {
+            let h = try Harness()
+            let fixture = try TrustFixture.standard()
+            defer { fixture.remove() }
+            try start(h, fixture)
+            let keyPath = fixture.directory.appendingPathComponent("cost-agent-1.key").path
+            try Data((fixture.keys["cost-agent-1"]!.rawRepresentation.base64EncodedString() + "\n").utf8).write(to: URL(fileURLWithPath: keyPath))
+            let script = TrustACLTests.root.appendingPathComponent("examples/python/signed_agent.py").path
+            let message = executeNow("py-1", replyTo: "test:python", resource: "i-py")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", script, "--id", "cost-agent-1", "--key", keyPath, "sign", message]
+            let output = Pipe()
+            process.standardOutput = output
+            let deadline = try ChildProcess.run(process, deadline: 30)
+            let printed = output.fileHandleForReading.readDataToEndOfFile()
+            try deadline.wait()
+            #expect(process.terminationStatus == 0)
+            let signed = String(decoding: printed, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let header = try #require(Base64URL.decode(String(signed.prefix { $0 != "." })))
+            #expect((try Harness.object(header))["iat"] is Int, "\(String(decoding: header, as: UTF8.self))")
+            try h.push(signed)
+            let first = try h.reply(on: "test:python")
+            #expect(first["ok"] as? Bool == true, "\(first)")
+            try h.push(signed)
+            #expect(NSDictionary(dictionary: try h.reply(on: "test:python")) == NSDictionary(dictionary: first))
+            #expect(try h.hlen(h.keys.active(customer: "cust-1")) == 1)
+        }
+
         @Test("a principal id with ':' is refused when the trust file is read: the built daemon does not start")
         func principalWithColon() throws {
             let h = try Harness()
