@@ -58,10 +58,19 @@ extension RealRedis {
             #expect(a["ok"] as? Bool == true, "\(a)")
             #expect(NSDictionary(dictionary: a) == NSDictionary(dictionary: b))
 
-            Thread.sleep(forTimeInterval: 1)  // time for a second plan to show, had one been made
-            #expect(try planCreatedCount(h) == 2, "one plan per distinct message")
-            #expect(try h.length("coord:agent:cost-agent-1:steps") == 2)
-            #expect(try h.hlen(h.keys.active(customer: "cust-1")) == 2)
+            // With a request_id, the replay is answered from the request's stored reply.
+            let withID = try fixture.sign(Wire.coordinate("with-id", replyTo: "test:replay-3", executeNow: true,
+                                                          [Wire.recommendation("up-3", agent: "cost-agent-1", resources: ["i-3"])]), as: "cost-agent-1")
+            try h.push(withID)
+            let c = try h.reply(on: "test:replay-3")
+            #expect(c["ok"] as? Bool == true, "\(c)")
+            try h.push(withID)
+            #expect(NSDictionary(dictionary: try h.reply(on: "test:replay-3")) == NSDictionary(dictionary: c))
+
+            Thread.sleep(forTimeInterval: 1)  // time for another plan to show, had one been made
+            #expect(try planCreatedCount(h) == 3, "one plan per distinct message")
+            #expect(try h.length("coord:agent:cost-agent-1:steps") == 3)
+            #expect(try h.hlen(h.keys.active(customer: "cust-1")) == 3)
             #expect(try h.deadLetters().isEmpty, "a replay is a duplicate, not a dead letter")
         }
 

@@ -226,16 +226,29 @@ final class RequestHandler: BatchHandler {
             }
             let seenKey = seenRead[index]?.key
             if let seen = seenRead[index] {
-                if let stored = replies[seen.at].bytes {
-                    replayed(&commit, item, stored, now: now, refused: &refused[index])
-                    commits.append(commit)
-                    continue
-                }
-                if let first = firstOfSignature[seen.key] {
+                var marker = replies[seen.at].bytes
+                if marker == nil, let first = firstOfSignature[seen.key] {
                     commit.require(seen.key, .equals(first))
-                    replayed(&commit, item, first, now: now, refused: &refused[index])
-                    commits.append(commit)
-                    continue
+                    marker = first
+                }
+                if let marker {
+                    if marker == Self.seenMark, parsed.kind == .coordinate, parsed.requestIDGiven {
+                        // The first copy's reply is stored under its request_id: the dedupe
+                        // path below answers with it. Should that have expired (a
+                        // --dedupe-ttl shorter than the window), the replay is still refused.
+                        let key = keys.dedupe(customer: item.request!.customerID, requestID: parsed.requestID)
+                        if replies[dedupeRead[index]!].bytes == nil && firstReplyOfRequest[key] == nil {
+                            let refusal = Trust.replayRefusal()
+                            fail(&commit, item, refusal, now: now)
+                            refused[index] = refusal
+                            commits.append(commit)
+                            continue
+                        }
+                    } else {
+                        replayed(&commit, item, marker, now: now, refused: &refused[index])
+                        commits.append(commit)
+                        continue
+                    }
                 }
             }
             var dedupeKey: String?
@@ -313,19 +326,32 @@ final class RequestHandler: BatchHandler {
                     commit.require(dedupeKey, .absent)
                     firstReplyOfRequest[dedupeKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply
                 }
+                var seenReply: String?
                 if let seenKey {
-                    // A coordinate's replay gets this reply again; other kinds already_processed.
-                    let value = parsed.kind == .coordinate ? Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply : [UInt8(ascii: "1")]
-                    remember(seenKey, value, in: &commit)
-                    firstOfSignature[seenKey] = value
+                    // A coordinate's replay gets this reply again: stored under its request_id
+                    // when it has one, else under the seen key itself (by the reply's own
+                    // write, the payload passed once). Other kinds: already_processed.
+                    if parsed.kind == .coordinate && dedupeKey == nil {
+                        commit.require(seenKey, .absent)
+                        seenReply = seenKey
+                        firstOfSignature[seenKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply
+                    } else {
+                        remember(seenKey, Self.seenMark, in: &commit)
+                        firstOfSignature[seenKey] = Self.seenMark
+                    }
                 }
-                context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, queue: keys.requests, now: now, in: &commit)
+                if let seenReply {
+                    context.reply(reply, to: parsed.replyTo, dedupe: seenReply, dedupeTTL: Trust.seenTTL(maxAge: context.configuration.signatureMaxAge),
+                                  queue: keys.requests, now: now, in: &commit)
+                } else {
+                    context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, queue: keys.requests, now: now, in: &commit)
+                }
             case .failure(let failure):
                 fail(&commit, item, failure, now: now)
                 refused[index] = failure
                 if let seenKey {
-                    remember(seenKey, [UInt8(ascii: "1")], in: &commit)
-                    firstOfSignature[seenKey] = [UInt8(ascii: "1")]
+                    remember(seenKey, Self.seenMark, in: &commit)
+                    firstOfSignature[seenKey] = Self.seenMark
                 }
             }
             commits.append(commit)
@@ -399,6 +425,9 @@ final class RequestHandler: BatchHandler {
             return keys.seenSignature(customer: item.parsed.customerID, digest: digest)
         }
     }
+
+    /// What a seen key holds when the replay is not answered from it.
+    private static let seenMark: [UInt8] = [UInt8(ascii: "1")]
 
     /// Marks a signature as processed in the commit of the message's effects, guarded so that
     /// only one copy's commit can write it.
