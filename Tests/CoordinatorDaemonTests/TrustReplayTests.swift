@@ -33,6 +33,25 @@ extension RealRedis {
                        "recommendations": [Wire.recommendation(id, agent: agent, action: "scale_up", resources: [resource])]])
         }
 
+        @Test("attack 9 as filed: the first plan ran to completion, the same signed execute_now bytes pushed again make no second plan")
+        func replayAfterCompletion() throws {
+            let h = try Harness()
+            let fixture = try TrustFixture.standard()
+            defer { fixture.remove() }
+            try h.startDaemon { $0.trustFile = fixture.path }  // simulated steps, instant
+            let signed = try fixture.sign(executeNow("done-1", replyTo: "test:done", resource: "i-done"), as: "cost-agent-1")
+            try h.push(signed)
+            let first = try h.reply(on: "test:done")
+            let planID = try #require(((first["result"] as? [String: Any])?["execution_plans"] as? [[String: Any]])?.first?["id"] as? String, "\(first)")
+            _ = try h.waitForPlan(planID, status: "completed")
+            try h.push(signed)
+            let second = try h.reply(on: "test:done")
+            #expect(NSDictionary(dictionary: second) == NSDictionary(dictionary: first), "the replay is answered with the first reply: \(second)")
+            Thread.sleep(forTimeInterval: 1)
+            #expect(try planCreatedCount(h) == 1, "the replay made a plan")
+            #expect(try h.events().count { $0["type"] as? String == "plan.completed" } == 1)
+        }
+
         @Test("attack 9: the same signed execute_now bytes (no request_id) pushed twice make one plan; the copy is answered with the first reply")
         func replayedExecuteNow() throws {
             let h = try Harness()
@@ -72,6 +91,24 @@ extension RealRedis {
             #expect(try h.length("coord:agent:cost-agent-1:steps") == 3)
             #expect(try h.hlen(h.keys.active(customer: "cust-1")) == 3)
             #expect(try h.deadLetters().isEmpty, "a replay is a duplicate, not a dead letter")
+        }
+
+        @Test("two daemons taking copies of the same signed bytes at once: exactly one has effects, every copy gets the first reply")
+        func replayRace() throws {
+            let h = try Harness()
+            let fixture = try TrustFixture.standard()
+            defer { fixture.remove() }
+            try start(h, fixture)
+            try start(h, fixture)
+            let signed = try fixture.sign(executeNow("race-1", replyTo: "test:race", resource: "i-race"), as: "cost-agent-1")
+            _ = try h.redis.send(RedisCommand("LPUSH", arguments: ["coord:requests"] + Array(repeating: signed, count: 12)))
+            let replies = try h.collectReplies(on: "test:race", count: 12)
+            #expect(replies.count == 12)
+            #expect(Set(replies.map { NSDictionary(dictionary: $0) }).count == 1, "every copy answered with the one reply")
+            #expect(replies.first?["ok"] as? Bool == true)
+            Thread.sleep(forTimeInterval: 0.5)
+            #expect(try planCreatedCount(h) == 1)
+            #expect(try h.hlen(h.keys.active(customer: "cust-1")) == 1)
         }
 
         @Test("a replayed execute_plan or decision changes nothing and is answered already_processed; a replayed step result changes nothing")
