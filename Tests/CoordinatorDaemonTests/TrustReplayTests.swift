@@ -305,6 +305,11 @@ extension RealRedis {
             }
             let (status, _) = try h.runToEnd(["run", "--trust", path, "--sim-speed", "0"], timeout: 20)
             #expect(status != 0)
+            // keys generate refuses to make a key for such an id.
+            let keyPath = directory.appendingPathComponent("colon.key").path
+            let (generate, _) = try h.runToEnd(["keys", "generate", "--id", "cost-agent-1:x", "--out", keyPath], timeout: 20)
+            #expect(generate == 2)
+            #expect(!FileManager.default.fileExists(atPath: keyPath))
             // The characters the contract allows are accepted.
             try Data(#"{"principals":{"Ab9@x.y_z+w-v":{"public_key":"\#(key)","roles":["agent"]}}}"#.utf8).write(to: URL(fileURLWithPath: path))
             #expect(try Trust.load(path: path).principals.count == 1)

@@ -28,6 +28,9 @@ public struct Trust: Sendable {
         try TrustFile.load(path: path)
     }
 
+    /// Whether `id` may name a principal: 1-128 bytes of `[A-Za-z0-9@._+-]` (section 10, v3).
+    public static func isPrincipalID(_ id: String) -> Bool { TrustFile.isPrincipalID(id) }
+
     /// A trust file's contents (for tests and tools).
     public static func parse(_ bytes: [UInt8]) throws(TrustFileError) -> Trust {
         try TrustFile.parse(bytes)
