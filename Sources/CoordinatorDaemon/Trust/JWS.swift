@@ -72,7 +72,9 @@ public enum JWS {
     }
 
     /// Takes a compact JWS apart and reads its header: `alg` must be `EdDSA`, `kid` a non-empty
-    /// string, and no `crit` (no extension is understood here, so RFC 7515 4.1.11 says refuse).
+    /// string, and no `crit` (no extension is understood here, so RFC 7515 4.1.11 says refuse);
+    /// `iat`, when present, whole seconds (whether it is there and recent is the caller's
+    /// check, against Redis's clock: `Trust.refusal(signedAt:by:now:maxAge:)`).
     /// ASCII whitespace around the message is ignored (a shell's trailing newline).
     public static func parse(_ raw: [UInt8]) -> Result<Parts, Malformed> {
         var start = 0, end = raw.count
