@@ -49,6 +49,9 @@ public struct DaemonConfiguration: Sendable {
     public var maxDeliveries = 5
     /// The trust file of section 10 (principals and risk floor); nil trusts every writer.
     public var trustFile: String?
+    /// A signed message whose `iat` is older than this (seconds, by Redis's clock) is refused as
+    /// expired; replays are recognised within it (section 10, v3).
+    public var signatureMaxAge = 300
     /// Prometheus `/metrics` port (section 7); 0 serves none.
     public var metricsPort = 0
     public var metricsHost = "127.0.0.1"
@@ -78,6 +81,6 @@ public struct DaemonConfiguration: Sendable {
             + "max_concurrent_plans=\(maxConcurrentPlans) log_format=\(logFormat.rawValue) "
             + "retention=\(retention)s plan_hold=\(planHold)s reply_prefix=\(replyPrefix ?? "none") reply_max=\(replyMax) "
             + "dead_letter_max=\(deadLetterMax) dead_letter_raw_max=\(deadLetterRawMax) max_deliveries=\(maxDeliveries) "
-            + "trust=\(trustFile ?? "none") metrics=\(metricsPort == 0 ? "off" : "\(metricsHost):\(metricsPort)")"
+            + "trust=\(trustFile ?? "none") signature_max_age=\(signatureMaxAge)s metrics=\(metricsPort == 0 ? "off" : "\(metricsHost):\(metricsPort)")"
     }
 }

@@ -52,12 +52,12 @@ final class DaemonContext: Sendable {
 
     /// Exactly one reply per request, on its `reply_to` list, which then lives `--reply-ttl`.
     /// Sends `reply` to `replyTo` (if any); with `dedupe`, also stores it (with `replyTo`) for
-    /// re-delivery. A reply that cannot be written is dead-lettered as `reply_undeliverable`
-    /// against the message of `queue`.
-    func reply(_ reply: [UInt8], to replyTo: String?, dedupe: String? = nil, queue: String, now: Date,
+    /// re-delivery, for `dedupeTTL` seconds (`--dedupe-ttl` by default). A reply that cannot be
+    /// written is dead-lettered as `reply_undeliverable` against the message of `queue`.
+    func reply(_ reply: [UInt8], to replyTo: String?, dedupe: String? = nil, dedupeTTL: Int? = nil, queue: String, now: Date,
                in commit: inout Commit) {
         commit.reply(reply, to: replyTo, ttl: configuration.replyTTL,
-                     dedupe: dedupe.map { ($0, configuration.dedupeTTL) },
+                     dedupe: dedupe.map { ($0, dedupeTTL ?? configuration.dedupeTTL) },
                      keeping: Commit.ReplyList(max: configuration.replyMax, always: configuration.replyPrefix != nil),
                      undeliverable: Commit.Undeliverable(dead: keys.dead, deadMax: configuration.deadLetterMax, queue: queue,
                                                          at: Timestamp.string(from: now), rawMax: configuration.deadLetterRawMax))

@@ -18,6 +18,10 @@ struct KeysCommand: ParsableCommand {
         @Option(help: "A role to put in the printed line (agent, approver, reader); repeatable.") var role: [String] = []
 
         func validate() throws {
+            // The daemon would refuse the printed line: say so before a key is made for it.
+            guard Trust.isPrincipalID(id) else {
+                throw ValidationError("--id: a principal id is 1-128 bytes of A-Z a-z 0-9 @ . _ + - (no ':')")
+            }
             for name in role where Principal.Role(rawValue: name) == nil {
                 throw ValidationError("--role: unknown role \"\(name)\" (agent, approver, reader)")
             }

@@ -35,6 +35,7 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Bytes of a raw message kept in its dead letter (env COORD_DEAD_LETTER_RAW_MAX).") var deadLetterRawMax: Int?
     @Option(help: "Deliveries of one message before it is dead-lettered as poison (env COORD_MAX_DELIVERIES).") var maxDeliveries: Int?
     @Option(help: "Trust file: principals, their keys and roles, risk floor (env COORD_TRUST).") var trust: String?
+    @Option(help: "Oldest signing time (iat) a signed message may carry, e.g. 300s or 5m (env COORD_SIGNATURE_MAX_AGE).") var signatureMaxAge: String?
     @Option(help: "Port of the Prometheus /metrics endpoint; 0 serves none (env COORD_METRICS_PORT).") var metricsPort: Int?
     @Option(help: "Address the metrics endpoint binds (env COORD_METRICS_HOST).") var metricsHost: String?
 
@@ -129,6 +130,12 @@ struct DaemonOptions: ParsableArguments {
             config.maxDeliveries = v
         }
         if let v = value(trust, "TRUST") { config.trustFile = v }
+        if let v = value(signatureMaxAge, "SIGNATURE_MAX_AGE") {
+            let seconds = try Self.seconds(v, "--signature-max-age")
+            // Seen signatures are kept this long: a day at most keeps that memory bounded.
+            guard seconds <= 86_400 else { throw ValidationError("--signature-max-age: \"\(v)\" is over 1d") }
+            config.signatureMaxAge = seconds
+        }
         if let v = try parsed(metricsPort, "METRICS_PORT", Int.init) {
             guard (0...65535).contains(v) else { throw ValidationError("--metrics-port: must be between 0 and 65535") }
             config.metricsPort = v

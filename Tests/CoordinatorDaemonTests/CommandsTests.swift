@@ -144,7 +144,7 @@ extension RealRedis {
             #expect(orphan.err.contains("no answer within 1 s"), "\(orphan)")
         }
 
-        @Test("approve --key FILE signs the decision as a JWS that a daemon under --trust accepts; unsigned is forbidden")
+        @Test("approve --key FILE signs the decision as a JWS that a daemon under --trust accepts; unsigned or wrongly signed gets no answer")
         func approveSigned() throws {
             let h = try Harness()
             let fixture = try TrustFixture.standard()
@@ -157,18 +157,20 @@ extension RealRedis {
             let id = try #require((result["approvals"] as? [[String: Any]])?.first?["id"] as? String)
             let cli = CLI(redisURL: h.server.url)
 
-            let unsigned = try cli.run(["approve", id, "--user", "alice@example.com"])
+            // v3: an unsigned decision is dead-lettered unanswered; the command says why it may be.
+            let unsigned = try cli.run(["approve", id, "--user", "alice@example.com", "--timeout", "2"])
             #expect(unsigned.status == 1)
-            #expect(unsigned.err.contains("forbidden"), "\(unsigned)")
+            #expect(unsigned.err.contains("answers only signed decisions (--key)"), "\(unsigned)")
 
             let keyFile = fixture.directory.appendingPathComponent("alice.key").path
             try (fixture.keys["alice@example.com"]!.rawRepresentation.base64EncodedString() + "\n")
                 .write(toFile: keyFile, atomically: true, encoding: .utf8)
             // --key refuses a key file its group or others can read.
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyFile)
-            let wrongKey = try cli.run(["approve", id, "--user", "bob@example.com", "--key", keyFile])
+            let wrongKey = try cli.run(["approve", id, "--user", "bob@example.com", "--key", keyFile, "--timeout", "2"])
             #expect(wrongKey.status == 1)
-            #expect(wrongKey.err.contains("forbidden"), "\(wrongKey)")
+            #expect(wrongKey.err.contains("no answer within 2 s"), "\(wrongKey)")
+            #expect(try h.deadLetters().filter { ($0["error"] as? [String: Any])?["code"] as? String == "forbidden" }.count == 2)
             let badFile = try cli.run(["approve", id, "--user", "alice@example.com", "--key", "/nonexistent/key"])
             #expect(badFile.status == 1)
             #expect(badFile.err.contains("--key: key file /nonexistent/key"), "\(badFile)")

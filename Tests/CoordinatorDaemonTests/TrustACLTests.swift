@@ -89,14 +89,18 @@ extension RealRedis {
             #expect(isNoPerm(denial(agent, "RPOP", "coord:requests")))
             #expect(isNoPerm(denial(agent, "LPUSH", "coord:agent:cost-agent-1:steps", "fake step")))
             #expect(isNoPerm(denial(agent, "GET", "coord:plan:p-1")))
-            #expect(isNoPerm(denial(agent, "RPOP", "replies:alice:r1")))
+            #expect(isNoPerm(denial(agent, "RPOP", "replies:alice@example.com:r1")))
+            // Its pattern is its own namespace, replies:<principal id>:, not every id it prefixes.
+            #expect(isNoPerm(denial(agent, "RPOP", "replies:cost-agent-10:r1")))
+            #expect(isNoPerm(denial(agent, "RPOP", "replies:cost-agent-1")))
             #expect(isNoPerm(denial(agent, "SET", "coord:approval:a-1", "{}")))
             #expect(isNoPerm(denial(agent, "DEL", "coord:requests")))
             #expect(isNoPerm(denial(agent, "XRANGE", "coord:events:stream", "-", "+")))
 
-            // Approver: pushes decisions; pops only her reply keys.
+            // Approver: pushes decisions; pops only her reply keys, under her principal id.
             #expect(denial(approver, "LPUSH", "coord:approvals", "{}") == nil)
-            #expect(denial(approver, "RPOP", "replies:alice:d1") == nil)
+            #expect(denial(approver, "RPOP", "replies:alice@example.com:d1") == nil)
+            #expect(isNoPerm(denial(approver, "RPOP", "replies:alice:d1")))
             #expect(isNoPerm(denial(approver, "LPUSH", "coord:requests", "{}")))
             #expect(isNoPerm(denial(approver, "LPUSH", "coord:steps:results", "{}")))
             #expect(isNoPerm(denial(approver, "RPOP", "coord:approvals")))
@@ -231,10 +235,11 @@ extension RealRedis {
             // 2: high risk; alice approves (her reply on her own key); the plan runs to completion.
             let two = try #require(try push("scenario2-approval")["result"] as? [String: Any])
             let approvalID = try #require((two["approvals"] as? [[String: Any]])?.first?["id"] as? String)
-            // With the people's command, connected as her Redis user, replies under her prefix.
+            // With the people's command, connected as her Redis user, under the shipped reply
+            // prefix: its reply key is in her namespace, replies:alice@example.com:.
             let approve = Process()
             approve.executableURL = Harness.binary
-            approve.arguments = ["approve", approvalID, "--user", "alice@example.com", "--reply-prefix", "replies:alice:", "--json"]
+            approve.arguments = ["approve", approvalID, "--user", "alice@example.com", "--reply-prefix", "replies:", "--json"]
             approve.environment = ChildProcess.environment(
                 ["REDIS_URL": "redis://alice:\(Self.password)@127.0.0.1:\(d.server.port)/0"])
             let output = Pipe()

@@ -66,13 +66,15 @@ extension RealRedis {
                                                   [Wire.recommendation("x", agent: "prod-db-agent", action: "drop_database", resources: ["db-1"])])
             try h.push(try fixture.sign(unknownCustomer, as: "prod-db-agent"))  // a customer it was not given
 
+            // v3: only the verified ones are answered (f1 is unsigned, f2 and f4 do not verify).
+            let letters = try deadLetters(h, queue: "coord:requests", count: 6)
             var replies: [String: String] = [:]
-            for _ in 0..<6 {
+            for _ in 0..<3 {
                 let reply = try h.reply(on: "test:forged")
                 replies[reply["request_id"] as? String ?? "?"] = code(reply)
             }
-            #expect(replies == ["f1": "forbidden", "f2": "forbidden", "f3": "forbidden", "f4": "forbidden", "f5": "forbidden", "f6": "forbidden"])
-            let letters = try deadLetters(h, queue: "coord:requests", count: 6)
+            #expect(replies == ["f3": "forbidden", "f5": "forbidden", "f6": "forbidden"])
+            #expect(try h.length("test:forged") == 0)
             #expect(letters.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "forbidden" })
             #expect(letters.contains { ($0["raw"] as? String)?.contains("drop_database") == true }, "the unsigned one is kept as sent")
             #expect(try state(h) == before)
@@ -115,8 +117,9 @@ extension RealRedis {
             let letters = try deadLetters(h, queue: "coord:approvals", count: 6)
             #expect(letters.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "forbidden" })
             var codes: [String?] = []
-            for _ in 0..<3 { codes.append(code(try h.reply(on: "test:decisions"))) }
-            #expect(codes == ["forbidden", "forbidden", "forbidden"], "the three JSON ones are answered")
+            for _ in 0..<2 { codes.append(code(try h.reply(on: "test:decisions"))) }
+            #expect(codes == ["forbidden", "forbidden"], "the two signed JSON ones are answered (v3: the unsigned one is not)")
+            #expect(try h.length("test:decisions") == 0)
             #expect(try state(h) == before)
             #expect(try h.events().count == eventsBefore)
 
@@ -208,7 +211,7 @@ extension RealRedis {
                 Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
                     .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
             }
-            let header = "{\"alg\":\"EdDSA\",\"kid\":\"cost-agent-1\"}"
+            let header = "{\"alg\":\"EdDSA\",\"kid\":\"cost-agent-1\",\"iat\":\(Int(Date().timeIntervalSince1970))}"
             let payload = Wire.coordinate("rfc", customer: "cust-1", replyTo: "test:rfc",
                                           [Wire.recommendation("rfc-1", agent: "cost-agent-1", action: "scale_up", resources: ["i-9"])])
             let signingInput = base64url(Array(header.utf8)) + "." + base64url(Array(payload.utf8))
@@ -326,17 +329,16 @@ extension RealRedis {
             let daemon = try h.launch(["run", "--trust", trustPath, "--sim-speed", "0"])
             let key = try SigningKeyFile.load(path: keyPath)
             let request = Wire.coordinate("bin", replyTo: "test:bin", [Wire.recommendation("b1", action: "migrate_database", risk: "high", resources: ["i-1"])])
-            try h.push(request)  // unsigned: refused
+            try h.push(request)  // unsigned: refused, unanswered (v3)
             try h.push(try JWS.sign(payload: request, kid: "cost-agent-1", privateKey: key))
-            #expect(code(try h.reply(on: "test:bin", timeout: 30)) == "forbidden")
             let accepted = try h.reply(on: "test:bin", timeout: 30)
             #expect(accepted["ok"] as? Bool == true)
             let approvalID = try #require(((accepted["result"] as? [String: Any])?["approvals"] as? [[String: Any]])?.first?["id"] as? String)
 
-            // coordinatord approve: unsigned refused, --key with another's key refused, with her key applied.
-            let (unsigned, _, unsignedError) = try run(["approve", approvalID, "--user", "alice@example.com"], redisURL: h.server.url)
-            #expect(unsigned == 1 && unsignedError.contains("forbidden"), "\(unsignedError)")
-            let (wrongKey, _, _) = try run(["approve", approvalID, "--user", "alice@example.com", "--key", keyPath], redisURL: h.server.url)
+            // coordinatord approve: unsigned refused, --key with another's key refused (neither answered), with her key applied.
+            let (unsigned, _, unsignedError) = try run(["approve", approvalID, "--user", "alice@example.com", "--timeout", "2"], redisURL: h.server.url)
+            #expect(unsigned == 1 && unsignedError.contains("no answer"), "\(unsignedError)")
+            let (wrongKey, _, _) = try run(["approve", approvalID, "--user", "alice@example.com", "--key", keyPath, "--timeout", "2"], redisURL: h.server.url)
             #expect(wrongKey == 1)
             let (signed, signedOutput, signedError) = try run(["approve", approvalID, "--user", "alice@example.com", "--key", aliceKey], redisURL: h.server.url)
             #expect(signed == 0, "\(signedOutput) \(signedError)")

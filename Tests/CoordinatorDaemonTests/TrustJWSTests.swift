@@ -54,11 +54,12 @@ struct TrustJWSTests {
 
         // The same key under a trust file, with a kid: the daemon's helper reproduces what a
         // hand-made JWS of RFC 7515 would be, and the daemon's check accepts it.
-        let header = #"{"alg":"EdDSA","kid":"rfc"}"#
+        let header = #"{"alg":"EdDSA","kid":"rfc","iat":1764590400}"#
         let message = #"{"kind":"get_plan","plan_id":"p"}"#
         let input = Self.referenceEncode(Array(header.utf8)) + "." + Self.referenceEncode(Array(message.utf8))
         let handMade = input + "." + Self.referenceEncode(Array(try privateKey.signature(for: Array(input.utf8))))
-        #expect(try JWS.sign(payload: message, kid: "rfc", privateKey: privateKey) == handMade)
+        #expect(try JWS.sign(payload: message, kid: "rfc", privateKey: privateKey, issuedAt: Date(timeIntervalSince1970: 1_764_590_400.9)) == handMade)
+        #expect(try JWS.parse(Array(handMade.utf8)).get().issuedAt == 1_764_590_400)
         let trust = Trust(principals: ["rfc": Principal(id: "rfc", key: VerifyingKey(publicKey), roles: [.reader])])
         let admitted = trust.admit(Array(handMade.utf8))
         #expect(admitted.refusal == nil)
@@ -114,6 +115,36 @@ struct TrustJWSTests {
         // Without principals nothing is verified and the message is the raw bytes.
         let open = Trust.none.admit(Array(message.utf8))
         #expect(open.refusal == nil && open.principal == nil && open.message == Array(message.utf8))
+    }
+
+    @Test("v3 iat: read from the header as whole seconds; refused when missing, over --signature-max-age old or over 60 s ahead")
+    func issuedAt() throws {
+        let fixture = try TrustFixture.standard()
+        defer { fixture.remove() }
+        let trust = try Trust.load(path: fixture.path)
+        let message = #"{"kind":"get_plan","plan_id":"p-1"}"#
+        let signed = try fixture.sign(message, as: "reader-1", issuedAt: 1_000_000)
+        let admitted = trust.admit(Array(signed.utf8))
+        #expect(admitted.refusal == nil && admitted.issuedAt == 1_000_000)
+        #expect(admitted.signatureDigest?.count == 64)
+        #expect(trust.admit(Array((signed + "\n").utf8)).signatureDigest == admitted.signatureDigest, "the digest is of the signature, not of the bytes around it")
+        let reader = admitted.principal
+        let now = Date(timeIntervalSince1970: 1_000_000.5)
+        #expect(trust.refusal(signedAt: 1_000_000, by: reader, now: now, maxAge: 300) == nil)
+        #expect(trust.refusal(signedAt: 1_000_000 - 300, by: reader, now: now, maxAge: 300) == nil)
+        #expect(trust.refusal(signedAt: 1_000_000 - 301, by: reader, now: now, maxAge: 300)?.message.contains("signature expired") == true)
+        #expect(trust.refusal(signedAt: 1_000_060, by: reader, now: now, maxAge: 300) == nil)
+        #expect(trust.refusal(signedAt: 1_000_061, by: reader, now: now, maxAge: 300)?.code == .forbidden)
+        #expect(trust.refusal(signedAt: nil, by: reader, now: now, maxAge: 300)?.message.contains("no iat") == true)
+        #expect(Trust.none.refusal(signedAt: nil, by: nil, now: now, maxAge: 300) == nil, "without principals nothing is checked")
+        #expect(Trust.seenTTL(maxAge: 300) > 300 + 60, "a seen signature outlives every moment it could still be accepted")
+
+        let parts = signed.split(separator: ".").map(String.init)
+        for bad in ["1.5", "\"1000000\"", "true", "1e400"] {
+            let header = Self.referenceEncode(Array(#"{"alg":"EdDSA","kid":"reader-1","iat":\#(bad)}"#.utf8))
+            let failure = JWS.parse(Array((header + "." + parts[1] + "." + parts[2]).utf8)).failureValue
+            #expect(failure.map { "\($0)" }?.contains("iat") == true, "iat \(bad): \(String(describing: failure))")
+        }
     }
 
     @Test("section 10's rules: role, kid = agent_id / user_id, customers, actions, the step's own agent")

@@ -47,9 +47,20 @@ struct TrustFixture {
         ], riskFloor: riskFloor)
     }
 
-    /// `message` signed by `kid` with the daemon's helper.
-    func sign(_ message: String, as kid: String) throws -> String {
-        try JWS.sign(payload: message, kid: kid, privateKey: keys[kid]!)
+    /// `message` signed by `kid`, the header carrying `iat` (PROTOCOL.md section 10, v3): now
+    /// by default, `issuedAt` seconds since the epoch when given, none with `withoutIssuedAt`.
+    /// Built here by hand from RFC 7515, so the tests do not lean on the daemon's own signer.
+    func sign(_ message: String, as kid: String, issuedAt: Int? = nil, withoutIssuedAt: Bool = false) throws -> String {
+        try Self.sign(message, kid: kid, key: keys[kid]!, issuedAt: withoutIssuedAt ? nil : issuedAt ?? Int(Date().timeIntervalSince1970))
+    }
+
+    /// A compact JWS of `message` with the header `{"alg":"EdDSA","kid":…[,"iat":…]}`, signed with `key`.
+    static func sign(_ message: String, kid: String, key: Curve25519.Signing.PrivateKey, issuedAt: Int?) throws -> String {
+        var header = "{\"alg\":\"EdDSA\",\"kid\":\"\(kid)\""
+        if let issuedAt { header += ",\"iat\":\(issuedAt)" }
+        header += "}"
+        let input = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(message.utf8))
+        return input + "." + Base64URL.encode(Array(try key.signature(for: Array(input.utf8))))
     }
 
     func remove() { try? FileManager.default.removeItem(at: directory) }

@@ -7,9 +7,16 @@ Ed25519 (RFC 8037):
 
     BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(signature)
 
-with the header {"alg":"EdDSA","kid":"<principal id>"} and the payload the message's JSON exactly
-as it would be sent unsigned. The signature covers the ASCII of the first two parts joined by
-the dot. That is all there is to it: this file is meant to be copied.
+with the header {"alg":"EdDSA","kid":"<principal id>","iat":<signing time>} and the payload the
+message's JSON exactly as it would be sent unsigned. The signature covers the ASCII of the first
+two parts joined by the dot. That is all there is to it: this file is meant to be copied.
+
+`iat` is the signing time in whole seconds since the Unix epoch (protocol v3). The daemon refuses
+a message signed more than --signature-max-age (300 s) before its Redis's clock or more than 60 s
+after it, and answers a second copy of the same signed bytes as a duplicate: sign each message
+when you send it, and sign it again (a new `iat`) to send it again. A message that is not signed,
+or whose signature does not verify, gets no reply at all. Under --reply-prefix P, `reply_to` must
+start with P<agent id>: (this agent's own namespace, which its Redis user can read).
 
     pip install cryptography redis
     coordinatord keys generate --id cost-agent-1 --out cost-agent-1.key --role agent
@@ -48,9 +55,10 @@ def load_key(path: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def sign(message: dict, kid: str, key: Ed25519PrivateKey) -> str:
-    """The compact JWS of `message`, signed as principal `kid`."""
-    header = json.dumps({"alg": "EdDSA", "kid": kid}, separators=(",", ":")).encode()
+def sign(message: dict, kid: str, key: Ed25519PrivateKey, issued_at: int = None) -> str:
+    """The compact JWS of `message`, signed as principal `kid` now (or at `issued_at`)."""
+    iat = int(time.time()) if issued_at is None else int(issued_at)
+    header = json.dumps({"alg": "EdDSA", "kid": kid, "iat": iat}, separators=(",", ":")).encode()
     payload = json.dumps(message, separators=(",", ":")).encode()
     signing_input = b64url(header) + "." + b64url(payload)
     signature = key.sign(signing_input.encode("ascii"))

@@ -668,7 +668,11 @@ final class PlanExecutor: @unchecked Sendable {
         for raw in (reply.array ?? []).compactMap(\.bytes) {
             // Section 10: signed by an agent before anything is read; by the step's own agent once known.
             let admitted = context.trust.admit(raw)
-            if let refusal = admitted.refusal ?? context.trust.refusal(stepResultBy: admitted.principal) {
+            // v3: within its time window too. (A replay inside the window answers an attempt
+            // that is no longer outstanding, or is the second answer to it: refused below.)
+            if let refusal = admitted.refusal ?? context.trust.refusal(stepResultBy: admitted.principal)
+                ?? context.trust.refusal(signedAt: admitted.issuedAt, by: admitted.principal, now: now,
+                                         maxAge: context.configuration.signatureMaxAge) {
                 refuse(raw, refusal)
                 continue
             }

@@ -21,6 +21,9 @@ final class ApprovalHandler: BatchHandler {
         var failure: Refusal?
         /// The signer under `--trust` (section 10).
         var principal: Principal?
+        /// The signature's `iat` and digest, when verified (section 10, v3).
+        var issuedAt: Int?
+        var signatureDigest: String?
     }
 
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError) {
@@ -39,7 +42,20 @@ final class ApprovalHandler: BatchHandler {
         let admitted = context.trust.admit(signed)
         var item = parse(raw: signed, message: admitted.message)
         item.principal = admitted.principal
-        if let refusal = admitted.refusal ?? context.trust.refusal(decision: item.message, in: admitted.message, by: admitted.principal) {
+        item.issuedAt = admitted.issuedAt
+        item.signatureDigest = admitted.signatureDigest
+        if let refusal = admitted.refusal {
+            // v3: nobody vouched for this message, its reply_to included: no reply, a dead letter.
+            item.failure = refusal
+            item.message = nil
+            item.replyTo = nil
+        } else if item.failure == nil,
+                  let refusal = context.trust.refusal(replyTo: item.replyTo, by: admitted.principal, replyPrefix: context.configuration.replyPrefix) {
+            // Outside the signer's reply namespace: refused into coord:dead, not answered there.
+            item.failure = refusal
+            item.message = nil
+            item.replyTo = nil
+        } else if let refusal = context.trust.refusal(decision: item.message, in: admitted.message, by: admitted.principal) {
             item.failure = refusal
             item.message = nil
         }
@@ -89,10 +105,16 @@ final class ApprovalHandler: BatchHandler {
         let keys = context.keys
         var reads: [RedisCommand] = [RedisClock.command]
         var approvalRead: [Int: Int] = [:]
+        var seenRead: [Int: (at: Int, key: String)] = [:]
         for (index, item) in items.enumerated() {
             guard let message = item.message else { continue }
             approvalRead[index] = reads.count
             reads.append(RedisCommand("GET", keys.approval(message.approvalID)))
+            if let digest = item.signatureDigest {
+                let key = keys.seenSignature(approval: message.approvalID, digest: digest)
+                seenRead[index] = (reads.count, key)
+                reads.append(RedisCommand("GET", key))
+            }
         }
         let approvalReplies = try connection.pipeline(reads)
         let now = RedisClock.date(from: approvalReplies[0])
@@ -116,8 +138,21 @@ final class ApprovalHandler: BatchHandler {
             var commit = Commit(acknowledging: item.raw, in: inflight)
             if let failure = item.failure {
                 refused[index] = finish(&commit, item, .failure(failure), now: now)
+            } else if let refusal = context.trust.refusal(signedAt: item.issuedAt, by: item.principal, now: now,
+                                                          maxAge: context.configuration.signatureMaxAge) {
+                // Section 10, v3: outside its time window.
+                refused[index] = finish(&commit, item, .failure(refusal), now: now)
+            } else if let seen = seenRead[index], approvalReplies[seen.at].bytes != nil {
+                // A replay within the window: answered as a duplicate, nothing changes.
+                refused[index] = finish(&commit, item, .failure(Trust.replayRefusal()), now: now)
             } else if let (stored, approval) = approvals[index] {
                 let record = recordReplies[recordRead[index]!].bytes.flatMap { try? RecommendationRecord.decode($0) }
+                if let seen = seenRead[index] {
+                    // Written with the decision's effects; a copy racing it (same batch, other
+                    // daemon) finds its guard broken, reads again and is answered as a replay.
+                    commit.require(seen.key, .absent)
+                    commit.write("SET", seen.key, "1", "EX", Trust.seenTTL(maxAge: context.configuration.signatureMaxAge))
+                }
                 refused[index] = decide(item, approval: approval, stored: stored, record: record, into: &commit, now: now)
             } else if approvalReplies[approvalRead[index]!].isNull {
                 refused[index] = finish(&commit, item, .failure(Refusal(.notFound, "approval_id: no approval \"\(item.message!.approvalID)\"")), now: now)

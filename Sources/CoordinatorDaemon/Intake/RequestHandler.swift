@@ -22,6 +22,9 @@ final class RequestHandler: BatchHandler {
         var request: CoordinationRequest?
         /// The signer under `--trust` (section 10).
         var principal: Principal?
+        /// The signature's `iat` and digest, when verified (section 10, v3).
+        var issuedAt: Int?
+        var signatureDigest: String?
         /// Rounds this item lost to concurrent commits of its customer.
         var rounds = 0
     }
@@ -59,8 +62,19 @@ final class RequestHandler: BatchHandler {
             // Section 10: the signature is checked before anything is read for the message.
             let admitted = trust.admit(raw)
             var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes, rules: context.replyRules),
-                            principal: admitted.principal)
-            if let refusal = admitted.refusal { item.parsed.failure = refusal }
+                            principal: admitted.principal, issuedAt: admitted.issuedAt, signatureDigest: admitted.signatureDigest)
+            if let refusal = admitted.refusal {
+                // v3: nothing in a message nobody verified is vouched for, its reply_to
+                // included: it gets no reply, only a dead letter.
+                item.parsed.failure = refusal
+                item.parsed.replyTo = nil
+            } else if item.parsed.failure == nil,
+                      let refusal = trust.refusal(replyTo: item.parsed.replyTo, by: item.principal, replyPrefix: config.replyPrefix) {
+                // Outside the signer's reply namespace: answering there is the very write the
+                // rule forbids, so the refusal goes to coord:dead alone.
+                item.parsed.failure = refusal
+                item.parsed.replyTo = nil
+            }
             if item.parsed.failure == nil, item.parsed.kind == .coordinate {
                 do throws(ValidationError) {
                     var request = try RequestDecoding.coordinationRequest(from: admitted.message)
@@ -106,7 +120,12 @@ final class RequestHandler: BatchHandler {
         var objectRead: [Int: Int] = [:]
         var gatherRead: [Int: (at: Int, versionKeys: [String], named: [String])] = [:]
         var lockRead: [String: (at: Int, token: [UInt8])] = [:]
+        var seenRead: [Int: (at: Int, key: String)] = [:]
         for (index, item) in items.enumerated() where item.parsed.failure == nil {
+            if let key = seenKey(item) {
+                seenRead[index] = (reads.count, key)
+                reads.append(RedisCommand("GET", key))
+            }
             switch item.parsed.kind {
             case .coordinate:
                 let request = item.request!
@@ -183,6 +202,7 @@ final class RequestHandler: BatchHandler {
         commits.reserveCapacity(items.count)
         var batch: [String: BatchState] = [:]
         var firstReplyOfRequest: [String: [UInt8]] = [:]
+        var firstOfSignature: [String: [UInt8]] = [:]
         var refused: [Int: Refusal] = [:]  // for the metrics: how each refused item ended
         for (index, item) in items.enumerated() {
             var commit = Commit(acknowledging: item.raw, in: inflight)
@@ -192,6 +212,44 @@ final class RequestHandler: BatchHandler {
                 fail(&commit, item, failure, now: now)
                 commits.append(commit)
                 continue
+            }
+            // Section 10, v3: a signature out of its time window is refused; one already seen
+            // within it is a replay, answered as a duplicate and changing nothing. The first
+            // copy's commit writes the seen key, guarded absent, so of two copies racing (in
+            // this batch or in two daemons) exactly one has effects.
+            if let refusal = context.trust.refusal(signedAt: item.issuedAt, by: item.principal, now: now,
+                                                   maxAge: context.configuration.signatureMaxAge) {
+                fail(&commit, item, refusal, now: now)
+                refused[index] = refusal
+                commits.append(commit)
+                continue
+            }
+            let seenKey = seenRead[index]?.key
+            if let seen = seenRead[index] {
+                var marker = replies[seen.at].bytes
+                if marker == nil, let first = firstOfSignature[seen.key] {
+                    commit.require(seen.key, .equals(first))
+                    marker = first
+                }
+                if let marker {
+                    if marker == Self.seenMark, parsed.kind == .coordinate, parsed.requestIDGiven {
+                        // The first copy's reply is stored under its request_id: the dedupe
+                        // path below answers with it. Should that have expired (a
+                        // --dedupe-ttl shorter than the window), the replay is still refused.
+                        let key = keys.dedupe(customer: item.request!.customerID, requestID: parsed.requestID)
+                        if replies[dedupeRead[index]!].bytes == nil && firstReplyOfRequest[key] == nil {
+                            let refusal = Trust.replayRefusal()
+                            fail(&commit, item, refusal, now: now)
+                            refused[index] = refusal
+                            commits.append(commit)
+                            continue
+                        }
+                    } else {
+                        replayed(&commit, item, marker, now: now, refused: &refused[index])
+                        commits.append(commit)
+                        continue
+                    }
+                }
             }
             var dedupeKey: String?
             if parsed.kind == .coordinate, parsed.requestIDGiven {
@@ -268,10 +326,33 @@ final class RequestHandler: BatchHandler {
                     commit.require(dedupeKey, .absent)
                     firstReplyOfRequest[dedupeKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply
                 }
-                context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, queue: keys.requests, now: now, in: &commit)
+                var seenReply: String?
+                if let seenKey {
+                    // A coordinate's replay gets this reply again: stored under its request_id
+                    // when it has one, else under the seen key itself (by the reply's own
+                    // write, the payload passed once). Other kinds: already_processed.
+                    if parsed.kind == .coordinate && dedupeKey == nil {
+                        commit.require(seenKey, .absent)
+                        seenReply = seenKey
+                        firstOfSignature[seenKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply
+                    } else {
+                        remember(seenKey, Self.seenMark, in: &commit)
+                        firstOfSignature[seenKey] = Self.seenMark
+                    }
+                }
+                if let seenReply {
+                    context.reply(reply, to: parsed.replyTo, dedupe: seenReply, dedupeTTL: Trust.seenTTL(maxAge: context.configuration.signatureMaxAge),
+                                  queue: keys.requests, now: now, in: &commit)
+                } else {
+                    context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, queue: keys.requests, now: now, in: &commit)
+                }
             case .failure(let failure):
                 fail(&commit, item, failure, now: now)
                 refused[index] = failure
+                if let seenKey {
+                    remember(seenKey, Self.seenMark, in: &commit)
+                    firstOfSignature[seenKey] = Self.seenMark
+                }
             }
             commits.append(commit)
         }
@@ -325,6 +406,46 @@ final class RequestHandler: BatchHandler {
             return nil
         }
         if !acks.isEmpty { _ = try Commit.apply(acks, on: connection) }
+    }
+
+    /// Where a verified message's signature is remembered once processed, under the hash tag
+    /// of what it acts on or reads (section 10, v3); nil for unsigned messages.
+    private func seenKey(_ item: Item) -> String? {
+        guard let digest = item.signatureDigest, let kind = item.parsed.kind else { return nil }
+        let keys = context.keys
+        switch kind {
+        case .coordinate:
+            guard let request = item.request else { return nil }
+            return keys.seenSignature(customer: request.customerID, digest: digest)
+        case .executePlan, .getPlan:
+            return keys.seenSignature(plan: item.parsed.planID, digest: digest)
+        case .getApproval:
+            return keys.seenSignature(approval: item.parsed.approvalID, digest: digest)
+        case .listApprovals:
+            return keys.seenSignature(customer: item.parsed.customerID, digest: digest)
+        }
+    }
+
+    /// What a seen key holds when the replay is not answered from it.
+    private static let seenMark: [UInt8] = [UInt8(ascii: "1")]
+
+    /// Marks a signature as processed in the commit of the message's effects, guarded so that
+    /// only one copy's commit can write it.
+    private func remember(_ key: String, _ value: [UInt8], in commit: inout Commit) {
+        commit.require(key, .absent)
+        commit.write("SET", key, value, "EX", Trust.seenTTL(maxAge: context.configuration.signatureMaxAge))
+    }
+
+    /// A replayed signed message: a `coordinate` is answered with the first copy's reply (as
+    /// stored under the seen key), any other kind `already_processed`.
+    private func replayed(_ commit: inout Commit, _ item: Item, _ stored: [UInt8], now: Date, refused: inout Refusal?) {
+        if item.parsed.kind == .coordinate {
+            replay(&commit, item, stored, now: now)
+        } else {
+            let refusal = Trust.replayRefusal()
+            fail(&commit, item, refusal, now: now)
+            refused = refusal
+        }
     }
 
     private static func gathered(_ reply: RedisReply, versionKeys: [String], named: [String]) -> Gathered {

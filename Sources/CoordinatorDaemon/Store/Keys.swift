@@ -46,6 +46,11 @@ public struct Keys: Sendable {
 
     /// The stored reply of a customer's `coordinate` for idempotent re-delivery (PROTOCOL 2.3).
     public func dedupe(customer: String, requestID: String) -> String { customerKey(customer, "dedupe:\(requestID)") }
+    /// A signed message of this customer already processed (section 10, v3), by the SHA-256
+    /// (hex) of its signature; that of a `coordinate` without `request_id` holds "reply_to\nreply"
+    /// as `dedupe` does, any other "1".
+    /// Lives `--signature-max-age` + 61 s, past which the signature is refused as expired anyway.
+    public func seenSignature(customer: String, digest: String) -> String { customerKey(customer, "sig:\(digest)") }
 
     /// A customer's active recommendations (pending approval, approved, executing): id -> record.
     public func active(customer: String) -> String { customerKey(customer, "active") }
@@ -74,6 +79,8 @@ public struct Keys: Sendable {
     // MARK: - Approvals and plans (hash tag {id})
 
     public func approval(_ id: String) -> String { "\(prefix):approval:{\(id)}" }
+    /// A signed decision or read of this approval already processed (as `seenSignature(customer:digest:)`).
+    public func seenSignature(approval id: String, digest: String) -> String { "\(prefix):approval:{\(id)}:sig:\(digest)" }
     /// `approval(id)` is `approvalKeyHead + id + approvalKeyTail` (for scripts that build it).
     public var approvalKeyHead: String { "\(prefix):approval:{" }
     public var approvalKeyTail: String { "}" }
@@ -81,6 +88,8 @@ public struct Keys: Sendable {
     public var pendingApprovals: String { "\(prefix):approvals:pending" }
 
     public func plan(_ id: String) -> String { "\(prefix):plan:{\(id)}" }
+    /// A signed `execute_plan` or read of this plan already processed (as `seenSignature(customer:digest:)`).
+    public func seenSignature(plan id: String, digest: String) -> String { "\(prefix):plan:{\(id)}:sig:\(digest)" }
     /// `plan(id)` is `planKeyHead + id + planKeyTail` (for finding plans by a prefix of their id).
     public var planKeyHead: String { "\(prefix):plan:{" }
     public var planKeyTail: String { "}" }

@@ -8,12 +8,15 @@ import Foundation
 /// daemon's queues under `--trust` (PROTOCOL.md section 10).
 public enum JWS {
     /// Signs `payload` (the message's JSON exactly as it would be sent unsigned) as `kid`, with
-    /// the header `{"alg":"EdDSA","kid":"<kid>"}`; returns the compact serialization.
-    public static func sign(payload: [UInt8], kid: String, privateKey: Curve25519.Signing.PrivateKey) throws -> [UInt8] {
-        var header = JSONWriter(capacity: 32 + kid.utf8.count)
+    /// the header `{"alg":"EdDSA","kid":"<kid>","iat":<seconds>}` (v3: the signing time, which a
+    /// daemon checks against `--signature-max-age`); returns the compact serialization.
+    public static func sign(payload: [UInt8], kid: String, privateKey: Curve25519.Signing.PrivateKey,
+                            issuedAt: Date = Date()) throws -> [UInt8] {
+        var header = JSONWriter(capacity: 48 + kid.utf8.count)
         header.beginObject()
         header.key("alg"); header.string("EdDSA")
         header.key("kid"); header.string(kid)
+        header.key("iat"); header.int(Int(issuedAt.timeIntervalSince1970.rounded(.down)))
         header.endObject()
         var compact = Base64URL.encodedBytes(header.bytes)
         compact.append(UInt8(ascii: "."))
@@ -25,14 +28,17 @@ public enum JWS {
     }
 
     /// `sign(payload:kid:privateKey:)` for text: the compact serialization as a string.
-    public static func sign(payload: String, kid: String, privateKey: Curve25519.Signing.PrivateKey) throws -> String {
-        String(decoding: try sign(payload: Array(payload.utf8), kid: kid, privateKey: privateKey), as: UTF8.self)
+    public static func sign(payload: String, kid: String, privateKey: Curve25519.Signing.PrivateKey,
+                            issuedAt: Date = Date()) throws -> String {
+        String(decoding: try sign(payload: Array(payload.utf8), kid: kid, privateKey: privateKey, issuedAt: issuedAt), as: UTF8.self)
     }
 
     /// A compact JWS taken apart, its signature not yet checked.
     public struct Parts: Sendable {
         /// `kid` of the protected header.
         public var kid: String
+        /// `iat` of the protected header (seconds since the epoch), nil when absent.
+        public var issuedAt: Int?
         /// The decoded payload: the message.
         public var payload: [UInt8]
         /// The 64-byte Ed25519 signature.
@@ -66,7 +72,9 @@ public enum JWS {
     }
 
     /// Takes a compact JWS apart and reads its header: `alg` must be `EdDSA`, `kid` a non-empty
-    /// string, and no `crit` (no extension is understood here, so RFC 7515 4.1.11 says refuse).
+    /// string, and no `crit` (no extension is understood here, so RFC 7515 4.1.11 says refuse);
+    /// `iat`, when present, whole seconds (whether it is there and recent is the caller's
+    /// check, against Redis's clock: `Trust.refusal(signedAt:by:now:maxAge:)`).
     /// ASCII whitespace around the message is ignored (a shell's trailing newline).
     public static func parse(_ raw: [UInt8]) -> Result<Parts, Malformed> {
         var start = 0, end = raw.count
@@ -79,6 +87,7 @@ public enum JWS {
         }
         guard let header = Base64URL.decode(raw[start..<firstDot]) else { return .failure(.badBase64("header")) }
         let kid: String
+        let issuedAt: Int?
         switch TopLevelJSON.members(header) {
         case .failure(let malformed):
             return .failure(.badHeader(malformed.message))
@@ -90,11 +99,33 @@ public enum JWS {
             }
             if members["crit"] != nil { return .failure(.badHeader("crit: no header extension is supported")) }
             kid = id
+            switch members["iat"] {
+            case nil, .null?:
+                issuedAt = nil
+            case .other("a number")?:
+                guard let seconds = integer(named: "iat", in: header) else {
+                    return .failure(.badHeader("iat: must be whole seconds since the Unix epoch"))
+                }
+                issuedAt = seconds
+            default:
+                return .failure(.badHeader("iat: must be a number (whole seconds since the Unix epoch)"))
+            }
         }
         guard let payload = Base64URL.decode(raw[(firstDot + 1)..<secondDot]) else { return .failure(.badBase64("payload")) }
         guard let signature = Base64URL.decode(raw[(secondDot + 1)..<end]) else { return .failure(.badBase64("signature")) }
         guard signature.count == 64 else { return .failure(.badSignatureLength(signature.count)) }
-        return .success(Parts(kid: kid, payload: payload, signature: signature, signingInputEnd: secondDot))
+        return .success(Parts(kid: kid, issuedAt: issuedAt, payload: payload, signature: signature, signingInputEnd: secondDot))
+    }
+
+    /// The member `name` of the JSON object `header` when it is a whole number that fits in 53
+    /// bits (a header is a few dozen bytes: Foundation's parser is cheap enough here, and only
+    /// runs when the member is there).
+    private static func integer(named name: String, in header: [UInt8]) -> Int? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(header))) as? [String: Any],
+              let number = object[name] as? NSNumber else { return nil }
+        let value = number.doubleValue
+        guard value.isFinite, value == value.rounded(), abs(value) < 9_007_199_254_740_992 else { return nil }
+        return Int(value)
     }
 
     /// Whether `parts`, taken from `raw`, carry a valid signature of `key` over the signing input.

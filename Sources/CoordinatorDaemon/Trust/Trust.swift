@@ -1,4 +1,5 @@
 import Coordination
+import Crypto
 import Foundation
 
 /// The trust file at work (PROTOCOL.md section 10): who may send what, and the risk floor.
@@ -27,6 +28,9 @@ public struct Trust: Sendable {
         try TrustFile.load(path: path)
     }
 
+    /// Whether `id` may name a principal: 1-128 bytes of `[A-Za-z0-9@._+-]` (section 10, v3).
+    public static func isPrincipalID(_ id: String) -> Bool { TrustFile.isPrincipalID(id) }
+
     /// A trust file's contents (for tests and tools).
     public static func parse(_ bytes: [UInt8]) throws(TrustFileError) -> Trust {
         try TrustFile.parse(bytes)
@@ -42,7 +46,14 @@ public struct Trust: Sendable {
         /// Who signed it; nil when the trust file lists no principals.
         var principal: Principal?
         /// Set when the message must be refused without reading or writing any state for it.
+        /// Such a message is never answered (v3): nothing in it, `reply_to` included, was
+        /// vouched for by anyone.
         var refusal: Refusal?
+        /// The header's `iat` of a verified message (checked against Redis's clock by the
+        /// handler, `refusal(signedAt:now:maxAge:)`).
+        var issuedAt: Int?
+        /// SHA-256 (hex) of the verified signature: what names the message for replay detection.
+        var signatureDigest: String?
     }
 
     /// Verifies `raw` as a JWS of a listed principal. Without principals, `raw` is the message.
@@ -61,7 +72,61 @@ public struct Trust: Sendable {
         guard JWS.isValid(parts, in: raw, key: principal.key.publicKey) else {
             return Admission(message: parts.payload, refusal: Self.forbidden("signature does not verify with the public key of \"\(parts.kid)\""))
         }
-        return Admission(message: parts.payload, principal: principal)
+        return Admission(message: parts.payload, principal: principal, issuedAt: parts.issuedAt,
+                         signatureDigest: Self.hex(SHA256.hash(data: parts.signature)))
+    }
+
+    // MARK: - Time and replay (v3)
+
+    /// How far ahead of Redis's clock a signing time may be (a signer's clock running fast).
+    static let futureSkew = 60
+
+    /// A verified message is refused when its `iat` is missing, more than `maxAge` seconds in
+    /// the past, or more than `futureSkew` ahead of `now` (Redis's clock).
+    func refusal(signedAt issuedAt: Int?, by principal: Principal?, now: Date, maxAge: Int) -> Refusal? {
+        guard enforcing, principal != nil else { return nil }
+        guard let issuedAt else {
+            return Self.forbidden("signature expired: the JWS header has no iat (the signing time, seconds since the Unix epoch)")
+        }
+        let seconds = Int(now.timeIntervalSince1970.rounded(.down))
+        if issuedAt < seconds - maxAge {
+            return Self.forbidden("signature expired: iat \(issuedAt) is \(seconds - issuedAt) s old, over --signature-max-age (\(maxAge) s); sign the message again")
+        }
+        if issuedAt > seconds + Self.futureSkew {
+            return Self.forbidden("signature expired: iat \(issuedAt) is \(issuedAt - seconds) s ahead of the daemon's clock (at most \(Self.futureSkew) s)")
+        }
+        return nil
+    }
+
+    /// How long a seen signature is remembered: as long as a message signed with it could still
+    /// be within the window (`iat` up to `futureSkew` ahead, then `maxAge`), and a second more
+    /// for the rounding of `iat` to whole seconds.
+    static func seenTTL(maxAge: Int) -> Int { maxAge + futureSkew + 1 }
+
+    /// The answer to a replay of anything but `coordinate` (which gets its first reply again).
+    static func replayRefusal() -> Refusal {
+        Refusal(.alreadyProcessed, "replay: a message with this signature was already processed")
+    }
+
+    /// v3: with a reply prefix `P`, a signed message's `reply_to` must be in its signer's own
+    /// namespace, `P<kid>:`. Refused without an answer: the reply_to is what is wrong.
+    func refusal(replyTo: String?, by principal: Principal?, replyPrefix: String?) -> Refusal? {
+        guard enforcing, let principal, let replyPrefix, let replyTo else { return nil }
+        let namespace = replyPrefix + principal.id + ":"
+        if replyTo.hasPrefix(namespace) { return nil }
+        let shown = replyTo.utf8.count <= 128 ? "\"\(replyTo)\"" : "of \(replyTo.utf8.count) bytes"
+        return Self.forbidden("reply_to \(shown) is outside the signer's reply namespace \"\(namespace)\"")
+    }
+
+    private static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in digest {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The message inside `raw` when a listed principal signed it, with its signer; nil when

@@ -64,8 +64,8 @@ enum TrustFile {
 
     private static func principal(_ id: String, _ entry: Any, _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> Principal {
         let at = "principals.\(id)"
-        guard isIdentifier(id) else {
-            throw fail(at, "a principal id is 1-128 bytes of printable ASCII without spaces or { } * ? [ ] \\ \"")
+        guard isPrincipalID(id) else {
+            throw fail(at, "a principal id is 1-128 bytes of A-Z a-z 0-9 @ . _ + - (no ':', so that one principal's reply namespace and Redis key pattern never cover another's)")
         }
         guard let fields = entry as? [String: Any] else { throw fail(at, "must be an object") }
         for key in fields.keys where !["public_key", "roles", "customers", "actions"].contains(key) {
@@ -103,12 +103,15 @@ enum TrustFile {
         return Base64URL.decode(String(trimmed.reversed().drop(while: { $0 == "=" }).reversed()))
     }
 
-    /// PROTOCOL.md 2.5: principal ids are compared with `agent_id` and `user_id`, so they follow
-    /// the same rules.
-    static func isIdentifier(_ id: String) -> Bool {
+    /// PROTOCOL.md section 10 (v3): 1-128 bytes of `[A-Za-z0-9@._+-]`. A principal's reply
+    /// namespace is `P<id>:` and its Redis user reads `P<id>:*`: without `:` (or a glob
+    /// character) in ids, no principal's pattern covers another's. Such ids also follow the
+    /// identifier rules of 2.5, since they are compared with `agent_id` and `user_id`.
+    static func isPrincipalID(_ id: String) -> Bool {
         let bytes = Array(id.utf8)
         return (1...128).contains(bytes.count) && bytes.allSatisfy { byte in
-            byte > 0x20 && byte < 0x7F && !Array("{}*?[]\\\"".utf8).contains(byte)
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || Array("@._+-".utf8).contains(byte)
         }
     }
 }

@@ -84,7 +84,10 @@ struct DecisionSender {
             _ = try connection.send("LPUSH", keys.approvals, message)
             defer { _ = try? connection.send("DEL", replyTo) }
             guard let (_, bytes) = try connection.blockingPop([replyTo], timeout: options.timeout) else {
-                throw CommandFailure("no answer within \(Int(options.timeout)) s: is a daemon running? (coordinatord status); the decision stays queued on \(keys.approvals)")
+                // Under --trust an unsigned decision (or one whose signature does not verify, or
+                // whose reply key is outside the user's namespace) is dead-lettered unanswered.
+                let unsigned = options.key == nil ? "; a daemon under --trust answers only signed decisions (--key)" : ""
+                throw CommandFailure("no answer within \(Int(options.timeout)) s: is a daemon running? (coordinatord status)\(unsigned); the decision stays queued on \(keys.approvals) or went to \(keys.dead)")
             }
             guard let reply = jsonObject(bytes) else {
                 throw CommandFailure("unreadable answer: \(String(decoding: bytes, as: UTF8.self))")
@@ -98,10 +101,12 @@ struct DecisionSender {
         }
     }
 
-    /// `--reply-prefix P` gives `P…` (what a restricted daemon user may write); otherwise a key
-    /// outside the daemon's prefix, which the daemon refuses to write under.
+    /// `--reply-prefix P` gives `P<user>:…`: what a restricted daemon user may write, in the
+    /// deciding user's own namespace, where a daemon under `--trust` answers a decision signed
+    /// by that user (PROTOCOL.md section 10, v3) and the user's Redis user may read. Otherwise a
+    /// key outside the daemon's prefix, which the daemon refuses to write under.
     private func replyKey(keys: Keys) -> String {
-        if let prefix = options.prefixForReplies { return "\(prefix)cli:\(randomToken())" }
+        if let prefix = options.prefixForReplies { return "\(prefix)\(options.user):cli:\(randomToken())" }
         let key = "coordinatord:cli:\(randomToken())"
         return key.hasPrefix(keys.prefix + ":") ? "coordinatord-cli:\(randomToken())" : key
     }
