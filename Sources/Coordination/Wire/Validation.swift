@@ -12,8 +12,8 @@ public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertib
 
     /// An error at `path`; `tooLarge` when a size limit, not the shape, was broken.
     public init(path: String, message: String, tooLarge: Bool = false) {
-        self.path = path
-        self.message = message
+        self.path = WireLimits.boundedMessage(path)
+        self.message = WireLimits.boundedMessage(message)
         self.tooLarge = tooLarge
     }
 
@@ -63,13 +63,13 @@ public enum RequestDecoding {
             try checkLimits(of: request.recommendations[index], at: index)
             if let first = seen.updateValue(index, forKey: id) {
                 throw ValidationError(path: "recommendations[\(index)].id",
-                                      message: "duplicate id \"\(id)\" (also recommendations[\(first)])")
+                                      message: "duplicate id \(WireLimits.quoted(id)) (also recommendations[\(first)])")
             }
             if customerID.isEmpty {
                 request.recommendations[index].customerID = request.customerID
             } else if customerID != request.customerID {
                 throw ValidationError(path: "recommendations[\(index)].customer_id",
-                                      message: "\"\(customerID)\" differs from the request's customer_id \"\(request.customerID)\"")
+                                      message: "\(WireLimits.quoted(customerID)) differs from the request's customer_id \(WireLimits.quoted(request.customerID))")
             }
             for (d, dependency) in request.recommendations[index].dependencies.enumerated() where dependency == id {
                 throw ValidationError(path: "recommendations[\(index)].dependencies[\(d)]",

@@ -10,6 +10,35 @@ public enum WireLimits {
     public static let textMaxBytes = 4096
     /// `parameters` and `metadata`: at most this many bytes each, as JSON.
     public static let mapMaxBytes = 65_536
+    /// An error message quotes at most this many bytes of a value the client sent.
+    public static let quotedMaxBytes = 128
+    /// No error message is longer than this many bytes.
+    public static let errorMessageMaxBytes = 1024
+
+    /// `value` as an error message quotes it: in double quotes, cut after its first 128 bytes
+    /// (at a character boundary) with `…` after the cut. Every client value an error message
+    /// repeats goes through here, so a 900 KB `type` makes a short error, not a 900 KB one.
+    public static func quoted(_ value: some StringProtocol) -> String {
+        "\"" + cut(value, at: quotedMaxBytes) + "\""
+    }
+
+    /// The first at most `maxBytes` bytes of `text`, ending on a character boundary, followed by
+    /// `…` when something was cut.
+    public static func cut(_ text: some StringProtocol, at maxBytes: Int) -> String {
+        let whole = String(text)
+        let utf8 = whole.utf8
+        if utf8.count <= maxBytes { return whole }
+        var end = utf8.index(utf8.startIndex, offsetBy: maxBytes)
+        // Back to the start of a scalar (continuation bytes are 10xxxxxx).
+        while end > utf8.startIndex, utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
+        return String(decoding: utf8[utf8.startIndex..<end], as: UTF8.self) + "…"
+    }
+
+    /// An error message kept within `errorMessageMaxBytes`: the last guard for messages built
+    /// from text that did not come through `quoted` (the decoder's own descriptions).
+    public static func boundedMessage(_ message: String) -> String {
+        message.utf8.count <= errorMessageMaxBytes ? message : cut(message, at: errorMessageMaxBytes - 3)
+    }
 
     /// The rule an identifier breaks, or nil when it is one: 1–128 bytes of printable ASCII,
     /// without spaces and without `{ } * ? [ ] \ "` (glob, hash-tag and quoting characters, so
@@ -55,10 +84,10 @@ public enum WireLimits {
             return "only printable ASCII without spaces (found byte 0x\(String(byte, radix: 16, uppercase: true)))"
         }
         if value == prefix || value.hasPrefix(prefix + ":") {
-            return "must not be the daemon's own key prefix \"\(prefix)\" or a key under it"
+            return "must not be the daemon's own key prefix \(quoted(prefix)) or a key under it"
         }
         if let replyPrefix, !value.hasPrefix(replyPrefix) {
-            return "must start with the reply prefix \"\(replyPrefix)\" (--reply-prefix)"
+            return "must start with the reply prefix \(quoted(replyPrefix)) (--reply-prefix)"
         }
         return nil
     }

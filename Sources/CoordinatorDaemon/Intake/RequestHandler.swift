@@ -241,14 +241,14 @@ final class RequestHandler: BatchHandler {
                                      into: &commit, now: now)
             case .getPlan:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
-                    ?? .failure(Refusal(.notFound, "plan_id: no plan \"\(parsed.planID)\""))
+                    ?? .failure(Refusal(.notFound, "plan_id: no plan \(WireLimits.quoted(parsed.planID))"))
             case .executePlan:
                 let at = objectRead[index]!
                 outcome = executePlan(parsed, stored: replies[at].bytes, queued: replies[at + 1].integer == 1,
                                       record: planRecords[index]?.bytes, into: &commit, now: now)
             case .getApproval:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
-                    ?? .failure(Refusal(.notFound, "approval_id: no approval \"\(parsed.approvalID)\""))
+                    ?? .failure(Refusal(.notFound, "approval_id: no approval \(WireLimits.quoted(parsed.approvalID))"))
             case .listApprovals:
                 let approvals = replies[objectRead[index]!].array ?? []
                 var w = JSONWriter(capacity: 64 + approvals.count * 512)
@@ -440,7 +440,7 @@ final class RequestHandler: BatchHandler {
     private func executePlan(_ parsed: Envelope.Parsed, stored: [UInt8]?, queued: Bool, record: [UInt8]?,
                              into commit: inout Commit, now: Date) -> Result<[UInt8], Refusal> {
         let keys = context.keys
-        guard let stored else { return .failure(Refusal(.notFound, "plan_id: no plan \"\(parsed.planID)\"")) }
+        guard let stored else { return .failure(Refusal(.notFound, "plan_id: no plan \(WireLimits.quoted(parsed.planID))")) }
         guard let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(stored)) else {
             return .failure(Refusal(.internal, "plan \(parsed.planID) is stored in a form this daemon cannot read"))
         }
