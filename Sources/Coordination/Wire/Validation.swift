@@ -85,6 +85,7 @@ public enum RequestDecoding {
         try WireLimits.checkIdentifier(rec.id, path: "\(path).id")
         try WireLimits.checkIdentifier(rec.agentID, path: "\(path).agent_id")
         if !rec.customerID.isEmpty { try WireLimits.checkIdentifier(rec.customerID, path: "\(path).customer_id") }
+        try WireLimits.checkAction(rec.action, path: "\(path).action")
         for (d, dependency) in rec.dependencies.enumerated() {
             try WireLimits.checkIdentifier(dependency, path: "\(path).dependencies[\(d)]")
         }

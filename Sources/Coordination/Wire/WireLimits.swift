@@ -10,6 +10,8 @@ public enum WireLimits {
     public static let textMaxBytes = 4096
     /// `parameters` and `metadata`: at most this many bytes each, as JSON.
     public static let mapMaxBytes = 65_536
+    /// `action` is 1 to this many bytes of lowercase snake case (v3).
+    public static let actionMaxBytes = 64
     /// An error message quotes at most this many bytes of a value the client sent.
     public static let quotedMaxBytes = 128
     /// No error message is longer than this many bytes.
@@ -58,6 +60,31 @@ public enum WireLimits {
     /// Throws `invalid_request`'s ValidationError naming `path` when `value` is no identifier.
     public static func checkIdentifier(_ value: String, path: String) throws(ValidationError) {
         if let problem = identifierProblem(value) { throw ValidationError(path: path, message: problem) }
+    }
+
+    /// The rule an `action` breaks, or nil when it is one: 1–64 bytes of lowercase snake case,
+    /// `[a-z][a-z0-9_]*`. One spelling per action, so `DROP_DATABASE`, `drop-database`,
+    /// `drop_database ` and `drop_database` followed by a zero-width space are refused rather
+    /// than taken for actions the risk floor and the contradiction table do not know.
+    public static func actionProblem(_ value: String) -> String? {
+        let bytes = value.utf8
+        if bytes.isEmpty { return "must not be empty" }
+        if bytes.count > actionMaxBytes { return "at most \(actionMaxBytes) bytes, got \(bytes.count)" }
+        var first = true
+        for byte in bytes {
+            let lower = byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")
+            let other = (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+            if !(lower || (!first && other)) {
+                return "must be lowercase snake case [a-z][a-z0-9_]* (got \(quoted(value)))"
+            }
+            first = false
+        }
+        return nil
+    }
+
+    /// Throws `invalid_request`'s ValidationError naming `path` when `value` is no action.
+    public static func checkAction(_ value: String, path: String) throws(ValidationError) {
+        if let problem = actionProblem(value) { throw ValidationError(path: path, message: problem) }
     }
 
     @inline(__always)
