@@ -50,8 +50,9 @@ public enum RequestDecoding {
         }
     }
 
-    /// The rules that span fields, and the limits of section 2.5 (identifiers, text and maps);
-    /// fills in defaults taken from the request.
+    /// The rules that span fields, and the limits of section 2.5 (identifiers, actions, affected
+    /// resources, text and maps); fills in defaults taken from the request. How many affected
+    /// resources a request may list is the daemon's limit (`WireLimits.checkResourceCounts`).
     public static func validate(_ request: inout CoordinationRequest) throws(ValidationError) {
         try WireLimits.checkIdentifier(request.customerID, path: "customer_id")
         var seen: [String: Int] = [:]
@@ -88,6 +89,9 @@ public enum RequestDecoding {
         try WireLimits.checkAction(rec.action, path: "\(path).action")
         for (d, dependency) in rec.dependencies.enumerated() {
             try WireLimits.checkIdentifier(dependency, path: "\(path).dependencies[\(d)]")
+        }
+        for (r, resource) in rec.affectedResources.enumerated() {
+            try WireLimits.checkIdentifier(resource, path: "\(path).affected_resources[\(r)]", maxBytes: WireLimits.resourceMaxBytes)
         }
         try WireLimits.checkText(rec.title, path: "\(path).title")
         try WireLimits.checkText(rec.description, path: "\(path).description")

@@ -12,6 +12,12 @@ public enum WireLimits {
     public static let mapMaxBytes = 65_536
     /// `action` is 1 to this many bytes of lowercase snake case (v3).
     public static let actionMaxBytes = 64
+    /// Each of `affected_resources[]` is an identifier of up to this many bytes (v3: ARNs are long).
+    public static let resourceMaxBytes = 512
+    /// Affected resources one recommendation may list unless `--max-resources` says otherwise.
+    public static let defaultMaxResources = 1000
+    /// Affected resources one request may list in all, over all its recommendations.
+    public static let requestMaxResources = 10_000
     /// An error message quotes at most this many bytes of a value the client sent.
     public static let quotedMaxBytes = 128
     /// No error message is longer than this many bytes.
@@ -45,11 +51,11 @@ public enum WireLimits {
     /// The rule an identifier breaks, or nil when it is one: 1–128 bytes of printable ASCII,
     /// without spaces and without `{ } * ? [ ] \ "` (glob, hash-tag and quoting characters, so
     /// that a key built from it matches nothing but itself).
-    public static func identifierProblem(_ value: String) -> String? {
+    public static func identifierProblem(_ value: String, maxBytes: Int = identifierMaxBytes) -> String? {
         let bytes = value.utf8
         if bytes.isEmpty { return "must not be empty" }
-        if bytes.count > identifierMaxBytes {
-            return "at most \(identifierMaxBytes) bytes, got \(bytes.count)"
+        if bytes.count > maxBytes {
+            return "at most \(maxBytes) bytes, got \(bytes.count)"
         }
         for byte in bytes where !isIdentifierByte(byte) {
             return "only printable ASCII without spaces or { } * ? [ ] \\ \" (found byte 0x\(String(byte, radix: 16, uppercase: true)))"
@@ -58,8 +64,8 @@ public enum WireLimits {
     }
 
     /// Throws `invalid_request`'s ValidationError naming `path` when `value` is no identifier.
-    public static func checkIdentifier(_ value: String, path: String) throws(ValidationError) {
-        if let problem = identifierProblem(value) { throw ValidationError(path: path, message: problem) }
+    public static func checkIdentifier(_ value: String, path: String, maxBytes: Int = identifierMaxBytes) throws(ValidationError) {
+        if let problem = identifierProblem(value, maxBytes: maxBytes) { throw ValidationError(path: path, message: problem) }
     }
 
     /// The rule an `action` breaks, or nil when it is one: 1–64 bytes of lowercase snake case,
@@ -85,6 +91,25 @@ public enum WireLimits {
     /// Throws `invalid_request`'s ValidationError naming `path` when `value` is no action.
     public static func checkAction(_ value: String, path: String) throws(ValidationError) {
         if let problem = actionProblem(value) { throw ValidationError(path: path, message: problem) }
+    }
+
+    /// Throws `too_large`'s ValidationError when a recommendation lists more than `perRecommendation`
+    /// affected resources, or the request more than `perRequest` in all.
+    public static func checkResourceCounts(_ request: CoordinationRequest, perRecommendation: Int,
+                                           perRequest: Int = requestMaxResources) throws(ValidationError) {
+        var total = 0
+        for (index, rec) in request.recommendations.enumerated() {
+            let count = rec.affectedResources.count
+            if count > perRecommendation {
+                throw ValidationError(path: "recommendations[\(index)].affected_resources",
+                                      message: "\(count) items, over --max-resources (\(perRecommendation))", tooLarge: true)
+            }
+            total += count
+        }
+        if total > perRequest {
+            throw ValidationError(path: "recommendations", message: "\(total) affected resources in all, over \(perRequest) per request",
+                                  tooLarge: true)
+        }
     }
 
     @inline(__always)

@@ -67,6 +67,8 @@ final class RequestHandler: BatchHandler {
                     if request.recommendations.count > config.maxRecommendations {
                         item.parsed.failure = Refusal(.tooLarge, "recommendations: \(request.recommendations.count) items, over --max-recommendations (\(config.maxRecommendations))")
                     } else {
+                        // Section 2.5: every affected resource is a key and an index entry.
+                        try WireLimits.checkResourceCounts(request, perRecommendation: config.maxResources)
                         trust.riskFloor.apply(to: &request)
                         item.parsed.failure = trust.refusal(coordinate: request, by: item.principal)
                         item.request = request
