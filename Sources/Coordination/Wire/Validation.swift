@@ -86,12 +86,15 @@ public enum RequestDecoding {
         try WireLimits.checkIdentifier(rec.id, path: "\(path).id")
         try WireLimits.checkIdentifier(rec.agentID, path: "\(path).agent_id")
         if !rec.customerID.isEmpty { try WireLimits.checkIdentifier(rec.customerID, path: "\(path).customer_id") }
-        try WireLimits.checkAction(rec.action, path: "\(path).action")
+        // The paths are built only for an error: per resource, building one cost more than the check.
+        if let problem = WireLimits.actionProblem(rec.action) { throw ValidationError(path: "\(path).action", message: problem) }
         for (d, dependency) in rec.dependencies.enumerated() {
             try WireLimits.checkIdentifier(dependency, path: "\(path).dependencies[\(d)]")
         }
         for (r, resource) in rec.affectedResources.enumerated() {
-            try WireLimits.checkIdentifier(resource, path: "\(path).affected_resources[\(r)]", maxBytes: WireLimits.resourceMaxBytes)
+            if let problem = WireLimits.identifierProblem(resource, maxBytes: WireLimits.resourceMaxBytes) {
+                throw ValidationError(path: "\(path).affected_resources[\(r)]", message: problem)
+            }
         }
         try WireLimits.checkText(rec.title, path: "\(path).title")
         try WireLimits.checkText(rec.description, path: "\(path).description")
