@@ -131,21 +131,27 @@ final class RequestHandler: BatchHandler {
                 }
                 var named: [String] = []
                 var seenNamed = Set<String>()
-                // What can conflict: holders of its resources (resource conflicts), and holders
-                // of the actions contradicting its own, customer-wide or not (an action conflict
-                // needs a shared resource or a customer-wide side, which the engine checks).
-                // Not every customer-wide recommendation: one whose action contradicts nothing
-                // conflicts with nothing, so 24,000 of them pending cost a request nothing.
+                // A recommendation with resources conflicts with a customer-wide active one only
+                // through an action that contradicts its own: when none of the request's does, the
+                // customer-wide ones are not read (24,000 of them pending with made-up actions cost
+                // such a request nothing).
+                var canMeetWide = false
                 for rec in request.recommendations {
-                    for action in contradicting.contradicting[rec.action] ?? [] {
-                        add(keys.actionIndex(customer: customer, action: action), keys.actionVersion(customer: customer, action: action))
-                    }
-                    for resource in rec.affectedResources {
-                        add(keys.resourceIndex(customer: customer, resource: resource), keys.resourceVersion(customer: customer, resource: resource))
+                    let contra = contradicting.contradicting[rec.action] ?? []
+                    if rec.affectedResources.isEmpty {
+                        for action in contra {
+                            add(keys.actionIndex(customer: customer, action: action), keys.actionVersion(customer: customer, action: action))
+                        }
+                    } else {
+                        for resource in rec.affectedResources {
+                            add(keys.resourceIndex(customer: customer, resource: resource), keys.resourceVersion(customer: customer, resource: resource))
+                        }
+                        if !contra.isEmpty { canMeetWide = true }
                     }
                     if seenNamed.insert(rec.id).inserted { named.append(rec.id) }
                     for dependency in rec.dependencies where seenNamed.insert(dependency).inserted { named.append(dependency) }
                 }
+                if canMeetWide { add(keys.wideIndex(customer: customer), keys.wideVersion(customer: customer)) }
                 gatherRead[index] = (reads.count, versionKeys, named)
                 reads.append(Scripts.gatherActive.command(
                     keys: [keys.active(customer: customer)] + sets + versionKeys,
