@@ -19,6 +19,9 @@ public struct DaemonConfiguration: Sendable {
     public var dedupeTTL = 86_400
     public var maxMessageBytes = 1_048_576
     public var maxRecommendations = 10_000
+    /// Most affected resources one recommendation may list (a request lists at most
+    /// `WireLimits.requestMaxResources` in all).
+    public var maxResources = WireLimits.defaultMaxResources
     public var policy = ApprovalPolicy()
     public var maxConcurrentPlans = 64
     public var logFormat: LogFormat = .text
@@ -75,7 +78,7 @@ public struct DaemonConfiguration: Sendable {
         let approvers = policy.approvers.map { $0.sorted().joined(separator: ",") } ?? "anyone"
         return "redis_url=\(url) prefix=\(prefix) executor=\(executor.rawValue) sim_speed=\(simSpeed) "
             + "workers=\(workers) step_timeout=\(stepTimeout)s reply_ttl=\(replyTTL)s dedupe_ttl=\(dedupeTTL)s "
-            + "max_message_bytes=\(maxMessageBytes) max_recommendations=\(maxRecommendations) "
+            + "max_message_bytes=\(maxMessageBytes) max_recommendations=\(maxRecommendations) max_resources=\(maxResources) "
             + "medium_policy=\(policy.mediumPolicy.rawValue) approvers=\(approvers) "
             + "critical_approvers=\(policy.criticalApprovers) approval_expiry=\(expiry) "
             + "max_concurrent_plans=\(maxConcurrentPlans) log_format=\(logFormat.rawValue) "

@@ -17,6 +17,7 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "How long a request_id is remembered, e.g. 86400 or 24h (env COORD_DEDUPE_TTL).") var dedupeTtl: String?
     @Option(help: "Largest message accepted (env COORD_MAX_MESSAGE_BYTES).") var maxMessageBytes: Int?
     @Option(help: "Most recommendations in one request (env COORD_MAX_RECOMMENDATIONS).") var maxRecommendations: Int?
+    @Option(help: "Most affected resources in one recommendation; a request holds at most 10000 in all (env COORD_MAX_RESOURCES).") var maxResources: Int?
     @Option(help: "Medium risk: approve (a person approves) or notify (approved at once) (env COORD_MEDIUM_POLICY).") var mediumPolicy: String?
     @Option(help: "Comma-separated allow-list of approvers; empty for anyone (env COORD_APPROVERS).") var approvers: String?
     @Option(help: "Distinct approvers a critical recommendation needs (env COORD_CRITICAL_APPROVERS).") var criticalApprovers: Int?
@@ -79,6 +80,7 @@ struct DaemonOptions: ParsableArguments {
         // Redis refuses a bulk string over 512 MiB (proto-max-bulk-len).
         if let v = try parsed(maxMessageBytes, "MAX_MESSAGE_BYTES", Int.init) { config.maxMessageBytes = try bounded(v, "--max-message-bytes", 1...(256 << 20)) }
         if let v = try parsed(maxRecommendations, "MAX_RECOMMENDATIONS", Int.init) { config.maxRecommendations = try bounded(v, "--max-recommendations", 1...1_000_000) }
+        if let v = try parsed(maxResources, "MAX_RESOURCES", Int.init) { config.maxResources = try bounded(v, "--max-resources", 1...WireLimits.requestMaxResources) }
         if let v = value(mediumPolicy, "MEDIUM_POLICY") {
             guard let p = MediumPolicy(rawValue: v) else { throw ValidationError("--medium-policy: unknown value \"\(v)\" (approve or notify)") }
             config.policy.mediumPolicy = p

@@ -53,7 +53,7 @@ public struct ApprovalDecisionMessage: Sendable, Equatable {
         guard let id = form.approval_id, !id.isEmpty else { throw ValidationError(path: "approval_id", message: "required") }
         guard let decisionText = form.decision else { throw ValidationError(path: "decision", message: "required") }
         guard let kind = kind(decisionText) else {
-            throw ValidationError(path: "decision", message: "unknown value \"\(decisionText.prefix(32))\" (approve or reject)")
+            throw ValidationError(path: "decision", message: "unknown value \(WireLimits.quoted(decisionText)) (approve or reject)")
         }
         guard let user = form.user_id, !user.isEmpty else { throw ValidationError(path: "user_id", message: "required") }
         let reason = form.reason ?? ""
@@ -74,7 +74,7 @@ public struct ApprovalDecisionMessage: Sendable, Equatable {
         let words = line.split(maxSplits: 3, omittingEmptySubsequences: true, whereSeparator: { $0 == " " || $0 == "\t" })
         guard let first = words.first else { throw ValidationError(path: "", message: "empty decision; \(usage)") }
         guard let kind = kind(String(first)) else {
-            throw ValidationError(path: "", message: "unknown decision \"\(first.prefix(32))\"; \(usage)")
+            throw ValidationError(path: "", message: "unknown decision \(WireLimits.quoted(first)); \(usage)")
         }
         guard words.count >= 3 else { throw ValidationError(path: "", message: "missing \(words.count == 1 ? "approval_id and user_id" : "user_id"); \(usage)") }
         let reason = words.count > 3 ? String(words[3]).trimmingCharacters(in: .whitespaces) : ""

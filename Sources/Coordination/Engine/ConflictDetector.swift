@@ -6,6 +6,12 @@
 /// Nodes are indexed by resource (holders, in rank order) and by action, so enumerating costs
 /// the pairs found, not every pair. Resolution asks the same indexes whether a candidate
 /// conflicts with what is already kept (`conflict(of:with:)`).
+///
+/// Only the pairs of the contradiction table can contradict, so nothing here is sized by the
+/// number of distinct action names squared: whether two actions contradict is a look through
+/// the first one's few contradicting actions (`contra`), and an action outside the table has
+/// none. (An `actionCount × actionCount` table of booleans let 24,000 made-up action names
+/// cost 576 MB.)
 struct ConflictDetector: Sendable {
     /// Request nodes are `0..<requestNodes`; the others are active.
     private(set) var requestNodes = 0
@@ -21,8 +27,6 @@ struct ConflictDetector: Sendable {
     /// The actions that contradict action `a`, by name: `contraFlat[contraStart[a]..<contraStart[a + 1]]`.
     private var contraFlat: [Int] = []
     private var contraStart: [Int] = [0]
-    /// `contradict[a * actionCount + b]`.
-    private var contradict: [Bool] = []
     /// Nodes whose action contradicts some action, by action; and those of them without resources.
     private var byAction: [[Int]] = []
     private var resourcelessByAction: [[Int]] = []
@@ -54,14 +58,12 @@ struct ConflictDetector: Sendable {
         var actions = actions
         actionCount = actions.count
         contraStart = [Int](repeating: 0, count: actionCount + 1)
-        contradict = [Bool](repeating: false, count: actionCount * actionCount)
         for a in 0..<actionCount {
             contraStart[a] = contraFlat.count
             guard let others = table.contradicting[actions.names[a]] else { continue }
             for other in others {
                 guard let b = actions.find(other) else { continue }
                 contraFlat.append(b)
-                contradict[a * actionCount + b] = true
             }
         }
         contraStart[actionCount] = contraFlat.count
@@ -77,6 +79,19 @@ struct ConflictDetector: Sendable {
     func hasResources(_ node: Int) -> Bool { resourceStart[node] != resourceStart[node + 1] }
     func contra(_ action: Int) -> ArraySlice<Int> { contraFlat[contraStart[action]..<contraStart[action + 1]] }
 
+    /// Whether actions `a` and `b` contradict: `b` among `a`'s contradicting actions (a handful
+    /// at most; none for an action outside the table).
+    @inline(__always)
+    func contradict(_ a: Int, _ b: Int) -> Bool {
+        var k = contraStart[a]
+        let end = contraStart[a + 1]
+        while k < end {
+            if contraFlat[k] == b { return true }
+            k += 1
+        }
+        return false
+    }
+
     /// Counts every conflicting pair once, in the row of one side (see `counted`), and lists
     /// them up to the ledger's cap, in rank order. Stops counting after `budget` pair
     /// examinations (the ledger is then truncated).
@@ -88,6 +103,7 @@ struct ConflictDetector: Sendable {
         ledger.index = IntTable(capacity: min(ledger.maxListed, 4 * total) + n / 2)
         for i in 0..<n {
             let actionI = action[i]
+            let contradicts = contraStart[actionI] != contraStart[actionI + 1]
             for k in resourceStart[i]..<resourceStart[i + 1] {
                 let r = resourceFlat[k]
                 for h in holderStart[r]..<holderStart[r + 1] {
@@ -96,7 +112,7 @@ struct ConflictDetector: Sendable {
                     if j <= i || stamp[j] == i { continue }  // j < n ranks better: its row has it
                     stamp[j] = i
                     ledger.record(.resource, i, j)
-                    if contradict[actionI * actionCount + action[j]] { ledger.record(.action, i, j) }
+                    if contradicts && contradict(actionI, action[j]) { ledger.record(.action, i, j) }
                 }
             }
             for b in contra(actionI) {

@@ -671,7 +671,7 @@ extension KeyedDecodingContainer {
         let raw = try requiredString(key)
         guard let value = E(rawValue: raw) else {
             let known = E.allCases.map(\.rawValue).joined(separator: ", ")
-            throw invalid(key, "unknown value \"\(raw)\" (one of \(known))")
+            throw invalid(key, "unknown value \(WireLimits.quoted(raw)) (one of \(known))")
         }
         return value
     }

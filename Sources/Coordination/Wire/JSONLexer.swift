@@ -414,7 +414,7 @@ public struct JSONLexer {
             let key = try plainKey()
             let name = String(decoding: UnsafeBufferPointer(start: base + key.start, count: key.count), as: UTF8.self)
             guard members.updateValue(try value(depth: depth + 1, maxDepth: maxDepth), forKey: name) == nil else {
-                throw fail("member \"\(name)\" given twice")
+                throw fail("member \(WireLimits.quoted(name)) given twice")
             }
         } while try more(0x7D)
         return members

@@ -12,8 +12,8 @@ public struct ValidationError: Error, Sendable, Equatable, CustomStringConvertib
 
     /// An error at `path`; `tooLarge` when a size limit, not the shape, was broken.
     public init(path: String, message: String, tooLarge: Bool = false) {
-        self.path = path
-        self.message = message
+        self.path = WireLimits.boundedMessage(path)
+        self.message = WireLimits.boundedMessage(message)
         self.tooLarge = tooLarge
     }
 
@@ -50,8 +50,9 @@ public enum RequestDecoding {
         }
     }
 
-    /// The rules that span fields, and the limits of section 2.5 (identifiers, text and maps);
-    /// fills in defaults taken from the request.
+    /// The rules that span fields, and the limits of section 2.5 (identifiers, actions, affected
+    /// resources, text and maps); fills in defaults taken from the request. How many affected
+    /// resources a request may list is the daemon's limit (`WireLimits.checkResourceCounts`).
     public static func validate(_ request: inout CoordinationRequest) throws(ValidationError) {
         try WireLimits.checkIdentifier(request.customerID, path: "customer_id")
         var seen: [String: Int] = [:]
@@ -63,13 +64,13 @@ public enum RequestDecoding {
             try checkLimits(of: request.recommendations[index], at: index)
             if let first = seen.updateValue(index, forKey: id) {
                 throw ValidationError(path: "recommendations[\(index)].id",
-                                      message: "duplicate id \"\(id)\" (also recommendations[\(first)])")
+                                      message: "duplicate id \(WireLimits.quoted(id)) (also recommendations[\(first)])")
             }
             if customerID.isEmpty {
                 request.recommendations[index].customerID = request.customerID
             } else if customerID != request.customerID {
                 throw ValidationError(path: "recommendations[\(index)].customer_id",
-                                      message: "\"\(customerID)\" differs from the request's customer_id \"\(request.customerID)\"")
+                                      message: "\(WireLimits.quoted(customerID)) differs from the request's customer_id \(WireLimits.quoted(request.customerID))")
             }
             for (d, dependency) in request.recommendations[index].dependencies.enumerated() where dependency == id {
                 throw ValidationError(path: "recommendations[\(index)].dependencies[\(d)]",
@@ -85,8 +86,15 @@ public enum RequestDecoding {
         try WireLimits.checkIdentifier(rec.id, path: "\(path).id")
         try WireLimits.checkIdentifier(rec.agentID, path: "\(path).agent_id")
         if !rec.customerID.isEmpty { try WireLimits.checkIdentifier(rec.customerID, path: "\(path).customer_id") }
+        // The paths are built only for an error: per resource, building one cost more than the check.
+        if let problem = WireLimits.actionProblem(rec.action) { throw ValidationError(path: "\(path).action", message: problem) }
         for (d, dependency) in rec.dependencies.enumerated() {
             try WireLimits.checkIdentifier(dependency, path: "\(path).dependencies[\(d)]")
+        }
+        for (r, resource) in rec.affectedResources.enumerated() {
+            if let problem = WireLimits.identifierProblem(resource, maxBytes: WireLimits.resourceMaxBytes) {
+                throw ValidationError(path: "\(path).affected_resources[\(r)]", message: problem)
+            }
         }
         try WireLimits.checkText(rec.title, path: "\(path).title")
         try WireLimits.checkText(rec.description, path: "\(path).description")

@@ -663,6 +663,14 @@ final class PlanExecutor: @unchecked Sendable {
             commits.append(commit)
             context.metrics.stepResult(failure)
         }
+        /// A result over a bound that still answers its step: dead-lettered with `too_large`
+        /// (left for the step's own commit or the mailbox to acknowledge), its outcome the failure.
+        func deadLetterOnly(_ raw: [UInt8], _ failure: Refusal) {
+            var commit = Commit()
+            context.deadLetter(raw, queue: keys.stepResults, failure: failure, now: now, in: &commit)
+            commits.append(commit)
+        }
+        let maxBytes = context.configuration.maxMessageBytes
         // Results for plans not waiting here, checked against the attempt stored with the plan.
         var elsewhere: [(raw: [UInt8], result: StepResultMessage)] = []
         for raw in (reply.array ?? []).compactMap(\.bytes) {
@@ -677,7 +685,7 @@ final class PlanExecutor: @unchecked Sendable {
                 continue
             }
             let result: StepResultMessage
-            switch StepResultMessage.parse(admitted.message) {
+            switch StepResultMessage.parse(admitted.message, maxBytes: maxBytes) {
             case .success(let parsed): result = parsed
             case .failure(let failure):
                 refuse(raw, failure)
@@ -689,11 +697,11 @@ final class PlanExecutor: @unchecked Sendable {
                 continue
             }
             if let problem = Self.mismatch(result, attempt) {
-                refuse(raw, Refusal(.forbidden, problem))
+                refuse(raw, result.refusal ?? Refusal(.forbidden, problem))
                 continue
             }
             if plan.arrived != nil {
-                refuse(raw, Refusal(.forbidden, "attempt \(attempt.token) of step \(attempt.stepID) was already answered"))
+                refuse(raw, result.refusal ?? Refusal(.forbidden, "attempt \(attempt.token) of step \(attempt.stepID) was already answered"))
                 continue
             }
             if let refusal = context.trust.refusal(stepResultBy: admitted.principal, stepAgent: plan.machine.plan.steps[wait.index].agentID) {
@@ -701,24 +709,27 @@ final class PlanExecutor: @unchecked Sendable {
                 continue
             }
             plan.arrived = (result.outcome, (raw, resultsInflight), result.attempt)
-            context.metrics.stepResult(nil)
+            if let refusal = result.refusal { deadLetterOnly(raw, refusal) }
+            context.metrics.stepResult(result.refusal)
         }
         if !elsewhere.isEmpty {
             let stored = try connection.pipeline(elsewhere.map { RedisCommand("GET", keys.stepAttempt($0.result.planID)) })
             for ((raw, result), record) in zip(elsewhere, stored) {
                 guard let attempt = record.bytes.flatMap(StepAttempt.decode) else {
-                    refuse(raw, Refusal(.forbidden, "plan \(result.planID) has no step waiting for a result"))
+                    refuse(raw, result.refusal ?? Refusal(.forbidden, "plan \(result.planID) has no step waiting for a result"))
                     continue
                 }
                 if let problem = Self.mismatch(result, attempt) {
-                    refuse(raw, Refusal(.forbidden, problem))
+                    refuse(raw, result.refusal ?? Refusal(.forbidden, problem))
                     continue
                 }
-                // The daemon running the plan finds it in the plan's mailbox.
+                // The daemon running the plan finds it in the plan's mailbox (one over a bound
+                // too: it fails the step there; it is dead-lettered here, once).
                 var commit = Commit(acknowledging: raw, in: resultsInflight)
                 context.store.mail(raw, toPlan: result.planID, into: &commit)
                 commits.append(commit)
-                context.metrics.stepResult(nil)
+                if let refusal = result.refusal { deadLetterOnly(raw, refusal) }
+                context.metrics.stepResult(result.refusal)
             }
         }
         // Mailboxes of the plans waiting on an agent.
@@ -729,7 +740,7 @@ final class PlanExecutor: @unchecked Sendable {
                 guard let plan = running[id], let wait = plan.wait, let attempt = wait.attempt else { continue }
                 for raw in (messages.array ?? []).compactMap(\.bytes) {
                     let admitted = context.trust.admit(raw)
-                    guard admitted.refusal == nil, case .success(let result) = StepResultMessage.parse(admitted.message) else { continue }
+                    guard admitted.refusal == nil, case .success(let result) = StepResultMessage.parse(admitted.message, maxBytes: maxBytes) else { continue }
                     guard result.stepID == wait.stepID else { continue }
                     if let problem = Self.mismatch(result, attempt) {
                         refuse(raw, Refusal(.forbidden, problem), from: keys.planResults(id))

@@ -155,7 +155,7 @@ final class ApprovalHandler: BatchHandler {
                 }
                 refused[index] = decide(item, approval: approval, stored: stored, record: record, into: &commit, now: now)
             } else if approvalReplies[approvalRead[index]!].isNull {
-                refused[index] = finish(&commit, item, .failure(Refusal(.notFound, "approval_id: no approval \"\(item.message!.approvalID)\"")), now: now)
+                refused[index] = finish(&commit, item, .failure(Refusal(.notFound, "approval_id: no approval \(WireLimits.quoted(item.message!.approvalID))")), now: now)
             } else {
                 refused[index] = finish(&commit, item, .failure(Refusal(.internal, "approval \(item.message!.approvalID) is stored in a form this daemon cannot read")), now: now)
             }

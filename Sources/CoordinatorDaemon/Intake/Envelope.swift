@@ -113,8 +113,7 @@ enum Envelope {
             guard let name = kind.string else { return Refusal(.invalidRequest, "kind: must be a string") }
             guard Kind(rawValue: name) != nil else {
                 let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
-                let shown = name.utf8.count <= 64 ? "\"\(name)\"" : "of \(name.utf8.count) bytes"
-                return Refusal(.invalidRequest, "kind: unknown value \(shown) (expected one of \(known))")
+                return Refusal(.invalidRequest, "kind: unknown value \(WireLimits.quoted(name)) (expected one of \(known))")
             }
         }
         if let id = object["request_id"], id != .null {

@@ -81,6 +81,8 @@ final class RequestHandler: BatchHandler {
                     if request.recommendations.count > config.maxRecommendations {
                         item.parsed.failure = Refusal(.tooLarge, "recommendations: \(request.recommendations.count) items, over --max-recommendations (\(config.maxRecommendations))")
                     } else {
+                        // Section 2.5: every affected resource is a key and an index entry.
+                        try WireLimits.checkResourceCounts(request, perRecommendation: config.maxResources)
                         trust.riskFloor.apply(to: &request)
                         item.parsed.failure = trust.refusal(coordinate: request, by: item.principal)
                         item.request = request
@@ -148,20 +150,27 @@ final class RequestHandler: BatchHandler {
                 }
                 var named: [String] = []
                 var seenNamed = Set<String>()
+                // A recommendation with resources conflicts with a customer-wide active one only
+                // through an action that contradicts its own: when none of the request's does, the
+                // customer-wide ones are not read (24,000 of them pending with made-up actions cost
+                // such a request nothing).
+                var canMeetWide = false
                 for rec in request.recommendations {
+                    let contra = contradicting.contradicting[rec.action] ?? []
                     if rec.affectedResources.isEmpty {
-                        for action in contradicting.contradicting[rec.action] ?? [] {
+                        for action in contra {
                             add(keys.actionIndex(customer: customer, action: action), keys.actionVersion(customer: customer, action: action))
                         }
                     } else {
                         for resource in rec.affectedResources {
                             add(keys.resourceIndex(customer: customer, resource: resource), keys.resourceVersion(customer: customer, resource: resource))
                         }
+                        if !contra.isEmpty { canMeetWide = true }
                     }
                     if seenNamed.insert(rec.id).inserted { named.append(rec.id) }
                     for dependency in rec.dependencies where seenNamed.insert(dependency).inserted { named.append(dependency) }
                 }
-                add(keys.wideIndex(customer: customer), keys.wideVersion(customer: customer))
+                if canMeetWide { add(keys.wideIndex(customer: customer), keys.wideVersion(customer: customer)) }
                 gatherRead[index] = (reads.count, versionKeys, named)
                 reads.append(Scripts.gatherActive.command(
                     keys: [keys.active(customer: customer)] + sets + versionKeys,
@@ -299,14 +308,14 @@ final class RequestHandler: BatchHandler {
                                      into: &commit, now: now)
             case .getPlan:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
-                    ?? .failure(Refusal(.notFound, "plan_id: no plan \"\(parsed.planID)\""))
+                    ?? .failure(Refusal(.notFound, "plan_id: no plan \(WireLimits.quoted(parsed.planID))"))
             case .executePlan:
                 let at = objectRead[index]!
                 outcome = executePlan(parsed, stored: replies[at].bytes, queued: replies[at + 1].integer == 1,
                                       record: planRecords[index]?.bytes, into: &commit, now: now)
             case .getApproval:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
-                    ?? .failure(Refusal(.notFound, "approval_id: no approval \"\(parsed.approvalID)\""))
+                    ?? .failure(Refusal(.notFound, "approval_id: no approval \(WireLimits.quoted(parsed.approvalID))"))
             case .listApprovals:
                 let approvals = replies[objectRead[index]!].array ?? []
                 var w = JSONWriter(capacity: 64 + approvals.count * 512)
@@ -561,7 +570,7 @@ final class RequestHandler: BatchHandler {
     private func executePlan(_ parsed: Envelope.Parsed, stored: [UInt8]?, queued: Bool, record: [UInt8]?,
                              into commit: inout Commit, now: Date) -> Result<[UInt8], Refusal> {
         let keys = context.keys
-        guard let stored else { return .failure(Refusal(.notFound, "plan_id: no plan \"\(parsed.planID)\"")) }
+        guard let stored else { return .failure(Refusal(.notFound, "plan_id: no plan \(WireLimits.quoted(parsed.planID))")) }
         guard let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(stored)) else {
             return .failure(Refusal(.internal, "plan \(parsed.planID) is stored in a form this daemon cannot read"))
         }

@@ -22,9 +22,11 @@ struct Refusal: Error, Sendable {
     /// A refusal that is dead-lettered whatever its code (section 10's `forbidden` under `--trust`).
     var alwaysDeadLetter = false
 
+    /// `message` is kept within 1 KiB (section 2.5): values it quotes should already be cut by
+    /// `WireLimits.quoted`; this catches any text that was not.
     init(_ code: ErrorCode, _ message: String) {
         self.code = code
-        self.message = message
+        self.message = WireLimits.boundedMessage(message)
     }
 
     /// Only messages that cannot be processed as sent are dead letters; a well-formed request

@@ -64,7 +64,7 @@ public enum JWS {
             case .badHeader(let why):
                 return "JWS header: \(why)"
             case .unsupportedAlgorithm(let alg):
-                return "JWS header: alg \"\(alg)\" is not supported (only EdDSA)"
+                return "JWS header: alg \(WireLimits.quoted(alg)) is not supported (only EdDSA)"
             case .badSignatureLength(let count):
                 return "JWS signature: \(count) bytes, expected 64 (Ed25519)"
             }
