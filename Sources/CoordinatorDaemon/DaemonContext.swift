@@ -53,14 +53,30 @@ final class DaemonContext: Sendable {
     /// Exactly one reply per request, on its `reply_to` list, which then lives `--reply-ttl`.
     /// Sends `reply` to `replyTo` (if any); with `dedupe`, also stores it (with `replyTo`) for
     /// re-delivery, for `dedupeTTL` seconds (`--dedupe-ttl` by default). A reply that cannot be
-    /// written is dead-lettered as `reply_undeliverable` against the message of `queue`.
-    func reply(_ reply: [UInt8], to replyTo: String?, dedupe: String? = nil, dedupeTTL: Int? = nil, queue: String, now: Date,
+    /// written leaves the commit `.appliedReplyUndeliverable`; see `undeliverable`.
+    func reply(_ reply: [UInt8], to replyTo: String?, dedupe: String? = nil, dedupeTTL: Int? = nil,
                in commit: inout Commit) {
         commit.reply(reply, to: replyTo, ttl: configuration.replyTTL,
                      dedupe: dedupe.map { ($0, dedupeTTL ?? configuration.dedupeTTL) },
-                     keeping: Commit.ReplyList(max: configuration.replyMax, always: configuration.replyPrefix != nil),
-                     undeliverable: Commit.Undeliverable(dead: keys.dead, deadMax: configuration.deadLetterMax, queue: queue,
-                                                         at: Timestamp.string(from: now), rawMax: configuration.deadLetterRawMax))
+                     keeping: Commit.ReplyList(max: configuration.replyMax, always: configuration.replyPrefix != nil))
+    }
+
+    /// The `reply_undeliverable` dead letters of messages whose commits applied but whose
+    /// replies Redis refused (`Commit.Result.appliedReplyUndeliverable`), written at once.
+    func deadLetterUndeliverable(_ refused: [(raw: [UInt8], replyTo: String, error: String)], queue: String, now: Date,
+                                 connection: RedisConnection) throws(RedisError) {
+        guard !refused.isEmpty else { return }
+        let letters = refused.map { message -> Commit in
+            var commit = Commit()
+            deadLetter(message.raw, queue: queue,
+                       failure: Refusal(.replyUndeliverable, "reply_to \(WireLimits.quoted(message.replyTo)): \(message.error)"),
+                       now: now, in: &commit)
+            return commit
+        }
+        _ = try Commit.apply(letters, on: connection)
+        metrics.deadLettered(code: ErrorCode.replyUndeliverable.rawValue, count: letters.count)
+        logger.warning("replies could not be written; dead-lettered as reply_undeliverable",
+                       metadata: ["queue": "\(queue)", "count": "\(letters.count)", "error": "\(refused[0].error)"])
     }
 
     /// Appends a dead letter (the list capped at `--dead-letter-max`, in the same commit).

@@ -80,9 +80,9 @@ extension RealRedis {
                 commands.append(RedisCommand("LPUSH", bad.queue, bad.bytes))
             }
             let replying = hostile.filter { $0.expect == .deadAndReply }.count
-            // Dead letters the daemon counts itself (reply_undeliverable ones are written by the
-            // commit script and are checked in the list instead).
-            let deadLettered = hostile.filter { $0.expect == .dead || $0.expect == .deadAndReply }.count
+            // Dead letters the daemon counts itself (reply_undeliverable ones included: the
+            // daemon writes them once the commit says the reply could not be pushed).
+            let deadLettered = hostile.filter { $0.expect == .dead || $0.expect == .deadAndReply || $0.expect == .undeliverable }.count
 
             // Nobody but the daemon may set a TTL on its keys: watch them while the run goes on.
             let watcher = try h.server.client()

@@ -390,7 +390,7 @@ final class PlanExecutor: @unchecked Sendable {
             defer { decisionIndex += 1 }
             let index = decisions[decisionIndex].0
             switch result {
-            case .applied:
+            case .applied, .appliedReplyUndeliverable:  // (no reply in an executor's commit)
                 if let machine = started[index] {
                     running[machine.plan.id] = RunningPlan(machine: machine, record: recordOf[index])
                 }

@@ -164,11 +164,15 @@ final class ApprovalHandler: BatchHandler {
 
         let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         var stale: [Item] = []
+        var undeliverable: [(raw: [UInt8], replyTo: String, error: String)] = []
         for (index, result) in results.enumerated() {
             switch result {
-            case .applied:
+            case .applied, .appliedReplyUndeliverable:
                 context.counters.add(processed: 1)
                 context.metrics.decision(refused[index], since: popped)
+                if case .appliedReplyUndeliverable(let error) = result {
+                    undeliverable.append((items[index].raw, items[index].replyTo ?? "", error))
+                }
             case .messageGone: break
             case .stale: stale.append(items[index])
             case .failed(let message):
@@ -180,6 +184,7 @@ final class ApprovalHandler: BatchHandler {
                 }
             }
         }
+        try context.deadLetterUndeliverable(undeliverable, queue: context.keys.approvals, now: now, connection: connection)
         return stale
     }
 
@@ -257,12 +262,10 @@ final class ApprovalHandler: BatchHandler {
                 tail.string(planID)
                 result += Array(",\"plan_id\":".utf8) + tail.bytes + [UInt8(ascii: "}")]
             }
-            context.reply(WireMessages.okReply(requestID: item.requestID, kind: "approval", result: result), to: item.replyTo,
-                          queue: context.keys.approvals, now: now, in: &commit)
+            context.reply(WireMessages.okReply(requestID: item.requestID, kind: "approval", result: result), to: item.replyTo, in: &commit)
             return nil
         case .failure(let failure):
-            context.reply(WireMessages.errorReply(requestID: item.requestID, kind: "approval", failure: failure), to: item.replyTo,
-                          queue: context.keys.approvals, now: now, in: &commit)
+            context.reply(WireMessages.errorReply(requestID: item.requestID, kind: "approval", failure: failure), to: item.replyTo, in: &commit)
             if failure.isDeadLetter {
                 context.deadLetter(item.raw, queue: context.keys.approvals, failure: failure, now: now, in: &commit)
             }

@@ -1,5 +1,4 @@
 import Coordination
-import Crypto
 import Foundation
 import RedisClient
 
@@ -50,28 +49,8 @@ enum HandBack {
 
     /// The `poison` dead letter: the section 6 shape plus `attempts`, the raw bytes capped.
     static func letter(_ raw: [UInt8], queue: String, attempts: Int, rawMax: Int, at: Date) -> [UInt8] {
-        let kept = raw.count > rawMax ? Array(raw[..<rawMax]) : raw
-        var w = JSONWriter(capacity: kept.count + 200)
-        w.beginObject()
-        w.key("queue"); w.string(queue)
-        if let text = String(validating: kept, as: UTF8.self) {
-            w.key("raw"); w.string(text)
-        } else {
-            w.key("raw_base64"); w.string(Data(kept).base64EncodedString())
-        }
-        if kept.count < raw.count {
-            w.key("truncated"); w.bool(true)
-            w.key("raw_bytes"); w.int(raw.count)
-            w.key("raw_sha256"); w.string(SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined())
-        }
-        w.key("error")
-        w.beginObject()
-        w.key("code"); w.string("poison")
-        w.key("message"); w.string("delivered \(attempts) times without being finished (--max-deliveries)")
-        w.endObject()
-        w.key("attempts"); w.int(attempts)
-        w.key("at"); w.string(Timestamp.string(from: at))
-        w.endObject()
-        return w.bytes
+        WireMessages.deadLetter(queue: queue, raw: raw,
+                                failure: Refusal(.poison, "delivered \(attempts) times without being finished (--max-deliveries)"),
+                                at: at, rawMax: rawMax, attempts: attempts)
     }
 }

@@ -350,10 +350,9 @@ final class RequestHandler: BatchHandler {
                     }
                 }
                 if let seenReply {
-                    context.reply(reply, to: parsed.replyTo, dedupe: seenReply, dedupeTTL: Trust.seenTTL(maxAge: context.configuration.signatureMaxAge),
-                                  queue: keys.requests, now: now, in: &commit)
+                    context.reply(reply, to: parsed.replyTo, dedupe: seenReply, dedupeTTL: Trust.seenTTL(maxAge: context.configuration.signatureMaxAge), in: &commit)
                 } else {
-                    context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, queue: keys.requests, now: now, in: &commit)
+                    context.reply(reply, to: parsed.replyTo, dedupe: dedupeKey, in: &commit)
                 }
             case .failure(let failure):
                 fail(&commit, item, failure, now: now)
@@ -375,12 +374,16 @@ final class RequestHandler: BatchHandler {
         if !unlocks.isEmpty { _ = try connection.pipeline(unlocks) }
         var stale: [Item] = []
         var failed: [(Item, String)] = []
+        var undeliverable: [(raw: [UInt8], replyTo: String, error: String)] = []
         for (index, result) in results.enumerated() {
             switch result {
-            case .applied:
+            case .applied, .appliedReplyUndeliverable:
                 context.counters.add(processed: 1)
                 context.metrics.request(kind: items[index].parsed.kindName, refused[index] ?? items[index].parsed.failure, since: popped)
                 logDone(items[index])
+                if case .appliedReplyUndeliverable(let error) = result {
+                    undeliverable.append((items[index].raw, items[index].parsed.replyTo ?? "", error))
+                }
             case .messageGone:
                 context.logger.warning("message was taken over by another worker before its commit; left to it",
                                        metadata: ["request_id": "\(items[index].parsed.requestID)"])
@@ -392,6 +395,7 @@ final class RequestHandler: BatchHandler {
                 failed.append((items[index], message))
             }
         }
+        try context.deadLetterUndeliverable(undeliverable, queue: context.keys.requests, now: now, connection: connection)
         if !failed.isEmpty { try settleFailed(failed, inflight: inflight, now: now, connection: connection) }
         return stale
     }
@@ -490,7 +494,7 @@ final class RequestHandler: BatchHandler {
     private func fail(_ commit: inout Commit, _ item: Item, _ failure: Refusal, now: Date) {
         let parsed = item.parsed
         let reply = WireMessages.errorReply(requestID: parsed.requestID, kind: parsed.kind?.rawValue ?? parsed.kindName, failure: failure)
-        context.reply(reply, to: parsed.replyTo, queue: context.keys.requests, now: now, in: &commit)
+        context.reply(reply, to: parsed.replyTo, in: &commit)
         if failure.isDeadLetter {
             context.deadLetter(item.raw, queue: context.keys.requests, failure: failure, now: now, in: &commit)
         }
@@ -509,7 +513,7 @@ final class RequestHandler: BatchHandler {
             fail(&commit, item, Refusal(.conflictState, "request_id: \(parsed.requestID) was already used by another request of this customer"), now: now)
             return
         }
-        context.reply(Array(stored[(cut + 1)...]), to: parsed.replyTo, queue: context.keys.requests, now: now, in: &commit)
+        context.reply(Array(stored[(cut + 1)...]), to: parsed.replyTo, in: &commit)
     }
 
     private func coordinate(_ item: Item, gathered: Gathered, batch: inout BatchState, lock: [UInt8]?,

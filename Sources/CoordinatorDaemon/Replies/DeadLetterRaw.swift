@@ -1,7 +1,7 @@
 /// How a dead letter carries its raw message (PROTOCOL.md section 6): as a string when it is
-/// UTF-8, as base64 otherwise, and as base64 too when it was truncated and escaping would
-/// grow it past what base64 takes (control bytes escape to six bytes each), so that a dead
-/// letter stays within about 4/3 of `--dead-letter-raw-max`.
+/// UTF-8, as base64 otherwise, and as base64 too when escaping would grow it past what base64
+/// of `--dead-letter-raw-max` bytes takes (control bytes escape to six bytes each), so that a
+/// dead letter stays within 4/3 of `--dead-letter-raw-max` plus its few other fields.
 enum DeadLetterRaw: Equatable {
     case text(String)
     case base64([UInt8])
@@ -15,7 +15,7 @@ enum DeadLetterRaw: Equatable {
             bytes.removeSubrange(end...)
         }
         guard let text = String(validating: bytes, as: UTF8.self) else { return .base64(kept) }
-        if truncated, escapedSize(bytes) > (kept.count + 2) / 3 * 4 { return .base64(kept) }
+        if escapedSize(bytes) > (rawMax + 2) / 3 * 4 { return .base64(kept) }
         return .text(text)
     }
 

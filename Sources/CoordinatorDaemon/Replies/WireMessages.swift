@@ -2,7 +2,7 @@ import Coordination
 import Crypto
 import Foundation
 
-/// The error codes of PROTOCOL.md section 2.4.
+/// The error codes of PROTOCOL.md sections 2.4 and 6 (the last two only in dead letters).
 public enum ErrorCode: String, Sendable, Codable {
     case invalidJSON = "invalid_json"
     case invalidRequest = "invalid_request"
@@ -13,6 +13,10 @@ public enum ErrorCode: String, Sendable, Codable {
     case expired
     case forbidden
     case `internal`
+    /// Delivered `--max-deliveries` times without being finished (section 6).
+    case poison
+    /// The reply could not be written to its `reply_to` (section 2.4).
+    case replyUndeliverable = "reply_undeliverable"
 }
 
 /// Why a message could not be done, as the reply and the dead letter say it.
@@ -72,7 +76,9 @@ enum WireMessages {
     /// (section 6). A message over `rawMax` bytes keeps its first `rawMax` bytes, with
     /// `"truncated": true`, `raw_bytes` (its full length) and `raw_sha256` (hex), so that one
     /// message can never make a dead letter Redis refuses or that fills its memory.
-    static func deadLetter(queue: String, raw: [UInt8], failure: Refusal, at: Date, rawMax: Int) -> [UInt8] {
+    /// Every dead letter the daemon writes from Swift is built here (`attempts` for `poison`).
+    static func deadLetter(queue: String, raw: [UInt8], failure: Refusal, at: Date, rawMax: Int,
+                           attempts: Int? = nil) -> [UInt8] {
         let truncated = raw.count > rawMax
         let kept = truncated ? Array(raw[..<rawMax]) : raw
         var w = JSONWriter(capacity: min(kept.count, rawMax) * 2 + 256)
@@ -92,6 +98,7 @@ enum WireMessages {
         w.key("code"); w.string(failure.code.rawValue)
         w.key("message"); w.string(failure.message)
         w.endObject()
+        if let attempts { w.key("attempts"); w.int(attempts) }
         w.key("at"); w.string(Timestamp.string(from: at))
         w.endObject()
         return w.bytes

@@ -17,6 +17,9 @@ struct Commit {
 
     enum Result: Equatable {
         case applied
+        /// Applied, but its reply could not be pushed (Redis's error): the caller dead-letters
+        /// the message as `reply_undeliverable`.
+        case appliedReplyUndeliverable(String)
         /// The message was handed to another worker meanwhile: its effects are theirs to write.
         case messageGone
         /// A guard failed: what was read is stale, compute again.
@@ -90,15 +93,6 @@ struct Commit {
         }
     }
 
-    /// Where a reply that cannot be written is recorded instead (see `reply`).
-    struct Undeliverable {
-        var dead: String
-        var deadMax: Int
-        var queue: String
-        var at: String
-        var rawMax: Int
-    }
-
     /// How a reply list is kept: its newest `max` replies, and whether every reply list gets
     /// the cap and the TTL (`always`, under a reply prefix) or only one the push created or
     /// that already has a TTL (PROTOCOL.md 2.1).
@@ -111,11 +105,9 @@ struct Commit {
     /// "list\nreply" under `dedupe` (when given) for idempotent re-delivery, the payload passed
     /// once. A push that fails becomes a `reply_undeliverable` dead letter, nothing else.
     mutating func reply(_ reply: [UInt8], to list: String?, ttl: Int, dedupe: (key: String, ttl: Int)? = nil,
-                        keeping kept: ReplyList, undeliverable: Undeliverable) {
+                        keeping kept: ReplyList) {
         guard list != nil || dedupe != nil else { return }
-        write("REPLY", list ?? "", ttl, reply, dedupe?.key ?? "", dedupe?.ttl ?? 0,
-              undeliverable.dead, undeliverable.deadMax, undeliverable.queue, undeliverable.at, undeliverable.rawMax,
-              kept.max, kept.always ? "1" : "0")
+        write("REPLY", list ?? "", ttl, reply, dedupe?.key ?? "", dedupe?.ttl ?? 0, kept.max, kept.always ? "1" : "0")
     }
 
     /// Appends a dead letter to `list`, keeping its newest `max` entries.
@@ -166,6 +158,8 @@ struct Commit {
                         results.append(.applied)
                         metrics?.repliesDropped(Int(-cut))
                     case .integer: results.append(.stale)
+                    case .bulk(let text) where text.first == UInt8(ascii: "U"):
+                        results.append(.appliedReplyUndeliverable(String(decoding: text.dropFirst(), as: UTF8.self)))
                     case .bulk(let text): results.append(.failed(String(decoding: text.dropFirst(), as: UTF8.self)))
                     default: throw RedisError.protocolError("commit script answered \(item)")
                     }

@@ -15,9 +15,10 @@ extension Scripts {
     /// left in flight, and the error is returned for it; the batch goes on. Nothing else the
     /// daemon knows of can fail a write midway (OOM refuses only a script's first write). The
     /// writes still run under `redis.pcall`, so that even then the failure stays that commit's
-    /// alone: its message goes back into its in-flight list. A reply that cannot be written (its `reply_to` holds another type, or the ACL
-    /// forbids it) does not stop the commit: a `reply_undeliverable` dead letter is appended
-    /// instead (PROTOCOL.md 2.4).
+    /// alone: its message goes back into its in-flight list. A reply that cannot be written
+    /// (its `reply_to` holds another type, or the ACL forbids it) does not stop the commit: the
+    /// commit's result says so, and the daemon dead-letters it as `reply_undeliverable`
+    /// (PROTOCOL.md 2.4) with the one writer of dead letters it has.
     ///
     /// KEYS none: a batch holds many customers' commits, and the keys are in ARGV (see the
     /// README's Redis Cluster note).
@@ -32,19 +33,20 @@ extension Scripts {
     /// - `WAKE waiters ready` moves every member of the set `waiters` onto the list `ready`;
     /// - `EVENT channel stream maxlen type json` publishes the event and appends it to the
     ///   capped stream;
-    /// - `REPLY list ttl json dedupe-key dedupe-ttl dead dead-max queue at raw-max reply-max
-    ///   always` pushes the reply (unless `list` is empty); when `always` is "1" (a reply prefix
+    /// - `REPLY list ttl json dedupe-key dedupe-ttl reply-max always` pushes the reply (unless
+    ///   `list` is empty); when `always` is "1" (a reply prefix
     ///   is set), or the push created the list, or the list already has a TTL, keeps its newest
     ///   reply-max entries and refreshes its TTL (any other list is someone else's: only pushed
     ///   to, PROTOCOL.md 2.1); stores
-    ///   "list\\njson" under dedupe-key (unless empty) for idempotent re-delivery; when the push
-    ///   fails, appends a `reply_undeliverable` dead letter to `dead` (capped at dead-max).
+    ///   "list\\njson" under dedupe-key (unless empty) for idempotent re-delivery; a push that
+    ///   fails is the commit's result "U<error>" (applied, reply undeliverable).
     /// - `DEAD list max json` appends a dead letter and caps the list to its newest max.
     /// - `UNINDEX set id version` removes id from an index set and, when the set is left
     ///   empty, its version key too (a reader guarded by "absent" may then commit: what it
     ///   read, an empty index, is again the truth).
     /// Returns, per commit: 1 applied, -n applied with n older replies cut by a reply list's
-    /// cap, 0 the message was no longer in flight (another worker
+    /// cap, "U" and Redis's error: applied, but its reply could not be pushed, 0 the message
+    /// was no longer in flight (another worker
     /// took it over), 10+i guard i failed, or "E" and the error: of a guard Redis could not
     /// check, of a key of the wrong type ("EHSET <key>: WRONGTYPE holds a string, not a hash"),
     /// or of a write that failed.
@@ -72,6 +74,7 @@ extension Scripts {
           local last = first + tonumber(ARGV[first - 1]) - 1
           local result = 1
           local dropped = 0
+          local undeliverable = nil
           for i = 1, guards do
             local key, want = ARGV[p + 1 + 2 * i], ARGV[p + 2 + 2 * i]
             local kind = string.sub(want, 1, 1)
@@ -101,7 +104,6 @@ extension Scripts {
             while q <= last and not bad do
               local op = ARGV[q + 1]
               if op == 'EVENT' then bad = misfit(ARGV[q + 3], 'stream')
-              elseif op == 'REPLY' then bad = misfit(ARGV[q + 7], 'list')
               elseif op == 'DEAD' then bad = misfit(ARGV[q + 2], 'list')
               elseif op == 'UNINDEX' then bad = misfit(ARGV[q + 2], 'set')
               elseif op == 'WAKE' then bad = misfit(ARGV[q + 2], 'set') or misfit(ARGV[q + 3], 'list')
@@ -138,21 +140,14 @@ extension Scripts {
                 if list ~= '' and (r == nil or type(r) ~= 'table' or not r.err) then
                   local pushed = redis.pcall('LPUSH', list, json)
                   if type(pushed) == 'table' and pushed.err then
-                    local raw, rawMax = message, tonumber(ARGV[q + 11])
-                    local letter = { queue = ARGV[q + 9], at = ARGV[q + 10],
-                      error = { code = 'reply_undeliverable', message = 'reply_to ' .. list .. ': ' .. pushed.err } }
-                    if #raw > rawMax then
-                      letter.truncated = true; letter.raw_bytes = #raw; raw = string.sub(raw, 1, rawMax)
-                    end
-                    letter.raw = raw
-                    redis.call('RPUSH', ARGV[q + 7], cjson.encode(letter))
-                    redis.call('LTRIM', ARGV[q + 7], -tonumber(ARGV[q + 8]), -1)
-                  elseif ARGV[q + 13] == '1' or pushed == 1 or (tonumber(redis.pcall('PTTL', list)) or 0) > 0 then
+                    -- Told to the daemon, which writes the reply_undeliverable dead letter.
+                    undeliverable = pushed.err
+                  elseif ARGV[q + 8] == '1' or pushed == 1 or (tonumber(redis.pcall('PTTL', list)) or 0) > 0 then
                     -- The cap and the TTL go only to a list that is surely a reply list: under
                     -- the reply prefix, created by this push, or already given a TTL (a list
                     -- without one belongs to someone else and is only pushed to). A TTL the
                     -- daemon may not read (a write-only ACL pattern) counts as none.
-                    local max = tonumber(ARGV[q + 12])
+                    local max = tonumber(ARGV[q + 7])
                     if pushed > max then
                       redis.pcall('LTRIM', list, 0, max - 1)
                       dropped = dropped + pushed - max
@@ -185,7 +180,11 @@ extension Scripts {
               q = q + n + 1
             end
           end
-          if result == 1 and dropped > 0 then result = -dropped end
+          if result == 1 and undeliverable then
+            result = 'U' .. undeliverable
+          elseif result == 1 and dropped > 0 then
+            result = -dropped
+          end
           out[#out + 1] = result
           p = last + 1
         end
