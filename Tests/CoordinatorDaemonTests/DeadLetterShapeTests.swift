@@ -48,5 +48,19 @@ extension RealRedis {
             let base64 = try #require(letter["raw_base64"] as? String)
             #expect(Data(base64Encoded: base64) == Data(repeating: 0x01, count: 60_000))
         }
+
+        @Test("An unknown kind of 100,000 bytes is echoed in its reply cut at 128 bytes")
+        func unknownKindEchoedCut() throws {
+            let h = try Harness()
+            try h.startDaemon()
+            try h.push(Wire.json(["kind": String(repeating: "k", count: 100_000), "request_id": "k-1", "reply_to": "test:kind"]))
+            let reply = try h.reply(on: "test:kind")
+            #expect(reply["ok"] as? Bool == false)
+            let kind = try #require(reply["kind"] as? String)
+            #expect(kind.utf8.count <= 128 + 3, "kind echoed with \(kind.utf8.count) bytes")
+            #expect(kind.hasPrefix("kkkk"))
+            let message = try #require((reply["error"] as? [String: Any])?["message"] as? String)
+            #expect(message.utf8.count <= 1024)
+        }
     }
 }

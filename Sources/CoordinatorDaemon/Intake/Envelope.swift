@@ -83,7 +83,8 @@ enum Envelope {
             }
             parsed.replyTo = replyTo
         }
-        if case .string(let kind) = object["kind"] { parsed.kindName = kind }
+        // The reply echoes the kind; an unknown one is echoed cut, as errors quote values.
+        if case .string(let kind) = object["kind"] { parsed.kindName = WireLimits.cut(kind, at: WireLimits.quotedMaxBytes) }
 
         if raw.count > maxBytes {
             parsed.failure = Refusal(.tooLarge, "message is \(raw.count) bytes, over --max-message-bytes (\(maxBytes))")

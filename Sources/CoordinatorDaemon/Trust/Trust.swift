@@ -67,10 +67,10 @@ public struct Trust: Sendable {
             return Admission(message: raw, refusal: Self.forbidden("\(malformed)"))
         }
         guard let principal = principals[parts.kid] else {
-            return Admission(message: parts.payload, refusal: Self.forbidden("kid \"\(parts.kid)\" is not a principal of the trust file"))
+            return Admission(message: parts.payload, refusal: Self.forbidden("kid \(WireLimits.quoted(parts.kid)) is not a principal of the trust file"))
         }
         guard JWS.isValid(parts, in: raw, key: principal.key.publicKey) else {
-            return Admission(message: parts.payload, refusal: Self.forbidden("signature does not verify with the public key of \"\(parts.kid)\""))
+            return Admission(message: parts.payload, refusal: Self.forbidden("signature does not verify with the public key of \(WireLimits.quoted(parts.kid))"))
         }
         return Admission(message: parts.payload, principal: principal, issuedAt: parts.issuedAt,
                          signatureDigest: Self.hex(SHA256.hash(data: parts.signature)))
