@@ -38,13 +38,33 @@ public enum TopLevelJSON {
         }
     }
 
+    /// The top-level members that stand whole in `head`, the first bytes of a message too long
+    /// to read: a bounded scan for what routes an answer (`reply_to`, `request_id`), never a
+    /// parse of the whole. Empty when `head` does not start as a JSON object.
+    public static func leadingMembers(_ head: [UInt8]) -> [String: Value] {
+        head.withUnsafeBufferPointer { buffer in
+            var lexer = JSONLexer(buffer, strict: false)
+            var members: [String: Value] = [:]
+            lexer.skipSpace()
+            guard lexer.next == UInt8(ascii: "{") else { return members }
+            // Whatever stands whole before the cut (or before anything malformed).
+            _ = try? topObject(&lexer, into: &members)
+            return members
+        }
+    }
+
     private static func topObject(_ lexer: inout JSONLexer) throws(Malformed) -> [String: Value] {
         var members: [String: Value] = [:]
+        try topObject(&lexer, into: &members)
+        return members
+    }
+
+    private static func topObject(_ lexer: inout JSONLexer, into members: inout [String: Value]) throws(Malformed) {
         try lexer.expect(UInt8(ascii: "{"))
         lexer.skipSpace()
         if lexer.next == UInt8(ascii: "}") {
             _ = try lexer.more(UInt8(ascii: "}"))
-            return members
+            return
         }
         repeat {
             lexer.skipSpace()
@@ -64,6 +84,5 @@ public enum TopLevelJSON {
                 }
             }
         } while try lexer.more(UInt8(ascii: "}"))
-        return members
     }
 }

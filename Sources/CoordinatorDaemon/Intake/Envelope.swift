@@ -50,6 +50,24 @@ enum Envelope {
     /// A `request_id` longer than this is not echoed (a reply stays small whatever was sent).
     static let echoedRequestIDMax = 1024
 
+    /// A message over `--max-message-bytes`, of which only `head` (its first bytes) was read:
+    /// refused `too_large`, with what routes its answer read from the members that stand whole
+    /// in `head` (PROTOCOL.md 6: a bounded scan, not a parse of the whole).
+    static func parseOversized(head: [UInt8], bytes: Int, maxBytes: Int, rules: ReplyRules) -> Parsed {
+        var parsed = Parsed(kind: nil, kindName: "coordinate", requestID: RequestIDs.next(),
+                            requestIDGiven: false, replyTo: nil,
+                            failure: Refusal(.tooLarge, "message is \(bytes) bytes, over --max-message-bytes (\(maxBytes))"))
+        let object = TopLevelJSON.leadingMembers(head)
+        if case .string(let id) = object["request_id"], !id.isEmpty, id.utf8.count <= echoedRequestIDMax {
+            parsed.requestID = id
+        }
+        if case .string(let kind) = object["kind"] { parsed.kindName = WireLimits.cut(kind, at: WireLimits.quotedMaxBytes) }
+        if case .string(let replyTo) = object["reply_to"], !replyTo.isEmpty, rules.problem(replyTo) == nil {
+            parsed.replyTo = replyTo
+        }
+        return parsed
+    }
+
     static func parse(_ raw: [UInt8], maxBytes: Int, rules: ReplyRules) -> Parsed {
         var parsed = Parsed(kind: nil, kindName: "coordinate", requestID: RequestIDs.next(),
                             requestIDGiven: false, replyTo: nil, failure: nil)

@@ -15,6 +15,11 @@ enum HandBack {
     static func run(inflight: String, queue: String, context: DaemonContext,
                     connection: RedisConnection) throws(RedisError) -> Int {
         let keys = context.keys
+        // A message too large to read is never read here either: back it goes, uncounted (it
+        // is refused unread, so it cannot have made a daemon fail).
+        if inflight.hasSuffix(Keys.oversizedSuffix) {
+            return Int(try connection.run(Scripts.requeue, keys: [inflight, queue], args: []).integer ?? 0)
+        }
         let messages = (try connection.send("LRANGE", inflight, 0, -1).array ?? []).compactMap(\.bytes)
         if !messages.isEmpty {
             var counts: [RedisCommand] = []

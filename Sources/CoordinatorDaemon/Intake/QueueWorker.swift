@@ -19,6 +19,8 @@ final class QueueWorker: @unchecked Sendable {
     private let handler: any BatchHandler
     private let queue: String
     let inflight: String
+    /// Where a message over `--max-message-bytes` is held, apart, while it is refused.
+    private let oversized: String
     private let name: String
     private let loop: LoopThread
 
@@ -27,6 +29,7 @@ final class QueueWorker: @unchecked Sendable {
         self.handler = handler
         self.queue = context.keys.queue(handler.queueName)
         self.inflight = context.keys.inflight(worker: context.workerID, queue: "\(handler.queueName):\(index)")
+        self.oversized = context.keys.oversized(inflight: inflight)
         self.name = "\(handler.queueName)-\(index)"
         self.loop = LoopThread(name: name, context: context)
     }
@@ -104,18 +107,80 @@ final class QueueWorker: @unchecked Sendable {
         _ = try connection.send("HSET", context.keys.inflightLists(worker: context.workerID), inflight, queue)
     }
 
-    /// Up to a batch of messages; blocks up to a second when the queue is empty.
+    /// A batch holds at most this many bytes of messages to parse (the first message always
+    /// goes, up to `--max-message-bytes`), so a batch of large messages stays small in memory.
+    static let batchBytes = 16 << 20
+
+    /// Up to a batch of messages; blocks up to a second when the queue is empty. A message over
+    /// `--max-message-bytes` is refused here, from its first bytes, never read whole.
     private func take(_ connection: RedisConnection) throws(RedisError) -> [[UInt8]] {
         let size = context.configuration.batchSize
-        let index = context.keys.inflightLists(worker: context.workerID)
-        var batch = try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight, index], args: [size, 0]))
+        var batch = try takeBatch(connection, count: size, name: false, parked: false)
         if batch.isEmpty {
-            guard let first = try connection.blockingMove(from: queue, to: inflight, timeout: 1) else { return [] }
-            batch = [first]
-            // Also names the list, which the blocking move could not do.
-            batch += try Self.batch(from: connection.run(Scripts.takeBatch, keys: [queue, inflight, index], args: [size - 1, 1]))
+            switch try connection.blockingMove(from: queue, to: inflight, timeout: 1, atMost: context.configuration.maxMessageBytes) {
+            case .none:
+                return []
+            case .element(let first):
+                batch = [first]
+                // Also names the list, which the blocking move could not do.
+                batch += try takeBatch(connection, count: size - 1, name: true, parked: false)
+            case .oversized:
+                // Moved unread into the in-flight list: park it apart and refuse it.
+                batch = try takeBatch(connection, count: size, name: true, parked: true)
+            }
         }
         return batch
+    }
+
+    /// The takeBatch script with this worker's lists and bounds; an oversized message in its
+    /// reply is refused at once and left out of the batch.
+    private func takeBatch(_ connection: RedisConnection, count: Int, name: Bool, parked: Bool) throws(RedisError) -> [[UInt8]] {
+        let config = context.configuration
+        let reply = try connection.run(
+            Scripts.takeBatch, keys: [queue, inflight, context.keys.inflightLists(worker: context.workerID), oversized],
+            args: [count, name ? 1 : 0, config.maxMessageBytes, config.deadLetterRawMax, Self.batchBytes, parked ? 1 : 0])
+        var batch: [[UInt8]] = []
+        for entry in reply.array ?? [] {
+            if let bytes = entry.bytes {
+                batch.append(bytes)
+            } else if let parts = entry.array, parts.count == 2, let length = parts[0].integer, let head = parts[1].bytes {
+                try refuseOversized(head: head, bytes: Int(length), connection: connection)
+            }
+        }
+        return batch
+    }
+
+    /// PROTOCOL.md 6: a message over `--max-message-bytes` is refused `too_large` from its first
+    /// bytes: answered when a `reply_to` stands whole in them (not under `--trust`, where it
+    /// is unverified), dead-lettered with those bytes, `truncated` and `raw_bytes`, and
+    /// acknowledged by its place in the oversized list.
+    private func refuseOversized(head: [UInt8], bytes: Int, connection: RedisConnection) throws(RedisError) {
+        let config = context.configuration
+        let parsed = Envelope.parseOversized(head: head, bytes: bytes, maxBytes: config.maxMessageBytes, rules: context.replyRules)
+        let failure = parsed.failure ?? Refusal(.tooLarge, "message is \(bytes) bytes")
+        let now = try RedisClock.now(connection)
+        var commit = Commit(acknowledgingHeldIn: oversized)
+        if !context.trust.enforcing, let replyTo = parsed.replyTo {
+            let kind = handler.queueName == "approvals" ? "approval" : parsed.kindName
+            context.reply(WireMessages.errorReply(requestID: parsed.requestID, kind: kind, failure: failure), to: replyTo, in: &commit)
+        }
+        commit.deadLetter(WireMessages.deadLetter(queue: queue, raw: head, failure: failure, at: now,
+                                                  rawMax: config.deadLetterRawMax, wholeBytes: bytes),
+                          to: context.keys.dead, max: config.deadLetterMax)
+        switch try Commit.apply([commit], on: connection, metrics: context.metrics).first {
+        case .applied?, .appliedReplyUndeliverable?:
+            context.counters.add(processed: 1, deadLettered: 1)
+            context.metrics.deadLettered(code: failure.code.rawValue)
+            context.logger.warning("\(name): message over --max-message-bytes refused unread",
+                                   metadata: ["bytes": "\(bytes)", "request_id": "\(parsed.requestID)"])
+        case .failed(let error)?:
+            // The letter could not be written (a key of the wrong type under the prefix): the
+            // message is still let go, or it would come back for ever.
+            context.logger.error("\(name): refusing an oversized message failed; dropped", metadata: ["error": "\(error)"])
+            _ = try Commit.apply([Commit(acknowledgingHeldIn: oversized)], on: connection)
+        default:
+            break  // taken over by recovery meanwhile: its refusal is theirs to write
+        }
     }
 
     private static func batch(from reply: RedisReply) -> [[UInt8]] {

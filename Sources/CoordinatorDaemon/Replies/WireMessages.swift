@@ -77,10 +77,12 @@ enum WireMessages {
     /// `"truncated": true`, `raw_bytes` (its full length) and `raw_sha256` (hex), so that one
     /// message can never make a dead letter Redis refuses or that fills its memory.
     /// Every dead letter the daemon writes from Swift is built here (`attempts` for `poison`).
+    /// `wholeBytes`: `raw` is only the first bytes of a message this long, never read whole
+    /// (it then has no `raw_sha256`).
     static func deadLetter(queue: String, raw: [UInt8], failure: Refusal, at: Date, rawMax: Int,
-                           attempts: Int? = nil) -> [UInt8] {
-        let truncated = raw.count > rawMax
-        let kept = truncated ? Array(raw[..<rawMax]) : raw
+                           attempts: Int? = nil, wholeBytes: Int? = nil) -> [UInt8] {
+        let truncated = raw.count > rawMax || (wholeBytes ?? 0) > raw.count
+        let kept = truncated ? Array(raw.prefix(rawMax)) : raw
         var w = JSONWriter(capacity: min(kept.count, rawMax) * 2 + 256)
         w.beginObject()
         w.key("queue"); w.string(queue)
@@ -90,8 +92,10 @@ enum WireMessages {
         }
         if truncated {
             w.key("truncated"); w.bool(true)
-            w.key("raw_bytes"); w.int(raw.count)
-            w.key("raw_sha256"); w.string(SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined())
+            w.key("raw_bytes"); w.int(wholeBytes ?? raw.count)
+            if wholeBytes == nil {
+                w.key("raw_sha256"); w.string(SHA256.hash(data: raw).map { String(format: "%02x", $0) }.joined())
+            }
         }
         w.key("error")
         w.beginObject()

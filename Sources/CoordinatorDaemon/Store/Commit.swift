@@ -41,6 +41,13 @@ struct Commit {
         self.message = message
     }
 
+    /// A commit that acknowledges the one message held in the oversized list `list` by its
+    /// place: its bytes were never read whole, so they are not sent back.
+    init(acknowledgingHeldIn list: String) {
+        self.inflight = "!" + list
+        self.message = []
+    }
+
     /// A commit tied to no message (sweeper, executor).
     init() {
         self.inflight = ""

@@ -32,6 +32,10 @@ public struct Keys: Sendable {
     public var workerIndex: String { "\(prefix):workers" }
     /// Messages a worker has taken from `queue` and not yet finished.
     public func inflight(worker: String, queue: String) -> String { "\(prefix):inflight:\(worker):\(queue)" }
+    /// Where a worker holds one message over `--max-message-bytes`, apart from its in-flight
+    /// list, so that the message is refused without its bytes ever being read whole.
+    public func oversized(inflight: String) -> String { inflight + Self.oversizedSuffix }
+    public static let oversizedSuffix = ":oversized"
     /// The names of one worker's in-flight lists with the queue each hands back to (hash:
     /// in-flight list -> queue), so recovery needs no keyspace scan.
     public func inflightLists(worker: String) -> String { "\(prefix):inflight-lists:\(worker)" }

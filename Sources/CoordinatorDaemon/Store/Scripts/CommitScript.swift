@@ -22,7 +22,8 @@ extension Scripts {
     ///
     /// KEYS none: a batch holds many customers' commits, and the keys are in ARGV (see the
     /// README's Redis Cluster note).
-    /// ARGV, per commit: the in-flight list ("" for none), the raw message, the guard count g,
+    /// ARGV, per commit: the in-flight list ("" for none; "!list" for a worker's oversized list,
+    /// whose one message is acknowledged by its place, not its bytes), the raw message, the guard count g,
     /// g pairs of (key, condition), the number of op arguments that follow, then the writes,
     /// each as an argument count followed by the command and its arguments.
     /// Conditions: "=value" (GET equals value), "!" (absent), "#n" (a counter, absent meaning
@@ -70,6 +71,10 @@ extension Scripts {
         local p = 1
         while p <= #ARGV do
           local inflight, message, guards = ARGV[p], ARGV[p + 1], tonumber(ARGV[p + 2])
+          -- "!list": the message is the one in that oversized list, acknowledged by its place
+          -- (its bytes were never sent back); it is removed after the writes succeed.
+          local held = string.sub(inflight, 1, 1) == '!'
+          if held then inflight = string.sub(inflight, 2) end
           local first = p + 4 + 2 * guards
           local last = first + tonumber(ARGV[first - 1]) - 1
           local result = 1
@@ -118,6 +123,8 @@ extension Scripts {
           end
           if type(result) == 'string' then
             -- A guard Redis could not check, or a key of the wrong type: nothing written.
+          elseif result == 1 and held then
+            if redis.call('LLEN', inflight) == 0 then result = 0 end
           elseif result == 1 and inflight ~= '' then
             if redis.call('LREM', inflight, 1, message) == 0 then result = 0 end
           end
@@ -173,12 +180,15 @@ extension Scripts {
                 r = redis.pcall(unpack(ARGV, q + 1, q + n))
               end
               if type(r) == 'table' and r.err then
-                if inflight ~= '' then redis.call('LPUSH', inflight, message) end
+                if inflight ~= '' and not held then redis.call('LPUSH', inflight, message) end
                 result = 'E' .. op .. ': ' .. r.err
                 break
               end
               q = q + n + 1
             end
+          end
+          if held and result == 1 then
+            redis.call('LTRIM', inflight, 1, -1)
           end
           if result == 1 and undeliverable then
             result = 'U' .. undeliverable
