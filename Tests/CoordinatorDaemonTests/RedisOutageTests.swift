@@ -16,13 +16,7 @@ extension RealRedis {
                 $0.batchSize = 16
             }
             let total = 6000
-            var pushes: [RedisCommand] = []
-            for n in 0..<total {
-                pushes.append(RedisCommand("LPUSH", "coord:requests", Wire.coordinate(
-                    "kill-\(n)", customer: "cust-kill-\(n % 50)", replyTo: "test:kill",
-                    [Wire.recommendation("rec-\(n)", resources: ["i-\(n)"])])))
-            }
-            _ = try h.redis.pipeline(pushes)
+            try h.pushBurst("kill", count: total, replyTo: "test:kill")
             try h.wait("the daemon to be partway through the burst") { try h.length("test:kill") > 0 }
             // The kill lands while the daemon holds a batch in flight.
             var held = 0
@@ -37,15 +31,7 @@ extension RealRedis {
             try h.wait("the burst to be answered", timeout: 90) {
                 try h.length("coord:requests") == 0 && h.inflightCount() == 0 && h.length("test:kill") >= total
             }
-            var answered: [String: Int] = [:]
-            for reply in (try h.redis.send("LRANGE", "test:kill", 0, -1).array ?? []) {
-                let object = try Harness.object(try #require(reply.bytes))
-                #expect(object["ok"] as? Bool == true, "\(object)")
-                answered[try #require(object["request_id"] as? String), default: 0] += 1
-            }
-            #expect(answered.count == total)
-            #expect(answered.values.allSatisfy { $0 == 1 })
-            #expect(try h.deadLetters().isEmpty, "nothing innocent went to coord:dead")
+            try h.expectAnsweredOnce(try h.takeAnswers(on: "test:kill"), count: total)
         }
 
         @Test("A daemon started while Redis is unreachable stays up, is not healthy, and works as soon as Redis answers")

@@ -31,25 +31,8 @@ extension RealRedis {
             try h.wait("coordinatord_up to be 1") { try PrometheusScrape.scrape(url).value("coordinatord_up") == 1 }
             let total = 8000
             var answered: [String: Int] = [:]
-            func push(_ range: Range<Int>) throws {
-                var pushes: [RedisCommand] = []
-                for n in range {
-                    pushes.append(RedisCommand("LPUSH", "coord:requests", Wire.coordinate(
-                        "oom-\(n)", customer: "cust-oom-\(n % 50)", replyTo: "test:oom",
-                        [Wire.recommendation("rec-\(n)", resources: ["i-\(n)"])])))
-                }
-                _ = try h.redis.pipeline(pushes)
-            }
-            func collect() throws {
-                for reply in (try h.redis.send("LRANGE", "test:oom", 0, -1).array ?? []) {
-                    let object = try Harness.object(try #require(reply.bytes))
-                    #expect(object["ok"] as? Bool == true, "\(object)")
-                    answered[try #require(object["request_id"] as? String), default: 0] += 1
-                }
-                _ = try h.redis.send("DEL", "test:oom")
-            }
-            for (episode, range) in [0..<(total / 2), (total / 2)..<total].enumerated() {
-                try push(range)
+            for episode in 0..<2 {
+                try h.pushBurst("oom\(episode)", count: total / 2, replyTo: "test:oom")
                 // Memory runs out while the daemon works through the burst: some answered, some not.
                 try h.wait("the daemon to be partway through burst \(episode + 1)") {
                     try h.length("test:oom") > 0
@@ -68,11 +51,9 @@ extension RealRedis {
                 try h.wait("burst \(episode + 1) to be answered", timeout: 60) {
                     try h.length("coord:requests") == 0 && h.inflightCount() == 0
                 }
-                try collect()
+                answered.merge(try h.takeAnswers(on: "test:oom")) { $0 + $1 }
             }
-            #expect(answered.count == total)
-            #expect(answered.values.allSatisfy { $0 == 1 })
-            #expect(try h.deadLetters().isEmpty, "nothing innocent went to coord:dead")
+            try h.expectAnsweredOnce(answered, count: total)
             try h.wait("coordinatord_up to be 1 again") { try PrometheusScrape.scrape(url).value("coordinatord_up") == 1 }
             let scrape = try PrometheusScrape.scrape(url)
             #expect((scrape.value("coordinatord_redis_errors_total") ?? 0) > 0)
@@ -87,13 +68,7 @@ extension RealRedis {
                 $0.batchSize = 16
             }
             let total = 6000
-            var pushes: [RedisCommand] = []
-            for n in 0..<total {
-                pushes.append(RedisCommand("LPUSH", "coord:requests", Wire.coordinate(
-                    "ro-\(n)", customer: "cust-ro-\(n % 50)", replyTo: "test:ro",
-                    [Wire.recommendation("rec-\(n)", resources: ["i-\(n)"])])))
-            }
-            _ = try h.redis.pipeline(pushes)
+            try h.pushBurst("ro", count: total, replyTo: "test:ro")
             try h.wait("the daemon to be partway through the burst") { try h.length("test:ro") > 0 }
             // A replica of a master that never answers keeps its data and refuses every write
             // (READONLY) until it is made a master again: a failover as the daemon sees it.
@@ -114,15 +89,7 @@ extension RealRedis {
             try h.wait("the burst to be answered", timeout: 90) {
                 try h.length("coord:requests") == 0 && h.inflightCount() == 0 && h.length("test:ro") >= total
             }
-            var answered: [String: Int] = [:]
-            for reply in (try h.redis.send("LRANGE", "test:ro", 0, -1).array ?? []) {
-                let object = try Harness.object(try #require(reply.bytes))
-                #expect(object["ok"] as? Bool == true, "\(object)")
-                answered[try #require(object["request_id"] as? String), default: 0] += 1
-            }
-            #expect(answered.count == total)
-            #expect(answered.values.allSatisfy { $0 == 1 })
-            #expect(try h.deadLetters().isEmpty, "nothing innocent went to coord:dead")
+            try h.expectAnsweredOnce(try h.takeAnswers(on: "test:ro"), count: total)
         }
     }
 }

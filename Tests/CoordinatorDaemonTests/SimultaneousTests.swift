@@ -101,6 +101,9 @@ extension RealRedis {
     /// and here the deaths are real: no counter is set by the test.
     @Suite("Poison from real redeliveries", .serialized)
     struct PoisonRedeliveryTests {
+        /// Large enough for the heavy request (about 3 MB), which is then processed, not refused.
+        static let maxBytes = 16 << 20
+
         /// A request heavy enough that a daemon holds it in flight for a while (10,000
         /// recommendations to parse, resolve and commit).
         static func heavy() -> String {
@@ -114,7 +117,7 @@ extension RealRedis {
             try h.push(Self.heavy())
             for kill in 1...2 {
                 let process = try h.launch(["run", "--heartbeat-ttl", "1", "--sim-speed", "0", "--max-deliveries", "2",
-                                            "--workers", "1"])
+                                            "--workers", "1", "--max-message-bytes", "\(Self.maxBytes)"])
                 // It takes the message into an in-flight list of its own (after recovering it
                 // from the daemon killed before), and dies holding it.
                 let pid = process.processIdentifier
@@ -126,7 +129,11 @@ extension RealRedis {
                 #expect(try h.inflightCount() == 1)
             }
             // Delivered twice, twice unfinished: the next daemon dead-letters it instead of a third.
-            try h.startDaemon { $0.heartbeatTTL = 1; $0.maxDeliveries = 2 }
+            try h.startDaemon {
+                $0.heartbeatTTL = 1
+                $0.maxDeliveries = 2
+                $0.maxMessageBytes = Self.maxBytes
+            }
             try h.wait("the poison dead letter", timeout: 30) { try h.length(h.keys.dead) == 1 }
             let letter = try #require(try h.deadLetters().first)
             #expect(Harness.code(letter) == "poison")
