@@ -55,5 +55,28 @@ extension RealRedis {
             try h.wait("coordinatord_up to be 1") { try PrometheusScrape.scrape(url).value("coordinatord_up") == 1 }
             #expect(try h.runToEnd(["health", "--redis-url", h.server.url], timeout: 30).status == 0)
         }
+
+        @Test("Redis stalled (DEBUG SLEEP 2.5 s) past the heartbeat TTL (1 s) under two daemons mid-burst: every request answered and done once")
+        func stalledPastHeartbeat() throws {
+            let h = try Harness(redisArguments: ["--enable-debug-command", "yes"])
+            try h.startDaemon { $0.heartbeatTTL = 1; $0.batchSize = 16 }
+            try h.startDaemon { $0.heartbeatTTL = 1; $0.batchSize = 16 }
+            try h.waitUntilReady()
+            let total = 4000
+            try h.pushBurst("stall", count: total, replyTo: "test:stall")
+            try h.wait("the daemons to be partway through the burst") { try h.length("test:stall") > 0 }
+            #expect(try h.length("coord:requests") + h.inflightCount() > 0, "work was left when Redis stalled")
+            // Past the heartbeats' TTL: when Redis wakes, both look lapsed to each other, and
+            // recovery may hand back what the other still holds; its commit then finds the
+            // message gone and writes nothing.
+            _ = try h.redis.send("DEBUG", "SLEEP", 2.5)
+            try h.wait("the burst to be answered", timeout: 90) {
+                try h.length("coord:requests") == 0 && h.inflightCount() == 0 && h.length("test:stall") >= total
+            }
+            try h.settle()
+            try h.expectAnsweredOnce(try h.takeAnswers(on: "test:stall"), count: total)
+            let completed = try h.events().filter { $0["type"] as? String == "coordination.completed" }
+            #expect(completed.count == total, "one coordination per request")
+        }
     }
 }
