@@ -80,8 +80,10 @@ final class DaemonContext: Sendable {
     }
 
     /// Appends a dead letter (the list capped at `--dead-letter-max`, in the same commit).
-    func deadLetter(_ raw: [UInt8], queue: String, failure: Refusal, now: Date, in commit: inout Commit) {
-        commit.deadLetter(WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now, rawMax: configuration.deadLetterRawMax),
+    /// `wholeBytes`: `raw` is only the first bytes of a message that long, never read whole.
+    func deadLetter(_ raw: [UInt8], queue: String, failure: Refusal, now: Date, wholeBytes: Int? = nil, in commit: inout Commit) {
+        commit.deadLetter(WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now,
+                                                  rawMax: configuration.deadLetterRawMax, wholeBytes: wholeBytes),
                           to: keys.dead, max: configuration.deadLetterMax)
         counters.add(deadLettered: 1)
     }

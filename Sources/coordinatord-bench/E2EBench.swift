@@ -54,11 +54,16 @@ struct E2EBench: ParsableCommand {
                 let meterConnection = try RedisConnection(configuration: redis)
                 defer { meterConnection.close() }
                 let meter = CostMeter(connection: meterConnection, pids: fleet.pids)
-                let before = try meter.read()
-                var full = try run.measure(requests: requests, ratePerSecond: nil, label: "\(tag)-full")
-                full.cost = CostMeter.fields(from: before, to: try meter.read(), requests: full.requests)
-                emit(full.json(case: name, daemons: count, producers: producers, customers: customers))
-                try full.checkDuplicates()
+                /// A full-rate case, printed with what each of its requests cost.
+                func fullRate(_ runner: Runner, label: String, caseName: String) throws -> Measurement {
+                    let before = try meter.read()
+                    var measured = try runner.measure(requests: requests, ratePerSecond: nil, label: label)
+                    measured.cost = CostMeter.fields(from: before, to: try meter.read(), requests: measured.requests)
+                    emit(measured.json(case: caseName, daemons: count, producers: producers, customers: runner.customers))
+                    try measured.checkDuplicates()
+                    return measured
+                }
+                let full = try fullRate(run, label: "\(tag)-full", caseName: name)
                 if paced > 0 {
                     let rate = full.rps * paced
                     let slow = try run.measure(requests: max(1000, min(requests, Int(rate * 5))), ratePerSecond: rate,
@@ -73,11 +78,7 @@ struct E2EBench: ParsableCommand {
                     var fresh = Runner(redis: redis, benchCase: benchCase, producers: producers,
                                        customers: 0, customerPrefix: "\(tag)-fresh")
                     fresh.signer = signer
-                    let before = try meter.read()
-                    var alone = try fresh.measure(requests: requests, ratePerSecond: nil, label: "\(tag)-fresh")
-                    alone.cost = CostMeter.fields(from: before, to: try meter.read(), requests: alone.requests)
-                    emit(alone.json(case: "\(name)-fresh", daemons: count, producers: producers, customers: 0))
-                    try alone.checkDuplicates()
+                    _ = try fullRate(fresh, label: "\(tag)-fresh", caseName: "\(name)-fresh")
                 }
             }
         }

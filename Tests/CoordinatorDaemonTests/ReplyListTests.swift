@@ -14,31 +14,15 @@ extension RealRedis {
             let h = try Harness()
             try h.startDaemon()
             let total = 20_000
-            var pushes: [RedisCommand] = []
-            for n in 0..<total {
-                pushes.append(RedisCommand("LPUSH", "coord:requests", Wire.coordinate(
-                    "many-\(n)", customer: "cust-many-\(n % 200)", replyTo: "test:many",
-                    [Wire.recommendation("rec-\(n)", resources: ["i-\(n)"])])))
-                if pushes.count == 1000 { _ = try h.redis.pipeline(pushes); pushes.removeAll() }
-            }
+            try h.pushBurst("many", count: total, replyTo: "test:many")
             // Nothing is read until every request has left the queue and its in-flight list.
             try h.wait("all \(total) requests to be answered", timeout: 180) {
                 try h.length("coord:requests") == 0 && h.inflightCount() == 0
             }
-            let replies = try (h.redis.send("LRANGE", "test:many", 0, -1).array ?? []).map { reply in
-                try Harness.object(try #require(reply.bytes))
-            }
-            #expect(replies.count == total)
-            var seen: [String: Int] = [:]
-            for reply in replies {
-                let id = try #require(reply["request_id"] as? String)
-                #expect(reply["ok"] as? Bool == true, "\(id): \(reply)")
-                seen[id, default: 0] += 1
-            }
-            #expect(seen.count == total)
-            #expect(seen.values.allSatisfy { $0 == 1 })
             let ttl = try #require(try h.redis.send("TTL", "test:many").integer)
             #expect(ttl > 0, "a list the daemon created gets --reply-ttl")
+            #expect(try h.length("test:many") == total)
+            try h.expectAnsweredOnce(try h.takeAnswers(on: "test:many"), count: total)
         }
 
         @Test("Without a reply prefix, a foreign list without a TTL named as reply_to keeps its length plus one and no TTL")

@@ -155,22 +155,28 @@ final class QueueWorker: @unchecked Sendable {
     /// is unverified), dead-lettered with those bytes, `truncated` and `raw_bytes`, and
     /// acknowledged by its place in the oversized list.
     private func refuseOversized(head: [UInt8], bytes: Int, connection: RedisConnection) throws(RedisError) {
+        let taken = DaemonMetrics.now()
         let config = context.configuration
+        let decisions = handler.queueName == "approvals"
         let parsed = Envelope.parseOversized(head: head, bytes: bytes, maxBytes: config.maxMessageBytes, rules: context.replyRules)
         let failure = parsed.failure ?? Refusal(.tooLarge, "message is \(bytes) bytes")
         let now = try RedisClock.now(connection)
         var commit = Commit(acknowledgingHeldIn: oversized)
         if !context.trust.enforcing, let replyTo = parsed.replyTo {
-            let kind = handler.queueName == "approvals" ? "approval" : parsed.kindName
-            context.reply(WireMessages.errorReply(requestID: parsed.requestID, kind: kind, failure: failure), to: replyTo, in: &commit)
+            context.reply(WireMessages.errorReply(requestID: parsed.requestID, kind: decisions ? "approval" : parsed.kindName,
+                                                  failure: failure), to: replyTo, in: &commit)
         }
-        commit.deadLetter(WireMessages.deadLetter(queue: queue, raw: head, failure: failure, at: now,
-                                                  rawMax: config.deadLetterRawMax, wholeBytes: bytes),
-                          to: context.keys.dead, max: config.deadLetterMax)
+        context.deadLetter(head, queue: queue, failure: failure, now: now, wholeBytes: bytes, in: &commit)
         switch try Commit.apply([commit], on: connection, metrics: context.metrics).first {
         case .applied?, .appliedReplyUndeliverable?:
-            context.counters.add(processed: 1, deadLettered: 1)
-            context.metrics.deadLettered(code: failure.code.rawValue)
+            // Counted as its handler counts every message it finishes (and its dead letter by
+            // code). A reply Redis refused needs no second letter: its too_large one records it.
+            context.counters.add(processed: 1)
+            if decisions {
+                context.metrics.decision(failure, since: taken)
+            } else {
+                context.metrics.request(kind: parsed.kindName, failure, since: taken)
+            }
             context.logger.warning("\(name): message over --max-message-bytes refused unread",
                                    metadata: ["bytes": "\(bytes)", "request_id": "\(parsed.requestID)"])
         case .failed(let error)?:
