@@ -2,6 +2,7 @@ import Coordination
 import Foundation
 import Logging
 import RedisClient
+import Synchronization
 
 /// Handles batches from `coord:requests`: one pipeline of reads, the engine, then one pipeline
 /// of guarded commits (PROTOCOL.md section 2). A commit whose reads went stale (another daemon
@@ -11,9 +12,29 @@ final class RequestHandler: BatchHandler {
     private let context: DaemonContext
     private let coordinator: Coordinator
 
+    /// Customers this daemon has seen holding state (or losing an optimistic commit). A
+    /// `coordinate` of any other customer commits first without reading: see `attempt`.
+    private let customersWithState = Mutex(Set<String>())
+    /// Past this many remembered customers the memory starts over (each is then read first
+    /// again at most once).
+    static let customersRemembered = 100_000
+
     init(context: DaemonContext) {
         self.context = context
         self.coordinator = Coordinator(configuration: context.configuration.engine)
+    }
+
+    private func hasState(_ customer: String) -> Bool {
+        customersWithState.withLock { $0.contains(customer) }
+    }
+
+    private func rememberState(of customers: some Sequence<String>) {
+        customersWithState.withLock { known in
+            for customer in customers {
+                if known.count >= Self.customersRemembered { known.removeAll(keepingCapacity: true) }
+                known.insert(customer)
+            }
+        }
     }
 
     private struct Item {
@@ -27,6 +48,8 @@ final class RequestHandler: BatchHandler {
         var signatureDigest: String?
         /// Rounds this item lost to concurrent commits of its customer.
         var rounds = 0
+        /// Its optimistic commit (made without reading) found state: read first from now on.
+        var readFirst = false
     }
 
     /// What earlier items of this batch committed for a customer, as later items must see it:
@@ -120,7 +143,8 @@ final class RequestHandler: BatchHandler {
         var reads: [RedisCommand] = [RedisClock.command]
         var dedupeRead: [Int: Int] = [:]
         var objectRead: [Int: Int] = [:]
-        var gatherRead: [Int: (at: Int, versionKeys: [String], named: [String])] = [:]
+        // `at` nil: committed optimistically, as if the reads had found nothing.
+        var gatherRead: [Int: (at: Int?, versionKeys: [String], named: [String])] = [:]
         var lockRead: [String: (at: Int, token: [UInt8])] = [:]
         var seenRead: [Int: (at: Int, key: String)] = [:]
         for (index, item) in items.enumerated() where item.parsed.failure == nil {
@@ -132,7 +156,14 @@ final class RequestHandler: BatchHandler {
             case .coordinate:
                 let request = item.request!
                 let customer = request.customerID
-                if item.parsed.requestIDGiven {
+                // A customer with no state (most requests are a new customer's) is committed
+                // without reading: the commit's guards (every version key and named id
+                // absent, the request_id unused) are exactly what an empty read would have
+                // set, so a customer that does hold state only makes the commit stale, and
+                // the next round reads. Signed messages read first (their replay check needs
+                // the request_id's stored reply).
+                let optimistic = !item.readFirst && item.rounds == 0 && item.signatureDigest == nil && !hasState(customer)
+                if item.parsed.requestIDGiven, !optimistic {
                     dedupeRead[index] = reads.count
                     reads.append(RedisCommand("GET", keys.dedupe(customer: customer, requestID: item.parsed.requestID)))
                 }
@@ -171,6 +202,10 @@ final class RequestHandler: BatchHandler {
                     for dependency in rec.dependencies where seenNamed.insert(dependency).inserted { named.append(dependency) }
                 }
                 if canMeetWide { add(keys.wideIndex(customer: customer), keys.wideVersion(customer: customer)) }
+                if optimistic {
+                    gatherRead[index] = (nil, versionKeys, named)
+                    break
+                }
                 gatherRead[index] = (reads.count, versionKeys, named)
                 reads.append(Scripts.gatherActive.command(
                     keys: [keys.active(customer: customer)] + sets + versionKeys,
@@ -264,7 +299,7 @@ final class RequestHandler: BatchHandler {
             if parsed.kind == .coordinate, parsed.requestIDGiven {
                 let key = keys.dedupe(customer: item.request!.customerID, requestID: parsed.requestID)
                 dedupeKey = key
-                if let stored = replies[dedupeRead[index]!].bytes {
+                if let at = dedupeRead[index], let stored = replies[at].bytes {
                     replay(&commit, item, stored, now: now)
                     commits.append(commit)
                     continue
@@ -289,7 +324,7 @@ final class RequestHandler: BatchHandler {
             case .coordinate:
                 let customer = item.request!.customerID
                 let read = gatherRead[index]!
-                if let error = replies[read.at].errorMessage {
+                if let at = read.at, let error = replies[at].errorMessage {
                     // The customer's state is not what the daemon wrote (a hostile writer):
                     // this request's failure alone.
                     fail(&commit, item, Refusal(.internal, "reading customer \(customer)'s state failed: \(error)"), now: now)
@@ -301,7 +336,8 @@ final class RequestHandler: BatchHandler {
                     commits.append(commit)
                     continue
                 }
-                let gathered = Self.gathered(replies[read.at], versionKeys: read.versionKeys, named: read.named)
+                let gathered = read.at.map { Self.gathered(replies[$0], versionKeys: read.versionKeys, named: read.named) }
+                    ?? Gathered(active: [], versions: read.versionKeys.map { ($0, nil) }, named: read.named.map { ($0, false) })
                 var lock: [UInt8]?
                 if let (at, token) = lockRead[customer], replies[at].string == "OK" { lock = token; lockRead[customer] = (at, []) }
                 outcome = coordinate(item, gathered: gathered, batch: &batch[customer, default: BatchState()], lock: lock,
@@ -373,6 +409,7 @@ final class RequestHandler: BatchHandler {
         let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         if !unlocks.isEmpty { _ = try connection.pipeline(unlocks) }
         var stale: [Item] = []
+        var withState: [String] = []
         var failed: [(Item, String)] = []
         var undeliverable: [(raw: [UInt8], replyTo: String, error: String)] = []
         for (index, result) in results.enumerated() {
@@ -384,17 +421,25 @@ final class RequestHandler: BatchHandler {
                 if case .appliedReplyUndeliverable(let error) = result {
                     undeliverable.append((items[index].raw, items[index].parsed.replyTo ?? "", error))
                 }
+                if gatherRead[index] != nil, let customer = items[index].request?.customerID { withState.append(customer) }
             case .messageGone:
                 context.logger.warning("message was taken over by another worker before its commit; left to it",
                                        metadata: ["request_id": "\(items[index].parsed.requestID)"])
             case .stale:
                 var item = items[index]
-                item.rounds += 1
+                if let read = gatherRead[index], read.at == nil {
+                    // An optimistic commit that found state: not a lost round, just a read owed.
+                    item.readFirst = true
+                    withState.append(item.request!.customerID)
+                } else {
+                    item.rounds += 1
+                }
                 stale.append(item)
             case .failed(let message):
                 failed.append((items[index], message))
             }
         }
+        if !withState.isEmpty { rememberState(of: withState) }
         try context.deadLetterUndeliverable(undeliverable, queue: context.keys.requests, now: now, connection: connection)
         if !failed.isEmpty { try settleFailed(failed, inflight: inflight, now: now, connection: connection) }
         return stale
