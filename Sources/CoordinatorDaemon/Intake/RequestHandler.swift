@@ -190,26 +190,26 @@ final class RequestHandler: BatchHandler {
                     let contra = contradicting.contradicting[rec.action] ?? []
                     if rec.affectedResources.isEmpty {
                         for action in contra {
-                            add(keys.actionIndex(customer: customer, action: action), keys.actionVersion(customer: customer, action: action))
+                            add(keys.actionIndex(customer: customer, action: action), Keys.actionVersion(action))
                         }
                     } else {
                         for resource in rec.affectedResources {
-                            add(keys.resourceIndex(customer: customer, resource: resource), keys.resourceVersion(customer: customer, resource: resource))
+                            add(keys.resourceIndex(customer: customer, resource: resource), Keys.resourceVersion(resource))
                         }
                         if !contra.isEmpty { canMeetWide = true }
                     }
                     if seenNamed.insert(rec.id).inserted { named.append(rec.id) }
                     for dependency in rec.dependencies where seenNamed.insert(dependency).inserted { named.append(dependency) }
                 }
-                if canMeetWide { add(keys.wideIndex(customer: customer), keys.wideVersion(customer: customer)) }
+                if canMeetWide { add(keys.wideIndex(customer: customer), Keys.wideVersion) }
                 if optimistic {
                     gatherRead[index] = (nil, versionKeys, named)
                     break
                 }
                 gatherRead[index] = (reads.count, versionKeys, named)
                 reads.append(Scripts.gatherActive.command(
-                    keys: [keys.active(customer: customer)] + sets + versionKeys,
-                    args: [String(sets.count)] + named))
+                    keys: [keys.active(customer: customer)] + sets + [keys.versions(customer: customer)],
+                    args: [String(sets.count), String(versionKeys.count)] + versionKeys + named))
             case .getPlan, .executePlan:
                 objectRead[index] = reads.count
                 reads.append(RedisCommand("GET", keys.plan(item.parsed.planID)))
@@ -320,6 +320,7 @@ final class RequestHandler: BatchHandler {
                 continue
             }
             let outcome: Result<[UInt8], Refusal>
+            var coordination: CoordinationChange?
             switch parsed.kind! {
             case .coordinate:
                 let customer = item.request!.customerID
@@ -340,8 +341,9 @@ final class RequestHandler: BatchHandler {
                     ?? Gathered(active: [], versions: read.versionKeys.map { ($0, nil) }, named: read.named.map { ($0, false) })
                 var lock: [UInt8]?
                 if let (at, token) = lockRead[customer], replies[at].string == "OK" { lock = token; lockRead[customer] = (at, []) }
-                outcome = coordinate(item, gathered: gathered, batch: &batch[customer, default: BatchState()], lock: lock,
-                                     into: &commit, now: now)
+                let computed = coordinate(item, gathered: gathered, batch: &batch[customer, default: BatchState()], lock: lock, now: now)
+                coordination = computed.change
+                outcome = .success(computed.result)
             case .getPlan:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
                     ?? .failure(Refusal(.notFound, "plan_id: no plan \(WireLimits.quoted(parsed.planID))"))
@@ -367,6 +369,15 @@ final class RequestHandler: BatchHandler {
             switch outcome {
             case .success(let result):
                 let reply = WireMessages.okReply(requestID: parsed.requestID, kind: kindName, result: result)
+                if let change = coordination, seenKey == nil {
+                    // The common case, in the coordinate script's one call.
+                    commit = context.store.commit(change, acknowledging: item.raw, in: inflight, reply: reply,
+                                                  replyTo: parsed.replyTo, dedupe: dedupeKey, now: now)
+                    if let dedupeKey { firstReplyOfRequest[dedupeKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply }
+                    commits.append(commit)
+                    continue
+                }
+                if let change = coordination { context.store.write(change, into: &commit, now: now) }
                 if let dedupeKey {
                     commit.require(dedupeKey, .absent)
                     firstReplyOfRequest[dedupeKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply
@@ -561,54 +572,34 @@ final class RequestHandler: BatchHandler {
         context.reply(Array(stored[(cut + 1)...]), to: parsed.replyTo, in: &commit)
     }
 
+    /// The engine's outcome for one `coordinate` and the change it makes, guarded by what it
+    /// read: every version field of an index read (as this batch left it), every id it names
+    /// (present or absent), and the customer's lock (free, or ours).
     private func coordinate(_ item: Item, gathered: Gathered, batch: inout BatchState, lock: [UInt8]?,
-                            into commit: inout Commit, now: Date) -> Result<[UInt8], Refusal> {
-        let keys = context.keys
+                            now: Date) -> (result: [UInt8], change: CoordinationChange) {
         let request = item.request!
         let customer = request.customerID
         var ids = UUIDGenerator()
         let outcome = coordinator.coordinate(request, active: gathered.active + batch.kept, now: now, ids: &ids)
-        let result = WireJSON.bytes(outcome.response)
-        // Guards: every version key whose index was read (as this batch left it), every id it
-        // names (present or absent), and the customer's lock (free, or ours).
-        for (key, value) in gathered.versions {
-            if let local = batch.versions[key] {
-                commit.require(key, .equals(local))
-            } else if let value {
-                commit.require(key, .equals(value))
-            } else {
-                commit.require(key, .absent)
-            }
+        let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+        let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+        let records = outcome.kept.map { rec in
+            RecommendationRecord(recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
+                                 approvalID: approvalOf[rec.id], planID: planOf[rec.id])
         }
-        for (id, active) in gathered.named {
-            commit.require(keys.active(customer: customer), .hashField(id, exists: active || batch.ids.contains(id)))
-        }
-        commit.require(keys.customerLock(customer), .absentOrEquals(lock ?? []))
-        if let lock, !lock.isEmpty {
-            context.store.releaseCustomerLock(customer, into: &commit)
-        }
-        if !outcome.kept.isEmpty {
-            let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
-            let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
-            let records = outcome.kept.map { rec in
-                RecommendationRecord(recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
-                                     approvalID: approvalOf[rec.id], planID: planOf[rec.id])
-            }
-            let token = Array(ids.next().utf8)
-            for key in context.store.keepRecommendations(records, customer: customer, token: token, into: &commit) {
-                batch.versions[key] = token
-            }
+        let change = CoordinationChange(
+            customer: customer,
+            versions: gathered.versions.map { ($0.key, batch.versions[$0.key] ?? $0.value) },
+            named: gathered.named.map { ($0.id, $0.active || batch.ids.contains($0.id)) },
+            lock: lock.flatMap { $0.isEmpty ? nil : $0 },
+            records: records, token: Array(ids.next().utf8),
+            approvals: outcome.approvals, plans: outcome.plans, executeNow: request.executeNow, events: outcome.events)
+        if !records.isEmpty {
+            for field in context.store.indexEntries(of: records, customer: customer).bumped { batch.versions[field] = change.token }
             batch.kept.append(contentsOf: outcome.kept)
             for rec in outcome.kept { batch.ids.insert(rec.id) }
         }
-        for approval in outcome.approvals {
-            context.store.requestApproval(approval, into: &commit)
-        }
-        for plan in outcome.plans {
-            context.store.createPlan(plan, executeNow: request.executeNow, into: &commit)
-        }
-        context.events.emit(outcome.events, at: now, into: &commit)
-        return .success(result)
+        return (WireJSON.bytes(outcome.response), change)
     }
 
     /// Starts a pending plan (PROTOCOL.md 2.2): when its recommendation depends on nothing, the
