@@ -299,6 +299,12 @@ final class RequestHandler: BatchHandler {
             if parsed.kind == .coordinate, parsed.requestIDGiven {
                 let key = keys.dedupe(customer: item.request!.customerID, requestID: parsed.requestID)
                 dedupeKey = key
+                if let at = dedupeRead[index], let error = replies[at].errorMessage {
+                    // Not what the daemon writes there (a hostile writer): this request's failure.
+                    fail(&commit, item, Refusal(.internal, "reading request_id \(parsed.requestID)'s stored reply failed: \(error)"), now: now)
+                    commits.append(commit)
+                    continue
+                }
                 if let at = dedupeRead[index], let stored = replies[at].bytes {
                     replay(&commit, item, stored, now: now)
                     commits.append(commit)

@@ -72,12 +72,6 @@ if nn > 0 then fit[KEYS[2]] = 'hash' end
 local lock = redis.pcall('GET', KEYS[4])
 if type(lock) == 'table' then return unreadable(KEYS[4], lock) end
 if lock and lock ~= ARGV[3] then return 11 end
-if dedupe then
-  local d = redis.pcall('GET', dedupe)
-  if type(d) == 'table' then return unreadable(dedupe, d) end
-  if d then return 11 end
-end
-
 -- Types, before the first write.
 local bad = (nr > 0 and misfit(KEYS[2], 'hash')) or (nv > 0 and misfit(KEYS[3], 'hash'))
   or (ne > 0 and misfit(KEYS[5], 'stream'))
@@ -86,10 +80,20 @@ local bad = (nr > 0 and misfit(KEYS[2], 'hash')) or (nv > 0 and misfit(KEYS[3], 
 for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
 if bad then return 'E' .. bad end
 
--- The acknowledgement: also the first write, so a list of another type fails it whole.
+-- The request_id is claimed (its guard and its write in one command: a request_id already
+-- answered makes the commit stale, and the next round replays that answer), then the message
+-- acknowledged; each undone should the next step fail, so that nothing else is written.
+if dedupe then
+  local claimed = redis.pcall('SET', dedupe, (reply_list or '') .. '\n' .. ARGV[4], 'NX', 'EX', ARGV[7])
+  if type(claimed) == 'table' and claimed.err then return unreadable(dedupe, claimed) end
+  if not claimed then return 11 end
+end
 local acked = redis.pcall('LREM', KEYS[1], 1, ARGV[1])
-if type(acked) == 'table' then return 'ELREM ' .. KEYS[1] .. ': ' .. acked.err end
-if acked == 0 then return 0 end
+if type(acked) == 'table' or acked == 0 then
+  if dedupe then redis.call('DEL', dedupe) end
+  if acked == 0 then return 0 end
+  return 'ELREM ' .. KEYS[1] .. ': ' .. acked.err
+end
 
 local undeliverable, dropped
 local ok, failure = pcall(function()
@@ -131,9 +135,6 @@ local ok, failure = pcall(function()
     emit_event(ARGV[8], KEYS[5], ARGV[9], ARGV[p], ARGV[p + 1])
     p = p + 2
   end
-  if dedupe then
-    must(redis.pcall('SET', dedupe, (reply_list or '') .. '\n' .. ARGV[4], 'EX', ARGV[7]), 'SET')
-  end
   if reply_list then
     undeliverable, dropped = push_reply(reply_list, ARGV[4], ARGV[5], ARGV[6], has('a') and '1' or '0')
   end
@@ -142,6 +143,7 @@ if not ok then
   -- Nothing the checks above let through fails a write; should one all the same, the message
   -- goes back in flight and the failure is its own.
   redis.call('LPUSH', KEYS[1], ARGV[1])
+  if dedupe then redis.call('DEL', dedupe) end
   return 'E' .. tostring(failure)
 end
 if undeliverable then return 'U' .. undeliverable end
