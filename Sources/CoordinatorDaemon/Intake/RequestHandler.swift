@@ -601,7 +601,9 @@ final class RequestHandler: BatchHandler {
             records: records, token: Array(ids.next().utf8),
             approvals: outcome.approvals, plans: outcome.plans, executeNow: request.executeNow, events: outcome.events)
         if !records.isEmpty {
-            for field in context.store.indexEntries(of: records, customer: customer).bumped { batch.versions[field] = change.token }
+            for rec in outcome.kept {
+                for field in context.store.indexes(of: rec, customer: customer).versions { batch.versions[field] = change.token }
+            }
             batch.kept.append(contentsOf: outcome.kept)
             for rec in outcome.kept { batch.ids.insert(rec.id) }
         }

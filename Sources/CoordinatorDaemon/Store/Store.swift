@@ -206,7 +206,7 @@ struct Store: Sendable {
 
     /// A message held in a list (a step result in flight or in a plan's mailbox) is done with.
     func release(_ message: [UInt8], from list: String, into commit: inout Commit) {
-        commit.write("LREM", list, 1, message)
+        commit.write("LREM", list, -1, message)
     }
 
     /// A result an agent sent for a plan this daemon does not run, for the daemon that does;

@@ -117,7 +117,8 @@ while p <= #ARGV do
   elseif result == 1 and held then
     if redis.call('LLEN', inflight) == 0 then result = 0 end
   elseif result == 1 and inflight ~= '' then
-    if redis.call('LREM', inflight, 1, message) == 0 then result = 0 end
+    -- From the tail: the oldest message of a batch, acknowledged first, is found at once.
+    if redis.call('LREM', inflight, -1, message) == 0 then result = 0 end
   end
   if result == 1 then
     local q = first

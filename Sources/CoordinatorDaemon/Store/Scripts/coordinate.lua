@@ -88,7 +88,8 @@ if dedupe then
   if type(claimed) == 'table' and claimed.err then return unreadable(dedupe, claimed) end
   if not claimed then return 11 end
 end
-local acked = redis.pcall('LREM', KEYS[1], 1, ARGV[1])
+-- From the tail: the oldest message of a batch, acknowledged first, is found at once.
+local acked = redis.pcall('LREM', KEYS[1], -1, ARGV[1])
 if type(acked) == 'table' or acked == 0 then
   if dedupe then redis.call('DEL', dedupe) end
   if acked == 0 then return 0 end
