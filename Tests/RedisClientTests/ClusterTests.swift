@@ -1,0 +1,190 @@
+import Foundation
+import RedisClient
+import TestSupport
+import Testing
+
+/// Starts a cluster for one test and always stops it (servers killed, directories removed).
+func withCluster<T>(masters: Int = 3, replicasPerMaster: Int = 0, _ body: (RedisCluster) throws -> T) throws -> T {
+    let cluster = try RedisCluster.start(masters: masters, replicasPerMaster: replicasPerMaster)
+    defer { cluster.stop() }
+    return try body(cluster)
+}
+
+@Suite("Cluster: slots, URLs, redirects (no server)")
+struct ClusterUnitTests {
+    @Test("CRC16-XMODEM and hash tags as the Redis Cluster spec gives them")
+    func knownSlots() {
+        // The spec's check value for CRC16-XMODEM, and its hash tag examples.
+        #expect(RedisClusterSlot.crc16(Array("123456789".utf8)) == 0x31C3)
+        #expect(RedisClusterSlot.of("{user1000}.following") == RedisClusterSlot.of("{user1000}.followers"))
+        #expect(RedisClusterSlot.of("foo{}{bar}") == Int(RedisClusterSlot.crc16(Array("foo{}{bar}".utf8)) & 0x3FFF))
+        #expect(RedisClusterSlot.of("foo{{bar}}zap") == RedisClusterSlot.of("{bar"))
+        #expect(RedisClusterSlot.of("foo{bar}{zap}") == RedisClusterSlot.of("bar"))
+    }
+
+    @Test("the first key of the commands the daemon sends")
+    func firstKeys() {
+        let script = RedisScript("return 1")
+        #expect(RedisClusterSlot.firstKey(of: RedisCommand("SET", "k", "v")) == Array("k".utf8))
+        #expect(RedisClusterSlot.firstKey(of: script.command(keys: ["a", "b"], args: ["x"])) == Array("a".utf8))
+        #expect(RedisClusterSlot.firstKey(of: script.command(keys: [], args: ["x"])) == nil)
+        #expect(RedisClusterSlot.firstKey(of: RedisCommand("FCALL", "f", 1, "k", "x")) == Array("k".utf8))
+        #expect(RedisClusterSlot.firstKey(of: RedisCommand("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")) == Array("s".utf8))
+        #expect(RedisClusterSlot.firstKey(of: RedisCommand("WAIT", 1, 100)) == nil)
+        #expect(RedisClusterSlot.firstKey(of: RedisCommand("PING")) == nil)
+    }
+
+    @Test("redis+cluster:// URLs, and --cluster on a plain URL")
+    func urls() throws {
+        let c = try RedisConfiguration(url: "redis+cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+        #expect(c.clusterSeeds == [.tcp(host: "10.0.0.1", port: 7000), .tcp(host: "10.0.0.2", port: 6379), .tcp(host: "::1", port: 7002)])
+        #expect(c.endpoint == .tcp(host: "10.0.0.1", port: 7000))
+        #expect(c.username == "u" && c.password == "p@ss")
+        #expect(c.redactedURL == "redis+cluster://u:***@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002")
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis+cluster://h:1/2") }
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis+cluster://h:1,,h:2") }
+        let plain = try RedisConfiguration(url: "redis://h:7000/0")
+        #expect(!plain.isCluster)
+        #expect(try plain.clustered().clusterSeeds == [.tcp(host: "h", port: 7000)])
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis://h:7000/3").clustered() }
+    }
+}
+
+@Suite("Cluster: a real 3-master cluster", .serialized)
+struct ClusterTests {
+    @Test("slots match CLUSTER KEYSLOT for edge cases and 3,000 random keys")
+    func slotsMatchServer() throws {
+        try withCluster { cluster in
+            let node = try cluster.direct(cluster.servers[0].port)
+            defer { node.close() }
+            var keys: [[UInt8]] = [
+                "", "{}", "{{a}}", "a{b}c{d}", "{}a", "a{}", "a{}b", "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}",
+                "{", "}", "}{", "{a", "a}", "}a{b}", "{user1000}.following", "123456789", "coord:{p7}:requests",
+            ].map { Array($0.utf8) }
+            let alphabet = Array("{}ab".utf8)
+            var rng = SystemRandomNumberGenerator()
+            for _ in 0..<3000 {
+                keys.append((0..<Int.random(in: 0...16, using: &rng)).map { _ in
+                    Bool.random(using: &rng) ? alphabet.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng)
+                })
+            }
+            let replies = try node.pipeline(keys.map { RedisCommand("CLUSTER", "KEYSLOT", $0) })
+            var mismatches = 0
+            for (key, reply) in zip(keys, replies) where reply != .integer(Int64(RedisClusterSlot.of(key))) {
+                mismatches += 1
+                Issue.record("key \(key): server \(reply), client \(RedisClusterSlot.of(key))")
+            }
+            #expect(mismatches == 0)
+        }
+    }
+
+    @Test("1,000 keys written and read through the client each live on the master of their slot")
+    func routing() throws {
+        try withCluster { cluster in
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            let keys = (0..<1000).map { "key:\($0)" }
+            for key in keys { _ = try client.send("SET", key, "v:\(key)") }
+            for key in keys { #expect(try client.send("GET", key) == .bulk(bytes("v:\(key)"))) }
+            // A pipeline of one slot, keyless WAIT riding along.
+            let tagged = try client.pipeline([RedisCommand("SET", "{t}a", 1), RedisCommand("INCR", "{t}a"), RedisCommand("WAIT", 0, 0)])
+            #expect(tagged == [.status("OK"), .integer(2), .integer(0)])
+            #expect(client.statistics.moved == 0 && client.statistics.topologyRefreshes == 1)
+
+            // Independently of the client: ask each master directly; the owner answers with the
+            // value, every other master with MOVED to the owner.
+            let masters = try cluster.masterPorts()
+            #expect(masters.count == 3)
+            var holders = [Int](repeating: 0, count: keys.count)
+            for port in masters {
+                let node = try cluster.direct(port)
+                defer { node.close() }
+                let replies = try node.pipeline(keys.map { RedisCommand("GET", $0) })
+                var held = 0
+                for (index, reply) in replies.enumerated() {
+                    if reply == .bulk(bytes("v:\(keys[index])")) {
+                        holders[index] += 1
+                        held += 1
+                        #expect(try cluster.masterPort(forSlot: RedisClusterSlot.of(keys[index])) == port)
+                    } else {
+                        #expect(reply.errorMessage?.hasPrefix("MOVED \(RedisClusterSlot.of(keys[index])) ") == true)
+                    }
+                }
+                #expect(held > 250, "master \(port) holds \(held) of 1,000 keys")
+            }
+            #expect(holders.allSatisfy { $0 == 1 })
+
+            // The CLUSTER SLOTS fallback reads the same owners as CLUSTER SHARDS.
+            let node = try cluster.direct(masters[0])
+            defer { node.close() }
+            let endpoint = RedisConfiguration.Endpoint.tcp(host: "127.0.0.1", port: masters[0])
+            let fromSlots = try RedisClusterTopology.parse(slots: try node.send("CLUSTER", "SLOTS"), answeredBy: endpoint)
+            #expect(fromSlots.coveredSlots == 16384)
+            for slot in stride(from: 0, to: 16384, by: 97) {
+                let owner = fromSlots.shards.first { $0.slots.contains { $0.contains(slot) } }?.master
+                #expect(owner == client.master(forSlot: slot))
+            }
+        }
+    }
+
+    @Test("CROSSSLOT is its own error, sent once and never retried; keyless and cross-slot calls are refused before sending")
+    func crossSlot() throws {
+        try withCluster { cluster in
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            #expect(RedisClusterSlot.of("a") != RedisClusterSlot.of("b"))
+            for command in [RedisCommand("MSET", "a", "1", "b", "2"), RedisScript("return 1").command(keys: ["a", "b"], args: [])] {
+                do throws(RedisClusterError) {
+                    _ = try client.send(command)
+                    Issue.record("\(command.name) across slots succeeded")
+                } catch .crossSlot(let message) {
+                    #expect(message.hasPrefix("CROSSSLOT"))
+                } catch {
+                    Issue.record("\(command.name): \(error)")
+                }
+            }
+            #expect(throws: RedisClusterError.self) { try client.pipeline([RedisCommand("SET", "a", 1), RedisCommand("SET", "b", 1)]) }
+            #expect(throws: RedisClusterError.self) { try client.send("PING") }
+            // The server saw exactly two CROSSSLOT commands (one MSET, one EVALSHA): none retried.
+            var crossSlotErrors = 0
+            for port in try cluster.masterPorts() {
+                let node = try cluster.direct(port)
+                defer { node.close() }
+                let info = try node.send("INFO", "errorstats").string ?? ""
+                for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("errorstat_CROSSSLOT:count=") {
+                    crossSlotErrors += Int(line.split(separator: "=").last ?? "") ?? 0
+                }
+            }
+            #expect(crossSlotErrors == 2)
+            let statistics = client.statistics
+            #expect(statistics.moved + statistics.asked + statistics.tryAgain + statistics.connectionErrors == 0)
+            #expect(try client.send("GET", "a") == .null)
+        }
+    }
+
+    @Test("a BLMOVE waiting on a slot that moves comes back MOVED and is re-issued on the new owner")
+    func blockedPopFollowsTheSlot() throws {
+        try withCluster { cluster in
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            let slot = RedisClusterSlot.of("{blk}q")
+            let source = try cluster.masterPort(forSlot: slot)
+            let target = try cluster.masterPorts().first { $0 != source }!
+            let waiter = Background { try client.blockingMove(from: "{blk}q", to: "{blk}inflight", timeout: 20) }
+            let sourceNode = try cluster.direct(source)
+            let targetNode = try cluster.direct(target)
+            defer {
+                sourceNode.close()
+                targetNode.close()
+            }
+            try waitUntilBlocked(sourceNode, command: "blmove")
+            try cluster.migrate(slot: slot, to: target)
+            // Blocked on the new owner: the pop was re-issued there, not timed out.
+            try waitUntilBlocked(targetNode, command: "blmove")
+            _ = try targetNode.send("LPUSH", "{blk}q", "job-1")
+            #expect(try waiter.wait() == bytes("job-1"))
+            #expect(try targetNode.send("LRANGE", "{blk}inflight", 0, -1) == .array([.bulk(bytes("job-1"))]))
+            #expect(client.statistics.moved >= 1)
+            #expect(client.master(forSlot: slot) == .tcp(host: "127.0.0.1", port: target))
+            // A blocking helper refuses an endless wait: it could never be re-issued.
+            #expect(throws: RedisClusterError.self) { try client.blockingMove(from: "{blk}q", to: "{blk}x", timeout: 0) }
+        }
+    }
+}
