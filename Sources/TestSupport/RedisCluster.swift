@@ -15,8 +15,9 @@ public final class RedisCluster: @unchecked Sendable {
     public let servers: [RedisServer]
 
     /// Starts the cluster. `nodeTimeout` (ms) is `cluster-node-timeout`: a master unreachable
-    /// that long is failed over.
-    public static func start(masters: Int = 3, replicasPerMaster: Int = 0, nodeTimeout: Int = 1000) throws -> RedisCluster {
+    /// that long is failed over. `arguments` go to every redis-server.
+    public static func start(masters: Int = 3, replicasPerMaster: Int = 0, nodeTimeout: Int = 1000,
+                             arguments: [String] = []) throws -> RedisCluster {
         RedisProcess.ignoreSIGPIPE()
         var servers: [RedisServer] = []
         do {
@@ -27,9 +28,10 @@ public final class RedisCluster: @unchecked Sendable {
                 let server = try RedisServer.start(arguments: [
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", String(nodeTimeout), "--cluster-port", String(bus.port),
-                    // Speed over durability: no test here restarts a node.
-                    "--appendonly", "no",
-                ])
+                    // Speed over durability: no test here restarts a node. A replica syncs at once
+                    // (Redis 7 waits 5 s for more replicas to share a diskless transfer).
+                    "--appendonly", "no", "--repl-diskless-sync-delay", "0",
+                ] + arguments)
                 servers.append(server)
             }
             let cluster = RedisCluster(servers: servers)

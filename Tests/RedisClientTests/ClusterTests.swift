@@ -4,8 +4,8 @@ import TestSupport
 import Testing
 
 /// Starts a cluster for one test and always stops it (servers killed, directories removed).
-func withCluster<T>(masters: Int = 3, replicasPerMaster: Int = 0, _ body: (RedisCluster) throws -> T) throws -> T {
-    let cluster = try RedisCluster.start(masters: masters, replicasPerMaster: replicasPerMaster)
+func withCluster<T>(masters: Int = 3, replicasPerMaster: Int = 0, arguments: [String] = [], _ body: (RedisCluster) throws -> T) throws -> T {
+    let cluster = try RedisCluster.start(masters: masters, replicasPerMaster: replicasPerMaster, arguments: arguments)
     defer { cluster.stop() }
     return try body(cluster)
 }
@@ -112,6 +112,17 @@ struct ClusterTests {
                 #expect(held > 250, "master \(port) holds \(held) of 1,000 keys")
             }
             #expect(holders.allSatisfy { $0 == 1 })
+
+            // Each node has its own script cache: one flushed, its NOSCRIPT is answered by loading
+            // the script there, and the other nodes are not asked to.
+            let script = RedisScript("return redis.call('INCR', KEYS[1])")
+            let scriptKeys = (0..<30).map { "script:\($0)" }
+            for key in scriptKeys { #expect(try client.run(script, keys: [key], args: []) == .integer(1)) }
+            let flushed = try cluster.direct(masters[1])
+            _ = try flushed.send("SCRIPT", "FLUSH")
+            for key in scriptKeys { #expect(try client.run(script, keys: [key], args: []) == .integer(2)) }
+            #expect(try flushed.send("SCRIPT", "EXISTS", script.sha1) == .array([.integer(1)]))
+            flushed.close()
 
             // The CLUSTER SLOTS fallback reads the same owners as CLUSTER SHARDS.
             let node = try cluster.direct(masters[0])

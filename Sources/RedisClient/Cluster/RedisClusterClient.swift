@@ -347,7 +347,10 @@ public final class RedisClusterClient: @unchecked Sendable {
         let connection = self.connection(to: endpoint)
         try activate(connection)
         defer { deactivate() }
-        try connection.ensureConnected()
+        // Connect now, without the connection's own reconnect backoff (up to 2 s, which would
+        // keep a call on a dead master's connection after its replica took over): this loop
+        // paces its retries itself, and re-routes between them.
+        if !connection.isConnected { try connection.reconnect() }
         sent = true
         return try connection.pipeline(batch)
     }
