@@ -77,30 +77,29 @@ public final class RedisCluster: @unchecked Sendable {
         try RedisConnection(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port)))
     }
 
-    /// The port of the master serving `slot`, as the first live node that answers sees it.
-    public func masterPort(forSlot slot: Int) throws -> Int {
+    /// The topology (`CLUSTER SLOTS`) as the first live node that answers sees it.
+    public func topology() throws -> RedisClusterTopology {
         for server in servers {
             guard let connection = try? direct(server.port) else { continue }
             defer { connection.close() }
             guard let slots = try? connection.send("CLUSTER", "SLOTS") else { continue }
-            let topology = try RedisClusterTopology.parse(slots: slots, answeredBy: .tcp(host: "127.0.0.1", port: server.port))
-            for shard in topology.shards where shard.slots.contains(where: { $0.contains(slot) }) {
-                if case .tcp(_, let port) = shard.master { return port }
-            }
-        }
-        throw StartError(description: "no live node knows who serves slot \(slot)")
-    }
-
-    /// The ports of the masters that serve slots, as the first live node that answers sees them.
-    public func masterPorts() throws -> [Int] {
-        for server in servers {
-            guard let connection = try? direct(server.port) else { continue }
-            defer { connection.close() }
-            guard let slots = try? connection.send("CLUSTER", "SLOTS") else { continue }
-            let topology = try RedisClusterTopology.parse(slots: slots, answeredBy: .tcp(host: "127.0.0.1", port: server.port))
-            return topology.masters.compactMap { if case .tcp(_, let port) = $0 { port } else { nil } }
+            return try RedisClusterTopology.parse(slots: slots, answeredBy: .tcp(host: "127.0.0.1", port: server.port))
         }
         throw StartError(description: "no live node answers CLUSTER SLOTS")
+    }
+
+    /// The port of the master serving `slot`, as `topology()` sees it.
+    public func masterPort(forSlot slot: Int) throws -> Int {
+        let topology = try topology()
+        for shard in topology.shards where shard.slots.contains(where: { $0.contains(slot) }) {
+            if case .tcp(_, let port) = shard.master { return port }
+        }
+        throw StartError(description: "no master serves slot \(slot)")
+    }
+
+    /// The ports of the masters that serve slots, as `topology()` sees them.
+    public func masterPorts() throws -> [Int] {
+        try topology().masters.compactMap { if case .tcp(_, let port) = $0 { port } else { nil } }
     }
 
     /// Moves `slot` from its master to the master on `targetPort`, as `redis-cli --cluster
