@@ -102,6 +102,18 @@ public final class RedisCluster: @unchecked Sendable {
         try topology().masters.compactMap { if case .tcp(_, let port) = $0 { port } else { nil } }
     }
 
+    /// The ports of the live replicas of the master on `port`, from each node's own `INFO
+    /// replication` (`CLUSTER SLOTS` leaves out a replica its node has not yet seen acknowledge
+    /// any replication offset).
+    public func replicaPorts(of port: Int) -> [Int] {
+        servers.compactMap { server in
+            guard let connection = try? direct(server.port) else { return nil }
+            defer { connection.close() }
+            let info = (try? connection.send("INFO", "replication").string) ?? ""
+            return info.contains("role:slave") && info.contains("master_port:\(port)\r\n") ? server.port : nil
+        }
+    }
+
     /// Moves `slot` from its master to the master on `targetPort`, as `redis-cli --cluster
     /// reshard` does: SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE its keys
     /// `batch` at a time (sleeping `pause` seconds between batches, so clients meet the slot

@@ -168,4 +168,42 @@ struct ClusterChangeTests {
             #expect(writer.client.master(forSlot: RedisClusterSlot.of(keys[0])) != .tcp(host: "127.0.0.1", port: victim))
         }
     }
+
+    @Test("a BRPOP on a master that CLUSTER FAILOVER demotes is re-issued on the promoted replica; interrupt() wakes a pop")
+    func blockedPopFollowsFailover() throws {
+        try withCluster(replicasPerMaster: 1) { cluster in
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            let slot = RedisClusterSlot.of("{u}q")
+            let master = try cluster.masterPort(forSlot: slot)
+            guard let replica = cluster.replicaPorts(of: master).first else {
+                Issue.record("no replica of :\(master)")
+                return
+            }
+            let masterNode = try cluster.direct(master)
+            let replicaNode = try cluster.direct(replica)
+            defer {
+                masterNode.close()
+                replicaNode.close()
+            }
+            let waiter = Background { try client.blockingPop(["{u}q"], timeout: 20) }
+            try waitUntilBlocked(masterNode, command: "brpop")
+            _ = try replicaNode.send("CLUSTER", "FAILOVER")
+            try cluster.waitUntilHealthy()
+            #expect(try cluster.masterPort(forSlot: slot) == replica)
+            // Blocked again, on the promoted replica: re-issued, not timed out or failed.
+            try waitUntilBlocked(replicaNode, command: "brpop")
+            _ = try replicaNode.send("LPUSH", "{u}q", "after-failover")
+            let popped = try waiter.wait()
+            #expect(popped?.key == "{u}q" && popped?.value == bytes("after-failover"))
+            let statistics = client.statistics
+            print("manual failover under a blocked BRPOP: \(statistics)")
+            #expect(statistics.moved + statistics.blockingReissues >= 1)
+
+            let interrupted = Background { try client.blockingPop(["{u}q"], timeout: 20) }
+            try waitUntilBlocked(replicaNode, command: "brpop")
+            client.interrupt()
+            #expect(throws: RedisClusterError.redis(.closed)) { try interrupted.wait() }
+            #expect(try client.send("LLEN", "{u}q") == .integer(0))
+        }
+    }
 }

@@ -64,6 +64,8 @@ public final class RedisClusterClient: @unchecked Sendable {
         public var connectionErrors = 0
         /// Topology refreshes that succeeded.
         public var topologyRefreshes = 0
+        /// Topology refreshes that found no node to answer (routing went on with the old map).
+        public var topologyRefreshFailures = 0
         /// Blocking commands re-issued by `blocking(_:timeout:slot:)` after `UNBLOCKED` or a
         /// connection error (those re-issued after `MOVED` count in `moved`).
         public var blockingReissues = 0
@@ -421,6 +423,7 @@ public final class RedisClusterClient: @unchecked Sendable {
             } catch .closed {
                 throw .closed
             } catch {
+                record { $0.topologyRefreshFailures += 1 }
                 // Keep routing on what is known; with nothing known, the call fails as at the
                 // connection level (and is retried within its budget).
                 if owners[slot] == nil { throw .connection("reading the cluster topology: \(error)") }
