@@ -115,12 +115,29 @@ public final class RedisCluster: @unchecked Sendable {
     }
 
     /// Moves `slot` from its master to the master on `targetPort`, as `redis-cli --cluster
-    /// reshard` does: SETSLOT IMPORTING on the target, MIGRATING on the source, MIGRATE its keys
-    /// `batch` at a time (sleeping `pause` seconds between batches, so clients meet the slot
-    /// half-moved), then SETSLOT NODE on the target, the source and every other master.
+    /// reshard` does: `beginMigration`, `migrateKeys` `batch` at a time (sleeping `pause` seconds
+    /// between batches, so clients meet the slot half-moved), `finishMigration`.
     public func migrate(slot: Int, to targetPort: Int, batch: Int = 10, pause: Double = 0) throws {
+        guard let migration = try beginMigration(slot: slot, to: targetPort) else { return }
+        while try migrateKeys(migration, count: batch) > 0 {
+            if pause > 0 { Thread.sleep(forTimeInterval: pause) }
+        }
+        try finishMigration(migration)
+    }
+
+    /// A slot being moved: its old and new master.
+    public struct Migration: Sendable {
+        public let slot: Int
+        public let sourcePort: Int
+        public let targetPort: Int
+        let targetID: String
+    }
+
+    /// `CLUSTER SETSLOT IMPORTING` on the target, `MIGRATING` on the source; nil when the
+    /// target already serves the slot.
+    public func beginMigration(slot: Int, to targetPort: Int) throws -> Migration? {
         let sourcePort = try masterPort(forSlot: slot)
-        guard sourcePort != targetPort else { return }
+        guard sourcePort != targetPort else { return nil }
         let source = try direct(sourcePort)
         let target = try direct(targetPort)
         defer {
@@ -132,20 +149,33 @@ public final class RedisCluster: @unchecked Sendable {
         }
         _ = try target.send("CLUSTER", "SETSLOT", slot, "IMPORTING", sourceID)
         _ = try source.send("CLUSTER", "SETSLOT", slot, "MIGRATING", targetID)
-        while true {
-            let keys = try source.send("CLUSTER", "GETKEYSINSLOT", slot, batch).array ?? []
-            if keys.isEmpty { break }
-            var arguments: [any RedisArgument] = ["127.0.0.1", targetPort, "", 0, 5000, "KEYS"]
-            arguments += keys.compactMap(\.bytes)
-            _ = try source.send(RedisCommand("MIGRATE", arguments: arguments))
-            if pause > 0 { Thread.sleep(forTimeInterval: pause) }
-        }
-        _ = try target.send("CLUSTER", "SETSLOT", slot, "NODE", targetID)
-        _ = try source.send("CLUSTER", "SETSLOT", slot, "NODE", targetID)
-        for port in try masterPorts() where port != sourcePort && port != targetPort {
-            let other = try direct(port)
-            defer { other.close() }
-            _ = try other.send("CLUSTER", "SETSLOT", slot, "NODE", targetID)
+        return Migration(slot: slot, sourcePort: sourcePort, targetPort: targetPort, targetID: targetID)
+    }
+
+    /// MIGRATEs up to `count` of the slot's keys (or those named) to the target; returns how
+    /// many moved.
+    @discardableResult
+    public func migrateKeys(_ migration: Migration, count: Int = 10, keys named: [String]? = nil) throws -> Int {
+        let source = try direct(migration.sourcePort)
+        defer { source.close() }
+        let keys: [[UInt8]] = try named.map { $0.map { Array($0.utf8) } }
+            ?? (source.send("CLUSTER", "GETKEYSINSLOT", migration.slot, count).array ?? []).compactMap(\.bytes)
+        if keys.isEmpty { return 0 }
+        var arguments: [any RedisArgument] = ["127.0.0.1", migration.targetPort, "", 0, 5000, "KEYS"]
+        arguments += keys
+        _ = try source.send(RedisCommand("MIGRATE", arguments: arguments))
+        return keys.count
+    }
+
+    /// `CLUSTER SETSLOT NODE` on the target, the source and every other master (keys left on the
+    /// source are migrated first).
+    public func finishMigration(_ migration: Migration) throws {
+        while try migrateKeys(migration, count: 100) > 0 {}
+        let others = try masterPorts().filter { $0 != migration.targetPort && $0 != migration.sourcePort }
+        for port in [migration.targetPort, migration.sourcePort] + others {
+            let node = try direct(port)
+            defer { node.close() }
+            _ = try node.send("CLUSTER", "SETSLOT", migration.slot, "NODE", migration.targetID)
         }
     }
 

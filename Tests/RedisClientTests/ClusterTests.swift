@@ -199,3 +199,46 @@ struct ClusterTests {
         }
     }
 }
+
+@Suite("Cluster: TRYAGAIN", .serialized)
+struct ClusterTryAgainTests {
+    @Test("a multi-key command on a half-moved slot gets TRYAGAIN: backed off and retried until the move ends, or thrown past the retry budget")
+    func tryAgain() throws {
+        try withCluster { cluster in
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            _ = try client.send("SET", "{m}a", "1")
+            _ = try client.send("SET", "{m}b", "2")
+            let slot = RedisClusterSlot.of("{m}a")
+            let target = try cluster.masterPorts().first { $0 != (try? cluster.masterPort(forSlot: slot)) }!
+            let migration = try #require(try cluster.beginMigration(slot: slot, to: target))
+            try cluster.migrateKeys(migration, keys: ["{m}a"])
+
+            // With a short budget the TRYAGAIN comes back as the error, after some retries.
+            var impatient = RedisClusterClient.Options()
+            impatient.retryTimeout = 0.3
+            let short = RedisClusterClient(configuration: cluster.configuration, options: impatient)
+            let started = Date()
+            do throws(RedisClusterError) {
+                _ = try short.send("MGET", "{m}a", "{m}b")
+                Issue.record("MGET on a half-moved slot succeeded")
+            } catch .redis(.server(let message)) {
+                #expect(message.hasPrefix("TRYAGAIN"))
+            } catch {
+                Issue.record("\(error)")
+            }
+            let waited = -started.timeIntervalSinceNow
+            #expect(waited < 1.5)
+            #expect(short.statistics.tryAgain >= 3)
+
+            // With the default budget the MGET waits until the move is finished, then succeeds.
+            let reader = Background { try client.send("MGET", "{m}a", "{m}b") }
+            Thread.sleep(forTimeInterval: 0.3)
+            try cluster.finishMigration(migration)
+            #expect(try reader.wait() == .array([.bulk(bytes("1")), .bulk(bytes("2"))]))
+            let statistics = client.statistics
+            print("TRYAGAIN: budget of 0.3 s spent after \(String(format: "%.2f", waited)) s, \(short.statistics.tryAgain) retries; patient client: \(statistics)")
+            #expect(statistics.tryAgain >= 1)
+            #expect(statistics.backoffSeconds > 0)
+        }
+    }
+}
