@@ -456,6 +456,13 @@ public final class RedisClusterClient: @unchecked Sendable {
                 for slot in range { owners[slot] = shard.master }
             }
         }
+        // Close the connections of nodes that left (a failed-over master): they would only hold
+        // a socket, or a dead one's reconnect state. A seed reopens when it is asked again.
+        let known = Set(topology.shards.flatMap { [$0.master] + $0.replicas })
+        for (endpoint, connection) in connections where !known.contains(endpoint) {
+            connection.close()
+            connections[endpoint] = nil
+        }
         refreshDue = false
         lastRefresh = Date()
         record { $0.topologyRefreshes += 1 }
