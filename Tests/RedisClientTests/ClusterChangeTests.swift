@@ -6,11 +6,13 @@ import Testing
 /// One writer thread that loops over `keys` through its own cluster client: each round sets
 /// every key to `<key>#<round>` and reads it back. It records, per key, the last round
 /// acknowledged (and, with `waitForReplica`, also confirmed by `WAIT 1` on the same slot), the
-/// last round attempted, and every error and read that disagreed.
+/// last round attempted, and every error and read that disagreed. With `readAllEachRound`, each
+/// round ends by reading every key again with `pipelinePerMaster`.
 final class ClusterWriter: @unchecked Sendable {
     let keys: [String]
     let client: RedisClusterClient
     private let waitForReplica: Bool
+    private let readAllEachRound: Bool
     private let lock = NSLock()
     private var stopRequested = false
     private(set) var acknowledged: [Int]
@@ -23,9 +25,11 @@ final class ClusterWriter: @unchecked Sendable {
     private(set) var roundSeconds: [Double] = []
     private var thread: Background<Void>?
 
-    init(keys: [String], configuration: RedisConfiguration, options: RedisClusterClient.Options = .init(), waitForReplica: Bool = false) {
+    init(keys: [String], configuration: RedisConfiguration, options: RedisClusterClient.Options = .init(),
+         waitForReplica: Bool = false, readAllEachRound: Bool = false) {
         self.keys = keys
         self.waitForReplica = waitForReplica
+        self.readAllEachRound = readAllEachRound
         client = RedisClusterClient(configuration: configuration, options: options)
         acknowledged = Array(repeating: -1, count: keys.count)
         attempted = Array(repeating: -1, count: keys.count)
@@ -70,6 +74,16 @@ final class ClusterWriter: @unchecked Sendable {
                 }
                 slowest = max(slowest, -started.timeIntervalSinceNow)
             }
+            if readAllEachRound {
+                do {
+                    let all = try client.pipelinePerMaster(keys.map { RedisCommand("GET", $0) })
+                    for (index, read) in all.enumerated() where acknowledged[index] == round && read != .bulk(Array("\(keys[index])#\(round)".utf8)) {
+                        staleReads.append("\(keys[index]): wrote round \(round), read \(read) in the round's pipelined read")
+                    }
+                } catch {
+                    errors.append("pipelined read: \(error)")
+                }
+            }
             round += 1
             roundSeconds.append(-roundStarted.timeIntervalSinceNow)
             lock.withLock { rounds = round }
@@ -99,7 +113,7 @@ struct ClusterChangeTests {
         try withCluster { cluster in
             // 200 keys in the slot that moves, 200 spread over the others.
             let keys = (0..<200).map { "{hot}:\($0)" } + (0..<200).map { "spread:\($0)" }
-            let writer = ClusterWriter(keys: keys, configuration: cluster.configuration)
+            let writer = ClusterWriter(keys: keys, configuration: cluster.configuration, readAllEachRound: true)
             let slot = RedisClusterSlot.of("{hot}")
             let source = try cluster.masterPort(forSlot: slot)
             let target = try cluster.masterPorts().first { $0 != source }!

@@ -85,6 +85,9 @@ struct ClusterTests {
             let keys = (0..<1000).map { "key:\($0)" }
             for key in keys { _ = try client.send("SET", key, "v:\(key)") }
             for key in keys { #expect(try client.send("GET", key) == .bulk(bytes("v:\(key)"))) }
+            // All 1,000 again in one round trip per master.
+            let all = try client.pipelinePerMaster(keys.map { RedisCommand("GET", $0) })
+            #expect(all == keys.map { .bulk(bytes("v:\($0)")) })
             // A pipeline of one slot, keyless WAIT riding along.
             let tagged = try client.pipeline([RedisCommand("SET", "{t}a", 1), RedisCommand("INCR", "{t}a"), RedisCommand("WAIT", 0, 0)])
             #expect(tagged == [.status("OK"), .integer(2), .integer(0)])

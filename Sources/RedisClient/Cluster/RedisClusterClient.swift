@@ -161,6 +161,60 @@ public final class RedisClusterClient: @unchecked Sendable {
         return try execute(commands, slot: slot)
     }
 
+    /// Sends commands of any slots (each command's keys in one slot) with one pipelined round
+    /// trip per master: for reads across partitions (`approvals`, `status`, sweepers). Replies in
+    /// order, error replies in place. A command its master redirected, told to wait, or whose
+    /// connection failed, is then sent on its own through the redirect loop (so, after a lost
+    /// connection, only with `resendAfterConnectionLoss`). A command that names no key throws
+    /// `.unroutable` before anything is sent.
+    public func pipelinePerMaster(_ commands: [RedisCommand]) throws(RedisClusterError) -> [RedisReply] {
+        var slots: [Int] = []
+        slots.reserveCapacity(commands.count)
+        for command in commands {
+            guard let slot = RedisClusterSlot.of(command) else { throw .unroutable("\(command.name) names no key") }
+            slots.append(slot)
+        }
+        var replies = [RedisReply?](repeating: nil, count: commands.count)
+        var groups: [(RedisConfiguration.Endpoint, [Int])] = []
+        for (index, slot) in slots.enumerated() {
+            // A slot whose master cannot be found now is left to the redirect loop below.
+            guard let owner = try? route(slot) else { continue }
+            if let group = groups.firstIndex(where: { $0.0 == owner }) {
+                groups[group].1.append(index)
+            } else {
+                groups.append((owner, [index]))
+            }
+        }
+        for (endpoint, indices) in groups {
+            var sent = false
+            let got: [RedisReply]
+            do throws(RedisError) {
+                got = try roundTrip(indices.map { commands[$0] }, to: endpoint, sent: &sent)
+            } catch {
+                if case .closed = error, consumeInterrupt() { throw .redis(.closed) }
+                guard case .connection = error, !sent || options.resendAfterConnectionLoss else { throw .redis(error) }
+                lastFailed = endpoint
+                refreshDue = true
+                continue
+            }
+            for (position, index) in indices.enumerated() {
+                if case .error(let message) = got[position] {
+                    let code = message.prefix { $0 != " " }
+                    if code == "CROSSSLOT" { throw .crossSlot(message) }
+                    if Self.retried.contains(String(code)) { continue }
+                }
+                replies[index] = got[position]
+            }
+        }
+        for index in replies.indices where replies[index] == nil {
+            replies[index] = try execute([commands[index]], slot: slots[index])[0]
+        }
+        return replies.map { $0 ?? .null }
+    }
+
+    /// The error codes the redirect loop answers by sending again.
+    private static let retried: Set<String> = ["MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING"]
+
     /// Sends a blocking command with a finite timeout and, until that much time has passed,
     /// re-issues it (with the time left) when it comes back `UNBLOCKED` (its node stopped being a
     /// master) or after a connection error; after `MOVED` (the slot moved while it waited) the
