@@ -177,8 +177,15 @@ public final class RedisClusterClient: @unchecked Sendable {
         var replies = [RedisReply?](repeating: nil, count: commands.count)
         var groups: [(RedisConfiguration.Endpoint, [Int])] = []
         for (index, slot) in slots.enumerated() {
-            // A slot whose master cannot be found now is left to the redirect loop below.
-            guard let owner = try? route(slot) else { continue }
+            let owner: RedisConfiguration.Endpoint
+            do throws(RedisError) {
+                owner = try route(slot)
+            } catch .closed where consumeInterrupt() {
+                throw .redis(.closed)
+            } catch {
+                // A slot whose master cannot be found now is left to the redirect loop below.
+                continue
+            }
             if let group = groups.firstIndex(where: { $0.0 == owner }) {
                 groups[group].1.append(index)
             } else {
@@ -291,6 +298,7 @@ public final class RedisClusterClient: @unchecked Sendable {
         do {
             try reload()
         } catch {
+            if case .closed = error { _ = consumeInterrupt() }
             throw .redis(error)
         }
     }
@@ -312,7 +320,7 @@ public final class RedisClusterClient: @unchecked Sendable {
                 }
                 install(topology)
                 return
-            } catch .closed where consumeInterrupt() {
+            } catch .closed where interruptPending() {
                 throw .closed
             } catch {
                 lastError = error
@@ -536,15 +544,18 @@ public final class RedisClusterClient: @unchecked Sendable {
     // MARK: Interrupts, backoff, statistics
 
     /// Marks `connection` as the one `interrupt()` wakes; throws `.closed` if an interrupt is
-    /// pending (consuming it).
+    /// pending (leaving it pending: the call's top level consumes it and throws `.redis(.closed)`).
     private func activate(_ connection: RedisConnection) throws(RedisError) {
         signal.lock()
         defer { signal.unlock() }
-        if interruptRequested {
-            interruptRequested = false
-            throw .closed
-        }
+        if interruptRequested { throw .closed }
         active = connection
+    }
+
+    private func interruptPending() -> Bool {
+        signal.lock()
+        defer { signal.unlock() }
+        return interruptRequested
     }
 
     private func deactivate() {
