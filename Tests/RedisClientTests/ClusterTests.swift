@@ -34,6 +34,32 @@ struct ClusterUnitTests {
         #expect(RedisClusterSlot.firstKey(of: RedisCommand("PING")) == nil)
     }
 
+    @Test("CLUSTER SHARDS: a failed old master without slots is left out, an online master wins, '?' endpoints are the answering host's")
+    func shardsParsing() throws {
+        func node(_ port: Int, _ role: String, _ health: String, endpoint: String = "10.0.0.9") -> RedisReply {
+            .array([.bulk(bytes("id")), .bulk(bytes("n\(port)")), .bulk(bytes("port")), .integer(Int64(port)),
+                    .bulk(bytes("ip")), .bulk(bytes(endpoint == "?" ? "" : endpoint)), .bulk(bytes("endpoint")), .bulk(bytes(endpoint)),
+                    .bulk(bytes("role")), .bulk(bytes(role)), .bulk(bytes("replication-offset")), .integer(0),
+                    .bulk(bytes("health")), .bulk(bytes(health))])
+        }
+        func shard(_ slots: [Int64], _ nodes: [RedisReply]) -> RedisReply {
+            .array([.bulk(bytes("slots")), .array(slots.map { .integer($0) }), .bulk(bytes("nodes")), .array(nodes)])
+        }
+        let reply = RedisReply.array([
+            shard([0, 100, 200, 16383], [node(7001, "replica", "online"), node(7000, "master", "online")]),
+            // After a failover: the dead master keeps a shard of its own, with no slots.
+            shard([], [node(7002, "master", "failed")]),
+            shard([101, 199], [node(7003, "master", "failed"), node(7004, "master", "online", endpoint: "?")]),
+        ])
+        let topology = try RedisClusterTopology.parse(shards: reply, answeredBy: .tcp(host: "10.0.0.1", port: 7000))
+        #expect(topology.coveredSlots == 16384)
+        #expect(topology.shards.count == 2)
+        #expect(topology.shards[0] == .init(slots: [0...100, 200...16383], master: .tcp(host: "10.0.0.9", port: 7000),
+                                            replicas: [.tcp(host: "10.0.0.9", port: 7001)]))
+        #expect(topology.shards[1].master == .tcp(host: "10.0.0.1", port: 7004))
+        #expect(throws: RedisError.self) { try RedisClusterTopology.parse(shards: .array([shard([1], [])]), answeredBy: .tcp(host: "h", port: 1)) }
+    }
+
     @Test("redis+cluster:// URLs, and --cluster on a plain URL")
     func urls() throws {
         let c = try RedisConfiguration(url: "redis+cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002")
