@@ -17,6 +17,9 @@ extension RealRedis {
             Scripts.gatherActive.sha1: "gatherActive",
         ]
 
+        /// What a change script does to a reply list.
+        static let replyCommands: Set<String> = ["LPUSH", "PTTL", "LTRIM", "EXPIRE"]
+
         @Test("coordinate traffic under MONITOR: new customers, a customer with history, execute_now, approvals, a repeated request_id")
         func coordinateTraffic() throws {
             let h = try Harness()
@@ -56,7 +59,9 @@ extension RealRedis {
                 seen[name, default: 0] += 1
                 let declared = Set(call.keys)
                 for (command, keys) in call.commands {
-                    for key in keys {
+                    // The one exception: the reply list, which the daemon's Redis user may
+                    // only write, is passed in ARGV (docs/SCRIPTS.md).
+                    for key in keys where !(name == "coordinate" && key == "test:keys" && Self.replyCommands.contains(command)) {
                         #expect(declared.contains(key), "\(name) ran \(command) on \(key), not among its KEYS \(call.keys)")
                     }
                 }
@@ -67,8 +72,10 @@ extension RealRedis {
                 }
             }
             #expect((seen["coordinate"] ?? 0) >= 33, "\(seen)")
-            // The log was read right: each coordinate call ran its guards and writes.
-            #expect(calls.filter { $0.sha == Scripts.coordinate.sha1 }.allSatisfy { $0.commands.count >= 5 })
+            // The log was read right: each of the 32 coordinate calls applied (the repeated
+            // request_id is answered from its stored reply, not by this script) ran its guards
+            // and writes (a stale one stops after a guard).
+            #expect(calls.filter { $0.sha == Scripts.coordinate.sha1 && $0.commands.count >= 5 }.count >= 32)
             #expect((seen["gatherActive"] ?? 0) >= 1, "\(seen)")
             #expect((seen["takeBatch"] ?? 0) >= 1, "\(seen)")
         }

@@ -162,7 +162,7 @@ extension RealRedis {
 
         /// Command names the daemon sends: first arguments of `RedisCommand(…)`, `send(…)`,
         /// `write(…)` and Lua's `redis.call(…)`/`redis.pcall(…)` in the daemon's and the client's
-        /// sources, less the commit script's pseudo-commands.
+        /// sources and its `.lua` scripts, less the commit script's pseudo-commands.
         static func commandsInSources() throws -> Set<String> {
             let pattern = try NSRegularExpression(pattern: #"(?:RedisCommand|send|write|redis\.p?call)\(\s*["']([A-Z]+)["']"#)
             // The commit script's pseudo-commands (`op == 'EVENT'`): they expand to real ones, found too.
@@ -172,7 +172,9 @@ extension RealRedis {
             for folder in ["Sources/CoordinatorDaemon", "Sources/RedisClient"] {
                 let base = root.appendingPathComponent(folder)
                 let files = FileManager.default.enumerator(at: base, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
-                for file in files where file.pathExtension == "swift" && !file.path.contains("SimulatedAgent") && !file.path.contains("RedisSubscriber") {
+                // The cluster client is not used by the daemon yet (docs/CLUSTER.md).
+                for file in files where ["swift", "lua"].contains(file.pathExtension) && !file.path.contains("SimulatedAgent")
+                    && !file.path.contains("RedisSubscriber") && !file.path.contains("/Cluster/") {
                     let text = try String(contentsOf: file, encoding: .utf8)
                     for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
                         if let range = Range(match.range(at: 1), in: text) { found.insert(String(text[range])) }

@@ -72,7 +72,6 @@ extension Store {
         let sets = entries.members.keys.sorted()
         var flags = ""
         if dedupe != nil { flags += "d" }
-        if replyTo != nil { flags += "r" }
         if change.lock != nil { flags += "L" }
         if configuration.replyPrefix != nil { flags += "a" }
         if change.executeNow { flags += "x" }
@@ -82,7 +81,6 @@ extension Store {
             keys.eventStream, keys.heldPlans, keys.readyPlans, keys.pendingApprovals, keys.pendingApprovals(customer: customer),
         ]
         if let dedupe { keyList.append(dedupe) }
-        if let replyTo { keyList.append(replyTo) }
         keyList.append(contentsOf: sets)
         keyList.append(contentsOf: change.approvals.map { keys.approval($0.id) })
         keyList.append(contentsOf: change.plans.map { keys.plan($0.id) })
@@ -108,6 +106,7 @@ extension Store {
         for count in [sets.count, change.approvals.count, change.plans.count, change.versions.count,
                       change.named.count, change.records.count, encodedEvents.count] { number(count) }
         args.append(change.token)
+        args.append(Array((replyTo ?? "").utf8))
         for (field, value) in change.versions {
             args.append(Array(field.utf8))
             args.append(value ?? [])

@@ -8,20 +8,21 @@
 -- KEYS[5] the event stream                  KEYS[6] held plans (zset)
 -- KEYS[7] ready plans (list)                KEYS[8] pending approvals (zset)
 -- KEYS[9] the customer's pending approvals (zset)
--- then, when ARGV[2] says so: the request's dedupe key ('d'), the reply list ('r');
--- then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and with 'x' one
--- queued marker per plan.
+-- then, when ARGV[2] says so, the request's dedupe key ('d'); then ARGV[10] index sets,
+-- ARGV[11] approval keys, ARGV[12] plan keys, and with 'x' one queued marker per plan.
 -- On one Redis, the call also writes outside the customer's hash tag: the in-flight list, the
--- stream, the plan and approval indexes, approvals, plans and the reply list (README, "Key layout").
+-- stream, the plan and approval indexes, approvals and plans (docs/SCRIPTS.md). The reply list
+-- alone is not among the KEYS (ARGV[18]): a script's declared keys need read and write access,
+-- and the daemon's Redis user may only write reply lists (deploy/redis/users.acl).
 --
 -- ARGV[1] the message (acknowledged by LREM)
--- ARGV[2] flags: 'd' dedupe key given, 'r' reply list given, 'L' the lock is ours (released),
+-- ARGV[2] flags: 'd' dedupe key given, 'L' the lock is ours (released),
 --         'a' every reply list is capped (a reply prefix is set), 'x' plans start at once
 -- ARGV[3] our lock token ('' when we hold none: the lock must then be free)
 -- ARGV[4] the reply, ARGV[5] reply TTL, ARGV[6] reply cap, ARGV[7] dedupe TTL,
 -- ARGV[8] the event channel, ARGV[9] the stream's MAXLEN
 -- ARGV[10..16] counts: index sets, approvals, plans, version guards, named ids, records, events
--- ARGV[17] the new version token
+-- ARGV[17] the new version token, ARGV[18] the reply list ('' for none)
 -- then: version guards (field, value or '' for absent); named ids (id, '1' active or '0');
 -- records (id, json); per index set: n, then n ids; n bumped version fields, then the fields;
 -- approvals (id, json, expiry ms); plans (id, json, created ms); events (type, json).
@@ -36,13 +37,13 @@ local function has(c) return string.find(flags, c, 1, true) ~= nil end
 local k = 10
 local dedupe, reply_list
 if has('d') then dedupe = KEYS[k]; k = k + 1 end
-if has('r') then reply_list = KEYS[k]; k = k + 1 end
+if ARGV[18] ~= '' then reply_list = ARGV[18] end
 local ns, na, np = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local nv, nn, nr, ne = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
 local sets, approvals, plans = k, k + ns, k + ns + na
 local queued = plans + np
 local now_plans = has('x')
-local p = 18
+local p = 19
 
 -- Guards, read only.
 local function unreadable(key, reply) return 'Eguard ' .. key .. ': ' .. reply.err end
@@ -80,20 +81,23 @@ local bad = (nr > 0 and misfit(KEYS[2], 'hash')) or (nv > 0 and misfit(KEYS[3], 
 for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
 if bad then return 'E' .. bad end
 
--- The request_id is claimed (its guard and its write in one command: a request_id already
--- answered makes the commit stale, and the next round replays that answer), then the message
--- acknowledged; each undone should the next step fail, so that nothing else is written.
-if dedupe then
-  local claimed = redis.pcall('SET', dedupe, (reply_list or '') .. '\n' .. ARGV[4], 'NX', 'EX', ARGV[7])
-  if type(claimed) == 'table' and claimed.err then return unreadable(dedupe, claimed) end
-  if not claimed then return 11 end
-end
+-- The acknowledgement is the first write: a list of another type fails it whole, and once a
+-- script has written, Redis lets its later writes through even at maxmemory (a full Redis
+-- refuses only a script's first write that may grow memory), so a change is never cut in two.
 -- From the tail: the oldest message of a batch, acknowledged first, is found at once.
 local acked = redis.pcall('LREM', KEYS[1], -1, ARGV[1])
-if type(acked) == 'table' or acked == 0 then
-  if dedupe then redis.call('DEL', dedupe) end
-  if acked == 0 then return 0 end
-  return 'ELREM ' .. KEYS[1] .. ': ' .. acked.err
+if type(acked) == 'table' then return 'ELREM ' .. KEYS[1] .. ': ' .. acked.err end
+if acked == 0 then return 0 end
+-- The request_id is claimed: its guard and its write in one command. A request_id already
+-- answered makes the commit stale (the next round replays that answer); the message then goes
+-- back in flight, and nothing else was written.
+if dedupe then
+  local claimed = redis.pcall('SET', dedupe, (reply_list or '') .. '\n' .. ARGV[4], 'NX', 'EX', ARGV[7])
+  if type(claimed) ~= 'table' or claimed.err then
+    redis.call('LPUSH', KEYS[1], ARGV[1])
+    if claimed then return unreadable(dedupe, claimed) end
+    return 11
+  end
 end
 
 local undeliverable, dropped

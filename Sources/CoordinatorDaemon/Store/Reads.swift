@@ -1,0 +1,89 @@
+import Coordination
+import Foundation
+import RedisClient
+
+/// Reads sent to Redis in one round trip, Redis's clock first. Each read named here gives a
+/// handle that finds its reply in the results, so handlers read typed state and never build
+/// commands or count pipeline offsets.
+struct Reads {
+    /// Where one read's reply is in the results.
+    struct Handle: Sendable {
+        fileprivate let index: Int
+    }
+
+    fileprivate var commands: [RedisCommand] = [RedisClock.command]
+
+    fileprivate mutating func add(_ command: RedisCommand) -> Handle {
+        commands.append(command)
+        return Handle(index: commands.count - 1)
+    }
+}
+
+/// The replies of a `Reads`, and Redis's time when they were read.
+struct ReadResults {
+    fileprivate let replies: [RedisReply]
+    let now: Date
+
+    subscript(_ handle: Reads.Handle) -> RedisReply { replies[handle.index] }
+}
+
+extension Store {
+    /// Sends `reads` in one round trip.
+    func read(_ reads: Reads, on connection: RedisConnection) throws(RedisError) -> ReadResults {
+        let replies = try connection.pipeline(reads.commands)
+        return ReadResults(replies: replies, now: RedisClock.date(from: replies[0]))
+    }
+
+    /// The reply stored for a `coordinate`'s request_id: `reply_to`, a newline, the reply.
+    func readStoredReply(customer: String, requestID: String, into reads: inout Reads) -> Reads.Handle {
+        reads.add(RedisCommand("GET", keys.dedupe(customer: customer, requestID: requestID)))
+    }
+
+    /// What a signature's seen key holds (section 10, v3).
+    func readSeen(_ key: String, into reads: inout Reads) -> Reads.Handle {
+        reads.add(RedisCommand("GET", key))
+    }
+
+    /// Takes the customer's lock for `token` if it is free (`OK` when taken); see `RequestHandler.lockMs`.
+    func takeCustomerLock(_ customer: String, token: [UInt8], ms: Int, into reads: inout Reads) -> Reads.Handle {
+        reads.add(RedisCommand("SET", keys.customerLock(customer), token, "NX", "PX", ms))
+    }
+
+    /// What one `coordinate` can conflict with (`gatherActive`): the active records listed in
+    /// `sets` and named by `named`, and the version fields of those indexes.
+    func readActive(customer: String, sets: [String], versionFields: [String], named: [String],
+                    into reads: inout Reads) -> Reads.Handle {
+        reads.add(Scripts.gatherActive.command(
+            keys: [keys.active(customer: customer)] + sets + [keys.versions(customer: customer)],
+            args: [String(sets.count), String(versionFields.count)] + versionFields + named))
+    }
+
+    /// A plan as stored, and whether it was ever handed to the executors.
+    func readPlan(_ id: String, into reads: inout Reads) -> (plan: Reads.Handle, queued: Reads.Handle) {
+        (reads.add(RedisCommand("GET", keys.plan(id))), reads.add(RedisCommand("EXISTS", keys.planQueued(id))))
+    }
+
+    /// An approval as stored.
+    func readApproval(_ id: String, into reads: inout Reads) -> Reads.Handle {
+        reads.add(RedisCommand("GET", keys.approval(id)))
+    }
+
+    /// A customer's pending approvals, soonest expiry first (`pendingApprovals`).
+    func readPendingApprovals(customer: String, into reads: inout Reads) -> Reads.Handle {
+        reads.add(Scripts.pendingApprovals.command(
+            keys: [keys.pendingApprovals(customer: customer)], args: [keys.approvalKeyHead, keys.approvalKeyTail]))
+    }
+
+    /// Active records by customer and recommendation id, in one round trip.
+    func readActiveRecords(_ wanted: [(customer: String, id: String)],
+                           on connection: RedisConnection) throws(RedisError) -> [RedisReply] {
+        if wanted.isEmpty { return [] }
+        return try connection.pipeline(wanted.map { RedisCommand("HGET", keys.active(customer: $0.customer), $0.id) })
+    }
+
+    /// Frees customer locks taken but not used (their request was answered otherwise).
+    func releaseCustomerLocks(_ customers: [String], on connection: RedisConnection) throws(RedisError) {
+        if customers.isEmpty { return }
+        _ = try connection.pipeline(customers.map { RedisCommand("DEL", keys.customerLock($0)) })
+    }
+}
