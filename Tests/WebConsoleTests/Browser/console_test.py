@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Drives `coordinatord web --trust` in headless Chromium (Debian's chromium and chromium-driver,
+Selenium), against a daemon and redis-server that the calling Swift test started.
+
+It starts (and restarts) the console itself. Prints one line per check passed; exits 0 when all
+passed, 1 with the failure otherwise. The Swift test (WebConsoleBrowserTests) reads both.
+"""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+parser = argparse.ArgumentParser()
+for name in ["binary", "redis-url", "trust", "port", "alice-key", "wrong-key", "approve-id", "reject-id",
+             "hostile-id", "live-request", "restart-request", "screenshot", "log"]:
+    parser.add_argument("--" + name, required=True)
+args = parser.parse_args()
+PORT = int(args.port)
+BASE = "http://127.0.0.1:%d" % PORT
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), "REDIS_URL": args.redis_url}
+log = open(args.log, "ab")
+
+
+def check(what):
+    print("ok: " + what, flush=True)
+
+
+def start_web():
+    process = subprocess.Popen([args.binary, "web", "--port", str(PORT), "--trust", args.trust],
+                               env=ENV, stdout=log, stderr=log)
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
+            return process
+        except OSError:
+            if process.poll() is not None:
+                raise SystemExit("console exited with %s" % process.returncode)
+            time.sleep(0.05)
+    raise SystemExit("console did not start")
+
+
+def stop_web(process):
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def push(path):
+    with open(path, "rb") as f:
+        message = f.read()
+    subprocess.run(["redis-cli", "-u", args.redis_url, "LPUSH", "coord:requests", message], check=True, stdout=subprocess.DEVNULL)
+
+
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900",
+             "--no-first-run", "--disable-extensions", "--disable-background-networking"]:
+    options.add_argument(flag)
+web = start_web()
+driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 20)
+
+
+def text(selector):
+    return driver.find_element(By.CSS_SELECTOR, selector).text
+
+
+def wait_for(what, condition, timeout=20):
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition())
+    except TimeoutException:
+        raise SystemExit("timed out waiting for " + what + "\n--- page text:\n" + driver.find_element(By.TAG_NAME, "body").text[:3000])
+
+
+def import_key(path):
+    driver.get(BASE + "/key")
+    driver.find_element(By.ID, "principal").send_keys("alice@example.com")
+    driver.find_element(By.ID, "key-file").send_keys(path)
+    driver.find_element(By.ID, "import-key").click()
+    wait_for("the key to be imported", lambda: "Signing as alice@example.com" in text("#key-status"))
+
+
+def open_approval(approval):
+    driver.get(BASE + "/approvals/" + approval)
+    wait_for("the approval page", lambda: driver.find_elements(By.ID, "approval"))
+
+
+try:
+    # No key yet: the buttons are disabled and say why.
+    open_approval(args.approve_id)
+    time.sleep(0.3)
+    assert not driver.find_element(By.ID, "approve").is_enabled(), "approve enabled without a key"
+    assert "No signing key" in text("#why-disabled"), text("#why-disabled")
+    check("without a key the buttons are disabled and say why")
+
+    # A key that is not alice's: the console checks the signature against the trust file.
+    import_key(args.wrong_key)
+    open_approval(args.approve_id)
+    wait_for("approve to be enabled", lambda: driver.find_element(By.ID, "approve").is_enabled())
+    driver.find_element(By.ID, "approve").click()
+    wait_for("the refusal", lambda: "Refused" in text("#result"))
+    assert "does not verify" in text("#result"), text("#result")
+    check("a wrong key is refused and the page says so: " + text("#result"))
+
+    # Alice's own key: approve, then the reply and the events, without a reload.
+    import_key(args.alice_key)
+    open_approval(args.approve_id)
+    wait_for("approve to be enabled", lambda: driver.find_element(By.ID, "approve").is_enabled())
+    assert "high" in text("#approval"), "risk not shown"
+    driver.execute_script("window.__sameDocument = true;")
+    driver.find_element(By.ID, "approve").click()
+    wait_for("the reply", lambda: "Approved" in text("#result"))
+    check("approved by click, signed in the browser: " + text("#result"))
+    events = "#decision-events li[data-type='%s']"
+    wait_for("approval.approved", lambda: driver.find_elements(By.CSS_SELECTOR, events % "approval.approved"))
+    approved = driver.find_element(By.CSS_SELECTOR, events % "approval.approved").text
+    assert "verified" in approved and "principal=alice@example.com" in approved, approved
+    check("the approval.approved event shows verified and the principal: " + approved)
+    wait_for("plan.completed", lambda: driver.find_elements(By.CSS_SELECTOR, events % "plan.completed"))
+    assert driver.find_elements(By.CSS_SELECTOR, events % "step.completed"), "no step.completed shown"
+    assert driver.execute_script("return window.__sameDocument === true;"), "the page was reloaded"
+    check("step and plan events appeared live, without a reload")
+    driver.find_element(By.ID, "plan-link").click()
+    wait_for("the plan page", lambda: driver.find_elements(By.ID, "plan-status"))
+    wait_for("plan completed", lambda: "completed" in text("#plan-status"))
+    check("the plan page shows the plan completed")
+
+    # A reject without a reason is refused in the page.
+    open_approval(args.reject_id)
+    wait_for("reject to be enabled", lambda: driver.find_element(By.ID, "reject").is_enabled())
+    driver.find_element(By.ID, "reject").click()
+    wait_for("the refusal", lambda: "needs a reason" in text("#result"))
+    time.sleep(0.5)
+    open_approval(args.reject_id)
+    assert "pending" in text("#approval-status"), text("#approval-status")
+    check("a reject without a reason is refused in the page and nothing is sent")
+
+    # Hostile text renders as text; no script runs.
+    open_approval(args.hostile_id)
+    title = text("#rec-title")
+    assert "<script>window.__pwned=1</script>" in title and "\\u001b[2J" in title, title
+    assert driver.execute_script("return window.__pwned === undefined;"), "the title's script ran"
+    driver.get(BASE + "/approvals")
+    wait_for("the list", lambda: driver.find_elements(By.CSS_SELECTOR, "#approvals tbody tr"))
+    assert "<script>window.__pwned=1</script>" in text("#approvals")
+    assert driver.execute_script("return window.__pwned === undefined;"), "a script ran on the list"
+    check("a hostile title shows as text and no script runs: " + title)
+    time.sleep(1.2)
+    driver.save_screenshot(args.screenshot)
+    check("screenshot saved")
+
+    # Phone width: nothing wider than the screen.
+    driver.set_window_size(390, 844)
+    driver.get(BASE + "/")
+    wait_for("the overview", lambda: driver.find_elements(By.ID, "pending-count"))
+    wide = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth;")
+    assert wide <= 1, "overview is %d px wider than a phone" % wide
+    driver.set_window_size(1280, 900)
+    check("the overview fits a phone's width")
+
+    # Events: the live tail shows steps as they happen, and resumes after the server restarts.
+    driver.get(BASE + "/events?type=step.")
+    wait_for("the tail to go live", lambda: text("#stream-status") == "live")
+    push(args.live_request)
+    row = "#events tbody tr[data-type='%s']"
+    wait_for("live step.started", lambda: any("cust-live" in r.text for r in driver.find_elements(By.CSS_SELECTOR, row % "step.started")))
+    wait_for("live step.completed", lambda: any("cust-live" in r.text for r in driver.find_elements(By.CSS_SELECTOR, row % "step.completed")))
+    check("the live tail shows step.started and step.completed as they happen")
+    stop_web(web)
+    wait_for("the page to notice", lambda: text("#stream-status") != "live", timeout=10)
+    push(args.restart_request)
+    time.sleep(1.5)
+    web = start_web()
+    wait_for("resumed step.completed", lambda: any("cust-restart" in r.text for r in driver.find_elements(By.CSS_SELECTOR, row % "step.completed")), timeout=20)
+    ids = [r.get_attribute("data-id") for r in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr")]
+    assert len(ids) == len(set(ids)), "an event was shown twice after the resume"
+    assert all(r.get_attribute("data-type").startswith("step.") for r in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr"))
+    check("after a restart the tail resumed from the last id: what happened meanwhile shows once")
+finally:
+    try:
+        driver.quit()
+    finally:
+        stop_web(web)
+print("all browser checks passed", flush=True)
