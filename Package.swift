@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // hiredis from Debian's libhiredis-dev. No pkgConfig: its -D_FILE_OFFSET_BITS=64 makes
@@ -56,6 +57,7 @@ let package = Package(
                 "Operations", "CoordinatorDaemon", "RedisClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -83,7 +85,9 @@ let package = Package(
         .testTarget(
             name: "WebConsoleTests",
             dependencies: ["CoordinatorWeb", "Operations", "CoordinatorDaemon", "RedisClient", "TestSupport",
-                           .product(name: "Crypto", package: "swift-crypto")]
+                           .product(name: "Crypto", package: "swift-crypto")],
+            // The browser script the tests run with python3 (read from the source tree).
+            exclude: ["Browser"]
         ),
         .testTarget(
             name: "CoordinatorDaemonTests",

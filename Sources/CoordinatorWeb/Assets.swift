@@ -251,9 +251,10 @@ enum Assets {
         h1 { font-size: 1.4em; margin: 8px 0 12px; } h2 { font-size: 1.15em; } small, .dim, .note { color: var(--muted); }
         .scroll { overflow-x: auto; }
         table { border-collapse: collapse; width: 100%; background: var(--card); }
-        th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: anywhere; }
+        th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; overflow-wrap: break-word; }
+        th { white-space: nowrap; } td .title { overflow-wrap: anywhere; }
         th { font-size: 0.85em; color: var(--muted); font-weight: 600; } .num { text-align: right; }
-        .badge { display: inline-block; padding: 0 6px; border-radius: 8px; border: 1px solid currentColor; font-size: 0.85em; }
+        .badge { white-space: nowrap; display: inline-block; padding: 0 6px; border-radius: 8px; border: 1px solid currentColor; font-size: 0.85em; }
         .good { color: var(--good); } .bad { color: var(--bad); } .warn { color: var(--warn); }
         .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(220px, 1fr)); gap: 12px; margin-top: 16px; }
         .card { display: flex; flex-direction: column; gap: 4px; padding: 12px; background: var(--card); border: 1px solid var(--line); border-radius: 8px; text-decoration: none; color: var(--fg); }

@@ -5,6 +5,7 @@ import Hummingbird
 import NIOCore
 import Operations
 import RedisClient
+import ServiceLifecycle
 
 /// The live tail: Server-Sent Events. A client that reconnects (the browser does by itself,
 /// sending `Last-Event-ID`) first gets what it missed, read with `XRANGE` (at most
@@ -49,25 +50,38 @@ extension Console {
                 last = entry.id
             }
             try await writer.write(buffer)
-            var idle = 0
-            for await batch in batches {
-                var out = ByteBuffer()
-                for entry in batch where StreamID.isAfter(entry.id, last) {
-                    last = entry.id
-                    if filter.matches(entry.event) { Self.write(entry, to: &out) }
-                }
-                if out.readableBytes == 0 {
-                    // A comment now and then: proxies keep the connection, and a closed one is noticed.
-                    idle += 1
-                    guard idle >= 15 else { continue }
-                    out.writeString(": keep-alive\n\n")
-                }
-                idle = 0
-                try await writer.write(out)
+            // The console stopping (SIGTERM) ends the tail, so that the server need not wait for it.
+            try await withGracefulShutdownHandler {
+                try await Self.follow(batches, filter: filter, after: last, writer: &writer)
+            } onGracefulShutdown: {
+                tail.cancel(subscription)
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
+    }
+
+    /// Writes each batch's new, matching entries as they come; a comment every few idle seconds
+    /// notices a client that went away.
+    static func follow(_ batches: AsyncStream<EventTail.Batch>, filter: EventFilter, after: String,
+                       writer: inout any ResponseBodyWriter) async throws {
+        var last = after
+        var idle = 0
+        for await batch in batches {
+            var out = ByteBuffer()
+            for entry in batch where StreamID.isAfter(entry.id, last) {
+                last = entry.id
+                if filter.matches(entry.event) { Self.write(entry, to: &out) }
+            }
+            if out.readableBytes == 0 {
+                // A comment now and then: proxies keep the connection, and a closed one is noticed.
+                idle += 1
+                guard idle >= 5 else { continue }
+                out.writeString(": keep-alive\n\n")
+            }
+            idle = 0
+            try await writer.write(out)
+        }
     }
 
     /// One SSE message: `id` the stream id, `data` the event as JSON with every string made

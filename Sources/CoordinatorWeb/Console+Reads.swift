@@ -47,7 +47,7 @@ extension Console {
         }
         // The recommendations, for their titles and declared risk: one pipelined read.
         let records = try connection.pipeline(pending.approvals.map {
-            RedisCommand("GET", keys.recommendation(customer: $0.string("customer_id") ?? "", id: $0.string("recommendation_id") ?? ""))
+            StoredRecord.activeRecommendation(customer: $0.string("customer_id") ?? "", id: $0.string("recommendation_id") ?? "", keys: keys)
         })
         var out = "<div class=\"scroll\"><table id=\"approvals\"><thead><tr><th>Approval</th><th>Customer</th><th>Recommendation</th><th>Risk</th><th>Requested by</th><th>Expires</th></tr></thead><tbody>"
         for (approval, record) in zip(pending.approvals, records) {

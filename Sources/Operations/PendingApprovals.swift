@@ -43,8 +43,16 @@ public enum StoredRecord {
         jsonObject(try connection.send("GET", keys.plan(id)).bytes)
     }
 
-    /// A recommendation's stored record (with its conflicts and actions), when the daemon keeps one.
+    /// A recommendation's record (`{"recommendation", "execute_now", "approval_id", "plan_id", …}`):
+    /// in the customer's active hash while it is active, then kept for `--retention`.
     public static func recommendation(customer: String, id: String, keys: Keys, connection: RedisConnection) throws -> [String: Any]? {
-        jsonObject(try connection.send("GET", keys.recommendation(customer: customer, id: id)).bytes)
+        let replies = try connection.pipeline([activeRecommendation(customer: customer, id: id, keys: keys),
+                                               RedisCommand("GET", keys.recommendation(customer: customer, id: id))])
+        return jsonObject(replies[0].bytes) ?? jsonObject(replies[1].bytes)
+    }
+
+    /// The read of an active recommendation's record (pending approval, approved, executing).
+    public static func activeRecommendation(customer: String, id: String, keys: Keys) -> RedisCommand {
+        RedisCommand("HGET", keys.active(customer: customer), id)
     }
 }

@@ -101,27 +101,30 @@ struct WebConsoleHTTPTests {
         let port = env.webPort
         let list = try HTTP.request("GET", port: port, path: "/dead")
         #expect(list.status == 200 && list.body.contains("invalid_json"))
-        let base64 = try HTTP.request("GET", port: port, path: "/dead/0")
+        // Which entry is which: the daemon's batches need not keep the push order.
+        let first = try #require(env.connection.send("LINDEX", "coord:dead", 0).string)
+        let (b64Index, rawIndex) = first.contains("raw_base64") ? (0, 1) : (1, 0)
+        let base64 = try HTTP.request("GET", port: port, path: "/dead/\(b64Index)")
         #expect(base64.body.contains("from raw_base64"), "\(base64.body)")
         #expect(base64.body.contains("\\xff\\xfe\\u0007bell\\u001b[31m"))
-        let raw = try HTTP.request("GET", port: port, path: "/dead/1")
+        let raw = try HTTP.request("GET", port: port, path: "/dead/\(rawIndex)")
         #expect(raw.body.contains("\\u001b[2J &lt;b&gt;bold&lt;/b&gt;") && !raw.body.contains("<b>bold"))
         #expect(!(base64.body + raw.body).unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 })
 
         let user = ["X-Forwarded-User": "ops@example.com"]
         // Requeue: a confirmation page, then its form. Without the form's token nothing moves.
-        let confirm = try HTTP.request("GET", port: port, path: "/dead/1/requeue", headers: user)
+        let confirm = try HTTP.request("GET", port: port, path: "/dead/\(rawIndex)/requeue", headers: user)
         let cookie = try #require(confirm.session), token = try #require(confirm.csrfToken)
         let digest = try #require(confirm.body.range(of: "name=\"digest\" value=\"").map { String(confirm.body[$0.upperBound...].prefix(64)) })
         #expect(confirm.body.contains("id=\"confirm\""))
         let form = ["Cookie": "cw_session=\(cookie)", "Content-Type": "application/x-www-form-urlencoded"].merging(user) { $1 }
-        let forged = try HTTP.request("POST", port: port, path: "/dead/1/requeue", headers: form, body: "digest=\(digest)")
+        let forged = try HTTP.request("POST", port: port, path: "/dead/\(rawIndex)/requeue", headers: form, body: "digest=\(digest)")
         #expect(forged.status == 403)
         #expect(try env.connection.send("LLEN", "coord:dead").integer == 2)
-        let stale = try HTTP.request("POST", port: port, path: "/dead/1/requeue", headers: form, body: "csrf=\(token)&digest=\(String(repeating: "0", count: 64))")
+        let stale = try HTTP.request("POST", port: port, path: "/dead/\(rawIndex)/requeue", headers: form, body: "csrf=\(token)&digest=\(String(repeating: "0", count: 64))")
         #expect(stale.body.contains("no longer the entry you confirmed"))
-        let requeued = try HTTP.request("POST", port: port, path: "/dead/1/requeue", headers: form, body: "csrf=\(token)&digest=\(digest)")
-        #expect(requeued.status == 200 && requeued.body.contains("Requeued dead letter 1 onto coord:requests"), "\(requeued.body)")
+        let requeued = try HTTP.request("POST", port: port, path: "/dead/\(rawIndex)/requeue", headers: form, body: "csrf=\(token)&digest=\(digest)")
+        #expect(requeued.status == 200 && requeued.body.contains("Requeued dead letter \(rawIndex) onto coord:requests"), "\(requeued.body)")
         // The daemon takes it again and, as it is still not JSON, dead-letters it again.
         try waitUntil(timeout: 10, "the requeued message dead-lettered again") {
             let entries = (try env.connection.send("LRANGE", "coord:dead", 0, -1).array ?? []).compactMap(\.string)
