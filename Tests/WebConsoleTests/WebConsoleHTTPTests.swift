@@ -1,4 +1,5 @@
 import Foundation
+import RedisClient
 import Testing
 import TestSupport
 
@@ -84,7 +85,7 @@ struct WebConsoleHTTPTests {
             #expect(page.body.contains("&quot;q&quot;"))
         }
         // The live tail's JSON carries the same text escaped for display, never raw control bytes.
-        let tail = try HTTP.request("GET", port: env.webPort, path: "/events/stream?customer=cust-hostile&after=0-0", headers: [:], readFor: 1.5)
+        let tail = try HTTP.request("GET", port: env.webPort, path: "/events/stream?customer=cust-hostile&after=0-0", readFor: 1.5)
         #expect(tail.body.contains("approval.requested"))
         #expect(!tail.body.unicodeScalars.contains { $0.value == 0x1B })
     }
@@ -202,37 +203,5 @@ struct WebConsoleHTTPTests {
 extension RedisReply {
     func checkNoError() throws {
         if let message = errorMessage { throw WaitTimeout(description: "Redis error: \(message)") }
-    }
-}
-
-import RedisClient
-
-extension HTTP {
-    /// A streaming response read for `seconds` (Server-Sent Events), then cut.
-    static func request(_ method: String, port: Int, path: String, headers: [String: String], readFor seconds: Double) throws -> Response {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
-        for (name, value) in headers { text += "\(name): \(value)\r\n" }
-        let bytes = Array((text + "\r\n").utf8)
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n == 0 { break }
-            if n > 0 { received += buffer[0..<n] }
-        }
-        return try parse(received)
     }
 }

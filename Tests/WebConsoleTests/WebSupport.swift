@@ -132,12 +132,14 @@ enum HTTP {
         }
     }
 
+    /// One request, its answer read to the end; with `readFor`, a streaming answer (Server-Sent
+    /// Events) read for that many seconds and then cut.
     static func request(_ method: String, port: Int, path: String, headers: [String: String] = [:], body: String? = nil,
-                        host: String? = nil) throws -> Response {
+                        host: String? = nil, readFor: Double? = nil) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw WaitTimeout(description: "socket: \(errno)") }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = readFor == nil ? timeval(tv_sec: 10, tv_usec: 0) : timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -147,7 +149,8 @@ enum HTTP {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw WaitTimeout(description: "connect to \(port): \(errno)") }
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\nConnection: close\r\n"
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host ?? "127.0.0.1:\(port)")\r\n"
+        if readFor == nil { text += "Connection: close\r\n" }
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         let bodyBytes = Array((body ?? "").utf8)
         if body != nil { text += "Content-Length: \(bodyBytes.count)\r\n" }
@@ -160,10 +163,14 @@ enum HTTP {
         }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
+        let deadline = Date().addingTimeInterval(readFor ?? 3600)
+        while Date() < deadline {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            received += buffer[0..<n]
+            if n > 0 {
+                received += buffer[0..<n]
+            } else if n == 0 || readFor == nil {
+                break
+            }
         }
         return try parse(received)
     }

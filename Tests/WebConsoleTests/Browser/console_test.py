@@ -188,6 +188,11 @@ try:
     assert len(ids) == len(set(ids)), "an event was shown twice after the resume"
     assert all(r.get_attribute("data-type").startswith("step.") for r in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr"))
     check("after a restart the tail resumed from the last id: what happened meanwhile shows once")
+except Exception:
+    import traceback
+    traceback.print_exc()
+    print("--- url: " + driver.current_url + "\n--- page text:\n" + driver.find_element(By.TAG_NAME, "body").text[:3000], flush=True)
+    sys.exit(1)
 finally:
     try:
         driver.quit()
