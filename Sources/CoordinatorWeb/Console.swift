@@ -126,6 +126,8 @@ struct Console: Sendable {
             return Self.timed(Self.html(try await bridge.read(body)), since: started)
         } catch let error as RedisError {
             return Self.html("<p class=\"error\">Redis unavailable: \(HTML.h("\(error)"))</p>", status: .serviceUnavailable)
+        } catch let failure as OperationFailure {
+            return Self.html("<p class=\"error\">\(HTML.h(failure.description))</p>", status: .notFound)
         }
     }
 
