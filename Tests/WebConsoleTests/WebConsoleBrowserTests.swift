@@ -9,7 +9,9 @@ import TestSupport
 /// Selenium in `Browser/console_test.py`) against the built daemon under `--trust`, the built
 /// console and a real redis-server: signing in the browser with an imported key, a wrong key,
 /// approving by click to a completed plan, a reject without reason, hostile text, the live
-/// event tail across a restart of the console. It also takes the README's screenshot.
+/// event tail across a restart of the console; then, on a console with `--allow-unsigned`, dead
+/// letters shown escaped, a POST without the CSRF token refused, requeue and purge after their
+/// confirmation. It also takes the README's screenshot.
 @Suite(.serialized)
 struct WebConsoleBrowserTests {
     static let sourceRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -60,9 +62,16 @@ struct WebConsoleBrowserTests {
         try Data(Self.sign(try WebEnvironment.coordinate(customer: "cust-restart", autoApprove: true, [("rec-restart", "Scale down", "scale_down", "low")]),
                            kid: "cost-agent-1", key: agent).utf8).write(to: restart)
 
-        let port = try PortReservation()
-        let webPort = port.port
-        port.release()
+        // Messages a daemon under --trust dead-letters unanswered (unsigned): not UTF-8 (kept as
+        // raw_base64) and with terminal escapes and markup (kept as raw).
+        try env.connection.send("LPUSH", "coord:requests", [0xFF, 0xFE, 0x07] + Array("bell\u{1B}[31m".utf8)).checkNoError()
+        try env.connection.send("LPUSH", "coord:requests", "{\"kind\": \u{1B}[2J <b>bold</b>").checkNoError()
+        try waitUntil(timeout: 10, "two dead letters") { (try env.connection.send("LLEN", "coord:dead").integer ?? 0) == 2 }
+
+        let ports = (try PortReservation(), try PortReservation())
+        let webPort = ports.0.port, unsignedPort = ports.1.port
+        ports.0.release()
+        ports.1.release()
         let screenshot = Self.sourceRoot.appendingPathComponent("docs/web-console.png")
         let script = Self.sourceRoot.appendingPathComponent("Tests/WebConsoleTests/Browser/console_test.py")
         let process = Process()
@@ -72,7 +81,8 @@ struct WebConsoleBrowserTests {
                              "--approve-id", try #require(byRecommendation["rec-approve"]), "--reject-id", try #require(byRecommendation["rec-reject"]),
                              "--hostile-id", try #require(byRecommendation["rec-hostile"]), "--live-request", live.path,
                              "--restart-request", restart.path, "--screenshot", screenshot.path,
-                             "--log", env.directory.appendingPathComponent("web.log").path]
+                             "--log", env.directory.appendingPathComponent("web.log").path,
+                             "--unsigned-port", "\(unsignedPort)", "--dead-seeded", "2"]
         process.environment = ChildProcess.environment()
         let output = Pipe()
         process.standardOutput = output
@@ -94,7 +104,8 @@ struct WebConsoleBrowserTests {
         let data2 = approved["data"] as? [String: Any] ?? [:]
         #expect(data2["verified"] as? Bool == true && data2["principal"] as? String == "alice@example.com", "\(approved)")
         #expect(events.contains { $0["type"] as? String == "plan.completed" && $0["recommendation_id"] as? String == "rec-approve" })
-        // The wrong key never reached the daemon, and the reject without reason was never sent.
+        // The reject without reason was never sent (the script checked the wrong key never
+        // reached Redis, and purged the dead letters after requeueing one).
         #expect(try env.connection.send("LLEN", "coord:dead").integer == 0)
         let rejectID = try #require(byRecommendation["rec-reject"])
         let rejected = try #require(jsonObject(try env.connection.send("GET", "coord:approval:{\(rejectID)}").bytes))

@@ -20,7 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 parser = argparse.ArgumentParser()
 for name in ["binary", "redis-url", "trust", "port", "alice-key", "wrong-key", "approve-id", "reject-id",
-             "hostile-id", "live-request", "restart-request", "screenshot", "log"]:
+             "hostile-id", "live-request", "restart-request", "screenshot", "log", "unsigned-port", "dead-seeded"]:
     parser.add_argument("--" + name, required=True)
 args = parser.parse_args()
 PORT = int(args.port)
@@ -33,13 +33,13 @@ def check(what):
     print("ok: " + what, flush=True)
 
 
-def start_web():
-    process = subprocess.Popen([args.binary, "web", "--port", str(PORT), "--trust", args.trust],
+def start_web(port=PORT, mode=None):
+    process = subprocess.Popen([args.binary, "web", "--port", str(port)] + (mode or ["--trust", args.trust]),
                                env=ENV, stdout=log, stderr=log)
     deadline = time.time() + 15
     while time.time() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", PORT), timeout=0.2).close()
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return process
         except OSError:
             if process.poll() is not None:
@@ -55,6 +55,10 @@ def stop_web(process):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def redis(*command):
+    return subprocess.run(["redis-cli", "-u", args.redis_url] + list(command), check=True, capture_output=True, text=True).stdout.strip()
 
 
 def push(path):
@@ -112,6 +116,7 @@ try:
     driver.find_element(By.ID, "approve").click()
     wait_for("the refusal", lambda: "Refused" in text("#result"))
     assert "does not verify" in text("#result"), text("#result")
+    assert redis("LLEN", "coord:dead") == args.dead_seeded, "the wrongly signed decision reached Redis"
     check("a wrong key is refused and the page says so: " + text("#result"))
 
     # Alice's own key: approve, then the reply and the events, without a reload.
@@ -188,6 +193,48 @@ try:
     assert len(ids) == len(set(ids)), "an event was shown twice after the resume"
     assert all(r.get_attribute("data-type").startswith("step.") for r in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr"))
     check("after a restart the tail resumed from the last id: what happened meanwhile shows once")
+
+    # Dead letters, on a console without --trust behind a proxy that names its user.
+    stop_web(web)
+    UNSIGNED = "http://127.0.0.1:%s" % args.unsigned_port
+    web = start_web(int(args.unsigned_port), ["--allow-unsigned"])
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"X-Forwarded-User": "ops@example.com"}})
+    driver.get(UNSIGNED + "/dead")
+    wait_for("the dead letters", lambda: driver.find_elements(By.CSS_SELECTOR, "#dead tbody tr"))
+    letters = {}
+    for n in range(int(args.dead_seeded)):
+        driver.get(UNSIGNED + "/dead/%d" % n)
+        letters[n] = (text("#raw-note"), text("#raw"))
+    base64 = [n for n, (note, _) in letters.items() if "raw_base64" in note]
+    assert base64, letters
+    note, raw = letters[base64[0]]
+    assert "\\xff\\xfe\\u0007bell\\u001b[31m" in raw, raw
+    plain = [n for n in letters if n not in base64][0]
+    assert "\\u001b[2J <b>bold</b>" in letters[plain][1], letters[plain]
+    assert driver.execute_script("return document.querySelector('#raw b') === null;"), "markup in a dead letter was rendered"
+    check("dead letters show escaped, base64 decoded and marked as such: " + raw)
+    status = driver.execute_async_script(
+        "const done = arguments[0]; fetch('/dead/purge', {method: 'POST', body: 'count=2', headers: {'Content-Type': 'application/x-www-form-urlencoded'}}).then(r => done(r.status));")
+    assert status == 403, status
+    assert redis("LLEN", "coord:dead") == args.dead_seeded
+    check("a POST without the CSRF token is refused (403) and changes nothing")
+    driver.get(UNSIGNED + "/dead/%d" % plain)
+    driver.find_element(By.ID, "requeue").click()
+    wait_for("the confirmation", lambda: driver.find_elements(By.ID, "confirm"))
+    assert redis("LLEN", "coord:dead") == args.dead_seeded, "requeued before the confirmation"
+    driver.find_element(By.ID, "confirm").click()
+    wait_for("the outcome", lambda: driver.find_elements(By.ID, "outcome"))
+    assert "Requeued dead letter" in text("#outcome"), text("#outcome")
+    check("requeue after confirmation: " + text("#outcome"))
+    time.sleep(0.5)
+    driver.get(UNSIGNED + "/dead/purge")
+    wait_for("the confirmation", lambda: driver.find_elements(By.ID, "confirm"))
+    driver.find_element(By.ID, "confirm").click()
+    wait_for("the outcome", lambda: driver.find_elements(By.ID, "outcome"))
+    assert "Purged" in text("#outcome"), text("#outcome")
+    assert redis("LLEN", "coord:dead") == "0"
+    check("purge after confirmation: " + text("#outcome"))
 except Exception:
     import traceback
     traceback.print_exc()
