@@ -13,7 +13,7 @@ import sys
 import time
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -83,7 +83,7 @@ def text(selector):
 
 def wait_for(what, condition, timeout=20):
     try:
-        WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition())
+        WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]).until(lambda d: condition())
     except TimeoutException:
         raise SystemExit("timed out waiting for " + what + "\n--- page text:\n" + driver.find_element(By.TAG_NAME, "body").text[:3000])
 
