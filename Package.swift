@@ -42,6 +42,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            // The Lua of each state change, compiled into the binary (nothing to find at run time).
+            resources: [
+                .embedInCode("Store/Scripts/shared.lua"),
+                .embedInCode("Store/Scripts/coordinate.lua"),
+                .embedInCode("Store/Scripts/commit.lua"),
             ]
         ),
         // What the operator's commands and the web console both read and do (status, approvals,

@@ -1,7 +1,7 @@
 /// Where and how to connect.
 public struct RedisConfiguration: Sendable, Equatable {
     /// Where the server listens.
-    public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
+    public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
         /// A host name or IP address and a TCP port.
         case tcp(host: String, port: Int)
         /// A unix-domain socket.
@@ -28,6 +28,22 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var connectTimeout: Double
     /// TCP keep-alive (redisEnableKeepAlive).
     public var keepAlive: Bool
+    /// Redis Cluster mode: the seed nodes the cluster's topology is first asked of (a
+    /// `redis+cluster://` URL's hosts, or `endpoint` alone after `clustered()`); nil for one
+    /// Redis. `endpoint` is the first seed. See `RedisClusterClient`.
+    public var clusterSeeds: [Endpoint]? = nil
+
+    /// Whether this configuration names a Redis Cluster.
+    public var isCluster: Bool { clusterSeeds != nil }
+
+    /// This configuration in cluster mode, `endpoint` its one seed (a `--cluster` flag given
+    /// with a plain `redis://` URL). A cluster has only database 0.
+    public func clustered() throws(RedisError) -> RedisConfiguration {
+        guard database == 0 else { throw .invalidURL("\(redactedURL): Redis Cluster has only database 0") }
+        var copy = self
+        if copy.clusterSeeds == nil { copy.clusterSeeds = [endpoint] }
+        return copy
+    }
 
     /// A configuration; the defaults are a local server on port 6379, database 0, no AUTH.
     public init(
@@ -44,17 +60,21 @@ public struct RedisConfiguration: Sendable, Equatable {
 
     /// Parses `redis://[[user]:password@]host[:port][/db]` (user and password percent-decoded,
     /// port 6379 by default, IPv6 hosts in brackets) and `unix:///path/redis.sock[?db=N]`
-    /// (also `password=` and `user=` query items, percent-decoded).
+    /// (also `password=` and `user=` query items, percent-decoded), and for a Redis Cluster
+    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]…]` (the seed nodes; database 0
+    /// only).
     public init(url: String) throws(RedisError) {
         self.init()
-        if let rest = url.dropPrefix("redis://") {
+        if let rest = url.dropPrefix("redis+cluster://") {
+            try parseCluster(rest, url: url)
+        } else if let rest = url.dropPrefix("redis://") {
             try parseTCP(rest, url: url)
         } else if let rest = url.dropPrefix("unix://") {
             try parseUnix(rest, url: url)
         } else if url.hasPrefix("rediss://") {
             throw .invalidURL("\(url): TLS (rediss://) is not supported")
         } else {
-            throw .invalidURL("\(url): expected redis://[user:password@]host[:port][/db] or unix:///path/to/redis.sock[?db=N]")
+            throw .invalidURL("\(url): expected redis://[user:password@]host[:port][/db], unix:///path/to/redis.sock[?db=N] or redis+cluster://[user:password@]host:port[,host:port…]")
         }
     }
 
@@ -116,6 +136,30 @@ public struct RedisConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Each seed is parsed as a `redis://` URL with the same user information and path.
+    private mutating func parseCluster(_ rest: Substring, url: String) throws(RedisError) {
+        var authority = rest
+        var path: Substring = ""
+        if let slash = rest.firstIndex(of: "/") {
+            authority = rest[..<slash]
+            path = rest[slash...]
+        }
+        var userInfo: Substring = ""
+        if let at = authority.lastIndex(of: "@") {
+            userInfo = authority[...at]
+            authority = authority[authority.index(after: at)...]
+        }
+        var seeds: [Endpoint] = []
+        for host in authority.split(separator: ",", omittingEmptySubsequences: false) {
+            var seed = RedisConfiguration()
+            try seed.parseTCP(Substring(userInfo + host + path), url: url)
+            if seeds.isEmpty { self = seed }
+            seeds.append(seed.endpoint)
+        }
+        guard database == 0 else { throw .invalidURL("\(url): Redis Cluster has only database 0") }
+        clusterSeeds = seeds
+    }
+
     private mutating func parseUnix(_ rest: Substring, url: String) throws(RedisError) {
         var path = rest
         var query: Substring = ""
@@ -153,6 +197,9 @@ public struct RedisConfiguration: Sendable, Equatable {
                 auth = "\(Self.percentEncode(username ?? "")):\(password.isEmpty ? "" : "***")@"
             } else if let username {
                 auth = "\(Self.percentEncode(username))@"
+            }
+            if let clusterSeeds {
+                return "redis+cluster://\(auth)" + clusterSeeds.map(\.description).joined(separator: ",")
             }
             let h = host.contains(":") ? "[\(host)]" : host
             return "redis://\(auth)\(h):\(port)/\(database)"

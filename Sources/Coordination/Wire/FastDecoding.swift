@@ -165,3 +165,52 @@ enum FastRequestParser {
         }
     }
 }
+
+/// The daemon's stored form of an active recommendation, read directly (a request of a
+/// customer with history reads many of them): `{"recommendation": {...}, "execute_now": b,
+/// "request_id": s, "approval_id": s?, "plan_id": s?}`. Nil for anything else, which the
+/// caller then reads with `JSONDecoder`.
+public enum FastRecordParser {
+    public struct Record: Sendable {
+        public var recommendation: Recommendation
+        public var executeNow: Bool
+        public var requestID: String
+        public var approvalID: String?
+        public var planID: String?
+    }
+
+    public static func parse(_ bytes: [UInt8]) -> Record? {
+        bytes.withUnsafeBufferPointer { buffer in
+            var parser = FastRequestParser.Parser(lexer: JSONLexer(buffer))
+            return try? parser.record()
+        }
+    }
+}
+
+extension FastRequestParser.Parser {
+    mutating func record() throws(JSONLexer.Malformed) -> FastRecordParser.Record {
+        try lexer.expect(0x7B)
+        var recommendation: Recommendation?, executeNow: Bool?, requestID: String?
+        var approvalID: String?, planID: String?
+        repeat {
+            let k = try lexer.plainKey()
+            if lexer.matches(k, "recommendation"), recommendation == nil {
+                recommendation = try self.recommendation()
+            } else if lexer.matches(k, "execute_now"), executeNow == nil {
+                executeNow = try lexer.bool()
+            } else if lexer.matches(k, "request_id"), requestID == nil {
+                requestID = try lexer.string()
+            } else if lexer.matches(k, "approval_id"), approvalID == nil {
+                approvalID = try lexer.null() ? nil : try lexer.string()
+            } else if lexer.matches(k, "plan_id"), planID == nil {
+                planID = try lexer.null() ? nil : try lexer.string()
+            } else {
+                throw Self.notFast
+            }
+        } while try lexer.more(0x7D)
+        lexer.skipSpace()
+        guard lexer.atEnd, let recommendation, let executeNow, let requestID else { throw Self.notFast }
+        return FastRecordParser.Record(recommendation: recommendation, executeNow: executeNow, requestID: requestID,
+                                       approvalID: approvalID, planID: planID)
+    }
+}

@@ -6,11 +6,7 @@ extension WireJSON {
     /// `JSONEncoder` uses an unspecified order), written directly: `JSONEncoder` builds a tree
     /// of boxed values first and takes several times as long on large results.
     public static func encode(_ response: CoordinationResponse) -> Data {
-        var out = JSONWriter()
-        out.bytes.reserveCapacity(4096 + response.conflicts.count * 420 + response.recommendations.count * 640
-                                  + response.discarded.count * 120 + response.executionPlans.count * 900)
-        out.write(response)
-        return Data(out.bytes)
+        Data(bytes(response))
     }
 }
 
@@ -164,7 +160,10 @@ extension WireJSON {
     /// The plan's JSON, as `encoder()` would write it.
     public static func bytes(_ value: ExecutionPlan) -> [UInt8] { write(256 + value.steps.count * 400) { $0.write(value) } }
     /// The result's JSON, as `encode(_:)` writes it.
-    public static func bytes(_ value: CoordinationResponse) -> [UInt8] { [UInt8](encode(value)) }
+    public static func bytes(_ value: CoordinationResponse) -> [UInt8] {
+        write(512 + value.conflicts.count * 420 + value.recommendations.count * 640 + value.discarded.count * 120
+              + value.executionPlans.count * 900 + value.approvals.count * 512) { $0.write(value) }
+    }
 
     private static func write(_ capacity: Int, _ body: (inout JSONWriter) -> Void) -> [UInt8] {
         var out = JSONWriter()

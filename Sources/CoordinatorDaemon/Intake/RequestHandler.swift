@@ -2,6 +2,7 @@ import Coordination
 import Foundation
 import Logging
 import RedisClient
+import Synchronization
 
 /// Handles batches from `coord:requests`: one pipeline of reads, the engine, then one pipeline
 /// of guarded commits (PROTOCOL.md section 2). A commit whose reads went stale (another daemon
@@ -11,9 +12,29 @@ final class RequestHandler: BatchHandler {
     private let context: DaemonContext
     private let coordinator: Coordinator
 
+    /// Customers this daemon has seen holding state (or losing an optimistic commit). A
+    /// `coordinate` of any other customer commits first without reading: see `attempt`.
+    private let customersWithState = Mutex(Set<String>())
+    /// Past this many remembered customers the memory starts over (each is then read first
+    /// again at most once).
+    static let customersRemembered = 100_000
+
     init(context: DaemonContext) {
         self.context = context
         self.coordinator = Coordinator(configuration: context.configuration.engine)
+    }
+
+    private func hasState(_ customer: String) -> Bool {
+        customersWithState.withLock { $0.contains(customer) }
+    }
+
+    private func rememberState(of customers: some Sequence<String>) {
+        customersWithState.withLock { known in
+            for customer in customers {
+                if known.count >= Self.customersRemembered { known.removeAll(keepingCapacity: true) }
+                known.insert(customer)
+            }
+        }
     }
 
     private struct Item {
@@ -27,6 +48,8 @@ final class RequestHandler: BatchHandler {
         var signatureDigest: String?
         /// Rounds this item lost to concurrent commits of its customer.
         var rounds = 0
+        /// Its optimistic commit (made without reading) found state: read first from now on.
+        var readFirst = false
     }
 
     /// What earlier items of this batch committed for a customer, as later items must see it:
@@ -120,7 +143,8 @@ final class RequestHandler: BatchHandler {
         var reads: [RedisCommand] = [RedisClock.command]
         var dedupeRead: [Int: Int] = [:]
         var objectRead: [Int: Int] = [:]
-        var gatherRead: [Int: (at: Int, versionKeys: [String], named: [String])] = [:]
+        // `at` nil: committed optimistically, as if the reads had found nothing.
+        var gatherRead: [Int: (at: Int?, versionKeys: [String], named: [String])] = [:]
         var lockRead: [String: (at: Int, token: [UInt8])] = [:]
         var seenRead: [Int: (at: Int, key: String)] = [:]
         for (index, item) in items.enumerated() where item.parsed.failure == nil {
@@ -132,7 +156,14 @@ final class RequestHandler: BatchHandler {
             case .coordinate:
                 let request = item.request!
                 let customer = request.customerID
-                if item.parsed.requestIDGiven {
+                // A customer with no state (most requests are a new customer's) is committed
+                // without reading: the commit's guards (every version key and named id
+                // absent, the request_id unused) are exactly what an empty read would have
+                // set, so a customer that does hold state only makes the commit stale, and
+                // the next round reads. Signed messages read first (their replay check needs
+                // the request_id's stored reply).
+                let optimistic = !item.readFirst && item.rounds == 0 && item.signatureDigest == nil && !hasState(customer)
+                if item.parsed.requestIDGiven, !optimistic {
                     dedupeRead[index] = reads.count
                     reads.append(RedisCommand("GET", keys.dedupe(customer: customer, requestID: item.parsed.requestID)))
                 }
@@ -159,22 +190,26 @@ final class RequestHandler: BatchHandler {
                     let contra = contradicting.contradicting[rec.action] ?? []
                     if rec.affectedResources.isEmpty {
                         for action in contra {
-                            add(keys.actionIndex(customer: customer, action: action), keys.actionVersion(customer: customer, action: action))
+                            add(keys.actionIndex(customer: customer, action: action), Keys.actionVersion(action))
                         }
                     } else {
                         for resource in rec.affectedResources {
-                            add(keys.resourceIndex(customer: customer, resource: resource), keys.resourceVersion(customer: customer, resource: resource))
+                            add(keys.resourceIndex(customer: customer, resource: resource), Keys.resourceVersion(resource))
                         }
                         if !contra.isEmpty { canMeetWide = true }
                     }
                     if seenNamed.insert(rec.id).inserted { named.append(rec.id) }
                     for dependency in rec.dependencies where seenNamed.insert(dependency).inserted { named.append(dependency) }
                 }
-                if canMeetWide { add(keys.wideIndex(customer: customer), keys.wideVersion(customer: customer)) }
+                if canMeetWide { add(keys.wideIndex(customer: customer), Keys.wideVersion) }
+                if optimistic {
+                    gatherRead[index] = (nil, versionKeys, named)
+                    break
+                }
                 gatherRead[index] = (reads.count, versionKeys, named)
                 reads.append(Scripts.gatherActive.command(
-                    keys: [keys.active(customer: customer)] + sets + versionKeys,
-                    args: [String(sets.count)] + named))
+                    keys: [keys.active(customer: customer)] + sets + [keys.versions(customer: customer)],
+                    args: [String(sets.count), String(versionKeys.count)] + versionKeys + named))
             case .getPlan, .executePlan:
                 objectRead[index] = reads.count
                 reads.append(RedisCommand("GET", keys.plan(item.parsed.planID)))
@@ -264,7 +299,13 @@ final class RequestHandler: BatchHandler {
             if parsed.kind == .coordinate, parsed.requestIDGiven {
                 let key = keys.dedupe(customer: item.request!.customerID, requestID: parsed.requestID)
                 dedupeKey = key
-                if let stored = replies[dedupeRead[index]!].bytes {
+                if let at = dedupeRead[index], let error = replies[at].errorMessage {
+                    // Not what the daemon writes there (a hostile writer): this request's failure.
+                    fail(&commit, item, Refusal(.internal, "reading request_id \(parsed.requestID)'s stored reply failed: \(error)"), now: now)
+                    commits.append(commit)
+                    continue
+                }
+                if let at = dedupeRead[index], let stored = replies[at].bytes {
                     replay(&commit, item, stored, now: now)
                     commits.append(commit)
                     continue
@@ -285,11 +326,12 @@ final class RequestHandler: BatchHandler {
                 continue
             }
             let outcome: Result<[UInt8], Refusal>
+            var coordination: CoordinationChange?
             switch parsed.kind! {
             case .coordinate:
                 let customer = item.request!.customerID
                 let read = gatherRead[index]!
-                if let error = replies[read.at].errorMessage {
+                if let at = read.at, let error = replies[at].errorMessage {
                     // The customer's state is not what the daemon wrote (a hostile writer):
                     // this request's failure alone.
                     fail(&commit, item, Refusal(.internal, "reading customer \(customer)'s state failed: \(error)"), now: now)
@@ -301,11 +343,13 @@ final class RequestHandler: BatchHandler {
                     commits.append(commit)
                     continue
                 }
-                let gathered = Self.gathered(replies[read.at], versionKeys: read.versionKeys, named: read.named)
+                let gathered = read.at.map { Self.gathered(replies[$0], versionKeys: read.versionKeys, named: read.named) }
+                    ?? Gathered(active: [], versions: read.versionKeys.map { ($0, nil) }, named: read.named.map { ($0, false) })
                 var lock: [UInt8]?
                 if let (at, token) = lockRead[customer], replies[at].string == "OK" { lock = token; lockRead[customer] = (at, []) }
-                outcome = coordinate(item, gathered: gathered, batch: &batch[customer, default: BatchState()], lock: lock,
-                                     into: &commit, now: now)
+                let computed = coordinate(item, gathered: gathered, batch: &batch[customer, default: BatchState()], lock: lock, now: now)
+                coordination = computed.change
+                outcome = .success(computed.result)
             case .getPlan:
                 outcome = replies[objectRead[index]!].bytes.map { .success($0) }
                     ?? .failure(Refusal(.notFound, "plan_id: no plan \(WireLimits.quoted(parsed.planID))"))
@@ -331,6 +375,15 @@ final class RequestHandler: BatchHandler {
             switch outcome {
             case .success(let result):
                 let reply = WireMessages.okReply(requestID: parsed.requestID, kind: kindName, result: result)
+                if let change = coordination, seenKey == nil {
+                    // The common case, in the coordinate script's one call.
+                    commit = context.store.commit(change, acknowledging: item.raw, in: inflight, reply: reply,
+                                                  replyTo: parsed.replyTo, dedupe: dedupeKey, now: now)
+                    if let dedupeKey { firstReplyOfRequest[dedupeKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply }
+                    commits.append(commit)
+                    continue
+                }
+                if let change = coordination { context.store.write(change, into: &commit, now: now) }
                 if let dedupeKey {
                     commit.require(dedupeKey, .absent)
                     firstReplyOfRequest[dedupeKey] = Array((parsed.replyTo ?? "").utf8) + [0x0A] + reply
@@ -373,6 +426,7 @@ final class RequestHandler: BatchHandler {
         let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         if !unlocks.isEmpty { _ = try connection.pipeline(unlocks) }
         var stale: [Item] = []
+        var withState: [String] = []
         var failed: [(Item, String)] = []
         var undeliverable: [(raw: [UInt8], replyTo: String, error: String)] = []
         for (index, result) in results.enumerated() {
@@ -384,17 +438,25 @@ final class RequestHandler: BatchHandler {
                 if case .appliedReplyUndeliverable(let error) = result {
                     undeliverable.append((items[index].raw, items[index].parsed.replyTo ?? "", error))
                 }
+                if gatherRead[index] != nil, let customer = items[index].request?.customerID { withState.append(customer) }
             case .messageGone:
                 context.logger.warning("message was taken over by another worker before its commit; left to it",
                                        metadata: ["request_id": "\(items[index].parsed.requestID)"])
             case .stale:
                 var item = items[index]
-                item.rounds += 1
+                if let read = gatherRead[index], read.at == nil {
+                    // An optimistic commit that found state: not a lost round, just a read owed.
+                    item.readFirst = true
+                    withState.append(item.request!.customerID)
+                } else {
+                    item.rounds += 1
+                }
                 stale.append(item)
             case .failed(let message):
                 failed.append((items[index], message))
             }
         }
+        if !withState.isEmpty { rememberState(of: withState) }
         try context.deadLetterUndeliverable(undeliverable, queue: context.keys.requests, now: now, connection: connection)
         if !failed.isEmpty { try settleFailed(failed, inflight: inflight, now: now, connection: connection) }
         return stale
@@ -516,54 +578,36 @@ final class RequestHandler: BatchHandler {
         context.reply(Array(stored[(cut + 1)...]), to: parsed.replyTo, in: &commit)
     }
 
+    /// The engine's outcome for one `coordinate` and the change it makes, guarded by what it
+    /// read: every version field of an index read (as this batch left it), every id it names
+    /// (present or absent), and the customer's lock (free, or ours).
     private func coordinate(_ item: Item, gathered: Gathered, batch: inout BatchState, lock: [UInt8]?,
-                            into commit: inout Commit, now: Date) -> Result<[UInt8], Refusal> {
-        let keys = context.keys
+                            now: Date) -> (result: [UInt8], change: CoordinationChange) {
         let request = item.request!
         let customer = request.customerID
         var ids = UUIDGenerator()
         let outcome = coordinator.coordinate(request, active: gathered.active + batch.kept, now: now, ids: &ids)
-        let result = WireJSON.bytes(outcome.response)
-        // Guards: every version key whose index was read (as this batch left it), every id it
-        // names (present or absent), and the customer's lock (free, or ours).
-        for (key, value) in gathered.versions {
-            if let local = batch.versions[key] {
-                commit.require(key, .equals(local))
-            } else if let value {
-                commit.require(key, .equals(value))
-            } else {
-                commit.require(key, .absent)
-            }
+        let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+        let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
+        let records = outcome.kept.map { rec in
+            RecommendationRecord(recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
+                                 approvalID: approvalOf[rec.id], planID: planOf[rec.id])
         }
-        for (id, active) in gathered.named {
-            commit.require(keys.active(customer: customer), .hashField(id, exists: active || batch.ids.contains(id)))
-        }
-        commit.require(keys.customerLock(customer), .absentOrEquals(lock ?? []))
-        if let lock, !lock.isEmpty {
-            context.store.releaseCustomerLock(customer, into: &commit)
-        }
-        if !outcome.kept.isEmpty {
-            let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
-            let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
-            let records = outcome.kept.map { rec in
-                RecommendationRecord(recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
-                                     approvalID: approvalOf[rec.id], planID: planOf[rec.id])
-            }
-            let token = Array(ids.next().utf8)
-            for key in context.store.keepRecommendations(records, customer: customer, token: token, into: &commit) {
-                batch.versions[key] = token
+        let change = CoordinationChange(
+            customer: customer,
+            versions: gathered.versions.map { ($0.key, batch.versions[$0.key] ?? $0.value) },
+            named: gathered.named.map { ($0.id, $0.active || batch.ids.contains($0.id)) },
+            lock: lock.flatMap { $0.isEmpty ? nil : $0 },
+            records: records, token: Array(ids.next().utf8),
+            approvals: outcome.approvals, plans: outcome.plans, executeNow: request.executeNow, events: outcome.events)
+        if !records.isEmpty {
+            for rec in outcome.kept {
+                for field in context.store.indexes(of: rec, customer: customer).versions { batch.versions[field] = change.token }
             }
             batch.kept.append(contentsOf: outcome.kept)
             for rec in outcome.kept { batch.ids.insert(rec.id) }
         }
-        for approval in outcome.approvals {
-            context.store.requestApproval(approval, into: &commit)
-        }
-        for plan in outcome.plans {
-            context.store.createPlan(plan, executeNow: request.executeNow, into: &commit)
-        }
-        context.events.emit(outcome.events, at: now, into: &commit)
-        return .success(result)
+        return (WireJSON.bytes(outcome.response), change)
     }
 
     /// Starts a pending plan (PROTOCOL.md 2.2): when its recommendation depends on nothing, the

@@ -9,11 +9,15 @@ struct EventEmitter: Sendable {
     let streamMaxLength: Int
 
     func emit(_ events: [DomainEvent], at now: Date, into commit: inout Commit) {
-        var ids = UUIDGenerator()
-        for event in events {
-            let json = WireMessages.event(event, id: ids.next(), at: now)
-            commit.event(json, type: event.type.rawValue, channel: keys.events, stream: keys.eventStream,
+        for event in encode(events, at: now) {
+            commit.event(event.json, type: event.type, channel: keys.events, stream: keys.eventStream,
                          maxLength: streamMaxLength)
         }
+    }
+
+    /// Each event as published, with its type (the stream entry's first field).
+    func encode(_ events: [DomainEvent], at now: Date) -> [(type: String, json: [UInt8])] {
+        var ids = UUIDGenerator()
+        return events.map { ($0.type.rawValue, WireMessages.event($0, id: ids.next(), at: now)) }
     }
 }

@@ -13,6 +13,8 @@ struct Commit {
         case absentOrEquals([UInt8])
         /// The key is a hash in which `field` exists (or does not).
         case hashField(String, exists: Bool)
+        /// The key is a hash whose `field` holds this value (nil: the field is absent).
+        case hashFieldValue(String, [UInt8]?)
     }
 
     enum Result: Equatable {
@@ -34,6 +36,8 @@ struct Commit {
     private var guardKeys: [[UInt8]] = []
     private var guardValues: [[UInt8]] = []
     private var ops: [[UInt8]] = []
+    /// A change made by a script of its own (`Scripts.coordinate`), in one call.
+    private var call: RedisCommand?
 
     /// A commit that also acknowledges `message` in the in-flight list `inflight`.
     init(acknowledging message: [UInt8], in inflight: String) {
@@ -54,7 +58,15 @@ struct Commit {
         self.message = []
     }
 
-    var isEmpty: Bool { ops.isEmpty }
+    /// A change made by one call of a script of its own, which returns a result as the
+    /// generic commit does for each of its commits.
+    init(call: RedisCommand) {
+        self.inflight = ""
+        self.message = []
+        self.call = call
+    }
+
+    var isEmpty: Bool { call == nil && ops.isEmpty }
     var argumentCount: Int { 4 + 2 * guardKeys.count + ops.count }
     var isGuardless: Bool { guardKeys.isEmpty }
 
@@ -66,6 +78,7 @@ struct Commit {
         case .counter(let n): guardValues.append(Array("#\(n)".utf8))
         case .absentOrEquals(let value): guardValues.append([UInt8(ascii: "~")] + value)
         case .hashField(let field, let exists): guardValues.append(Array("h\(exists ? 1 : 0)\(field)".utf8))
+        case .hashFieldValue(let field, let value): guardValues.append(Array("f\(field)\n".utf8) + (value ?? []))
         }
     }
 
@@ -140,9 +153,15 @@ struct Commit {
         var sizes: [Int] = []
         var start = 0
         while start < commits.count {
+            if let call = commits[start].call {
+                calls.append(call)
+                sizes.append(0)  // one result, not an array
+                start += 1
+                continue
+            }
             var end = start
             var arguments = 0
-            while end < commits.count, end - start < perCall,
+            while end < commits.count, commits[end].call == nil, end - start < perCall,
                   end == start || arguments + commits[end].argumentCount <= argumentsPerCall {
                 arguments += commits[end].argumentCount
                 end += 1
@@ -156,26 +175,31 @@ struct Commit {
         for (index, reply) in try connection.pipeline(calls).enumerated() {
             let expected = sizes[index]
             switch reply {
-            case .array(let items) where items.count == expected:
-                for item in items {
-                    switch item {
-                    case .integer(1): results.append(.applied)
-                    case .integer(0): results.append(.messageGone)
-                    case .integer(let cut) where cut < 0:
-                        results.append(.applied)
-                        metrics?.repliesDropped(Int(-cut))
-                    case .integer: results.append(.stale)
-                    case .bulk(let text) where text.first == UInt8(ascii: "U"):
-                        results.append(.appliedReplyUndeliverable(String(decoding: text.dropFirst(), as: UTF8.self)))
-                    case .bulk(let text): results.append(.failed(String(decoding: text.dropFirst(), as: UTF8.self)))
-                    default: throw RedisError.protocolError("commit script answered \(item)")
-                    }
-                }
             case .error(let message): throw RedisError.server(message)
-            default: throw RedisError.protocolError("commit script answered \(reply)")
+            case .array(let items) where expected > 0 && items.count == expected:
+                for item in items { results.append(try result(of: item, metrics: metrics)) }
+            default:
+                guard expected == 0 else { throw RedisError.protocolError("commit script answered \(reply)") }
+                results.append(try result(of: reply, metrics: metrics))
             }
         }
         return results
+    }
+
+    /// One commit's result as a script returns it (see `commit.lua`'s header).
+    private static func result(of item: RedisReply, metrics: DaemonMetrics?) throws(RedisError) -> Result {
+        switch item {
+        case .integer(1): return .applied
+        case .integer(0): return .messageGone
+        case .integer(let cut) where cut < 0:
+            metrics?.repliesDropped(Int(-cut))
+            return .applied
+        case .integer: return .stale
+        case .bulk(let text) where text.first == UInt8(ascii: "U"):
+            return .appliedReplyUndeliverable(String(decoding: text.dropFirst(), as: UTF8.self))
+        case .bulk(let text): return .failed(String(decoding: text.dropFirst(), as: UTF8.self))
+        default: throw RedisError.protocolError("commit script answered \(item)")
+        }
     }
 
     private static func command(for commits: ArraySlice<Commit>) -> RedisCommand {

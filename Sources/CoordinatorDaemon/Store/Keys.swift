@@ -64,13 +64,17 @@ public struct Keys: Sendable {
     public func actionIndex(customer: String, action: String) -> String { customerKey(customer, "action:\(action)") }
     /// Ids of the customer's active customer-wide recommendations (no resources).
     public func wideIndex(customer: String) -> String { customerKey(customer, "wide") }
-    /// A token replaced whenever recommendations are kept on this resource; a commit that read
-    /// the resource's index is guarded by it (unique tokens: no ABA even after expiry).
-    public func resourceVersion(customer: String, resource: String) -> String { customerKey(customer, "resource-version:\(resource)") }
-    /// As `resourceVersion`, for the recommendations kept with this action.
-    public func actionVersion(customer: String, action: String) -> String { customerKey(customer, "action-version:\(action)") }
-    /// As `resourceVersion`, for customer-wide recommendations kept.
-    public func wideVersion(customer: String) -> String { customerKey(customer, "wide-version") }
+    /// The customer's version tokens, one field per index: a field's token is replaced whenever
+    /// recommendations are kept in that index, and the field goes when the index empties. A
+    /// commit that read an index is guarded by its field (unique tokens: no ABA). One hash, so
+    /// a commit reads and bumps all its fields in one command each.
+    public func versions(customer: String) -> String { customerKey(customer, "versions") }
+    /// The field of `versions` for the index of this resource.
+    public static func resourceVersion(_ resource: String) -> String { "r:" + resource }
+    /// The field of `versions` for the index of this action.
+    public static func actionVersion(_ action: String) -> String { "a:" + action }
+    /// The field of `versions` for the customer-wide index.
+    public static let wideVersion = "w"
     /// Short lock a request that keeps losing takes, so it wins its next round (burst fairness).
     public func customerLock(_ customer: String) -> String { customerKey(customer, "lock") }
     /// A recommendation that has left the active set, kept for `--retention`.

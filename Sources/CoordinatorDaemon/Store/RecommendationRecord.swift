@@ -31,7 +31,12 @@ struct RecommendationRecord: Codable, Sendable {
         return w.bytes
     }
 
+    /// Read back directly when it is exactly what `encoded()` writes, else with `JSONDecoder`.
     static func decode(_ bytes: [UInt8]) throws -> RecommendationRecord {
-        try WireJSON.decoder().decode(RecommendationRecord.self, from: Data(bytes))
+        if let fast = FastRecordParser.parse(bytes) {
+            return RecommendationRecord(recommendation: fast.recommendation, executeNow: fast.executeNow,
+                                        requestID: fast.requestID, approvalID: fast.approvalID, planID: fast.planID)
+        }
+        return try WireJSON.decoder().decode(RecommendationRecord.self, from: Data(bytes))
     }
 }

@@ -11,54 +11,38 @@ struct Store: Sendable {
     let configuration: DaemonConfiguration
     let events: EventEmitter
 
-    /// How long a version token lives after its last bump. Tokens are unique, so an expired
-    /// one only makes a reader that saw it compute again; it never lets a stale read commit.
-    static let versionTTL = 3600
-
     // MARK: - Recommendations
 
-    /// The version keys and index sets one recommendation belongs to.
+    /// The index sets one recommendation belongs to, with their fields in the customer's
+    /// versions hash.
     func indexes(of rec: Recommendation, customer: String) -> (sets: [String], versions: [String]) {
         var sets: [String] = []
         var versions: [String] = []
         if rec.affectedResources.isEmpty {
             sets.append(keys.wideIndex(customer: customer))
-            versions.append(keys.wideVersion(customer: customer))
+            versions.append(Keys.wideVersion)
         } else {
             for resource in Set(rec.affectedResources) {
                 sets.append(keys.resourceIndex(customer: customer, resource: resource))
-                versions.append(keys.resourceVersion(customer: customer, resource: resource))
+                versions.append(Keys.resourceVersion(resource))
             }
         }
         sets.append(keys.actionIndex(customer: customer, action: rec.action))
-        versions.append(keys.actionVersion(customer: customer, action: rec.action))
+        versions.append(Keys.actionVersion(rec.action))
         return (sets, versions)
     }
 
     /// Makes recommendations active: the record in the customer's active hash, its id in the
     /// index sets of its resources (or the customer-wide set) and of its action, and a new
-    /// `token` on every version key touched, so concurrent requests that read those indexes
-    /// compute again. Returns the version keys bumped.
-    @discardableResult
+    /// `token` on every version field touched, so concurrent requests that read those indexes
+    /// compute again.
     func keepRecommendations(_ records: [RecommendationRecord], customer: String, token: [UInt8],
-                             into commit: inout Commit) -> Set<String> {
-        guard !records.isEmpty else { return [] }
-        var fields: [any RedisArgument] = []
-        fields.reserveCapacity(records.count * 2)
-        var members: [String: [any RedisArgument]] = [:]
-        var bumped = Set<String>()
-        for record in records {
-            let rec = record.recommendation
-            fields.append(rec.id)
-            fields.append(record.encoded())
-            let (sets, versions) = indexes(of: rec, customer: customer)
-            for set in sets { members[set, default: []].append(rec.id) }
-            bumped.formUnion(versions)
-        }
-        commit.writeChunked("HSET", keys.active(customer: customer), fields)
-        for (set, ids) in members.sorted(by: { $0.key < $1.key }) { commit.writeChunked("SADD", set, ids) }
-        for version in bumped.sorted() { commit.write("SET", version, token, "EX", Self.versionTTL) }
-        return bumped
+                             into commit: inout Commit) {
+        guard !records.isEmpty else { return }
+        let entries = indexEntries(of: records, customer: customer)
+        commit.writeChunked("HSET", keys.active(customer: customer), entries.records)
+        for (set, ids) in entries.members.sorted(by: { $0.key < $1.key }) { commit.writeChunked("SADD", set, ids) }
+        commit.writeChunked("HSET", keys.versions(customer: customer), entries.bumped.sorted().flatMap { [$0, token] as [any RedisArgument] })
     }
 
     /// Replaces an active recommendation's record (status, plan id); indexes are unchanged.
@@ -77,7 +61,7 @@ struct Store: Sendable {
         if var record {
             let (sets, versions) = indexes(of: record.recommendation, customer: customer)
             for (set, version) in zip(sets, versions) {
-                commit.write("UNINDEX", set, recommendationID, version)
+                commit.write("UNINDEX", set, recommendationID, keys.versions(customer: customer), version)
             }
             record.recommendation.status = status
             commit.write("SET", keys.recommendation(customer: customer, id: recommendationID),
@@ -222,7 +206,7 @@ struct Store: Sendable {
 
     /// A message held in a list (a step result in flight or in a plan's mailbox) is done with.
     func release(_ message: [UInt8], from list: String, into commit: inout Commit) {
-        commit.write("LREM", list, 1, message)
+        commit.write("LREM", list, -1, message)
     }
 
     /// A result an agent sent for a plan this daemon does not run, for the daemon that does;

@@ -7,12 +7,14 @@ extension Scripts {
     /// names, and the version tokens its commit will be guarded by. Reads only; its cost
     /// follows the request, not the customer's history.
     ///
-    /// KEYS[1] the customer's active hash; KEYS[2 .. 1+s] index sets; KEYS[2+s ..] version keys.
-    /// ARGV[1] s (the number of index sets), ARGV[2 ..] the ids the request names.
+    /// KEYS[1] the customer's active hash; KEYS[2 .. 1+s] index sets; KEYS[2+s] the customer's
+    /// versions hash.
+    /// ARGV[1] s (the number of index sets), ARGV[2] v (the number of version fields), ARGV[3 ..
+    /// 2+v] the version fields, ARGV[3+v ..] the ids the request names.
     /// Returns { records (array of stored records), versions (array, false when absent),
     /// named (array of 0/1: whether each named id is active) }.
     static let gatherActive = RedisScript("""
-        local s = tonumber(ARGV[1])
+        local s, v = tonumber(ARGV[1]), tonumber(ARGV[2])
         local seen, ids = {}, {}
         for i = 2, 1 + s do
           for _, id in ipairs(redis.call('SMEMBERS', KEYS[i])) do
@@ -20,7 +22,7 @@ extension Scripts {
           end
         end
         local named = {}
-        for i = 2, #ARGV do
+        for i = 3 + v, #ARGV do
           local id = ARGV[i]
           if redis.call('HEXISTS', KEYS[1], id) == 1 then
             named[#named + 1] = 1
@@ -37,7 +39,12 @@ extension Scripts {
           i = i + 1000
         end
         local versions = {}
-        for k = 2 + s, #KEYS do versions[#versions + 1] = redis.call('GET', KEYS[k]) end
+        i = 3
+        while i <= 2 + v do
+          local last = math.min(i + 999, 2 + v)
+          for _, value in ipairs(redis.call('HMGET', KEYS[2 + s], unpack(ARGV, i, last))) do versions[#versions + 1] = value end
+          i = last + 1
+        end
         return { records, versions, named }
         """)
 }

@@ -1,0 +1,152 @@
+-- coordinate.lua: commits one `coordinate` request (PROTOCOL.md 2.2): the recommendations it
+-- kept become active and indexed, its approvals and plans are stored, its events published, its
+-- reply pushed and remembered under its request_id, and its message acknowledged, all at once;
+-- only if what the daemon read of the customer (or assumed: nothing) still holds.
+--
+-- KEYS[1] the message's in-flight list      KEYS[2] the customer's active hash
+-- KEYS[3] the customer's versions hash      KEYS[4] the customer's lock
+-- KEYS[5] the event stream                  KEYS[6] held plans (zset)
+-- KEYS[7] ready plans (list)                KEYS[8] pending approvals (zset)
+-- KEYS[9] the customer's pending approvals (zset)
+-- then, when ARGV[2] says so: the request's dedupe key ('d'), the reply list ('r');
+-- then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and with 'x' one
+-- queued marker per plan.
+-- On one Redis, the call also writes outside the customer's hash tag: the in-flight list, the
+-- stream, the plan and approval indexes, approvals, plans and the reply list (README, "Key layout").
+--
+-- ARGV[1] the message (acknowledged by LREM)
+-- ARGV[2] flags: 'd' dedupe key given, 'r' reply list given, 'L' the lock is ours (released),
+--         'a' every reply list is capped (a reply prefix is set), 'x' plans start at once
+-- ARGV[3] our lock token ('' when we hold none: the lock must then be free)
+-- ARGV[4] the reply, ARGV[5] reply TTL, ARGV[6] reply cap, ARGV[7] dedupe TTL,
+-- ARGV[8] the event channel, ARGV[9] the stream's MAXLEN
+-- ARGV[10..16] counts: index sets, approvals, plans, version guards, named ids, records, events
+-- ARGV[17] the new version token
+-- then: version guards (field, value or '' for absent); named ids (id, '1' active or '0');
+-- records (id, json); per index set: n, then n ids; n bumped version fields, then the fields;
+-- approvals (id, json, expiry ms); plans (id, json, created ms); events (type, json).
+--
+-- Returns 1 applied; -n applied, n older replies cut by the reply list's cap; "U" and Redis's
+-- error: applied, the reply could not be pushed; 0 the message is no longer in flight (another
+-- worker took it over); 11 a guard failed (compute again); "E" and the error: a guard Redis could
+-- not read, a key of the wrong type, or a write that failed (nothing written, the message left
+-- in flight).
+local flags = ARGV[2]
+local function has(c) return string.find(flags, c, 1, true) ~= nil end
+local k = 10
+local dedupe, reply_list
+if has('d') then dedupe = KEYS[k]; k = k + 1 end
+if has('r') then reply_list = KEYS[k]; k = k + 1 end
+local ns, na, np = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local nv, nn, nr, ne = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local sets, approvals, plans = k, k + ns, k + ns + na
+local queued = plans + np
+local now_plans = has('x')
+local p = 18
+
+-- Guards, read only.
+local function unreadable(key, reply) return 'Eguard ' .. key .. ': ' .. reply.err end
+if nv > 0 then
+  local i = 0
+  while i < nv do
+    local fields, want = {}, {}
+    for j = 1, math.min(1000, nv - i) do
+      fields[j] = ARGV[p]; want[j] = ARGV[p + 1]; p = p + 2
+    end
+    local have = redis.pcall('HMGET', KEYS[3], unpack(fields))
+    if have.err then return unreadable(KEYS[3], have) end
+    for j = 1, #fields do
+      if (have[j] or '') ~= want[j] then return 11 end
+    end
+    i = i + #fields
+  end
+  fit[KEYS[3]] = 'hash'
+end
+for i = 1, nn do
+  local e = redis.pcall('HEXISTS', KEYS[2], ARGV[p])
+  if type(e) == 'table' then return unreadable(KEYS[2], e) end
+  if tostring(e) ~= ARGV[p + 1] then return 11 end
+  p = p + 2
+end
+if nn > 0 then fit[KEYS[2]] = 'hash' end
+local lock = redis.pcall('GET', KEYS[4])
+if type(lock) == 'table' then return unreadable(KEYS[4], lock) end
+if lock and lock ~= ARGV[3] then return 11 end
+-- Types, before the first write.
+local bad = (nr > 0 and misfit(KEYS[2], 'hash')) or (nv > 0 and misfit(KEYS[3], 'hash'))
+  or (ne > 0 and misfit(KEYS[5], 'stream'))
+  or (np > 0 and (now_plans and misfit(KEYS[7], 'list') or (not now_plans and misfit(KEYS[6], 'zset'))))
+  or (na > 0 and (misfit(KEYS[8], 'zset') or misfit(KEYS[9], 'zset')))
+for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
+if bad then return 'E' .. bad end
+
+-- The request_id is claimed (its guard and its write in one command: a request_id already
+-- answered makes the commit stale, and the next round replays that answer), then the message
+-- acknowledged; each undone should the next step fail, so that nothing else is written.
+if dedupe then
+  local claimed = redis.pcall('SET', dedupe, (reply_list or '') .. '\n' .. ARGV[4], 'NX', 'EX', ARGV[7])
+  if type(claimed) == 'table' and claimed.err then return unreadable(dedupe, claimed) end
+  if not claimed then return 11 end
+end
+-- From the tail: the oldest message of a batch, acknowledged first, is found at once.
+local acked = redis.pcall('LREM', KEYS[1], -1, ARGV[1])
+if type(acked) == 'table' or acked == 0 then
+  if dedupe then redis.call('DEL', dedupe) end
+  if acked == 0 then return 0 end
+  return 'ELREM ' .. KEYS[1] .. ': ' .. acked.err
+end
+
+local undeliverable, dropped
+local ok, failure = pcall(function()
+  if has('L') then must(redis.pcall('DEL', KEYS[4]), 'DEL') end
+  local records = {}
+  for i = 1, nr do records[#records + 1] = ARGV[p]; records[#records + 1] = ARGV[p + 1]; p = p + 2 end
+  chunked('HSET', KEYS[2], records)
+  for i = 0, ns - 1 do
+    local n = tonumber(ARGV[p])
+    local ids = {}
+    for j = 1, n do ids[j] = ARGV[p + j] end
+    chunked('SADD', KEYS[sets + i], ids)
+    p = p + n + 1
+  end
+  local nb = tonumber(ARGV[p])
+  local bumps = {}
+  for j = 1, nb do bumps[#bumps + 1] = ARGV[p + j]; bumps[#bumps + 1] = ARGV[17] end
+  chunked('HSET', KEYS[3], bumps)
+  p = p + nb + 1
+  for i = 0, na - 1 do
+    local id, json, expires = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+    must(redis.pcall('SET', KEYS[approvals + i], json), 'SET')
+    must(redis.pcall('ZADD', KEYS[8], expires, id), 'ZADD ' .. KEYS[8])
+    must(redis.pcall('ZADD', KEYS[9], expires, id), 'ZADD ' .. KEYS[9])
+    p = p + 3
+  end
+  for i = 0, np - 1 do
+    local id, json, created = ARGV[p], ARGV[p + 1], ARGV[p + 2]
+    must(redis.pcall('SET', KEYS[plans + i], json), 'SET')
+    if now_plans then
+      must(redis.pcall('SET', KEYS[queued + i], '1'), 'SET')
+      must(redis.pcall('LPUSH', KEYS[7], id), 'LPUSH ' .. KEYS[7])
+    else
+      must(redis.pcall('ZADD', KEYS[6], created, id), 'ZADD ' .. KEYS[6])
+    end
+    p = p + 3
+  end
+  for i = 1, ne do
+    emit_event(ARGV[8], KEYS[5], ARGV[9], ARGV[p], ARGV[p + 1])
+    p = p + 2
+  end
+  if reply_list then
+    undeliverable, dropped = push_reply(reply_list, ARGV[4], ARGV[5], ARGV[6], has('a') and '1' or '0')
+  end
+end)
+if not ok then
+  -- Nothing the checks above let through fails a write; should one all the same, the message
+  -- goes back in flight and the failure is its own.
+  redis.call('LPUSH', KEYS[1], ARGV[1])
+  if dedupe then redis.call('DEL', dedupe) end
+  return 'E' .. tostring(failure)
+end
+if undeliverable then return 'U' .. undeliverable end
+if dropped and dropped > 0 then return -dropped end
+return 1

@@ -1,0 +1,61 @@
+-- shared.lua: the pieces every change script uses, prepended to each script's own file (one
+-- copy of each rule, however many scripts apply it).
+
+-- A key a write needs of one type is checked before the first write: a Redis script cannot
+-- undo a write, so a change that would fail midway (a key of the wrong type, planted by
+-- another writer) fails here whole, with nothing written. Returns the error text, or nil.
+local fit = {}
+local function misfit(key, want)
+  if fit[key] == want then return nil end
+  local have = redis.call('TYPE', key)['ok']
+  if have ~= 'none' and have ~= want then
+    return key .. ': WRONGTYPE holds a ' .. have .. ', not a ' .. want
+  end
+  fit[key] = want
+  return nil
+end
+
+-- Runs a write and raises its error (caught by the pcall around a change's writes).
+local function must(reply, what)
+  if type(reply) == 'table' and reply.err then error(what .. ': ' .. reply.err, 0) end
+  return reply
+end
+
+-- Publishes an event on the channel and appends it to the capped stream (PROTOCOL.md 4), the
+-- payload passed once.
+local function emit_event(channel, stream, maxlen, kind, json)
+  must(redis.pcall('PUBLISH', channel, json), 'PUBLISH')
+  must(redis.pcall('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'type', kind, 'event', json), 'XADD ' .. stream)
+end
+
+-- Pushes a reply (PROTOCOL.md 2.1, 2.4). Under a reply prefix (always = '1'), or when the push
+-- created the list, or the list already has a TTL, keeps its newest max replies and refreshes
+-- its TTL; any other list belongs to someone else and is only pushed to. A TTL the daemon may
+-- not read (a write-only ACL pattern) counts as none. Returns Redis's error when the push
+-- failed (the change still stands: the daemon dead-letters the message reply_undeliverable),
+-- and the number of older replies the cap cut.
+local function push_reply(list, json, ttl, max, always)
+  local pushed = redis.pcall('LPUSH', list, json)
+  if type(pushed) == 'table' and pushed.err then return pushed.err, 0 end
+  local dropped = 0
+  if always == '1' or pushed == 1 or (tonumber(redis.pcall('PTTL', list)) or 0) > 0 then
+    max = tonumber(max)
+    if pushed > max then
+      redis.pcall('LTRIM', list, 0, max - 1)
+      dropped = pushed - max
+    end
+    redis.pcall('EXPIRE', list, ttl)
+  end
+  return nil, dropped
+end
+
+-- Runs `command key items...` in chunks of 1,000 items (an even number, so that field-value
+-- pairs stay together; unpack fails past ~8,000 values).
+local function chunked(command, key, items)
+  local i = 1
+  while i <= #items do
+    local last = math.min(i + 999, #items)
+    must(redis.pcall(command, key, unpack(items, i, last)), command .. ' ' .. key)
+    i = last + 1
+  end
+end
