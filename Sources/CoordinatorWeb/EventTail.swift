@@ -41,9 +41,9 @@ final class EventTail: @unchecked Sendable {
 
     /// New batches from now on, until `cancel` is called with the returned id.
     func subscribe() -> (id: Int, batches: AsyncStream<Batch>) {
-        // A subscriber slower than the stream keeps the newest batches; its SSE client then
-        // resumes from its last id after a reconnect.
-        let (batches, continuation) = AsyncStream<Batch>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+        // A subscriber slower than the stream is let go when this buffer is full (`publish`):
+        // the batches it has are sent, the one that did not fit is replayed after it reconnects.
+        let (batches, continuation) = AsyncStream<Batch>.makeStream(bufferingPolicy: .bufferingOldest(4096))
         lock.lock()
         defer { lock.unlock() }
         nextID += 1
@@ -89,11 +89,16 @@ final class EventTail: @unchecked Sendable {
         }
     }
 
+    /// Hands `batch` to every subscriber. One that fell so far behind that its buffer is full is
+    /// let go: its response ends, and its browser reconnects with `Last-Event-ID` and is replayed
+    /// what it missed, instead of silently losing events.
     private func publish(_ batch: Batch) {
         lock.lock()
-        let all = Array(subscribers.values)
+        let all = subscribers
         lock.unlock()
-        for continuation in all { continuation.yield(batch) }
+        for (id, continuation) in all {
+            if case .dropped = continuation.yield(batch) { cancel(id) }
+        }
     }
 }
 
