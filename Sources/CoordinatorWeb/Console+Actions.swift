@@ -83,7 +83,7 @@ extension Console {
             return Self.json(["ok": false, "error": DisplayText.escaped(failure.description)])
         case .success(let approval):
             var answer: [String: Any] = ["ok": true, "status": approval.string("status") ?? "?",
-                                         "text": DisplayText.escaped(Self.describe(approval))]
+                                         "text": Decisions.describe(approval, verb: "decision")]
             if let plan = approval.string("plan_id") { answer["plan_id"] = plan }
             return Self.json(answer)
         }
@@ -101,17 +101,6 @@ extension Console {
         if verb == "reject", reason.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return "a rejection needs a reason" }
         if reason.utf8.count > 4096 { return "reason: at most 4 KiB" }
         return nil
-    }
-
-    static func describe(_ approval: [String: Any]) -> String {
-        let what = "\(approval.string("risk_level") ?? "?") risk, \(approval.string("customer_id") ?? "?") \(approval.string("recommendation_id") ?? "?")"
-        switch approval.string("status") {
-        case "approved": return "Approved (\(what))" + (approval.string("plan_id").map { "; plan \($0)" } ?? "")
-        case "rejected": return "Rejected (\(what)): \(approval.string("rejection_reason") ?? "")"
-        case "pending":
-            return "Vote recorded (\(what)): \((approval["approvers"] as? [Any])?.count ?? 0) of \(approval.int("required_approvals") ?? 1) approvals; waiting for another approver"
-        default: return "\(approval.string("status") ?? "?") (\(what))"
-        }
     }
 
     // MARK: - Dead letters

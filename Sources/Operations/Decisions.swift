@@ -45,4 +45,26 @@ public enum Decisions {
         }
         return .success(approval)
     }
+
+    /// A decision's result in one line, as `approve`/`reject` print it and the console shows it:
+    /// client text escaped; `paint` colours the outcome word (`true` approved, `false` rejected).
+    public static func describe(_ approval: [String: Any], verb: String,
+                                paint: (String, Bool) -> String = { text, _ in text }) -> String {
+        let shown: (String) -> String = DisplayText.escaped
+        let id = shown(approval.string("id") ?? "?")
+        let what = shown("\(approval.string("risk_level") ?? "?") risk, \(approval.string("customer_id") ?? "?") \(approval.string("recommendation_id") ?? "?")")
+        switch approval.string("status") {
+        case "approved":
+            let plan = approval.string("plan_id").map { "; plan \(shown($0))" } ?? ""
+            return "\(paint("approved", true)) \(id) (\(what))\(plan)"
+        case "rejected":
+            return "\(paint("rejected", false)) \(id) (\(what)): \(shown(approval.string("rejection_reason") ?? ""))"
+        case "pending":
+            let votes = (approval["approvers"] as? [Any])?.count ?? 0
+            let needed = approval.int("required_approvals") ?? 1
+            return "vote recorded on \(id) (\(what)): \(votes) of \(needed) approvals; waiting for another approver"
+        default:
+            return "\(verb) \(id): \(shown(approval.string("status") ?? "?"))"
+        }
+    }
 }

@@ -86,25 +86,7 @@ struct DecisionSender {
             }
             if client.json, let reply = jsonObject(bytes) { printJSONLine(reply) }
             let approval = try Decisions.outcome(bytes).get()
-            if !client.json { Terminal.line(Self.describe(approval, verb: verb)) }
-        }
-    }
-
-    static func describe(_ approval: [String: Any], verb: String) -> String {
-        let id = shown(approval.string("id") ?? "?")
-        let what = shown("\(approval.string("risk_level") ?? "?") risk, \(approval.string("customer_id") ?? "?") \(approval.string("recommendation_id") ?? "?")")
-        switch approval.string("status") {
-        case "approved":
-            let plan = approval.string("plan_id").map { "; plan \(shown($0))" } ?? ""
-            return "\(Terminal.paint("approved", .green)) \(id) (\(what))\(plan)"
-        case "rejected":
-            return "\(Terminal.paint("rejected", .red)) \(id) (\(what)): \(shown(approval.string("rejection_reason") ?? ""))"
-        case "pending":
-            let votes = (approval["approvers"] as? [Any])?.count ?? 0
-            let needed = approval.int("required_approvals") ?? 1
-            return "vote recorded on \(id) (\(what)): \(votes) of \(needed) approvals; waiting for another approver"
-        default:
-            return "\(verb) \(id): \(shown(approval.string("status") ?? "?"))"
+            if !client.json { Terminal.line(Decisions.describe(approval, verb: verb) { Terminal.paint($0, $1 ? .green : .red) }) }
         }
     }
 }

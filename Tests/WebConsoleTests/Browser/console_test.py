@@ -126,7 +126,7 @@ try:
     assert "high" in text("#approval"), "risk not shown"
     driver.execute_script("window.__sameDocument = true;")
     driver.find_element(By.ID, "approve").click()
-    wait_for("the reply", lambda: "Approved" in text("#result"))
+    wait_for("the reply", lambda: text("#result").startswith("approved "))
     check("approved by click, signed in the browser: " + text("#result"))
     events = "#decision-events li[data-type='%s']"
     wait_for("approval.approved", lambda: driver.find_elements(By.CSS_SELECTOR, events % "approval.approved"))
