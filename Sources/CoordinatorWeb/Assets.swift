@@ -209,6 +209,8 @@ enum Assets {
                 }
                 if (answer.ok) {
                   decided = answer.status !== 'pending';
+                  const badge = document.querySelector('#approval-status .badge');
+                  if (badge) { badge.textContent = answer.status; badge.className = 'badge ' + (answer.status === 'approved' ? 'good' : answer.status === 'rejected' ? 'bad' : 'warn'); }
                   result.className = 'ok';
                   result.textContent = answer.text;
                   if (answer.plan_id) {

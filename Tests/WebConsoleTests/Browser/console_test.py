@@ -127,6 +127,7 @@ try:
     driver.execute_script("window.__sameDocument = true;")
     driver.find_element(By.ID, "approve").click()
     wait_for("the reply", lambda: text("#result").startswith("approved "))
+    assert text("#approval-status") == "approved", text("#approval-status")
     check("approved by click, signed in the browser: " + text("#result"))
     events = "#decision-events li[data-type='%s']"
     wait_for("approval.approved", lambda: driver.find_elements(By.CSS_SELECTOR, events % "approval.approved"))
