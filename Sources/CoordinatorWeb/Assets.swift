@@ -48,7 +48,15 @@ enum Assets {
               try {
                 const response = await fetch(live.dataset.live, { credentials: 'same-origin' });
                 const html = await response.text();
-                if (response.ok && html !== last) { last = html; live.innerHTML = html; tick(); }
+                if (response.ok && html !== last) {
+                  // Keyboard users keep their place: the link that had focus gets it back.
+                  const active = document.activeElement;
+                  const href = active && live.contains(active) ? active.getAttribute('href') : null;
+                  last = html;
+                  live.innerHTML = html;
+                  tick();
+                  if (href) { const again = live.querySelector('a[href="' + CSS.escape(href) + '"]'); if (again) again.focus(); }
+                }
               } catch (e) { /* the next refresh tries again */ } finally { busy = false; }
             }, 1000);
           }

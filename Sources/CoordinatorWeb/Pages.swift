@@ -31,7 +31,7 @@ enum Pages {
             <body>
             <a class="skip" href="#main">Skip to content</a>
             <header><span class="brand">coordinatord</span><nav aria-label="Sections">\(nav.joined())</nav><span class="mode mode-\(configuration.modeName)" title="\(modeExplanation(configuration))">\(configuration.modeName)</span></header>
-            <main id="main" tabindex="-1"><h1>\(HTML.h(title))</h1><div id="live"\(liveAttributes) aria-live="polite">\(content)</div></main>
+            <main id="main" tabindex="-1"><h1>\(HTML.h(title))</h1><div id="live"\(liveAttributes)>\(content)</div></main>
             </body>
             </html>
             """
