@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // hiredis from Debian's libhiredis-dev. No pkgConfig: its -D_FILE_OFFSET_BITS=64 makes
@@ -47,10 +50,28 @@ let package = Package(
                 .embedInCode("Store/Scripts/commit.lua"),
             ]
         ),
+        // What the operator's commands and the web console both read and do (status, approvals,
+        // plans, events, dead letters, decisions), so that the two never drift apart.
+        .target(
+            name: "Operations",
+            dependencies: ["CoordinatorDaemon", "Coordination", "RedisClient", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // `coordinatord web`: the console for people, on Hummingbird.
+        .target(
+            name: "CoordinatorWeb",
+            dependencies: [
+                "Operations", "CoordinatorDaemon", "RedisClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "coordinatord",
             dependencies: [
-                "CoordinatorDaemon", "Coordination", "RedisClient",
+                "CoordinatorDaemon", "Coordination", "RedisClient", "Operations", "CoordinatorWeb",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -67,6 +88,13 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["RedisClient"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "WebConsoleTests",
+            dependencies: ["CoordinatorWeb", "Operations", "CoordinatorDaemon", "RedisClient", "TestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")],
+            // The browser script the tests run with python3 (read from the source tree).
+            exclude: ["Browser"]
+        ),
         .testTarget(
             name: "CoordinatorDaemonTests",
             dependencies: ["CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport",

@@ -9,6 +9,10 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # The freeze tests prove a SIGSTOPped daemon's sockets drained with ss (iproute2).
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+# The web console's browser test: Debian's Chromium, its WebDriver and Selenium for Python.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+/usr/bin/python3 -c 'import selenium' >/dev/null 2>&1 || need+=(python3-selenium)
 
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""

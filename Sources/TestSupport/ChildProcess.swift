@@ -213,3 +213,15 @@ public struct ChildTimeout: Error, CustomStringConvertible {
     public let timeout: Double
     public var description: String { "\(command.joined(separator: " ")) did not end within \(timeout) s and was killed" }
 }
+
+/// Products built next to the test bundle (`coordinatord`), for tests that run them.
+public enum BuiltProduct {
+    public static func url(_ name: String) -> URL {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return dir.appendingPathComponent(name)
+    }
+}

@@ -10,7 +10,7 @@ struct Coordinatord: ParsableCommand {
         version: DaemonVersion.current,
         subcommands: [
             Run.self, Health.self, Agent.self,
-            Status.self, Approvals.self, Approve.self, Reject.self, PlanCommand.self, Events.self, Dead.self, KeysCommand.self,
+            Status.self, Approvals.self, Approve.self, Reject.self, PlanCommand.self, Events.self, Dead.self, KeysCommand.self, Web.self,
         ]
     )
 

@@ -148,14 +148,7 @@ final class Harness: @unchecked Sendable {
     }
 
     /// The built `coordinatord` binary, next to the test bundle.
-    static var binary: URL {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent()] {
-            let url = candidate.appendingPathComponent("coordinatord")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        return dir.appendingPathComponent("coordinatord")
-    }
+    static var binary: URL { BuiltProduct.url("coordinatord") }
 
     /// Starts the real binary (`coordinatord run …` or another subcommand), with an explicit
     /// environment: `REDIS_URL` of this harness's server and `environment`, nothing ambient.

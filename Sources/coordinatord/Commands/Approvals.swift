@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoordinatorDaemon
 import Foundation
+import Operations
 import RedisClient
 
 struct Approvals: ParsableCommand {
@@ -21,16 +22,8 @@ struct Approvals: ParsableCommand {
             let connection = try client.connect()
             defer { connection.close() }
             let keys = client.keys
-            let now = redisNow(connection)
-            let index = customer.map { keys.pendingApprovals(customer: $0) } ?? keys.pendingApprovals
-            let nowMs = Int(now.timeIntervalSince1970 * 1000)
-            // Unexpired only, as list_approvals answers (the sweeper expires the rest within seconds).
-            let total = Int(try connection.send("ZCOUNT", index, nowMs + 1, "+inf").integer ?? 0)
-            let ids = (try connection.send("ZRANGEBYSCORE", index, nowMs + 1, "+inf", "LIMIT", 0, limit).array ?? []).compactMap(\.string)
-            let stored = try ids.isEmpty ? [] : connection.pipeline(ids.map { RedisCommand("GET", keys.approval($0)) })
-            let approvals = stored.compactMap { reply in reply.bytes.flatMap(jsonObject) }
-                .filter { $0.string("status") == "pending" }
-
+            let pending = try PendingApprovals.read(connection, keys: keys, customer: customer, limit: limit)
+            let now = pending.now, total = pending.total, approvals = pending.approvals
             if client.json {
                 for approval in approvals { printJSONLine(approval) }
                 return
@@ -45,9 +38,7 @@ struct Approvals: ParsableCommand {
             ])
             table.colouring[3] = { Terminal.colour(for: String($0.prefix { $0 != " " })) }
             for approval in approvals {
-                var risk = approval.string("risk_level") ?? "?"
-                let required = approval.int("required_approvals") ?? 1
-                if required > 1 { risk += " \((approval["approvers"] as? [Any])?.count ?? 0)/\(required)" }
+                let risk = PendingApprovals.riskText(approval)
                 table.add([
                     String((approval.string("id") ?? "").prefix(8)), approval.string("customer_id") ?? "",
                     approval.string("recommendation_id") ?? "", risk, approval.string("requested_by") ?? "",

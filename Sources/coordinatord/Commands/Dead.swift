@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoordinatorDaemon
 import Foundation
+import Operations
 import RedisClient
 
 struct Dead: ParsableCommand {
@@ -24,9 +25,9 @@ struct Dead: ParsableCommand {
                 let connection = try client.connect()
                 defer { connection.close() }
                 let keys = client.keys
-                let total = Int(try connection.send("LLEN", keys.dead).integer ?? 0)
-                let first = max(0, total - limit)
-                let entries = (try connection.send("LRANGE", keys.dead, first, -1).array ?? []).map { jsonObject($0.bytes) ?? [:] }
+                let newest = try DeadLetters.newest(connection, keys: keys, limit: limit)
+                let first = newest.first
+                let entries = newest.entries.map { jsonObject($0) ?? [:] }
                 if client.json {
                     for (offset, entry) in entries.enumerated() {
                         var object = entry
@@ -93,17 +94,9 @@ struct Dead: ParsableCommand {
                 }
                 // The message itself, escaped: decoded from raw_base64 too, its bytes that are not
                 // UTF-8 shown as \xNN.
-                if let raw = entry.string("raw") {
-                    Terminal.line("raw")
-                    Terminal.line(shown(raw))
-                } else if let base64 = entry.string("raw_base64") {
-                    if let data = Data(base64Encoded: base64) {
-                        Terminal.line("raw (from raw_base64: not UTF-8; such bytes shown as \\xNN)")
-                        Terminal.line(DisplayText.escaped(bytes: Array(data)))
-                    } else {
-                        Terminal.line("raw_base64 (not valid base64)")
-                        Terminal.line(shown(base64))
-                    }
+                if let (note, text) = letter.shownRaw {
+                    Terminal.line(note)
+                    Terminal.line(text)
                 }
             }
         }
@@ -120,15 +113,6 @@ struct Dead: ParsableCommand {
         func validate() throws {
             guard (n == nil) != !all else { throw ValidationError("give either N or --all") }
         }
-
-        /// Atomically: the entry leaves the dead list and its bytes go back on the queue, or nothing happens.
-        static let script = RedisScript("""
-            if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
-              redis.call('LPUSH', KEYS[2], ARGV[2])
-              return 1
-            end
-            return 0
-            """)
 
         func run() throws {
             try answering {
@@ -149,15 +133,12 @@ struct Dead: ParsableCommand {
                 var moved = 0
                 for (index, bytes) in entries {
                     do {
-                        let (queue, raw) = try DeadLetter.requeueable(bytes, keys: keys)
-                        guard try connection.run(Self.script, keys: [keys.dead, queue], args: [bytes, raw]).integer == 1 else {
-                            throw CommandFailure("it left the dead list meanwhile (requeued or trimmed by someone else)")
-                        }
+                        let (queue, count) = try DeadLetters.requeue(bytes, keys: keys, connection: connection)
                         moved += 1
                         if client.json {
-                            printJSONLine(["index": index, "requeued": true, "queue": queue, "bytes": raw.count])
+                            printJSONLine(["index": index, "requeued": true, "queue": queue, "bytes": count])
                         } else {
-                            Terminal.line("requeued dead letter \(index) onto \(queue) (\(raw.count) bytes)")
+                            Terminal.line("requeued dead letter \(index) onto \(queue) (\(count) bytes)")
                         }
                     } catch let failure as CommandFailure {
                         refused += 1
@@ -175,17 +156,11 @@ struct Dead: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete every dead letter.")
         @OptionGroup var client: ClientOptions
 
-        static let script = RedisScript("""
-            local n = redis.call('LLEN', KEYS[1])
-            redis.call('DEL', KEYS[1])
-            return n
-            """)
-
         func run() throws {
             try answering {
                 let connection = try client.connect()
                 defer { connection.close() }
-                let purged = try connection.run(Self.script, keys: [client.keys.dead], args: []).integer ?? 0
+                let purged = try DeadLetters.purge(keys: client.keys, connection: connection)
                 if client.json {
                     printJSONLine(["purged": purged])
                 } else {
@@ -193,51 +168,5 @@ struct Dead: ParsableCommand {
                 }
             }
         }
-    }
-}
-
-/// One entry of the dead-letter list, `{"queue","raw"|"raw_base64","error":{"code","message"},"at"}`
-/// (PROTOCOL.md section 6), as read by people.
-struct DeadLetter {
-    var entry: [String: Any]
-    var queueName: String
-    var code: String
-    var message: String
-    var truncated: Bool
-    var keptBytes: Int
-    /// The message's full length.
-    var size: Int?
-
-    init(_ entry: [String: Any], keys: Keys) {
-        self.entry = entry
-        let queue = entry.string("queue") ?? "?"
-        queueName = queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue
-        let error = entry["error"] as? [String: Any] ?? [:]
-        code = error.string("code") ?? "?"
-        message = error.string("message") ?? ""
-        truncated = entry["truncated"] as? Bool ?? false
-        let raw = entry.string("raw").map { $0.utf8.count } ?? entry.string("raw_base64").flatMap { Data(base64Encoded: $0)?.count }
-        keptBytes = raw ?? 0
-        size = entry.int("raw_bytes") ?? raw
-    }
-
-    /// The queue and exact bytes to put back, or why not.
-    static func requeueable(_ bytes: [UInt8], keys: Keys) throws -> (queue: String, raw: [UInt8]) {
-        guard let entry = jsonObject(bytes) else { throw CommandFailure("the entry is not JSON") }
-        let letter = DeadLetter(entry, keys: keys)
-        if letter.truncated {
-            throw CommandFailure("it is truncated: only \(letter.keptBytes) of its \(letter.size.map(String.init) ?? "?") bytes were kept (--dead-letter-raw-max), so the message cannot be restored")
-        }
-        // Only the daemon's own input queues: a forged entry must not steer bytes anywhere else.
-        let queues = [keys.requests, keys.approvals, keys.stepResults]
-        guard let queue = entry.string("queue"), queues.contains(queue) else {
-            throw CommandFailure("its queue \"\(entry.string("queue") ?? "")\" is not one of \(queues.joined(separator: ", "))")
-        }
-        if let raw = entry.string("raw") { return (queue, Array(raw.utf8)) }
-        if let base64 = entry.string("raw_base64") {
-            guard let data = Data(base64Encoded: base64) else { throw CommandFailure("its raw_base64 is not valid base64") }
-            return (queue, Array(data))
-        }
-        throw CommandFailure("it holds neither raw nor raw_base64")
     }
 }

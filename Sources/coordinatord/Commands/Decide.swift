@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoordinatorDaemon
 import Foundation
+import Operations
 import RedisClient
 
 struct Approve: ParsableCommand {
@@ -73,59 +74,19 @@ struct DecisionSender {
             defer { connection.close() }
             let keys = client.keys
             let id = try IDPrefix.approval(typed, keys: keys, connection: connection)
-            let replyTo = replyKey(keys: keys)
-            let requestID = "cli-\(randomToken())"
-            let decision: [String: Any] = [
-                "approval_id": id, "decision": verb, "user_id": options.user, "reason": reason,
-                "reply_to": replyTo, "request_id": requestID,
-            ]
-            let json = try JSONSerialization.data(withJSONObject: decision, options: [.sortedKeys, .withoutEscapingSlashes])
-            let message = try DecisionSigning.message(Array(json), keyFile: options.key, principal: options.user)
-            _ = try connection.send("LPUSH", keys.approvals, message)
-            defer { _ = try? connection.send("DEL", replyTo) }
-            guard let (_, bytes) = try connection.blockingPop([replyTo], timeout: options.timeout) else {
+            let replyTo = Decisions.replyKey(replyPrefix: options.prefixForReplies, user: options.user, tool: "cli", keys: keys)
+            let json = try Decisions.payload(approvalID: id, verb: verb, user: options.user, reason: reason,
+                                             replyTo: replyTo, requestID: "cli-\(randomToken())")
+            let message = try DecisionSigning.message(json, keyFile: options.key, principal: options.user)
+            guard let bytes = try Decisions.push(message, replyTo: replyTo, keys: keys, connection: connection, timeout: options.timeout) else {
                 // Under --trust an unsigned decision (or one whose signature does not verify, or
                 // whose reply key is outside the user's namespace) is dead-lettered unanswered.
                 let unsigned = options.key == nil ? "; a daemon under --trust answers only signed decisions (--key)" : ""
                 throw CommandFailure("no answer within \(Int(options.timeout)) s: is a daemon running? (coordinatord status)\(unsigned); the decision stays queued on \(keys.approvals) or went to \(keys.dead)")
             }
-            guard let reply = jsonObject(bytes) else {
-                throw CommandFailure("unreadable answer: \(String(decoding: bytes, as: UTF8.self))")
-            }
-            if client.json { printJSONLine(reply) }
-            guard reply["ok"] as? Bool == true, let approval = reply["result"] as? [String: Any] else {
-                let error = reply["error"] as? [String: Any] ?? [:]
-                throw CommandFailure("\(error.string("code") ?? "refused"): \(error.string("message") ?? "the daemon refused the decision")")
-            }
-            if !client.json { Terminal.line(Self.describe(approval, verb: verb)) }
-        }
-    }
-
-    /// `--reply-prefix P` gives `P<user>:…`: what a restricted daemon user may write, in the
-    /// deciding user's own namespace, where a daemon under `--trust` answers a decision signed
-    /// by that user (PROTOCOL.md section 10, v3) and the user's Redis user may read. Otherwise a
-    /// key outside the daemon's prefix, which the daemon refuses to write under.
-    private func replyKey(keys: Keys) -> String {
-        if let prefix = options.prefixForReplies { return "\(prefix)\(options.user):cli:\(randomToken())" }
-        let key = "coordinatord:cli:\(randomToken())"
-        return key.hasPrefix(keys.prefix + ":") ? "coordinatord-cli:\(randomToken())" : key
-    }
-
-    static func describe(_ approval: [String: Any], verb: String) -> String {
-        let id = shown(approval.string("id") ?? "?")
-        let what = shown("\(approval.string("risk_level") ?? "?") risk, \(approval.string("customer_id") ?? "?") \(approval.string("recommendation_id") ?? "?")")
-        switch approval.string("status") {
-        case "approved":
-            let plan = approval.string("plan_id").map { "; plan \(shown($0))" } ?? ""
-            return "\(Terminal.paint("approved", .green)) \(id) (\(what))\(plan)"
-        case "rejected":
-            return "\(Terminal.paint("rejected", .red)) \(id) (\(what)): \(shown(approval.string("rejection_reason") ?? ""))"
-        case "pending":
-            let votes = (approval["approvers"] as? [Any])?.count ?? 0
-            let needed = approval.int("required_approvals") ?? 1
-            return "vote recorded on \(id) (\(what)): \(votes) of \(needed) approvals; waiting for another approver"
-        default:
-            return "\(verb) \(id): \(shown(approval.string("status") ?? "?"))"
+            if client.json, let reply = jsonObject(bytes) { printJSONLine(reply) }
+            let approval = try Decisions.outcome(bytes).get()
+            if !client.json { Terminal.line(Decisions.describe(approval, verb: verb) { Terminal.paint($0, $1 ? .green : .red) }) }
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoordinatorDaemon
 import Foundation
+import Operations
 import RedisClient
 
 struct Events: ParsableCommand {
@@ -17,18 +18,10 @@ struct Events: ParsableCommand {
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count: must be positive") }
-        if let since, !Self.isStreamID(since) { throw ValidationError("--since: a stream id like 1764583200123-0") }
+        if let since, !StreamEvent.isStreamID(since) { throw ValidationError("--since: a stream id like 1764583200123-0") }
     }
 
-    static func isStreamID(_ text: String) -> Bool {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        return (1...2).contains(parts.count) && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
-    }
-
-    private struct Entry {
-        var id: String
-        var event: [String: Any]
-    }
+    private typealias Entry = StreamEvent
 
     func run() throws {
         try answering {
@@ -102,29 +95,9 @@ struct Events: ParsableCommand {
         }
     }
 
-    private static func entries(_ reply: RedisReply) -> [Entry] {
-        (reply.array ?? []).compactMap { item in
-            guard let parts = item.array, parts.count == 2, let id = parts[0].string else { return nil }
-            let fields = parts[1].array ?? []
-            var index = 0
-            while index + 1 < fields.count {
-                if fields[index].string == "event", let event = jsonObject(fields[index + 1].bytes) {
-                    return Entry(id: id, event: event)
-                }
-                index += 2
-            }
-            return Entry(id: id, event: [:])
-        }
-    }
+    private static func entries(_ reply: RedisReply) -> [Entry] { StreamEvent.entries(reply) }
 
-    private func matches(_ event: [String: Any]) -> Bool {
-        if let customer, event.string("customer_id") != customer { return false }
-        if let type {
-            let actual = event.string("type") ?? ""
-            if type.hasSuffix(".") ? !actual.hasPrefix(type) : actual != type { return false }
-        }
-        return true
-    }
+    private func matches(_ event: [String: Any]) -> Bool { EventFilter(customer: customer, type: type).matches(event) }
 
     private func show(_ entry: Entry) {
         let event = entry.event

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CoordinatorDaemon
 import Foundation
+import Operations
 import RedisClient
 
 struct PlanCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import CoordinatorDaemon
 import Foundation
-import RedisClient
+import Operations
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,48 +9,20 @@ struct Status: ParsableCommand {
 
     @OptionGroup var client: ClientOptions
 
-    static let queues = ["requests", "approvals", "steps:results", "plans:ready"]
-
     func run() throws {
         try answering {
             let connection = try client.connect()
             defer { connection.close() }
             let keys = client.keys
-            let now = redisNow(connection)
-
-            let live = try HealthCheck.liveWorkers(connection, keys: keys)
-            let beats = try live.isEmpty ? [] : connection.pipeline(live.map { RedisCommand("HGETALL", keys.worker($0)) })
-            var daemons: [[String: Any]] = []
-            for (worker, reply) in zip(live, beats) {
-                var fields: [String: Any] = ["worker": worker]
-                let parts = reply.array ?? []
-                var index = 0
-                while index + 1 < parts.count {
-                    if let name = parts[index].string, let value = parts[index + 1].string {
-                        fields[name] = Int(value).map { $0 as Any } ?? value
-                    }
-                    index += 2
-                }
-                daemons.append(fields)
-            }
-
-            let depths = try connection.pipeline(Self.queues.map { RedisCommand("LLEN", keys.queue($0)) })
-            let inflight = try inflightByQueue(connection, keys: keys)
-            let counts = try connection.pipeline([
-                RedisCommand("ZCARD", keys.pendingApprovals),
-                RedisCommand("ZRANGE", keys.pendingApprovals, 0, 0, "WITHSCORES"),
-                RedisCommand("ZCARD", keys.runningPlans),
-                RedisCommand("LLEN", keys.dead),
-            ])
-            let pending = Int(counts[0].integer ?? 0)
-            let next = (counts[1].array?.last?.string).flatMap(Double.init).map { Date(timeIntervalSince1970: $0 / 1000) }
-            let running = Int(counts[2].integer ?? 0)
-            let dead = Int(counts[3].integer ?? 0)
+            let report = try StatusReport.read(connection, keys: keys)
+            let now = report.now, daemons = report.daemons, inflight = report.inflight
+            let pending = report.pendingApprovals, next = report.nextApprovalExpiry
+            let running = report.runningPlans, dead = report.deadLetters
 
             if client.json {
                 var queues: [String: Any] = [:]
-                for (queue, depth) in zip(Self.queues, depths) {
-                    queues[queue] = ["waiting": Int(depth.integer ?? 0), "inflight": inflight[queue] ?? 0]
+                for queue in StatusReport.queues {
+                    queues[queue] = ["waiting": report.depths[queue] ?? 0, "inflight": inflight[queue] ?? 0]
                 }
                 var object: [String: Any] = [
                     "daemons": daemons, "queues": queues, "approvals_pending": pending,
@@ -61,7 +33,7 @@ struct Status: ParsableCommand {
                 return
             }
 
-            let summary = live.isEmpty ? Terminal.paint("no live daemon", .red) : "\(live.count) live"
+            let summary = daemons.isEmpty ? Terminal.paint("no live daemon", .red) : "\(daemons.count) live"
             Terminal.line("\(Terminal.paint("DAEMONS", .bold))  \(summary)")
             if !daemons.isEmpty {
                 var table = Table([
@@ -84,8 +56,8 @@ struct Status: ParsableCommand {
             Terminal.line()
             var queues = Table([.init(title: "QUEUE"), .init(title: "WAITING", rightAligned: true),
                                 .init(title: "IN FLIGHT", rightAligned: true)])
-            for (queue, depth) in zip(Self.queues, depths) {
-                queues.add([keys.queue(queue), "\(depth.integer ?? 0)", "\(inflight[queue] ?? 0)"])
+            for queue in StatusReport.queues {
+                queues.add([keys.queue(queue), "\(report.depths[queue] ?? 0)", "\(inflight[queue] ?? 0)"])
             }
             queues.print()
             Terminal.line()
@@ -94,30 +66,5 @@ struct Status: ParsableCommand {
             Terminal.line("running plans      \(running)")
             Terminal.line("dead letters       \(dead == 0 ? "0" : Terminal.paint("\(dead)", .red))")
         }
-    }
-
-    /// Messages in every live or lapsed worker's in-flight lists, by queue, from the registry
-    /// each worker keeps of them (`<prefix>:inflight-lists:<worker>`: list -> queue); no SCAN.
-    private func inflightByQueue(_ connection: RedisConnection, keys: Keys) throws -> [String: Int] {
-        let workers = (try connection.send("SMEMBERS", keys.workerIndex).array ?? []).compactMap(\.string)
-        guard !workers.isEmpty else { return [:] }
-        let registries = try connection.pipeline(workers.map { RedisCommand("HGETALL", keys.inflightLists(worker: $0)) })
-        var lists: [(list: String, queue: String)] = []
-        for registry in registries {
-            let fields = (registry.array ?? []).compactMap(\.string)
-            var index = 0
-            while index + 1 < fields.count {
-                let queue = fields[index + 1]
-                lists.append((fields[index], queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue))
-                index += 2
-            }
-        }
-        guard !lists.isEmpty else { return [:] }
-        let lengths = try connection.pipeline(lists.map { RedisCommand("LLEN", $0.list) })
-        var result: [String: Int] = [:]
-        for (entry, length) in zip(lists, lengths) {
-            result[entry.queue, default: 0] += Int(length.integer ?? 0)
-        }
-        return result
     }
 }

@@ -1,0 +1,84 @@
+import CoordinatorDaemon
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Operations
+import RedisClient
+
+/// The request context: the person's session, set (or made) by `ConsoleMiddleware`.
+struct ConsoleContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    var session = ""
+    var newSession = false
+
+    init(source: Source) {
+        coreContext = .init(source: source)
+    }
+}
+
+/// `coordinatord web`: a console for the people who approve and watch, on Hummingbird.
+public enum WebConsole {
+    /// Serves until the process is told to stop (SIGTERM/SIGINT). `onRunning` is called once the
+    /// port is bound, with the port (useful with port 0).
+    public static func run(_ configuration: WebConsoleConfiguration, logger: Logger,
+                           onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let bridge = RedisBridge(configuration: configuration.redis)
+        let tail = EventTail(configuration: configuration.redis, keys: configuration.keys)
+        tail.start()
+        defer {
+            tail.stop()
+            bridge.close()
+        }
+        let console = Console(configuration: configuration, bridge: bridge, tail: tail, logger: logger)
+        let router = Router(context: ConsoleContext.self)
+        router.add(middleware: ConsoleMiddleware(security: console.security))
+        console.routes(router)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "coordinatord-web"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? configuration.port) },
+            logger: logger)
+        try await app.runService()
+    }
+}
+
+/// Host check, security headers on every answer, and the session cookie.
+struct ConsoleMiddleware: RouterMiddleware {
+    typealias Context = ConsoleContext
+    let security: Security
+
+    /// No inline script or style, nothing from elsewhere, no framing, forms only to this console.
+    static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    func handle(_ request: Request, context: ConsoleContext, next: (Request, ConsoleContext) async throws -> Response) async throws -> Response {
+        var context = context
+        var response: Response
+        if !security.hostAllowed(request) {
+            response = Console.text(.misdirectedRequest, "This console answers only to \(security.allowedHosts.sorted().joined(separator: ", ")).")
+        } else {
+            if let session = Security.session(request) {
+                context.session = session
+            } else {
+                context.session = Security.newSession()
+                context.newSession = true
+            }
+            do {
+                response = try await next(request, context)
+            } catch let error as HTTPError {
+                response = Console.text(error.status, error.body ?? error.status.reasonPhrase)
+            }
+            if context.newSession {
+                response.headers.append(.init(name: .setCookie, value: "\(Security.cookie)=\(context.session); Path=/; HttpOnly; SameSite=Strict"))
+            }
+        }
+        response.headers[.contentSecurityPolicy] = Self.contentSecurityPolicy
+        response.headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        response.headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
+        // `same-origin`, not `no-referrer`: with no referrer, Chromium sends `Origin: null` on a form POST.
+        response.headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
+        if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
+        return response
+    }
+}
