@@ -21,7 +21,10 @@ extension RealRedis {
                     [Wire.recommendation("rec-\(n)", risk: "medium", resources: ["i-shared"])]))
             }
             _ = try h.redis.pipeline(commands)
-            let replies = try h.collectReplies(on: "test:burst", count: count, grace: 1)
+            // Two daemons contended: each committed some of the 200 (their heartbeats' counts,
+            // read before the replies are settled: the marker is one more request).
+            try h.expectEveryDaemonWorked(total: count)
+            let replies = try h.collectReplies(on: "test:burst", count: count)
             #expect(replies.count == count)
             #expect(Set(replies.compactMap { $0["request_id"] as? String }).count == count)
             let results = replies.compactMap { $0["result"] as? [String: Any] }
@@ -49,8 +52,6 @@ extension RealRedis {
             #expect(completed.count == count)
             #expect(completed.sorted() == responseIDs.sorted())
             #expect(try h.zcard(h.keys.pendingApprovals) == 1)
-            // Two daemons contended: each committed some of the 200 (their heartbeats' counts).
-            try h.expectEveryDaemonWorked(total: count)
         }
 
         @Test("two requests of one customer in one batch: the first is kept, the second conflicts with it")
@@ -62,7 +63,7 @@ extension RealRedis {
             try h.push(Wire.coordinate("third", customer: "batch", [Wire.recommendation("c", resources: ["i-2"])]))
             try h.startDaemon { $0.workers = 1 }
             var byID: [String: [String: Any]] = [:]
-            for reply in try h.collectReplies(on: "test:replies", count: 3, grace: 0.5) {
+            for reply in try h.collectReplies(on: "test:replies", count: 3) {
                 byID[reply["request_id"] as? String ?? "?"] = reply["result"] as? [String: Any]
             }
             #expect(byID.count == 3)
@@ -99,10 +100,11 @@ extension RealRedis {
                 }
             }
             _ = try h.redis.pipeline(commands)
-            let replies = try h.collectReplies(on: "test:exec", count: plans * 2, grace: 1)
-            #expect(replies.count == plans * 2)
-            // Each daemon answered some of the execute_plan messages: both were in the race.
+            // Each daemon answered some of the execute_plan messages: both were in the race
+            // (counted before the replies are settled: the marker is one more request).
             try h.expectEveryDaemonWorked(total: plans * 2, since: before)
+            let replies = try h.collectReplies(on: "test:exec", count: plans * 2)
+            #expect(replies.count == plans * 2)
             for id in planIDs {
                 let mine = replies.filter { ($0["request_id"] as? String)?.hasPrefix("\(id)-") == true }
                 #expect(mine.filter { $0["ok"] as? Bool == true }.count == 1, "\(id)")
@@ -120,7 +122,7 @@ extension RealRedis {
                 try h.push(Wire.coordinate("fifo-\(n)", customer: "fifo-\(n)", replyTo: "test:fifo", [Wire.recommendation("r")]))
             }
             try h.startDaemon { $0.workers = 1 }
-            let order = try h.collectReplies(on: "test:fifo", count: 50, grace: 0.2).compactMap { $0["request_id"] as? String }
+            let order = try h.collectReplies(on: "test:fifo", count: 50).compactMap { $0["request_id"] as? String }
             #expect(order == (0..<50).map { "fifo-\($0)" })
         }
     }

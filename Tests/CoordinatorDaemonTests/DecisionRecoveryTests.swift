@@ -22,7 +22,7 @@ extension RealRedis {
             }
             _ = try h.redis.pipeline(commands)
             var approvals: [String] = []
-            for reply in try h.collectReplies(on: "test:pending", count: total, timeout: 90, grace: 0) {
+            for reply in try h.collectReplies(on: "test:pending", count: total, timeout: 90, settled: false) {
                 let result = try #require(reply["result"] as? [String: Any])
                 approvals.append(try #require((result["approvals"] as? [[String: Any]])?.first?["id"] as? String))
             }
@@ -47,7 +47,7 @@ extension RealRedis {
             #expect(held > 0, "the killed daemon held decisions in flight")
 
             try h.startDaemon { $0.heartbeatTTL = 2 }
-            let replies = try h.collectReplies(on: "test:dec", count: total, timeout: 90, grace: 1)
+            let replies = try h.collectReplies(on: "test:dec", count: total, timeout: 90)
             #expect(replies.count == total, "each decision answered once")
             #expect(replies.allSatisfy { $0["ok"] as? Bool == true })
             #expect(Set(replies.compactMap { $0["request_id"] as? String }).count == total)

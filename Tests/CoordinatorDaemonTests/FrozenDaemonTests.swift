@@ -86,7 +86,7 @@ extension RealRedis {
             // Thawed: nothing is answered twice, nothing twice kept, nothing dead-lettered.
             Freeze.thaw(frozen)
             try h.wait("the thawed daemon's heartbeat") { try h.redis.send("EXISTS", h.keys.worker(frozenID)).integer == 1 }
-            let replies = try h.collectReplies(on: ["test:hot", "test:probe"], count: pushed, timeout: 30, grace: 2)
+            let replies = try h.collectReplies(on: ["test:hot", "test:probe"], count: pushed, timeout: 30)
             let ids = replies.map { $0["request_id"] as? String ?? "?" }
             #expect(ids.count == pushed, "every request answered once, no late duplicate")
             #expect(Set(ids) == Set((0..<pushed).map { "hot-\($0)" }))
@@ -150,7 +150,7 @@ extension RealRedis.FrozenDaemonTests {
         }
         ChildProcess.stop(frozen, signal: SIGKILL)
         #expect(try inflight(of: frozenID, h) > 0, "the killed daemon's batch is still in flight")
-        let replies = try h.collectReplies(on: lists, count: count, timeout: 30, grace: 1)
+        let replies = try h.collectReplies(on: lists, count: count, timeout: 30)
         let ids = replies.map { $0["request_id"] as? String ?? "?" }
         #expect(ids.count == count && Set(ids).count == count, "\(ids.count) replies, \(Set(ids).count) distinct, of \(count)")
         try h.wait("in-flight lists empty") { try h.inflightCount() == 0 }

@@ -335,18 +335,25 @@ final class Harness: @unchecked Sendable {
         return try #require(last)
     }
 
-    /// Every reply on `list` until `count` have come, then `grace` seconds more, so that a late
-    /// duplicate is seen too. Tolerates Redis being restarted meanwhile.
-    func collectReplies(on list: String, count: Int, timeout: Double = 60, grace: Double = 1) throws -> [[String: Any]] {
-        try collectReplies(on: [list], count: count, timeout: timeout, grace: grace)
+    /// Every reply on `list` until `count` have come, then the ones that came late, proven all
+    /// there by `settle()` (see the other form).
+    func collectReplies(on list: String, count: Int, timeout: Double = 60, settled: Bool = true,
+                        sign: ((String) throws -> String)? = nil) throws -> [[String: Any]] {
+        try collectReplies(on: [list], count: count, timeout: timeout, settled: settled, sign: sign)
     }
 
-    /// The same over several lists.
-    func collectReplies(on lists: [String], count: Int, timeout: Double = 60, grace: Double = 1) throws -> [[String: Any]] {
+    /// Every reply on `lists` until `count` have come; then, `settled`, every reply that came
+    /// after them: a late duplicate is written by the commit of its message, and `settle()`
+    /// returns only once no message is queued or in flight (its marker `sign`ed when the
+    /// daemons verify signatures), so each reply there will ever be is on its list by then and
+    /// is taken too, where a grace period would only hope so. Without `settled`, it returns
+    /// once `count` have come, claiming nothing about what follows. Tolerates Redis being
+    /// restarted meanwhile.
+    func collectReplies(on lists: [String], count: Int, timeout: Double = 60, settled: Bool = true,
+                        sign: ((String) throws -> String)? = nil) throws -> [[String: Any]] {
         var replies: [[String: Any]] = []
         let deadline = Date().addingTimeInterval(timeout)
-        var graceEnd: Date?
-        while Date() < (graceEnd ?? deadline) {
+        while replies.count < count && Date() < deadline {
             do {
                 let reply = try redis.send(RedisCommand(arguments: (["BRPOP"] + lists + ["0.2"]).map { Array($0.utf8) }))
                 if let parts = reply.array, parts.count == 2, let value = parts[1].bytes { replies.append(try Self.object(value)) }
@@ -354,7 +361,11 @@ final class Harness: @unchecked Sendable {
                 guard case .connection = error else { throw error }
                 Thread.sleep(forTimeInterval: 0.1)
             }
-            if graceEnd == nil && replies.count >= count { graceEnd = Date().addingTimeInterval(grace) }
+        }
+        guard settled, replies.count >= count else { return replies }
+        try settle(timeout: max(10, deadline.timeIntervalSinceNow), sign: sign)
+        for list in lists {
+            while let value = try redis.send("RPOP", list).bytes { replies.append(try Self.object(value)) }
         }
         return replies
     }
@@ -387,12 +398,14 @@ final class Harness: @unchecked Sendable {
     /// every message taken has been committed, its replies, dead letters and events with it
     /// (one script, which also acknowledges it). Nothing left can still write them. Waits for
     /// that, where a sleep would only hope. The marker counts as one processed request.
+    /// Under `--trust`, `sign` signs the marker as a principal that may read plans.
     @discardableResult
-    func settle(timeout: Double = 30) throws -> [String: Any] {
+    func settle(timeout: Double = 30, sign: ((String) throws -> String)? = nil) throws -> [String: Any] {
         markers += 1
         let list = "test:marker:\(markers)"
-        try push(Wire.json(["kind": "get_plan", "plan_id": "marker-\(markers)", "request_id": "marker-\(markers)",
-                            "reply_to": list]))
+        let request = Wire.json(["kind": "get_plan", "plan_id": "marker-\(markers)", "request_id": "marker-\(markers)",
+                                 "reply_to": list])
+        try push(try sign?(request) ?? request)
         let marker = try reply(on: list, timeout: timeout)
         guard Self.code(marker) == "not_found" else { throw HarnessError.malformed("marker reply \(marker)") }
         try wait("nothing queued or in flight on coord:requests and coord:approvals", timeout: timeout) {

@@ -20,7 +20,7 @@ extension RealRedis {
             let recommendation = Wire.recommendation("r1", resources: ["i-1"])
             try h.push(Wire.json(["customer_id": "env-1", "reply_to": "test:env", "recommendations": [recommendation]]))
             try h.push(Wire.json(["customer_id": "env-2", "reply_to": "test:env", "recommendations": [recommendation]]))
-            let replies = try h.collectReplies(on: "test:env", count: 2, grace: 0.2)
+            let replies = try h.collectReplies(on: "test:env", count: 2)
             #expect(replies.count == 2)
             #expect(replies.allSatisfy { $0["kind"] as? String == "coordinate" && $0["ok"] as? Bool == true })
             let ids = replies.compactMap { $0["request_id"] as? String }
@@ -192,7 +192,7 @@ extension RealRedis {
             for n in 0..<150 {
                 try h.push(Wire.coordinate("cap-\(n)", customer: "cap-\(n)", replyTo: "test:cap", [Wire.recommendation("r")]))
             }
-            #expect(try h.collectReplies(on: "test:cap", count: 150, grace: 0.2).count == 150)
+            #expect(try h.collectReplies(on: "test:cap", count: 150).count == 150)
             let length = try #require(try h.redis.send("XLEN", h.keys.eventStream).integer)
             #expect(length > 0)
             #expect(length <= 60, "XLEN \(length) with MAXLEN ~ 50 after at least 300 events")

@@ -86,8 +86,12 @@ extension RealRedis {
             try h.push(withID)
             #expect(NSDictionary(dictionary: try h.reply(on: "test:replay-3")) == NSDictionary(dictionary: c))
 
-            Thread.sleep(forTimeInterval: 1)  // time for another plan to show, had one been made
+            // Nothing queued or in flight after a signed marker: no copy can still make a plan.
+            try h.settle { try fixture.sign($0, as: "cost-agent-1") }
             #expect(try planCreatedCount(h) == 3, "one plan per distinct message")
+            // Each plan's first step is sent by the executor, after the request's commit: waited
+            // for. No fourth can follow: it would need a fourth plan.
+            try h.wait("the three plans' steps sent") { try h.length("coord:agent:cost-agent-1:steps") >= 3 }
             #expect(try h.length("coord:agent:cost-agent-1:steps") == 3)
             #expect(try h.hlen(h.keys.active(customer: "cust-1")) == 3)
             #expect(try h.deadLetters().isEmpty, "a replay is a duplicate, not a dead letter")
@@ -102,11 +106,11 @@ extension RealRedis {
             try start(h, fixture)
             let signed = try fixture.sign(executeNow("race-1", replyTo: "test:race", resource: "i-race"), as: "cost-agent-1")
             _ = try h.redis.send(RedisCommand("LPUSH", arguments: ["coord:requests"] + Array(repeating: signed, count: 12)))
-            let replies = try h.collectReplies(on: "test:race", count: 12)
+            let replies = try h.collectReplies(on: "test:race", count: 12) { try fixture.sign($0, as: "cost-agent-1") }
             #expect(replies.count == 12)
             #expect(Set(replies.map { NSDictionary(dictionary: $0) }).count == 1, "every copy answered with the one reply")
             #expect(replies.first?["ok"] as? Bool == true)
-            Thread.sleep(forTimeInterval: 0.5)
+            // Settled by the signed marker: every copy has been committed, none can still make a plan.
             #expect(try planCreatedCount(h) == 1)
             #expect(try h.hlen(h.keys.active(customer: "cust-1")) == 1)
         }
