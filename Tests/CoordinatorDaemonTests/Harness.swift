@@ -77,10 +77,11 @@ final class Harness: @unchecked Sendable {
         return config
     }
 
+    /// Starts a daemon in this process; its log goes to `log` when given (else nowhere).
     @discardableResult
-    func startDaemon(_ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
+    func startDaemon(log: LogRecorder? = nil, _ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
         let config = configuration(tweak)
-        let daemon = try Daemon(configuration: config, logger: Self.quietLogger)
+        let daemon = try Daemon(configuration: config, logger: log?.logger() ?? Self.quietLogger)
         daemon.start()
         daemons.append(daemon)
         intakeLoops += max(1, config.workers) + 1

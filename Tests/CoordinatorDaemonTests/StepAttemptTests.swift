@@ -152,10 +152,18 @@ extension RealRedis {
             let h = try Harness()
             // The agent's list holds a string: pushing the step fails with WRONGTYPE.
             _ = try h.redis.send("SET", "coord:agent:blocked:steps", "not a list")
-            try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 120 }
+            let log = LogRecorder()
+            try h.startDaemon(log: log) { $0.executor = .agents; $0.stepTimeout = 120 }
             let planID = try startPlan(h, agent: "blocked")
             try h.wait("the plan to start") { (try h.plan(planID))?["status"] as? String == "running" }
-            Thread.sleep(forTimeInterval: 1)
+            // The marker that comes after the refused commit: the executor's own line saying
+            // Redis refused it (logged once the commit's answer is read), twice, so that the
+            // plan was read again after the first refusal and tried once more.
+            try h.wait("two refused commits of the step's dispatch") {
+                log.lines.count { $0.message.hasPrefix("Redis refused a plan's commit") && $0.metadata["plan_id"] == planID } >= 2
+            }
+            let refusal = try #require(log.lines.first { $0.metadata["plan_id"] == planID && $0.level == .error })
+            #expect(refusal.metadata["error"]?.contains("WRONGTYPE") == true, "\(refusal)")
             // Memory never ahead of Redis: the step is not started in the stored plan.
             #expect(try stepStatuses(h, planID) == ["pending"])
             _ = try h.redis.send("DEL", "coord:agent:blocked:steps")
