@@ -1,8 +1,9 @@
 import Foundation
 import RedisClient
 
-/// A real redis-server for tests and benchmarks: its own free port on 127.0.0.1, its own
-/// temporary directory, AOF with fsync always (so `restart()` keeps the data), no RDB.
+/// A real redis-server for tests and benchmarks: its own port on 127.0.0.1 (reserved for as long
+/// as the server object lives, restarts included: see `PortReservation`), its own temporary
+/// directory, AOF with fsync always (so `restart()` keeps the data), no RDB.
 /// Every started server is also killed by an `atexit` handler and, on Linux, by the kernel when
 /// the test process dies (see `ChildProcess`), so an aborted run leaves none behind.
 public final class RedisServer: @unchecked Sendable {
@@ -11,6 +12,8 @@ public final class RedisServer: @unchecked Sendable {
     }
 
     public let port: Int
+    /// Holds `port` for this server alone, from before its first start to its end.
+    private let reservation: PortReservation
     public let password: String?
     /// The unix socket path when started with `unixSocket: true`.
     public let unixSocketPath: String?
@@ -31,15 +34,15 @@ public final class RedisServer: @unchecked Sendable {
                 .appendingPathComponent("redis-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let server = RedisServer(
-                port: try freePort(), password: password, arguments: arguments, directory: directory,
+                reservation: try PortReservation(forListener: true), password: password, arguments: arguments, directory: directory,
                 unixSocketPath: unixSocket ? directory.appendingPathComponent("redis.sock").path : nil)
             do {
                 try server.launch()
                 return server
             } catch {
                 lastError = error
-                // Another process took the port between our probe and the server's bind (or the
-                // server ended before answering for another reason): retry on a new port. A
+                // The server ended before answering (a process that binds the reserved port with
+                // SO_REUSEADDR of its own can still take it first): retry on a new port. A
                 // server that runs but never answers PING is not retried.
                 if !server.exitedDuringStart { break }
             }
@@ -47,8 +50,9 @@ public final class RedisServer: @unchecked Sendable {
         throw lastError ?? StartError(description: "redis-server did not start")
     }
 
-    private init(port: Int, password: String?, arguments: [String], directory: URL, unixSocketPath: String?) {
-        self.port = port
+    private init(reservation: PortReservation, password: String?, arguments: [String], directory: URL, unixSocketPath: String?) {
+        self.reservation = reservation
+        self.port = reservation.port
         self.password = password
         self.arguments = arguments
         self.directory = directory
@@ -57,6 +61,7 @@ public final class RedisServer: @unchecked Sendable {
 
     deinit {
         stop()
+        reservation.release()
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -170,13 +175,6 @@ public final class RedisServer: @unchecked Sendable {
             if FileManager.default.isExecutableFile(atPath: candidate) { return URL(fileURLWithPath: candidate) }
         }
         return URL(fileURLWithPath: "/usr/bin/redis-server")
-    }
-
-    /// A port the kernel considers free right now (reserved, then given up at once).
-    private static func freePort() throws -> Int {
-        let reservation = try PortReservation()
-        reservation.release()
-        return reservation.port
     }
 }
 
