@@ -28,6 +28,8 @@ final class Harness: @unchecked Sendable {
     let keys = Keys(prefix: "coord")
     private(set) var daemons: [Daemon] = []
     private var processes: [Process] = []
+    /// Ports handed to daemons' metrics endpoints, held until the harness goes.
+    private var reservations: [PortReservation] = []
     /// Events read so far, oldest first, and the stream id of the last one.
     private var seenEvents: [[String: Any]] = []
     private var lastEventID = "0-0"
@@ -59,6 +61,16 @@ final class Harness: @unchecked Sendable {
         eventReader?.close()
         redis.close()
         server.stop()
+        for reservation in reservations { reservation.release() }
+    }
+
+    /// A port for a daemon's metrics endpoint (`--metrics-port`), reserved until the harness
+    /// goes: the daemon binds it while it is held (`PortReservation(forListener:)`), and no
+    /// other process can take it before the daemon does, nor while the test goes on.
+    func metricsPort() throws -> Int {
+        let reservation = try PortReservation(forListener: true)
+        reservations.append(reservation)
+        return reservation.port
     }
 
     static let quietLogger: Logger = {

@@ -10,7 +10,7 @@ extension RealRedis {
     struct MetricsFloodTests {
         /// The binary with `--metrics-port`, once its endpoint answers.
         private func startBinary(_ h: Harness) throws -> (process: Process, port: Int) {
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             let process = try h.launch(["run", "--metrics-port", "\(port)", "--sim-speed", "0"])
             try h.wait("the endpoint to answer") { (try? RawHTTP.scrape(port: port, timeout: 2))?.status == 200 }
             return (process, port)

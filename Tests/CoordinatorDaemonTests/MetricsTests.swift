@@ -8,7 +8,7 @@ extension RealRedis {
     @Suite("Prometheus metrics over a real Redis", .serialized)
     struct MetricsTests {
         private func startDaemon(_ h: Harness, _ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> (daemon: Daemon, url: String) {
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             let daemon = try h.startDaemon {
                 $0.metricsPort = port
                 tweak(&$0)
@@ -141,7 +141,7 @@ extension RealRedis {
         @Test("only /metrics is served (404 elsewhere, 405 for POST); it binds 127.0.0.1 by default")
         func onlyMetricsOnLoopback() throws {
             let h = try Harness()
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             let daemon = try h.startDaemon { $0.metricsPort = port }
             #expect(daemon.metricsPort == port)
             #expect(try PrometheusScrape.scrape("http://127.0.0.1:\(port)/").status == 404)
@@ -155,7 +155,7 @@ extension RealRedis {
         @Test("the binary serves /metrics with --metrics-port and fails clearly on a taken port")
         func binary() throws {
             let h = try Harness()
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             let cli = CLI(redisURL: h.server.url)
             let daemon = try cli.start(["run", "--metrics-port", "\(port)", "--sim-speed", "0"])
             defer { daemon.stop() }

@@ -11,7 +11,7 @@ extension RealRedis {
         @Test("execute_now plans past --max-concurrent-plans show as queued, and the gauge falls to 0 once they ran")
         func queuedPlansCounted() throws {
             let h = try Harness()
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             try h.startDaemon {
                 $0.metricsPort = port
                 $0.maxConcurrentPlans = 1

@@ -38,7 +38,7 @@ extension RealRedis {
         func unreachableAtStart() throws {
             let h = try Harness()
             h.server.stop()
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             try h.startDaemon { $0.metricsPort = port }
             let url = "http://127.0.0.1:\(port)/metrics"
             // Serving metrics, and saying it is not up.

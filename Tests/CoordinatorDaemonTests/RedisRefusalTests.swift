@@ -21,7 +21,7 @@ extension RealRedis {
         @Test("maxmemory reached twice mid-burst (--max-deliveries 2): every request answered once, nothing dead-lettered, up falls to 0 and back")
         func outOfMemoryTwice() throws {
             let h = try Harness(redisArguments: ["--maxmemory-policy", "noeviction"])
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             try h.startDaemon {
                 $0.maxDeliveries = 2
                 $0.metricsPort = port

@@ -58,7 +58,7 @@ extension RealRedis {
         @Test("With --reply-prefix, every reply list gets the TTL and the cap, and the cut replies are counted")
         func prefixedListsCapped() throws {
             let h = try Harness()
-            let port = PrometheusScrape.freePort()
+            let port = try h.metricsPort()
             try h.startDaemon {
                 $0.replyPrefix = "replies:"
                 $0.replyMax = 10

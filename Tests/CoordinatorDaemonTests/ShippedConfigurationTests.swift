@@ -35,7 +35,7 @@ extension RealRedis {
             let exec = try #require(unitLines.first { $0.hasPrefix("ExecStart=") })
             var arguments = exec.split(separator: " ").dropFirst().map(String.init)
             // The metrics port of the unit may be taken on this machine: a free one instead.
-            if let index = arguments.firstIndex(of: "--metrics-port") { arguments[index + 1] = "\(PrometheusScrape.freePort())" }
+            if let index = arguments.firstIndex(of: "--metrics-port") { arguments[index + 1] = "\(try h.metricsPort())" }
 
             let cli = CLI(redisURL: h.server.url)
             let daemon = try cli.start(arguments, environment: environment)
