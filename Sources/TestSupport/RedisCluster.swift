@@ -13,6 +13,8 @@ public final class RedisCluster: @unchecked Sendable {
 
     /// Every node, masters and replicas as `redis-cli` made them (roles change on failover).
     public let servers: [RedisServer]
+    /// The nodes' cluster bus ports, held for the cluster's whole life like the client ports.
+    private let buses: [PortReservation]
 
     /// Starts the cluster. `nodeTimeout` (ms) is `cluster-node-timeout`: a master unreachable
     /// that long is failed over. `arguments` go to every redis-server.
@@ -20,11 +22,13 @@ public final class RedisCluster: @unchecked Sendable {
                              arguments: [String] = []) throws -> RedisCluster {
         RedisProcess.ignoreSIGPIPE()
         var servers: [RedisServer] = []
+        var buses: [PortReservation] = []
         do {
             for _ in 0..<(masters * (1 + replicasPerMaster)) {
-                // The bus port is chosen like the client port: free now, given up for the server.
-                let bus = try PortReservation()
-                bus.release()
+                // The bus port is held like the client port (see `RedisServer`): redis-server
+                // binds it with SO_REUSEADDR while the reservation stands, nobody else can.
+                let bus = try PortReservation(forListener: true)
+                buses.append(bus)
                 let server = try RedisServer.start(arguments: [
                     "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                     "--cluster-node-timeout", String(nodeTimeout), "--cluster-port", String(bus.port),
@@ -34,21 +38,26 @@ public final class RedisCluster: @unchecked Sendable {
                 ] + arguments)
                 servers.append(server)
             }
-            let cluster = RedisCluster(servers: servers)
+            let cluster = RedisCluster(servers: servers, buses: buses)
             try cluster.create(replicasPerMaster: replicasPerMaster)
             try cluster.waitUntilHealthy()
             return cluster
         } catch {
             for server in servers { server.kill() }
+            for bus in buses { bus.release() }
             throw error
         }
     }
 
-    private init(servers: [RedisServer]) {
+    private init(servers: [RedisServer], buses: [PortReservation]) {
         self.servers = servers
+        self.buses = buses
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        for bus in buses { bus.release() }
+    }
 
     /// Kills every node. Idempotent. (Each `RedisServer` removes its directory when released.)
     public func stop() {
