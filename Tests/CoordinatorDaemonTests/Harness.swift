@@ -444,6 +444,22 @@ final class Harness: @unchecked Sendable {
         }
     }
 
+    /// Step results in the daemons' in-flight lists (`coord:inflight:…:steps:results:…`), in all.
+    func stepResultsInFlight() throws -> Int {
+        try scanKeys("\(keys.prefix):inflight:*:steps:results:*").reduce(0) { $0 + (try length($1)) }
+    }
+
+    /// Waits until every step result pushed so far has been taken and handled: none queued,
+    /// none in a daemon's in-flight list, none waiting in the mailbox of any of `plans`. A
+    /// result is acknowledged by the commit that applies, refuses or mails it, so its effects
+    /// are all written by then: a check that a result changed nothing follows this, not a sleep.
+    func stepResultsHandled(plans: [String]) throws {
+        try wait("every step result handled") {
+            try stepResultsInFlight() == 0 && length(keys.stepResults) == 0
+                && plans.allSatisfy { try length(keys.planResults($0)) == 0 }
+        }
+    }
+
     /// Messages in every in-flight list (`coord:inflight:…`), in all.
     func inflightCount() throws -> Int {
         try scanKeys("\(keys.prefix):inflight:*").reduce(0) { $0 + (try length($1)) }

@@ -35,16 +35,6 @@ extension RealRedis {
             return json
         }
 
-        /// Every step result pushed so far has been taken and handled: none queued, none in a
-        /// daemon's in-flight list, none waiting in the plan's mailbox. What follows a refusal
-        /// checks the plan after this, not after a sleep.
-        func resultsHandled(_ h: Harness, _ planID: String) throws {
-            try h.wait("every step result handled") {
-                let held = try h.scanKeys("\(h.keys.prefix):inflight:*:steps:results:*").reduce(0) { $0 + (try h.length($1)) }
-                return try held == 0 && h.length(h.keys.stepResults) == 0 && h.length(h.keys.planResults(planID)) == 0
-            }
-        }
-
         func stepStatuses(_ h: Harness, _ planID: String) throws -> [String] {
             ((try h.plan(planID))?["steps"] as? [[String: Any]] ?? []).map { $0["status"] as? String ?? "" }
         }
@@ -65,7 +55,7 @@ extension RealRedis {
             try h.wait("two refusals") { try h.length("coord:dead") == 2 }
             let dead = try h.deadLetters()
             #expect(dead.allSatisfy { ($0["error"] as? [String: Any])?["code"] as? String == "forbidden" && $0["queue"] as? String == "coord:steps:results" })
-            try resultsHandled(h, planID)
+            try h.stepResultsHandled(plans: [planID])
             #expect(try stepStatuses(h, planID) == ["running"])
 
             // The marker that must come after: the right answer is still taken (its attempt was
@@ -96,7 +86,7 @@ extension RealRedis {
             try h.push(forward, to: "coord:steps:results")  // the first answer, delivered twice
             try h.wait("the duplicate refused") { try h.length("coord:dead") == 1 }
             #expect(((try h.deadLetters()).first?["error"] as? [String: Any])?["code"] as? String == "forbidden")
-            try resultsHandled(h, planID)
+            try h.stepResultsHandled(plans: [planID])
             #expect(try stepStatuses(h, planID) == ["completed", "failed", "pending"])
             #expect((try h.plan(planID))?["status"] as? String == "running")
 

@@ -84,7 +84,7 @@ extension RealRedis {
                 try h.length(held) == 0 && h.redis.send("EXISTS", h.keys.inflightLists(worker: holderID)).integer == 0
             }
             try h.wait("every result mailed to its plan", timeout: 20) {
-                try h.length(h.keys.stepResults) == 0 && resultsInFlight(h) == 0
+                try h.length(h.keys.stepResults) == 0 && h.stepResultsInFlight() == 0
             }
             // Each result exactly once in its plan's mailbox: none lost, none copied.
             let ids = planOf.keys.sorted()
@@ -102,10 +102,7 @@ extension RealRedis {
             }
             // Nothing left that could write: no result queued, in flight or in a mailbox, no
             // request or decision either.
-            try h.wait("every result consumed") {
-                try h.length(h.keys.stepResults) == 0 && resultsInFlight(h) == 0
-                    && h.redis.pipeline(ids.map { RedisCommand("LLEN", h.keys.planResults($0)) }).allSatisfy { $0.integer == 0 }
-            }
+            try h.stepResultsHandled(plans: ids)
             try h.settle()
 
             let events = try h.events()
@@ -162,10 +159,6 @@ extension RealRedis {
                 return found != nil
             }
             return try #require(found)
-        }
-
-        func resultsInFlight(_ h: Harness) throws -> Int {
-            try h.scanKeys("\(h.keys.prefix):inflight:*:steps:results:*").reduce(0) { $0 + (try h.length($1)) }
         }
     }
 }
