@@ -7,7 +7,7 @@ import Foundation
 /// no two threads call into it concurrently (it is `@unchecked Sendable` only so that it can be
 /// handed to, and interrupted from, another thread). The one exception is `interrupt()`, which
 /// any thread may call at any time. Never call it from Swift's cooperative thread pool: every
-/// call blocks its thread; use `RedisConnectionThread` from async code.
+/// call blocks its thread; give it a thread of its own when called from async code.
 ///
 /// **Failures.** An error reply is thrown as `.server(message)` by `send` (and returned in
 /// place by `pipeline`). A connection-level failure frees the context and throws
@@ -39,11 +39,6 @@ public final class RedisConnection: @unchecked Sendable {
         self.configuration = configuration
         context = try connectContext()
         generation = 1
-    }
-
-    /// A connection that connects on its first command (used by `RedisConnectionThread`).
-    init(lazy configuration: RedisConfiguration) {
-        self.configuration = configuration
     }
 
     deinit {
@@ -290,7 +285,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     private func backoff() throws(RedisError) {
         guard failedReconnects > 0 else { return }
-        let delay = min(0.05 * Double(1 << min(failedReconnects - 1, 10)), 2.0)
+        let delay = Backoff.pause(after: failedReconnects, first: 0.05, max: 2)
         let deadline = Date(timeIntervalSinceNow: delay)
         signal.lock()
         while !interruptRequested && !terminated {

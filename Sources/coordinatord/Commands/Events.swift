@@ -77,7 +77,7 @@ struct Events: ParsableCommand {
     /// reconnects by itself) and resumes after the last entry read.
     private func followStream(_ connection: RedisConnection, stream: String, after: String) throws -> Never {
         var last = after
-        var backoff = 0.2
+        var backoff = Backoff(first: 0.2, max: 5)
         var down = false
         while true {
             do {
@@ -85,7 +85,7 @@ struct Events: ParsableCommand {
                 if down {
                     Terminal.note("events: Redis is back; resuming after \(last)")
                     down = false
-                    backoff = 0.2
+                    backoff.reset()
                 }
                 // [[stream, [entries]]] or nil on timeout.
                 guard let entries = reply.array?.first?.array?.last else { continue }
@@ -96,8 +96,7 @@ struct Events: ParsableCommand {
             } catch {
                 if !down { Terminal.note("events: Redis unavailable (\(error)); retrying") }
                 down = true
-                Thread.sleep(forTimeInterval: backoff)
-                backoff = min(backoff * 2, 5)
+                Thread.sleep(forTimeInterval: backoff.next())
             }
         }
     }
