@@ -15,13 +15,12 @@ final class Maintenance: @unchecked Sendable {
         self.loop = LoopThread(name: "maintenance", context: context)
     }
 
-    func start() {
-        loop.start { [self] in run() }
+    /// Runs housekeeping until graceful shutdown, which removes this daemon's heartbeat.
+    func run() async throws {
+        try await loop.run { [self] in runLoop() }
     }
 
-    func stop() { loop.stop() }
-
-    private func run() {
+    private func runLoop() {
         var lastRecovery = Date.distantPast
         while !loop.isStopping {
             // Each task on its own: one that fails (a sweeper meeting a bad entry, say) never

@@ -20,15 +20,12 @@ final class MetricsSampler: @unchecked Sendable {
         self.loop = LoopThread(name: "metrics", context: context)
     }
 
-    func start() {
-        loop.start { [self] in run() }
+    /// Samples until graceful shutdown.
+    func run() async throws {
+        try await loop.run { [self] in runLoop() }
     }
 
-    func stop() {
-        loop.stop()
-    }
-
-    private func run() {
+    private func runLoop() {
         while !loop.isStopping {
             var sample: DaemonMetrics.Sample?
             do {
