@@ -57,7 +57,7 @@ struct DecisionOptions: ParsableArguments {
     }
 
     var prefixForReplies: String? {
-        replyPrefix ?? ProcessInfo.processInfo.environment["COORD_REPLY_PREFIX"].flatMap { $0.isEmpty ? nil : $0 }
+        replyPrefix ?? Environment.value("COORD_REPLY_PREFIX")
     }
 }
 
@@ -103,7 +103,7 @@ struct DecisionSender {
 
     /// `--reply-prefix P` gives `P<user>:…`: what a restricted daemon user may write, in the
     /// deciding user's own namespace, where a daemon under `--trust` answers a decision signed
-    /// by that user (PROTOCOL.md section 10, v3) and the user's Redis user may read. Otherwise a
+    /// by that user (PROTOCOL.md section 10) and the user's Redis user may read. Otherwise a
     /// key outside the daemon's prefix, which the daemon refuses to write under.
     private func replyKey(keys: Keys) -> String {
         if let prefix = options.prefixForReplies { return "\(prefix)\(options.user):cli:\(randomToken())" }
