@@ -626,7 +626,7 @@ public struct CoordinationResponse: Codable, Sendable, Equatable {
     public var autoApproved: Int
     /// The conflicts listed (see `conflictsTruncated`).
     public var conflicts: [Conflict]
-    /// True when more conflicts exist than `conflicts` lists (`--max-listed-conflicts`).
+    /// True when more conflicts exist than `conflicts` lists (`EngineConfiguration.maxListedConflicts`, 1,000 by default).
     public var conflictsTruncated: Bool
     /// The kept recommendations with their status, in request order.
     public var recommendations: [Recommendation]
