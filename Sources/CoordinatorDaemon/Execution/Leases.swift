@@ -40,7 +40,7 @@ struct Leases {
         var machines: [PlanMachine] = []
         for (offset, id) in ids.enumerated() {
             guard replies[offset * 3].integer == 0 else { continue }
-            guard let (bytes, plan) = PlanBook.plan(replies[offset * 3 + 1]), plan.status == .running else {
+            guard let (bytes, plan) = replies[offset * 3 + 1].stored(ExecutionPlan.self), plan.status == .running else {
                 var commit = Commit()
                 context.store.dropRunningEntry(id, into: &commit)
                 commits.append(commit)
@@ -84,7 +84,7 @@ struct Leases {
             guard result == .applied else { continue }
             let machine = machines[machineIndex]
             if case .finished = machine.nextAction() { continue }
-            book.running[machine.plan.id] = RunningPlan(machine: machine, record: PlanBook.record(records[machineIndex]))
+            book.running[machine.plan.id] = RunningPlan(machine: machine, record: records[machineIndex].record)
             context.logger.warning("took over a plan whose worker was lost; rolling it back", metadata: ["plan_id": "\(machine.plan.id)"])
         }
     }

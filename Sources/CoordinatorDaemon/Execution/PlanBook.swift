@@ -52,19 +52,6 @@ final class PlanBook {
         context.store.closeStep(planID: plan.id, into: &commit)
         context.store.finishPlan(plan, record: record, status: status, into: &commit)
     }
-
-    /// The recommendation record in `reply`, if it holds a readable one.
-    static func record(_ reply: RedisReply) -> RecommendationRecord? {
-        reply.bytes.flatMap { try? RecommendationRecord.decode($0) }
-    }
-
-    /// The stored plan in `reply`, if it holds a readable one.
-    static func plan(_ reply: RedisReply) -> (bytes: [UInt8], plan: ExecutionPlan)? {
-        guard let bytes = reply.bytes, let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)) else {
-            return nil
-        }
-        return (bytes, plan)
-    }
 }
 
 /// One plan this daemon runs.

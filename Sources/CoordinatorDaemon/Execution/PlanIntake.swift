@@ -65,7 +65,7 @@ struct PlanIntake {
         var acks: [Commit] = []
         var adoptions: [Candidate] = []
         for (index, reply) in stored.enumerated() {
-            guard let (bytes, plan) = PlanBook.plan(reply) else {
+            guard let (bytes, plan) = reply.stored(ExecutionPlan.self) else {
                 context.logger.error("ready plan is missing or unreadable; dropped", metadata: ["plan_id": "\(planIDs[index])"])
                 acks.append(Commit(acknowledging: ids[index], in: book.readyInflight))
                 continue
@@ -92,7 +92,7 @@ struct PlanIntake {
         var dependencyReads: [RedisCommand] = []
         var recordOf: [Int: (RecommendationRecord, start: Int)] = [:]
         for (index, candidate) in candidates.enumerated() {
-            guard let record = PlanBook.record(records[index]) else { continue }
+            guard let record = records[index].record else { continue }
             recordOf[index] = (record, dependencyReads.count)
             for dependency in record.recommendation.dependencies {
                 dependencyReads.append(RedisCommand("HGET", keys.active(customer: candidate.plan.customerID), dependency))
@@ -102,7 +102,7 @@ struct PlanIntake {
         let replies = dependencyReads.isEmpty ? [] : try connection.pipeline(dependencyReads)
         return recordOf.mapValues { record, start in
             let dependencies = record.recommendation.dependencies.enumerated().map { offset, dependency in
-                (dependency, PlanBook.record(replies[start + offset * 2]), PlanBook.record(replies[start + offset * 2 + 1]))
+                (dependency, replies[start + offset * 2].record, replies[start + offset * 2 + 1].record)
             }
             return Reading(record: record, dependencies: dependencies)
         }
@@ -233,7 +233,7 @@ struct PlanIntake {
                 commit.require(keys.plan(plan.id), .equals(adoption.stored))
                 context.store.takeLease(plan.id, worker: context.workerID, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
                                         into: &commit)
-                adopted[commits.count] = RunningPlan(machine: PlanMachine(plan: plan), record: PlanBook.record(replies[offset * 3 + 2]))
+                adopted[commits.count] = RunningPlan(machine: PlanMachine(plan: plan), record: replies[offset * 3 + 2].record)
             }
             commits.append(commit)
         }

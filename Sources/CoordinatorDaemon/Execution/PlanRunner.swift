@@ -218,7 +218,7 @@ struct PlanRunner {
         for (offset, id) in ordered.enumerated() {
             guard let plan = book.running[id] else { continue }
             guard replies[offset * 3].bytes == Array(context.workerID.utf8),
-                  let (_, stored) = PlanBook.plan(replies[offset * 3 + 1]), stored.status == .running else {
+                  let (_, stored) = replies[offset * 3 + 1].stored(ExecutionPlan.self), stored.status == .running else {
                 context.logger.warning("a plan is no longer ours to run; left to Redis's state", metadata: ["plan_id": "\(id)"])
                 if let arrived = plan.arrived, arrived.ack.list == book.resultsInflight {
                     // The result is the new owner's to take: it goes where that daemon looks.

@@ -13,14 +13,13 @@ struct ApprovalExpiry {
         let keys = context.keys
         let now = try RedisClock.now(connection)
         let nowMs = Int(now.timeIntervalSince1970 * 1000)
-        let due = try connection.send("ZRANGEBYSCORE", keys.pendingApprovals, "-inf", nowMs, "LIMIT", 0, 500)
-        let ids = (due.array ?? []).compactMap(\.string)
+        let ids = try Sweep.due(keys.pendingApprovals, untilMs: nowMs, limit: 500, connection)
         guard !ids.isEmpty else { return }
         let stored = try connection.pipeline(ids.map { RedisCommand("GET", keys.approval($0)) })
         var approvals: [(bytes: [UInt8], approval: Approval)] = []
         var commits: [Commit] = []
         for (id, reply) in zip(ids, stored) {
-            guard let bytes = reply.bytes, let approval = try? WireJSON.decoder().decode(Approval.self, from: Data(bytes)) else {
+            guard let (bytes, approval) = reply.stored(Approval.self) else {
                 // An index entry without its approval: nothing to expire, drop the entry.
                 var commit = Commit()
                 context.store.dropPendingEntry(id, into: &commit)
@@ -29,10 +28,9 @@ struct ApprovalExpiry {
             }
             approvals.append((bytes, approval))
         }
-        let records = approvals.isEmpty ? [] : try connection.pipeline(approvals.map {
-            RedisCommand("HGET", keys.active(customer: $0.approval.customerID), $0.approval.recommendationID)
-        })
-        for ((bytes, approval), recordReply) in zip(approvals, records) {
+        let records = try Sweep.activeRecords(approvals.map { ($0.approval.customerID, $0.approval.recommendationID) },
+                                              keys: keys, connection)
+        for ((bytes, approval), record) in zip(approvals, records) {
             var commit = Commit()
             commit.require(keys.approval(approval.id), .equals(bytes))
             let transition = context.configuration.policy.expire(approval, now: now)
@@ -41,7 +39,6 @@ struct ApprovalExpiry {
             if let transition {
                 context.store.decide(transition.approval, into: &commit)
                 context.events.emit(transition.events, at: now, into: &commit)
-                let record = recordReply.bytes.flatMap { try? RecommendationRecord.decode($0) }
                 context.store.retire(customer: approval.customerID, recommendationID: approval.recommendationID,
                                      record: record, status: .expired, approvalID: approval.id, into: &commit)
                 context.logger.info("approval expired", metadata: ["approval_id": "\(approval.id)"])

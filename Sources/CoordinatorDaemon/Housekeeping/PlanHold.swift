@@ -14,8 +14,7 @@ struct PlanHold {
         let keys = context.keys
         let now = try RedisClock.now(connection)
         let cutoffMs = Int(now.timeIntervalSince1970 * 1000) - context.configuration.planHold * 1000
-        let due = try connection.send("ZRANGEBYSCORE", keys.heldPlans, "-inf", cutoffMs, "LIMIT", 0, 200)
-        let ids = (due.array ?? []).compactMap(\.string)
+        let ids = try Sweep.due(keys.heldPlans, untilMs: cutoffMs, limit: 200, connection)
         guard !ids.isEmpty else { return }
         var reads: [RedisCommand] = []
         for id in ids {
@@ -26,8 +25,7 @@ struct PlanHold {
         var plans: [(bytes: [UInt8], plan: ExecutionPlan)] = []
         var commits: [Commit] = []
         for (offset, id) in ids.enumerated() {
-            guard let bytes = replies[offset * 2].bytes,
-                  let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)),
+            guard let (bytes, plan) = replies[offset * 2].stored(ExecutionPlan.self),
                   plan.status == .pending, replies[offset * 2 + 1].integer == 0 else {
                 var commit = Commit()
                 context.store.dropHeldEntry(id, into: &commit)
@@ -36,15 +34,12 @@ struct PlanHold {
             }
             plans.append((bytes, plan))
         }
-        let records = plans.isEmpty ? [] : try connection.pipeline(plans.map {
-            RedisCommand("HGET", keys.active(customer: $0.plan.customerID), $0.plan.recommendationID)
-        })
-        for ((bytes, plan), recordReply) in zip(plans, records) {
+        let records = try Sweep.activeRecords(plans.map { ($0.plan.customerID, $0.plan.recommendationID) }, keys: keys, connection)
+        for ((bytes, plan), record) in zip(plans, records) {
             var commit = Commit()
             // Not started meanwhile: the plan as read, and no queued marker.
             commit.require(keys.plan(plan.id), .equals(bytes))
             commit.require(keys.planQueued(plan.id), .absent)
-            let record = recordReply.bytes.flatMap { try? RecommendationRecord.decode($0) }
             context.store.cancelHeldPlan(plan, record: record, now: now, into: &commit)
             context.logger.info("plan cancelled: not started within --plan-hold", metadata: ["plan_id": "\(plan.id)"])
             commits.append(commit)
