@@ -60,8 +60,7 @@ final class MetricsSampler: @unchecked Sendable {
         var index = 0
         while index + 1 < registry.count {
             let queue = registry[index + 1]
-            let name = queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue
-            inflight.append((name, registry[index]))
+            inflight.append((keys.queueName(queue), registry[index]))
             index += 2
         }
 

@@ -61,26 +61,7 @@ struct Status: ParsableCommand {
                 return
             }
 
-            let summary = live.isEmpty ? Terminal.paint("no live daemon", .red) : "\(live.count) live"
-            Terminal.line("\(Terminal.paint("DAEMONS", .bold))  \(summary)")
-            if !daemons.isEmpty {
-                var table = Table([
-                    .init(title: "WORKER", flexible: true, minimum: 12), .init(title: "PID", rightAligned: true),
-                    .init(title: "VERSION"), .init(title: "UP"), .init(title: "PROCESSED", rightAligned: true),
-                    .init(title: "DEAD", rightAligned: true), .init(title: "LAST BEAT"),
-                ])
-                for daemon in daemons {
-                    let started = daemon.date("started_at")
-                    let beat = daemon.date("beat_at")
-                    table.add([
-                        daemon.string("worker") ?? "", "\(daemon["pid"] ?? "")", daemon.string("version") ?? "",
-                        started.map { Timestamps.span(now.timeIntervalSince($0)) } ?? "",
-                        "\(daemon["processed"] ?? 0)", "\(daemon["dead_lettered"] ?? 0)",
-                        beat.map { Timestamps.relative($0, now: now) } ?? "",
-                    ])
-                }
-                table.print()
-            }
+            Self.printDaemons(daemons, now: now)
             Terminal.line()
             var queues = Table([.init(title: "QUEUE"), .init(title: "WAITING", rightAligned: true),
                                 .init(title: "IN FLIGHT", rightAligned: true)])
@@ -96,6 +77,29 @@ struct Status: ParsableCommand {
         }
     }
 
+    /// The DAEMONS line and, when any is live, their table.
+    private static func printDaemons(_ daemons: [[String: Any]], now: Date) {
+        let summary = daemons.isEmpty ? Terminal.paint("no live daemon", .red) : "\(daemons.count) live"
+        Terminal.line("\(Terminal.paint("DAEMONS", .bold))  \(summary)")
+        guard !daemons.isEmpty else { return }
+        var table = Table([
+            .init(title: "WORKER", flexible: true, minimum: 12), .init(title: "PID", rightAligned: true),
+            .init(title: "VERSION"), .init(title: "UP"), .init(title: "PROCESSED", rightAligned: true),
+            .init(title: "DEAD", rightAligned: true), .init(title: "LAST BEAT"),
+        ])
+        for daemon in daemons {
+            let started = daemon.date("started_at")
+            let beat = daemon.date("beat_at")
+            table.add([
+                daemon.string("worker") ?? "", "\(daemon["pid"] ?? "")", daemon.string("version") ?? "",
+                started.map { Timestamps.span(now.timeIntervalSince($0)) } ?? "",
+                "\(daemon["processed"] ?? 0)", "\(daemon["dead_lettered"] ?? 0)",
+                beat.map { Timestamps.relative($0, now: now) } ?? "",
+            ])
+        }
+        table.print()
+    }
+
     /// Messages in every live or lapsed worker's in-flight lists, by queue, from the registry
     /// each worker keeps of them (`<prefix>:inflight-lists:<worker>`: list -> queue); no SCAN.
     private func inflightByQueue(_ connection: RedisConnection, keys: Keys) throws -> [String: Int] {
@@ -107,8 +111,7 @@ struct Status: ParsableCommand {
             let fields = (registry.array ?? []).compactMap(\.string)
             var index = 0
             while index + 1 < fields.count {
-                let queue = fields[index + 1]
-                lists.append((fields[index], queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue))
+                lists.append((fields[index], keys.queueName(fields[index + 1])))
                 index += 2
             }
         }
