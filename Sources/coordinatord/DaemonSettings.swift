@@ -47,6 +47,12 @@ extension DaemonOptions {
         let text: String
     }
 
+    /// `v` when `range` holds it; otherwise "`flag`: must be between a and b".
+    static func between(_ v: Int, _ flag: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard range.contains(v) else { throw ValidationError("\(flag): must be between \(range.lowerBound) and \(range.upperBound)") }
+        return v
+    }
+
     /// Every flag of `run` but `--redis-url` (`REDIS_URL`), with its variable and its checks.
     static var settings: [Setting] {
         [
@@ -66,8 +72,7 @@ extension DaemonOptions {
                 config.simSpeed = try finite(v, "--sim-speed", 0...1000, "a multiplier between 0 and 1000")
             },
             Setting("WORKERS", number: \.workers) { v, config in
-                guard (1...64).contains(v) else { throw ValidationError("--workers: must be between 1 and 64") }
-                config.workers = v
+                config.workers = try between(v, "--workers", 1...64)
             },
             Setting("STEP_TIMEOUT", number: \.stepTimeout) { v, config in
                 config.stepTimeout = try finite(v, "--step-timeout", 0.001...maxDuration, "seconds, more than 0 and at most 3650 days")
@@ -95,8 +100,7 @@ extension DaemonOptions {
                 config.policy.approvers = list.isEmpty ? nil : Set(list)
             },
             Setting("CRITICAL_APPROVERS", number: \.criticalApprovers) { v, config in
-                guard (1...10).contains(v) else { throw ValidationError("--critical-approvers: must be between 1 and 10") }
-                config.policy.criticalApprovers = v
+                config.policy.criticalApprovers = try between(v, "--critical-approvers", 1...10)
             },
             Setting("APPROVAL_EXPIRY", \.approvalExpiry) { v, config in
                 do {
@@ -121,8 +125,7 @@ extension DaemonOptions {
                 config.heartbeatTTL = try finite(v, "--heartbeat-ttl", 1...86_400, "seconds between 1 and 86400")
             },
             Setting("BATCH_SIZE", number: \.batchSize) { v, config in
-                guard (1...1000).contains(v) else { throw ValidationError("--batch-size: must be between 1 and 1000") }
-                config.batchSize = v
+                config.batchSize = try between(v, "--batch-size", 1...1000)
             },
             Setting("EVENT_STREAM_MAXLEN", number: \.eventStreamMaxlen) { v, config in
                 config.eventStreamMaxLength = try bounded(v, "--event-stream-maxlen", 1...100_000_000)
@@ -145,8 +148,7 @@ extension DaemonOptions {
                 config.deadLetterRawMax = try bounded(v, "--dead-letter-raw-max", 64...(16 << 20))
             },
             Setting("MAX_DELIVERIES", number: \.maxDeliveries) { v, config in
-                guard (1...1000).contains(v) else { throw ValidationError("--max-deliveries: must be between 1 and 1000") }
-                config.maxDeliveries = v
+                config.maxDeliveries = try between(v, "--max-deliveries", 1...1000)
             },
             Setting("TRUST", \.trust) { v, config in config.trustFile = v.text },
             Setting("SIGNATURE_MAX_AGE", \.signatureMaxAge) { v, config in
@@ -156,8 +158,7 @@ extension DaemonOptions {
                 config.signatureMaxAge = seconds
             },
             Setting("METRICS_PORT", number: \.metricsPort) { v, config in
-                guard (0...65535).contains(v) else { throw ValidationError("--metrics-port: must be between 0 and 65535") }
-                config.metricsPort = v
+                config.metricsPort = try between(v, "--metrics-port", 0...65535)
             },
             Setting("METRICS_HOST", \.metricsHost) { v, config in config.metricsHost = v.text },
         ]
