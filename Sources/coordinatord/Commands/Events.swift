@@ -40,10 +40,13 @@ struct Events: ParsableCommand {
                 last = since
                 try readAfter(connection, stream: stream, last: &last)
             } else {
+                // The newest entry is read first: an event written while the latest are read is
+                // then either among them or after it, never between the two reads.
+                let newest = try connection.send("XREVRANGE", stream, "+", "-", "COUNT", 1).array?.first?.array?.first?.string
                 let latest = try latest(connection, stream: stream)
                 latest.forEach(show)
-                // With nothing matched, follow from the newest entry (or the start of an empty stream).
-                last = try latest.last?.id ?? connection.send("XREVRANGE", stream, "+", "-", "COUNT", 1).array?.first?.array?.first?.string ?? "0-0"
+                // With nothing matched, follow from that newest entry (or the start of an empty stream).
+                last = latest.last?.id ?? newest ?? "0-0"
             }
             guard follow else { return }
             try followStream(connection, stream: stream, after: last)
