@@ -7,7 +7,7 @@ import Foundation
 /// no two threads call into it concurrently (it is `@unchecked Sendable` only so that it can be
 /// handed to, and interrupted from, another thread). The one exception is `interrupt()`, which
 /// any thread may call at any time. Never call it from Swift's cooperative thread pool: every
-/// call blocks its thread; give it a thread of its own when called from async code.
+/// call blocks its thread; use `RedisConnectionThread` from async code.
 ///
 /// **Failures.** An error reply is thrown as `.server(message)` by `send` (and returned in
 /// place by `pipeline`). A connection-level failure frees the context and throws
@@ -39,6 +39,11 @@ public final class RedisConnection: @unchecked Sendable {
         self.configuration = configuration
         context = try connectContext()
         generation = 1
+    }
+
+    /// A connection that connects on its first command (used by `RedisConnectionThread`).
+    init(lazy configuration: RedisConfiguration) {
+        self.configuration = configuration
     }
 
     deinit {
