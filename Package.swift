@@ -29,7 +29,7 @@ let package = Package(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
-        .target(name: "RedisClient", dependencies: ["CHiredis"]),
+        .target(name: "RedisClient", dependencies: ["CHiredis", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Coordination"),
         .target(
             name: "CoordinatorDaemon",
@@ -42,6 +42,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             // The Lua of each state change, compiled into the binary (nothing to find at run time).
             resources: [

@@ -1,73 +1,112 @@
 import Foundation
 import Logging
 import RedisClient
+import ServiceLifecycle
+import UnixSignals
 
-/// One coordinatord process: request intake loops, the approval loop, housekeeping and the
-/// plan executor, each on a thread of its own with its own Redis connection.
+/// One coordinatord process: every loop (metrics, housekeeping, the plan executor, request and
+/// approval intake) a `Service` in one `ServiceGroup`, each loop on a thread of its own with its
+/// own Redis connection. They start in that order and stop in reverse: intake first, so nothing
+/// new is taken while the rest finish or hand back what they hold; a part that fails stops
+/// the whole daemon.
 public final class Daemon: @unchecked Sendable {
     let context: DaemonContext
-    private var workers: [QueueWorker] = []
-    private var maintenance: Maintenance?
-    private var executor: PlanExecutor?
     private let metricsEndpoint: MetricsEndpoint?
+    /// Further services, for tests only (never reachable from flags or the environment).
+    private let extraServices: [DaemonService]
+    // The group started by `start()`, and its task; guarded by `lock`.
+    private let lock = NSLock()
+    private var started: (group: ServiceGroup, task: Task<Void, any Error>)?
 
     public var workerID: String { context.workerID }
     /// The port `/metrics` is served on; nil with `--metrics-port 0`.
     public var metricsPort: Int? { metricsEndpoint?.port }
 
-    public init(configuration: DaemonConfiguration, logger: Logger) throws {
-        self.context = try DaemonContext(configuration: configuration, logger: logger)
-        self.metricsEndpoint = try MetricsEndpoint.open(context)
+    public convenience init(configuration: DaemonConfiguration, logger: Logger) throws {
+        try self.init(configuration: configuration, logger: logger, extraServices: [])
     }
 
-    /// Starts every loop; each connects (and reconnects) by itself, so a Redis that is not
-    /// up yet delays work without failing start-up.
+    init(configuration: DaemonConfiguration, logger: Logger, extraServices: [DaemonService]) throws {
+        self.context = try DaemonContext(configuration: configuration, logger: logger)
+        self.metricsEndpoint = try MetricsEndpoint.open(context)
+        self.extraServices = extraServices
+    }
+
+    /// Runs every loop until SIGTERM or SIGINT, then stops gracefully. Throws (after stopping
+    /// the others) when one of them fails.
+    public func run() async throws {
+        try await run(signals: [.sigterm, .sigint])
+    }
+
+    /// Runs every loop until one of `signals` (or the end of the calling task).
+    func run(signals: [UnixSignal]) async throws {
+        try await serve(group(signals: signals))
+    }
+
+    /// Starts every loop in the background; each connects (and reconnects) by itself, so a
+    /// Redis that is not up yet delays work without failing start-up.
     public func start() {
+        let group = group(signals: [])
+        let task = Task { try await serve(group) }
+        lock.withLock { started = (group, task) }
+    }
+
+    /// Stops what `start()` started: no new messages, what is in hand finished (plans in
+    /// progress are left to their leases and taken over). Returns when every loop has ended.
+    public func stop() {
+        guard let (group, task) = lock.withLock({ () -> (ServiceGroup, Task<Void, any Error>)? in
+            defer { started = nil }
+            return started
+        }) else { return }
+        let stopped = DispatchSemaphore(value: 0)
+        Task {
+            await group.triggerGracefulShutdown()
+            _ = try? await task.value
+            stopped.signal()
+        }
+        stopped.wait()
+    }
+
+    private func serve(_ group: ServiceGroup) async throws {
         RedisProcess.ignoreSIGPIPE()
         context.logger.info("coordinatord \(DaemonVersion.current) starting",
                             metadata: ["worker": "\(context.workerID)", "config": "\(context.configuration.summary)"])
-        let requests = RequestHandler(context: context)
-        for index in 0..<max(1, context.configuration.workers) {
-            workers.append(QueueWorker(context: context, handler: requests, index: index))
+        defer { context.logger.info("stopped", metadata: ["processed": "\(context.counters.snapshot.processed)"]) }
+        try await group.run()
+    }
+
+    private func group(signals: [UnixSignal]) -> ServiceGroup {
+        ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services().map(\.configuration), gracefulShutdownSignals: signals, logger: context.logger))
+    }
+
+    /// The daemon's services in start order (they stop in reverse).
+    private func services() -> [DaemonService] {
+        let context = self.context
+        let logger = context.logger
+        var services: [DaemonService] = []
+        if let metricsEndpoint {
+            services.append(DaemonService("metrics", logger: logger) { try await metricsEndpoint.run() })
         }
-        workers.append(QueueWorker(context: context, handler: ApprovalHandler(context: context), index: 0))
-        let executor = PlanExecutor(context: context)
-        self.executor = executor
         let maintenance = Maintenance(context: context)
-        self.maintenance = maintenance
-        maintenance.start()
-        executor.start()
-        for worker in workers { worker.start() }
-        metricsEndpoint?.start()
-    }
-
-    /// Stops taking new messages, finishes what is in hand (plans in progress are left to
-    /// their leases and taken over), and returns when every loop has ended.
-    public func stop() {
-        context.logger.info("stopping: no new messages; finishing what is in flight")
-        // Together: each loop may be in a blocking pop of up to a second.
-        for worker in workers { worker.beginStopping() }
-        for worker in workers { worker.waitUntilStopped() }
-        executor?.stop()
-        maintenance?.stop()
-        metricsEndpoint?.stop()
-        context.logger.info("stopped", metadata: ["processed": "\(context.counters.snapshot.processed)"])
-    }
-
-    /// Runs until SIGTERM or SIGINT, then stops gracefully.
-    public func runUntilSignalled() {
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            sources.append(source)
-        }
-        start()
-        stop.wait()
-        self.stop()
-        sources.forEach { $0.cancel() }
+        services.append(DaemonService("housekeeping", logger: logger) { try await maintenance.run() })
+        let executor = PlanExecutor(context: context)
+        services.append(DaemonService("executor", logger: logger) { try await executor.run() })
+        let requests = RequestHandler(context: context)
+        var workers = (0..<max(1, context.configuration.workers)).map { QueueWorker(context: context, handler: requests, index: $0) }
+        workers.append(QueueWorker(context: context, handler: ApprovalHandler(context: context), index: 0))
+        // One service for every intake loop: they stop together (each may be in a blocking pop
+        // of up to a second), and one that fails stops the rest.
+        services.append(DaemonService("intake", logger: logger) { [workers] in
+            try await withGracefulShutdownHandler {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in workers { group.addTask { try await worker.run() } }
+                    try await group.waitForAll()
+                }
+            } onGracefulShutdown: {
+                logger.info("stopping: no new messages; finishing what is in flight")
+            }
+        })
+        return services + extraServices
     }
 }

@@ -35,10 +35,10 @@ public struct DaemonConfiguration: Sendable {
     public var eventStreamMaxLength = 100_000
     /// Plans, approvals and recommendation records in a final state stay readable this long
     /// after they end (seconds, PROTOCOL.md section 9).
-    public var retention = 7 * 86_400
+    public var retention = Retention.defaultSeconds
     /// An approved plan not started within this long of its creation is cancelled
     /// (`not_started`) and its recommendation leaves the active set (seconds, section 9).
-    public var planHold = 7 * 86_400
+    public var planHold = Retention.defaultPlanHoldSeconds
     /// When set, every `reply_to` must start with it (section 2.1).
     public var replyPrefix: String?
     /// A reply list keeps its newest this many replies (section 2.1): enough that a client
@@ -53,7 +53,7 @@ public struct DaemonConfiguration: Sendable {
     /// The trust file of section 10 (principals and risk floor); nil trusts every writer.
     public var trustFile: String?
     /// A signed message whose `iat` is older than this (seconds, by Redis's clock) is refused as
-    /// expired; replays are recognised within it (section 10, v3).
+    /// expired; replays are recognised within it (section 10).
     public var signatureMaxAge = 300
     /// Prometheus `/metrics` port (section 7); 0 serves none.
     public var metricsPort = 0

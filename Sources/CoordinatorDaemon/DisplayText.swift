@@ -1,4 +1,4 @@
-/// Text that came from a client, made safe to show a person (PROTOCOL.md section 8, v3): control
+/// Text that came from a client, made safe to show a person (PROTOCOL.md section 8): control
 /// characters (below U+0020, U+007F–U+009F) and the bidirectional overrides (U+202A–U+202E,
 /// U+2066–U+2069) are written as `\u001b`. A message then cannot move a person's cursor, rewrite
 /// their terminal, reorder what they read or forge a log line. This is the one escaping

@@ -1,15 +1,16 @@
 import Foundation
 import RedisClient
+import ServiceLifecycle
 
-/// What every loop of the daemon (intake, executor, housekeeping) runs on: a thread of its own
-/// (blocking Redis calls never touch Swift's cooperative pool), a Redis connection opened on
-/// first use and kept by that thread, and a stop that can be asked for and waited on
-/// separately, so that several loops wind down together.
+/// What every loop of the daemon (intake, executor, housekeeping, metrics) runs on: a thread of
+/// its own, so blocking Redis calls never touch Swift's cooperative pool, and a Redis
+/// connection opened on first use and kept by that thread. The service owning the loop awaits
+/// it with `run`; graceful shutdown or cancellation of that service sets `isStopping`, which
+/// the loop checks between batches.
 final class LoopThread: @unchecked Sendable {
     private let name: String
     private let context: DaemonContext
     private let stopping = Flag()
-    private let finished = DispatchSemaphore(value: 0)
     // Touched only by the loop's own thread.
     private var connection: RedisConnection?
 
@@ -18,31 +19,28 @@ final class LoopThread: @unchecked Sendable {
         self.context = context
     }
 
-    /// Runs `body` on a new thread named `coordinatord.<name>`.
-    func start(_ body: @escaping @Sendable () -> Void) {
-        let thread = Thread { [self] in
-            body()
-            finished.signal()
+    /// Runs `body` on a new thread named `coordinatord.<name>` and returns (or throws) when it
+    /// ends. Graceful shutdown or cancellation of the calling task asks it to stop.
+    func run(_ body: @escaping @Sendable () throws -> Void) async throws {
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (ended: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    do {
+                        try body()
+                        ended.resume()
+                    } catch {
+                        ended.resume(throwing: error)
+                    }
+                }
+                thread.name = "coordinatord.\(name)"
+                thread.start()
+            }
+        } onCancelOrGracefulShutdown: { [stopping] in
+            stopping.set()
         }
-        thread.name = "coordinatord.\(name)"
-        thread.start()
     }
 
     var isStopping: Bool { stopping.isSet }
-
-    func beginStopping() {
-        stopping.set()
-    }
-
-    func waitUntilStopped() {
-        finished.wait()
-        finished.signal()
-    }
-
-    func stop() {
-        beginStopping()
-        waitUntilStopped()
-    }
 
     /// The loop's connection, opened on first use (it reconnects by itself afterwards).
     func currentConnection() throws(RedisError) -> RedisConnection {

@@ -25,7 +25,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Incremented on every successful connect (the subscriber re-subscribes when it changes).
     private(set) var generation = 0
     private var scripts: [String: String] = [:]
-    private let encoder = RESPEncoder()
+    let encoder = RESPEncoder()
 
     /// Guards `activeFD` and `interruptRequested`, the only state other threads touch.
     private let signal = NSCondition()
@@ -113,94 +113,6 @@ public final class RedisConnection: @unchecked Sendable {
         scripts[script.sha1] = script.source
     }
 
-    /// `BLMOVE source destination RIGHT LEFT timeout`: the moved element, or nil on timeout.
-    /// A timeout of 0 blocks until an element arrives (or `interrupt()`).
-    public func blockingMove(from source: String, to destination: String, timeout: Double) throws(RedisError) -> [UInt8]? {
-        switch try send(RedisCommand("BLMOVE", source, destination, "RIGHT", "LEFT", timeout)) {
-        case .bulk(let bytes): return bytes
-        case .null: return nil
-        case let other: throw .protocolError("BLMOVE: unexpected reply \(other)")
-        }
-    }
-
-    /// What `blockingMove(from:to:timeout:atMost:)` found.
-    public enum BoundedMove: Sendable, Equatable {
-        /// The element moved, at most the bound long.
-        case element([UInt8])
-        /// An element of this many bytes was moved, and not read: the connection was dropped
-        /// instead (it reconnects on the next call), so the element stays where it was moved.
-        case oversized(Int)
-        /// Nothing arrived within the timeout.
-        case none
-    }
-
-    /// `BLMOVE source destination RIGHT LEFT timeout`, reading the moved element only when it
-    /// is at most `maxBytes` long: the reply's length is peeked at on the socket before hiredis
-    /// reads it, so that an element of any size never has to be held in memory here.
-    public func blockingMove(from source: String, to destination: String, timeout: Double,
-                             atMost maxBytes: Int) throws(RedisError) -> BoundedMove {
-        let context = try connected(probe: true)
-        encoder.reset()
-        encoder.append(RedisCommand("BLMOVE", source, destination, "RIGHT", "LEFT", timeout))
-        if redisAppendFormattedCommand(context, encoder.bytes, encoder.count) != REDIS_OK {
-            throw failure(context, drop: true)
-        }
-        var done: Int32 = 0
-        while done == 0 {
-            if redisBufferWrite(context, &done) != REDIS_OK { throw failure(context, drop: true) }
-        }
-        // Nothing of an earlier reply is buffered (every exchange reads all its replies), so the
-        // socket's next bytes are this reply's: "$<length>\r\n" for an element.
-        if let length = Self.peekBulkLength(context.pointee.fd), length > maxBytes {
-            dropContext()
-            return .oversized(length)
-        }
-        var raw: UnsafeMutableRawPointer?
-        if redisGetReply(context, &raw) != REDIS_OK || raw == nil { throw failure(context, drop: true) }
-        let reply = Self.convert(raw!.assumingMemoryBound(to: redisReply.self))
-        freeReplyObject(raw)
-        switch reply {
-        case .bulk(let bytes): return .element(bytes)
-        case .null: return .none
-        case .error(let message): throw .server(message)
-        case let other: throw .protocolError("BLMOVE: unexpected reply \(other)")
-        }
-    }
-
-    /// The length announced by a bulk reply waiting on `fd` ("$123\r\n"), read without
-    /// consuming it; nil for any other reply, or when the socket fails (hiredis then reports it).
-    private static func peekBulkLength(_ fd: Int32) -> Int? {
-        var head = [UInt8](repeating: 0, count: 24)
-        while true {
-            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            if poll(&ready, 1, -1) < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            let n = head.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
-            if n <= 0 { return nil }
-            guard head[0] == UInt8(ascii: "$") else { return nil }
-            if let end = head[..<n].firstIndex(of: UInt8(ascii: "\r")) {
-                return Int(String(decoding: head[1..<end], as: UTF8.self))
-            }
-            if n == head.count { return nil }
-            // The header came in pieces: wait for the rest of its line.
-            usleep(100)
-        }
-    }
-
-    /// `BLPOP keys... timeout`: the key and the popped element, or nil on timeout.
-    public func blockingPop(_ keys: [String], timeout: Double) throws(RedisError) -> (key: String, value: [UInt8])? {
-        var args: [any RedisArgument] = keys
-        args.append(timeout)
-        let reply = try send(RedisCommand("BLPOP", arguments: args))
-        if reply.isNull { return nil }
-        guard let pair = reply.array, pair.count == 2, let key = pair[0].string, let value = pair[1].bytes else {
-            throw .protocolError("BLPOP: unexpected reply \(reply)")
-        }
-        return (key, value)
-    }
-
     // MARK: Connection state
 
     /// True while a context is open and not known to be broken.
@@ -256,7 +168,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// poll(): if the socket is readable (the server closed it, e.g. after a restart, or sent
     /// something unasked) it is replaced before anything is sent, so no command is lost to a
     /// connection that was already dead.
-    private func connected(probe: Bool = false) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+    func connected(probe: Bool = false) throws(RedisError) -> UnsafeMutablePointer<redisContext> {
         if consumeInterrupt() {
             dropContext()
             throw .closed
@@ -280,7 +192,7 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     @discardableResult
-    private func consumeInterrupt() -> Bool {
+    func consumeInterrupt() -> Bool {
         signal.lock()
         defer { signal.unlock() }
         let requested = interruptRequested || terminated
@@ -290,7 +202,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     private func backoff() throws(RedisError) {
         guard failedReconnects > 0 else { return }
-        let delay = min(0.05 * Double(1 << min(failedReconnects - 1, 10)), 2.0)
+        let delay = Backoff.pause(after: failedReconnects, first: 0.05, max: 2)
         let deadline = Date(timeIntervalSinceNow: delay)
         signal.lock()
         while !interruptRequested && !terminated {
@@ -302,7 +214,7 @@ public final class RedisConnection: @unchecked Sendable {
         if interrupted { throw .closed }
     }
 
-    private func dropContext() {
+    func dropContext() {
         guard let context else { return }
         signal.lock()
         activeFD = -1
@@ -392,7 +304,7 @@ public final class RedisConnection: @unchecked Sendable {
         return result!
     }
 
-    private func failure(_ context: UnsafeMutablePointer<redisContext>, drop: Bool) -> RedisError {
+    func failure(_ context: UnsafeMutablePointer<redisContext>, drop: Bool) -> RedisError {
         let protocolFailure = context.pointee.err == REDIS_ERR_PROTOCOL
         let message = Self.errorString(context)
         if drop { dropContext() }
@@ -432,59 +344,6 @@ public final class RedisConnection: @unchecked Sendable {
                 }
             }
         }
-    }
-
-    // MARK: Raw access for the subscriber
-
-    /// Connects (after the backoff) when there is no open context.
-    func ensureConnected() throws(RedisError) {
-        _ = try connected()
-    }
-
-    /// Writes commands without reading any reply.
-    func write(_ commands: [RedisCommand]) throws(RedisError) {
-        let context = try connected()
-        encoder.reset()
-        for command in commands { encoder.append(command) }
-        let appended = redisAppendFormattedCommand(context, encoder.bytes, encoder.count)
-        if appended != REDIS_OK { throw failure(context, drop: true) }
-        var done: Int32 = 0
-        while done == 0 {
-            if redisBufferWrite(context, &done) != REDIS_OK { throw failure(context, drop: true) }
-        }
-    }
-
-    /// Reads one reply. With a timeout, waits with poll() first and returns nil when nothing
-    /// arrived in time (a reply that started arriving is read to its end).
-    func readReply(timeout: Double?) throws(RedisError) -> RedisReply? {
-        let context = try connected()
-        var raw: UnsafeMutableRawPointer?
-        if let timeout {
-            if redisGetReplyFromReader(context, &raw) != REDIS_OK { throw failure(context, drop: true) }
-            if raw == nil {
-                var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
-                let deadline = Date(timeIntervalSinceNow: max(timeout, 0))
-                while true {
-                    let remaining = deadline.timeIntervalSinceNow
-                    if remaining <= 0 { return nil }
-                    let ms = Int32(min((remaining * 1000).rounded(.up), Double(Int32.max)))
-                    let ready = poll(&descriptor, 1, ms)
-                    if ready > 0 { break }
-                    if ready < 0 && errno != EINTR {
-                        let message = String(cString: strerror(errno))
-                        dropContext()
-                        if consumeInterrupt() { throw .closed }
-                        throw .connection("\(configuration.endpoint): poll: \(message)")
-                    }
-                }
-            }
-        }
-        if raw == nil, redisGetReply(context, &raw) != REDIS_OK || raw == nil {
-            throw failure(context, drop: true)
-        }
-        let reply = Self.convert(raw!.assumingMemoryBound(to: redisReply.self))
-        freeReplyObject(raw)
-        return reply
     }
 
     private static func isIdleAndAlive(_ context: UnsafeMutablePointer<redisContext>) -> Bool {

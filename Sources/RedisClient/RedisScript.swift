@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// A Lua script known by its SHA1, run with EVALSHA.
@@ -14,7 +15,7 @@ public struct RedisScript: Sendable, Hashable {
     /// A script with this source, registered so that NOSCRIPT replies can be answered.
     public init(_ source: String) {
         self.source = source
-        self.sha1 = SHA1.hex(Array(source.utf8))
+        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { String(format: "%02x", $0) }.joined()
         ScriptRegistry.shared.add(self)
     }
 

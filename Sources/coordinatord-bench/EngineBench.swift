@@ -85,7 +85,7 @@ struct EngineRun: ParsableCommand {
         } else {
             bytes = Array(try WireJSON.encoder().encode(generator.request(count: generator.count ?? 0)))
         }
-        // Lists up to 10,000 conflicts (the daemon lists 1,000): the figures in the README were
+        // Lists up to 10,000 conflicts (the daemon lists 1,000): the figures in docs/BENCHMARKS.md were
         // measured so, and the listing is part of the work being timed.
         var configuration = EngineConfiguration()
         configuration.maxListedConflicts = 10_000

@@ -57,29 +57,7 @@ struct SoakBench: ParsableCommand {
         let perProducer = requests / producers
         let total = perProducer * producers
 
-        for p in 0..<producers {
-            Thread.detachNewThread {
-                do {
-                    let connection = try RedisConnection(configuration: redis)
-                    defer { connection.close() }
-                    var batch: [RedisCommand] = []
-                    for n in 0..<perProducer {
-                        while credit.wait(timeout: .now() + 1) == .timedOut {
-                            if failures.stopped { return }
-                        }
-                        let i = n * producers + p
-                        batch.append(RedisCommand("LPUSH", "coord:requests",
-                            #"{"kind":"coordinate","request_id":"\#(tag)-\#(i)","customer_id":"\#(tag)-c\#(i % customers)","auto_approve":true,"execute_now":true,"recommendations":[{"id":"s\#(i)","agent_id":"soak-agent","type":"cost","action":"migrate_to_spot","risk_level":"low","estimated_savings":100,"affected_resources":["i-\#(i)"],"priority":1,"confidence":0.9}]}"#))
-                        if batch.count == 50 || n == perProducer - 1 {
-                            _ = try connection.pipeline(batch)
-                            batch.removeAll(keepingCapacity: true)
-                        }
-                    }
-                } catch {
-                    failures.add(error)
-                }
-            }
-        }
+        startProducers(redis: redis, tag: tag, credit: credit, failures: failures, perProducer: perProducer)
 
         // Plan endings, read from the stream (XREAD BLOCK from the last id: nothing is missed
         // while this thread reports, unlike a subscription).
@@ -90,15 +68,7 @@ struct SoakBench: ParsableCommand {
         var cursor = lastID
         let start = DispatchTime.now().uptimeNanoseconds
         var windowStart = start
-        // CPU per request in each window, by process: where a slowdown comes from shows here
-        // (Redis itself, its AOF rewrites, or the daemons). CPU still moves with the machine
-        // (the same commands took 10-20 % longer in some windows of one run); the Redis
-        // commands per request do not, so a request that really grew in cost shows there.
-        func cpuNow() throws -> (redis: Double, children: Double, daemons: Double) {
-            let redisCPU = try redisCPUSeconds(probe)
-            return (redisCPU.main, redisCPU.children, fleet.pids.compactMap { processCPUSeconds(pid: $0) }.reduce(0, +))
-        }
-        var windowCPU = try cpuNow()
+        var windowCPU = try Self.cpu(probe, fleet)
         var windowCalls = try redisCommandCalls(probe)
         var lastProgress = Date()
         defer { failures.stop() }
@@ -129,24 +99,75 @@ struct SoakBench: ParsableCommand {
                 if finished % reportEvery == 0 || finished == total {
                     let now = DispatchTime.now().uptimeNanoseconds
                     let windowRequests = finished % reportEvery == 0 ? reportEvery : finished % reportEvery
-                    let rss = fleet.pids.map { residentKilobytes(pid: $0).map(String.init) ?? "null" }.joined(separator: ",")
-                    let memory = try redisUsedMemory(probe).map(String.init) ?? "null"
-                    let cpu = try cpuNow()
+                    let cpu = try Self.cpu(probe, fleet)
                     let calls = try redisCommandCalls(probe)
-                    func perRequest(_ seconds: Double) -> String { String(format: "%.0f", seconds / Double(windowRequests) * 1e6) }
-                    emit(#"{"case":"soak","requests":\#(finished),"window_rps":\#(String(format: "%.1f", Double(windowRequests) / (Double(now - windowStart) / 1e9))),"total_rps":\#(String(format: "%.1f", Double(finished) / (Double(now - start) / 1e9))),"redis_used_memory":\#(memory),"daemon_rss_kb":[\#(rss)],"cpu_us_per_request":{"redis":\#(perRequest(cpu.redis - windowCPU.redis)),"redis_children":\#(perRequest(cpu.children - windowCPU.children)),"daemons":\#(perRequest(cpu.daemons - windowCPU.daemons))},"redis_commands_per_request":\#(String(format: "%.2f", Double(calls - windowCalls) / Double(windowRequests))),"not_completed":\#(notCompleted),"duplicates":\#(duplicates),"daemons":\#(daemons),"customers":\#(customers)}"#)
+                    try report(finished: finished, window: windowRequests, seconds: (Double(now - windowStart) / 1e9, Double(now - start) / 1e9),
+                               cpu: (cpu.redis - windowCPU.redis, cpu.children - windowCPU.children, cpu.daemons - windowCPU.daemons),
+                               calls: calls - windowCalls, counts: (notCompleted, duplicates), probe: probe, fleet: fleet)
                     windowStart = now
                     windowCPU = cpu
                     windowCalls = calls
                 }
             }
         }
-        // A late second ending of any plan is a duplicate too.
-        if let streams = try events.send("XREAD", "COUNT", 2000, "BLOCK", 1000, "STREAMS", "coord:events:stream", cursor).array,
-           let entries = streams.first?.array?.last?.array {
-            duplicates += entries.filter { Self.planEnding($0.array?.last?.array ?? []) != nil }.count
-        }
+        duplicates += try Self.lateEndings(events, after: cursor)
         if duplicates > 0 { throw ValidationError("\(duplicates) plans ended twice") }
+    }
+
+    /// One window's JSON line: rates, Redis memory, the daemons' RSS, CPU and Redis commands
+    /// per request.
+    private func report(finished: Int, window: Int, seconds: (window: Double, total: Double),
+                        cpu: (redis: Double, children: Double, daemons: Double), calls: Int,
+                        counts: (notCompleted: Int, duplicates: Int), probe: RedisConnection, fleet: Fleet) throws {
+        let rss = fleet.pids.map { residentKilobytes(pid: $0).map(String.init) ?? "null" }.joined(separator: ",")
+        let memory = try redisUsedMemory(probe).map(String.init) ?? "null"
+        func perRequest(_ seconds: Double) -> String { String(format: "%.0f", seconds / Double(window) * 1e6) }
+        emit(#"{"case":"soak","requests":\#(finished),"window_rps":\#(String(format: "%.1f", Double(window) / seconds.window)),"total_rps":\#(String(format: "%.1f", Double(finished) / seconds.total)),"redis_used_memory":\#(memory),"daemon_rss_kb":[\#(rss)],"cpu_us_per_request":{"redis":\#(perRequest(cpu.redis)),"redis_children":\#(perRequest(cpu.children)),"daemons":\#(perRequest(cpu.daemons))},"redis_commands_per_request":\#(String(format: "%.2f", Double(calls) / Double(window))),"not_completed":\#(counts.notCompleted),"duplicates":\#(counts.duplicates),"daemons":\#(daemons),"customers":\#(customers)}"#)
+    }
+
+    /// The producers, each a thread pushing its share of the requests in pipelines of 50,
+    /// never more than `credit` unfinished in all.
+    private func startProducers(redis: RedisConfiguration, tag: String, credit: DispatchSemaphore, failures: Failures,
+                                perProducer: Int) {
+    for p in 0..<producers {
+        Thread.detachNewThread {
+            do {
+                let connection = try RedisConnection(configuration: redis)
+                defer { connection.close() }
+                var batch: [RedisCommand] = []
+                for n in 0..<perProducer {
+                    while credit.wait(timeout: .now() + 1) == .timedOut {
+                        if failures.stopped { return }
+                    }
+                    let i = n * producers + p
+                    batch.append(RedisCommand("LPUSH", "coord:requests",
+                        #"{"kind":"coordinate","request_id":"\#(tag)-\#(i)","customer_id":"\#(tag)-c\#(i % customers)","auto_approve":true,"execute_now":true,"recommendations":[{"id":"s\#(i)","agent_id":"soak-agent","type":"cost","action":"migrate_to_spot","risk_level":"low","estimated_savings":100,"affected_resources":["i-\#(i)"],"priority":1,"confidence":0.9}]}"#))
+                    if batch.count == 50 || n == perProducer - 1 {
+                        _ = try connection.pipeline(batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+            } catch {
+                failures.add(error)
+            }
+        }
+    }
+    }
+
+    /// CPU seconds so far of Redis, its children (AOF rewrites) and the daemons: per request in
+    /// each window, where a slowdown comes from shows here. CPU still moves with the machine
+    /// (the same commands took 10-20 % longer in some windows of one run); the Redis commands
+    /// per request do not, so a request that really grew in cost shows there.
+    private static func cpu(_ probe: RedisConnection, _ fleet: Fleet) throws -> (redis: Double, children: Double, daemons: Double) {
+        let redisCPU = try redisCPUSeconds(probe)
+        return (redisCPU.main, redisCPU.children, fleet.pids.compactMap { processCPUSeconds(pid: $0) }.reduce(0, +))
+    }
+
+    /// Plan endings after `cursor` (a late second ending of any plan is a duplicate too).
+    private static func lateEndings(_ events: RedisConnection, after cursor: String) throws -> Int {
+        guard let streams = try events.send("XREAD", "COUNT", 2000, "BLOCK", 1000, "STREAMS", "coord:events:stream", cursor).array,
+              let entries = streams.first?.array?.last?.array else { return 0 }
+        return entries.filter { planEnding($0.array?.last?.array ?? []) != nil }.count
     }
 
     private static let endings: Set<String> = ["plan.completed", "plan.rolled_back", "plan.cancelled"]

@@ -22,7 +22,6 @@ struct Agent: ParsableCommand {
     }
 
     func run() throws {
-        let env = ProcessInfo.processInfo.environment
         LoggingSystem.bootstrap { LogLineHandler(label: $0, format: .text) }
         var options = SimulatedAgent.Options(id: id)
         options.failAction = fail
@@ -30,8 +29,8 @@ struct Agent: ParsableCommand {
         options.ignoreAction = ignore
         options.delay = delay
         options.signer = try key.map { MessageSigner(kid: id, key: try SigningKeyFile.load(path: $0)) }
-        let redis = try RedisConfiguration(url: redisURL ?? env["REDIS_URL"] ?? "redis://127.0.0.1:6379/0")
-        let agent = SimulatedAgent(options: options, redis: redis, keys: Keys(prefix: prefix ?? env["COORD_PREFIX"] ?? "coord"),
+        let redis = try RedisConfiguration(url: redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0")
+        let agent = SimulatedAgent(options: options, redis: redis, keys: Keys(prefix: prefix ?? Environment.value("COORD_PREFIX") ?? "coord"),
                                    logger: Logger(label: "coordinatord.agent"))
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)

@@ -3,7 +3,7 @@ import CoordinatorDaemon
 import Foundation
 
 @main
-struct Coordinatord: ParsableCommand {
+struct Coordinatord: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinatord",
         abstract: "Coordinates infrastructure-optimization agents through Redis.",
@@ -15,10 +15,14 @@ struct Coordinatord: ParsableCommand {
     )
 
     /// Exit status: 0 success, 1 an error answer, 2 a usage error (ArgumentParser's own is 64).
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var daemon = command as? any AsyncParsableCommand {
+                try await daemon.run()
+            } else {
+                try command.run()
+            }
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {

@@ -11,9 +11,8 @@ struct Health: ParsableCommand {
     @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
 
     func run() throws {
-        let env = ProcessInfo.processInfo.environment
-        let url = redisURL ?? env["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
-        let keys = Keys(prefix: prefix ?? env["COORD_PREFIX"] ?? "coord")
+        let url = redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0"
+        let keys = Keys(prefix: prefix ?? Environment.value("COORD_PREFIX") ?? "coord")
         do {
             let connection = try RedisConnection(configuration: RedisConfiguration(url: url))
             defer { connection.close() }

@@ -33,55 +33,14 @@ extension CoordinationRun {
     mutating func assemble(ids: inout some IDGenerator, describer: ConflictDescriber, early: Box<[ConflictDescriber.Described?]>,
                            describing: DispatchGroup) -> CoordinationOutcome {
         let customer = request.customerID
-        let policy = configuration.policy
         // Identifiers in the order the sequential construction would draw them: conflicts in
         // listing order, then each kept recommendation's plan steps and plan, or its approval.
         // With them drawn, the parts below are independent and run on every core.
         let count = ledger.entries.count
-        var conflictIDs: [String] = []
-        conflictIDs.reserveCapacity(count)
-        for _ in 0..<count { conflictIDs.append(ids.next()) }
+        let conflictIDs = Self.draw(count, from: &ids)
         let keptCount = executionOrder.count
-        var layout = KeptLayout()
-        layout.routes.reserveCapacity(keptCount)
-        layout.idStart = [Int](repeating: 0, count: keptCount + 1)
-        layout.approvalStart = [Int](repeating: 0, count: keptCount + 1)
-        layout.planStart = [Int](repeating: 0, count: keptCount + 1)
-        layout.eventStart = [Int](repeating: 0, count: keptCount + 1)
-        let notify = policy.mediumPolicy == .notify && request.autoApprove
-        for (k, i) in executionOrder.enumerated() {
-            let route = policy.route(risk: nodeRisk[i], autoApprove: request.autoApprove)
-            layout.routes.append(route)
-            var (ids, approvals, plans, events) = (1, 1, 0, 1)
-            if case .needsApproval = route {} else {
-                (ids, approvals, plans) = (PlanBuilder.stepCount(for: actionName(i)) + 1, 0, 1)
-                if nodeRisk[i] == .medium && notify { events = 2 }
-                layout.autoApproved += 1
-            }
-            layout.idStart[k + 1] = layout.idStart[k] + ids
-            layout.approvalStart[k + 1] = layout.approvalStart[k] + approvals
-            layout.planStart[k + 1] = layout.planStart[k] + plans
-            layout.eventStart[k + 1] = layout.eventStart[k] + events
-        }
-        var keptIDs: [String] = []
-        keptIDs.reserveCapacity(layout.idStart[keptCount])
-        for _ in 0..<layout.idStart[keptCount] { keptIDs.append(ids.next()) }
-
-        // Places in request order: kept recommendations (by execution position) and discards (by node).
-        var keptPosition = [Int](repeating: -1, count: n)
-        for (k, i) in executionOrder.enumerated() { keptPosition[i] = k }
-        layout.byRequestOrder.reserveCapacity(keptCount)
-        var discardSlot = [Int](repeating: -1, count: n)
-        var discardCount = 0
-        for index in 0..<n {
-            let i = position[index]
-            if state[i] == .discarded {
-                discardSlot[i] = discardCount
-                discardCount += 1
-            } else if keptPosition[i] >= 0 {
-                layout.byRequestOrder.append(keptPosition[i])
-            }
-        }
+        let (layout, discardSlot, discardCount) = layOut()
+        let keptIDs = Self.draw(layout.idStart[keptCount], from: &ids)
 
         let kept = Slots<Recommendation>(keptCount)
         let inRequestOrder = Slots<Recommendation>(keptCount)
@@ -145,26 +104,89 @@ extension CoordinationRun {
         let keptList = kept.take()
         for record in records { record.fill(conflicts: conflicts, discarded: discardedList) }
 
-        let responseID = ids.next()
-        let response = CoordinationResponse(
-            id: responseID, totalRecommendations: n, conflictsDetected: max(ledger.detected, ledger.entries.count),
-            conflictsResolved: max(ledger.detected, ledger.entries.count), recommendationsKept: keptCount,
-            approvalsRequired: approvalList.count, autoApproved: layout.autoApproved, conflicts: conflicts,
-            conflictsTruncated: ledger.truncated, recommendations: inRequestOrder.take(), approvals: approvalList,
-            executionPlans: planList, discarded: discardedList, executionOrder: executionOrder.map { nodeID[$0] },
-            createdAt: now)
-        events.append(DomainEvent(type: .coordinationCompleted, customerID: customer, data: [
-            "response_id": .string(responseID),
-            "total_recommendations": .number(Double(n)),
-            "recommendations_kept": .number(Double(keptCount)),
-            "conflicts_detected": .number(Double(response.conflictsDetected)),
-            "approvals_required": .number(Double(approvalList.count)),
-            "auto_approved": .number(Double(layout.autoApproved)),
-        ]))
+        let response = makeResponse(id: ids.next(), layout: layout, conflicts: conflicts, kept: inRequestOrder.take(),
+                                    approvals: approvalList, plans: planList, discarded: discardedList)
+        events.append(completedEvent(response))
         return CoordinationOutcome(response: response, kept: keptList, approvals: approvalList, plans: planList,
                                    events: events)
     }
 
+
+    /// The next `count` identifiers of `ids`, in order.
+    static func draw(_ count: Int, from ids: inout some IDGenerator) -> [String] {
+        var drawn: [String] = []
+        drawn.reserveCapacity(count)
+        for _ in 0..<count { drawn.append(ids.next()) }
+        return drawn
+    }
+
+    /// Where each kept recommendation's outputs go, and each discard's slot in request order
+    /// (by node; -1 for a node not discarded).
+    func layOut() -> (layout: KeptLayout, discardSlot: [Int], discardCount: Int) {
+        let policy = configuration.policy
+        let keptCount = executionOrder.count
+        var layout = KeptLayout()
+        layout.routes.reserveCapacity(keptCount)
+        layout.idStart = [Int](repeating: 0, count: keptCount + 1)
+        layout.approvalStart = [Int](repeating: 0, count: keptCount + 1)
+        layout.planStart = [Int](repeating: 0, count: keptCount + 1)
+        layout.eventStart = [Int](repeating: 0, count: keptCount + 1)
+        let notify = policy.mediumPolicy == .notify && request.autoApprove
+        for (k, i) in executionOrder.enumerated() {
+            let route = policy.route(risk: nodeRisk[i], autoApprove: request.autoApprove)
+            layout.routes.append(route)
+            var (ids, approvals, plans, events) = (1, 1, 0, 1)
+            if case .needsApproval = route {} else {
+                (ids, approvals, plans) = (PlanBuilder.stepCount(for: actionName(i)) + 1, 0, 1)
+                if nodeRisk[i] == .medium && notify { events = 2 }
+                layout.autoApproved += 1
+            }
+            layout.idStart[k + 1] = layout.idStart[k] + ids
+            layout.approvalStart[k + 1] = layout.approvalStart[k] + approvals
+            layout.planStart[k + 1] = layout.planStart[k] + plans
+            layout.eventStart[k + 1] = layout.eventStart[k] + events
+        }
+        // Places in request order: kept recommendations (by execution position) and discards (by node).
+        var keptPosition = [Int](repeating: -1, count: n)
+        for (k, i) in executionOrder.enumerated() { keptPosition[i] = k }
+        layout.byRequestOrder.reserveCapacity(keptCount)
+        var discardSlot = [Int](repeating: -1, count: n)
+        var discardCount = 0
+        for index in 0..<n {
+            let i = position[index]
+            if state[i] == .discarded {
+                discardSlot[i] = discardCount
+                discardCount += 1
+            } else if keptPosition[i] >= 0 {
+                layout.byRequestOrder.append(keptPosition[i])
+            }
+        }
+        return (layout, discardSlot, discardCount)
+    }
+
+    /// The response, its lists already built.
+    func makeResponse(id: String, layout: KeptLayout, conflicts: [Conflict], kept: [Recommendation], approvals: [Approval],
+                      plans: [ExecutionPlan], discarded: [DiscardedRecommendation]) -> CoordinationResponse {
+        CoordinationResponse(
+            id: id, totalRecommendations: n, conflictsDetected: max(ledger.detected, ledger.entries.count),
+            conflictsResolved: max(ledger.detected, ledger.entries.count), recommendationsKept: executionOrder.count,
+            approvalsRequired: approvals.count, autoApproved: layout.autoApproved, conflicts: conflicts,
+            conflictsTruncated: ledger.truncated, recommendations: kept, approvals: approvals,
+            executionPlans: plans, discarded: discarded, executionOrder: executionOrder.map { nodeID[$0] },
+            createdAt: now)
+    }
+
+    /// `coordination.completed`, the last event of a coordination.
+    func completedEvent(_ response: CoordinationResponse) -> DomainEvent {
+        DomainEvent(type: .coordinationCompleted, customerID: request.customerID, data: [
+            "response_id": .string(response.id),
+            "total_recommendations": .number(Double(n)),
+            "recommendations_kept": .number(Double(response.recommendationsKept)),
+            "conflicts_detected": .number(Double(response.conflictsDetected)),
+            "approvals_required": .number(Double(response.approvalsRequired)),
+            "auto_approved": .number(Double(response.autoApproved)),
+        ])
+    }
 
     /// The kept recommendations at `range` of the execution order, with their status, and their
     /// approvals or plans with events.

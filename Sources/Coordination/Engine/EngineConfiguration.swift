@@ -2,8 +2,8 @@
 /// bounds that keep a pathological request (thousands of recommendations on one resource)
 /// from producing a response of millions of conflicts.
 public struct EngineConfiguration: Sendable, Equatable {
-    /// Conflicts listed in a response by default (the daemon's `conflicts_truncated` in the
-    /// README): one figure for the engine and the daemon.
+    /// Conflicts listed in a response by default (the daemon's `conflicts_truncated` in
+    /// docs/DESIGN.md): one figure for the engine and the daemon.
     public static let defaultMaxListedConflicts = 1_000
 
     /// Who approves what, and when approvals expire.

@@ -5,12 +5,13 @@ public protocol IDGenerator {
     mutating func next() -> String
 }
 
-/// Random version-4 UUIDs in lowercase, from a fast generator seeded once from the system's
-/// random source (a system call per id would dominate large requests).
+/// Random version-4 UUIDs in lowercase, each drawn whole from the system's random source: ids
+/// and the version tokens made from them must be unique across every daemon and restart,
+/// which a generator seeded from a few bytes cannot promise.
 public struct UUIDGenerator: IDGenerator {
-    private var random = SplitMix64()
+    private var random = SystemRandomNumberGenerator()
 
-    /// A generator seeded from the system's random source.
+    /// A generator drawing from the system's random source.
     public init() {}
 
     /// A new version-4 UUID, such as `1b4e28ba-2fa1-4d3b-883f-0016d3cca427`.

@@ -1,18 +1,12 @@
-/// splitmix64 (Steele, Lea and Flood): a fast full-period 64-bit generator. It makes the
-/// engine's identifiers (seeded once from the system) and, seeded by hand, the reproducible
-/// requests of the benchmarks and property tests.
+/// splitmix64 (Steele, Lea and Flood): a fast full-period 64-bit generator. Seeded by hand, it
+/// makes the reproducible requests of the benchmarks and property tests; identifiers come
+/// from the system's random source instead (`UUIDGenerator`).
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// The generator's whole state; the same state gives the same sequence.
     public var state: UInt64
 
     /// A generator whose sequence is fixed by `seed`.
     public init(seed: UInt64) { state = seed }
-
-    /// A generator seeded from the system's random source.
-    public init() {
-        var system = SystemRandomNumberGenerator()
-        state = system.next()
-    }
 
     /// The next 64 random bits.
     public mutating func next() -> UInt64 {

@@ -10,9 +10,9 @@ public enum WireLimits {
     public static let textMaxBytes = 4096
     /// `parameters` and `metadata`: at most this many bytes each, as JSON.
     public static let mapMaxBytes = 65_536
-    /// `action` is 1 to this many bytes of lowercase snake case (v3).
+    /// `action` is 1 to this many bytes of lowercase snake case.
     public static let actionMaxBytes = 64
-    /// Each of `affected_resources[]` is an identifier of up to this many bytes (v3: ARNs are long).
+    /// Each of `affected_resources[]` is an identifier of up to this many bytes (ARNs are long).
     public static let resourceMaxBytes = 512
     /// Affected resources one recommendation may list unless `--max-resources` says otherwise.
     public static let defaultMaxResources = 1000

@@ -1,7 +1,7 @@
 import Coordination
 import Foundation
 
-/// One dispatch of a step (or of its rollback) to an agent (PROTOCOL.md section 5, v2). Its
+/// One dispatch of a step (or of its rollback) to an agent (PROTOCOL.md section 5). Its
 /// token is fresh and unguessable: only a result that echoes it (and `rollback`) answers this
 /// dispatch, so a late, duplicated or forged result changes nothing. Stored with the plan (in
 /// the commit that pushes the step) so that a daemon reloading or taking the plan over knows

@@ -10,7 +10,7 @@ struct StepResultMessage {
     var attempt: String
     var rollback: Bool
     var outcome: StepOutcome
-    /// Set when the result broke a bound of section 5 (v3): over `--max-message-bytes`, or its
+    /// Set when the result broke a bound of section 5: over `--max-message-bytes`, or its
     /// `result` or `rollback_data` over 64 KiB as JSON. It is dead-lettered with this refusal,
     /// and `outcome` is the failure of its step with the same error, so the step fails at once
     /// instead of keeping megabytes in its plan and in the event stream.
@@ -68,7 +68,7 @@ struct StepResultMessage {
         guard let ok = wire.ok else { return .failure(Refusal(.invalidRequest, "ok: required (true or false)")) }
         let error = (wire.error ?? "agent reported failure").prefix(WireLimits.textMaxBytes)
         if ok {
-            // Bounded like `parameters` (section 5, v3): both are kept in the plan and the event.
+            // Bounded like `parameters` (section 5): both are kept in the plan and the event.
             do throws(ValidationError) {
                 try WireLimits.checkMap(wire.result ?? [:], path: "result")
                 try WireLimits.checkMap(wire.rollback_data ?? [:], path: "rollback_data")

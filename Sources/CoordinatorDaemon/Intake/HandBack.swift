@@ -45,7 +45,7 @@ enum HandBack {
             if !poison.isEmpty {
                 _ = try Commit.apply(poison, on: connection)
                 context.counters.add(deadLettered: poison.count)
-                context.metrics.deadLettered(code: "poison", count: poison.count)
+                context.metrics.deadLettered(code: ErrorCode.poison.rawValue, count: poison.count)
                 context.logger.error("poison messages dead-lettered", metadata: ["queue": "\(queue)", "count": "\(poison.count)"])
             }
         }

@@ -34,17 +34,13 @@ final class QueueWorker: @unchecked Sendable {
         self.loop = LoopThread(name: name, context: context)
     }
 
-    func start() {
-        loop.start { [self] in run() }
+    /// Runs the worker until graceful shutdown: then it stops taking messages; the batch in
+    /// hand is finished first (or, when Redis is gone, left in flight for recovery).
+    func run() async throws {
+        try await loop.run { [self] in runLoop() }
     }
 
-    /// Stops taking messages; the batch in hand is finished first (or, when Redis is gone,
-    /// left in flight for recovery). `waitUntilStopped` waits for the thread to end.
-    func beginStopping() { loop.beginStopping() }
-
-    func waitUntilStopped() { loop.waitUntilStopped() }
-
-    private func run() {
+    private func runLoop() {
         var handBack = true
         // Set when Redis was unreachable or refused a write: what is in flight is handled again
         // as it is, not handed back (PROTOCOL.md 6: that is no delivery of the message's fault).

@@ -68,10 +68,11 @@ final class DaemonMetrics: Sendable {
         }
     }
 
-    static let deadLetterCodes = [
-        "invalid_json", "invalid_request", "too_large", "not_found", "conflict_state", "already_processed",
-        "expired", "forbidden", "internal", "poison", "reply_undeliverable", "other",
-    ]
+    /// Every code of `ErrorCode`, and "other" for any code not among them.
+    static let deadLetterCodes = [ErrorCode]([
+        .invalidJSON, .invalidRequest, .tooLarge, .notFound, .conflictState, .alreadyProcessed,
+        .expired, .forbidden, .internal, .poison, .replyUndeliverable,
+    ]).map(\.rawValue) + ["other"]
     static let finishedStatuses = ["completed", "failed", "rolled_back", "cancelled"]
     static let risks = ["low", "medium", "high", "critical"]
     /// Lists whose length is sampled, by their name under the prefix.

@@ -26,11 +26,25 @@ final class MetricsEndpoint: Sendable {
         self.sampler = sampler
     }
 
-    func start() { sampler.start() }
+    /// Samples until graceful shutdown, then closes the server (on a thread of its own: the
+    /// close waits for NIO's event loop, which must not hold a thread of the cooperative pool).
+    func run() async throws {
+        do {
+            try await sampler.run()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+    }
 
-    func stop() {
-        sampler.stop()
-        server.stop()
+    private func close() async {
+        await withCheckedContinuation { (closed: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [server] in
+                server.stop()
+                closed.resume()
+            }
+        }
     }
 }
 

@@ -20,15 +20,12 @@ final class MetricsSampler: @unchecked Sendable {
         self.loop = LoopThread(name: "metrics", context: context)
     }
 
-    func start() {
-        loop.start { [self] in run() }
+    /// Samples until graceful shutdown.
+    func run() async throws {
+        try await loop.run { [self] in runLoop() }
     }
 
-    func stop() {
-        loop.stop()
-    }
-
-    private func run() {
+    private func runLoop() {
         while !loop.isStopping {
             var sample: DaemonMetrics.Sample?
             do {
@@ -63,8 +60,7 @@ final class MetricsSampler: @unchecked Sendable {
         var index = 0
         while index + 1 < registry.count {
             let queue = registry[index + 1]
-            let name = queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue
-            inflight.append((name, registry[index]))
+            inflight.append((keys.queueName(queue), registry[index]))
             index += 2
         }
 

@@ -7,7 +7,7 @@ import NIOPosix
 /// A scrape only renders the registry: it never touches Redis.
 ///
 /// No client of the port can grow the daemon's memory by more than a few MiB or keep a scrape
-/// from being answered (PROTOCOL.md section 7, v3):
+/// from being answered (PROTOCOL.md section 7):
 /// - at most `maxConnections` connections are held; when all are taken, a new one makes room by
 ///   closing the oldest that holds no complete request (a half-sent request, an idle keep-alive
 ///   connection). Only when every one holds an answer its client has not taken (a client that

@@ -8,7 +8,7 @@ import Foundation
 /// daemon's queues under `--trust` (PROTOCOL.md section 10).
 public enum JWS {
     /// Signs `payload` (the message's JSON exactly as it would be sent unsigned) as `kid`, with
-    /// the header `{"alg":"EdDSA","kid":"<kid>","iat":<seconds>}` (v3: the signing time, which a
+    /// the header `{"alg":"EdDSA","kid":"<kid>","iat":<seconds>}` (the signing time, which a
     /// daemon checks against `--signature-max-age`); returns the compact serialization.
     public static func sign(payload: [UInt8], kid: String, privateKey: Curve25519.Signing.PrivateKey,
                             issuedAt: Date = Date()) throws -> [UInt8] {

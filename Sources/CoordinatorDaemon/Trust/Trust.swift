@@ -17,7 +17,7 @@ public struct Trust: Sendable {
         self.riskFloor = riskFloor
     }
 
-    /// No principals and no floor: every writer is trusted, as in v1.
+    /// No principals and no floor: every writer is trusted.
     public static let none = Trust()
 
     /// With principals listed, every message must be signed by one of them.
@@ -28,7 +28,7 @@ public struct Trust: Sendable {
         try TrustFile.load(path: path)
     }
 
-    /// Whether `id` may name a principal: 1-128 bytes of `[A-Za-z0-9@._+-]` (section 10, v3).
+    /// Whether `id` may name a principal: 1-128 bytes of `[A-Za-z0-9@._+-]` (section 10).
     public static func isPrincipalID(_ id: String) -> Bool { TrustFile.isPrincipalID(id) }
 
     /// A trust file's contents (for tests and tools).
@@ -46,7 +46,7 @@ public struct Trust: Sendable {
         /// Who signed it; nil when the trust file lists no principals.
         var principal: Principal?
         /// Set when the message must be refused without reading or writing any state for it.
-        /// Such a message is never answered (v3): nothing in it, `reply_to` included, was
+        /// Such a message is never answered: nothing in it, `reply_to` included, was
         /// vouched for by anyone.
         var refusal: Refusal?
         /// The header's `iat` of a verified message (checked against Redis's clock by the
@@ -76,7 +76,7 @@ public struct Trust: Sendable {
                          signatureDigest: Self.hex(SHA256.hash(data: parts.signature)))
     }
 
-    // MARK: - Time and replay (v3)
+    // MARK: - Time and replay
 
     /// How far ahead of Redis's clock a signing time may be (a signer's clock running fast).
     static let futureSkew = 60
@@ -108,7 +108,7 @@ public struct Trust: Sendable {
         Refusal(.alreadyProcessed, "replay: a message with this signature was already processed")
     }
 
-    /// v3: with a reply prefix `P`, a signed message's `reply_to` must be in its signer's own
+    /// With a reply prefix `P`, a signed message's `reply_to` must be in its signer's own
     /// namespace, `P<kid>:`. Refused without an answer: the reply_to is what is wrong.
     func refusal(replyTo: String?, by principal: Principal?, replyPrefix: String?) -> Refusal? {
         guard enforcing, let principal, let replyPrefix, let replyTo else { return nil }

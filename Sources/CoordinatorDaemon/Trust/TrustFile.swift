@@ -103,7 +103,7 @@ enum TrustFile {
         return Base64URL.decode(String(trimmed.reversed().drop(while: { $0 == "=" }).reversed()))
     }
 
-    /// PROTOCOL.md section 10 (v3): 1-128 bytes of `[A-Za-z0-9@._+-]`. A principal's reply
+    /// PROTOCOL.md section 10: 1-128 bytes of `[A-Za-z0-9@._+-]`. A principal's reply
     /// namespace is `P<id>:` and its Redis user reads `P<id>:*`: without `:` (or a glob
     /// character) in ids, no principal's pattern covers another's. Such ids also follow the
     /// identifier rules of 2.5, since they are compared with `agent_id` and `user_id`.

@@ -10,14 +10,11 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
 
     var keys: Keys {
-        let env = ProcessInfo.processInfo.environment
-        let value = prefix ?? env["COORD_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? "coord"
-        return Keys(prefix: value)
+        Keys(prefix: prefix ?? Environment.value("COORD_PREFIX") ?? "coord")
     }
 
     var url: String {
-        redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? "redis://127.0.0.1:6379/0"
+        redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0"
     }
 
     func validate() throws {

@@ -2,7 +2,7 @@ import CoordinatorDaemon
 import Foundation
 
 /// `--key FILE` (PROTOCOL.md section 10): a decision is sent as its JSON, or, with a key, as a
-/// JWS (EdDSA) over exactly that JSON with `kid` = the deciding user and `iat` = now (v3: a
+/// JWS (EdDSA) over exactly that JSON with `kid` = the deciding user and `iat` = now (a
 /// daemon refuses a signature older than its `--signature-max-age`), which a daemon under
 /// `--trust` checks against the user's public key.
 enum DecisionSigning {

@@ -33,10 +33,13 @@ struct Events: ParsableCommand {
                 last = since
                 try readAfter(connection, stream: stream, last: &last)
             } else {
+                // The newest entry is read first: an event written while the latest are read is
+                // then either among them or after it, never between the two reads.
+                let newest = try connection.send("XREVRANGE", stream, "+", "-", "COUNT", 1).array?.first?.array?.first?.string
                 let latest = try latest(connection, stream: stream)
                 latest.forEach(show)
-                // With nothing matched, follow from the newest entry (or the start of an empty stream).
-                last = try latest.last?.id ?? connection.send("XREVRANGE", stream, "+", "-", "COUNT", 1).array?.first?.array?.first?.string ?? "0-0"
+                // With nothing matched, follow from that newest entry (or the start of an empty stream).
+                last = latest.last?.id ?? newest ?? "0-0"
             }
             guard follow else { return }
             try followStream(connection, stream: stream, after: last)
@@ -70,7 +73,7 @@ struct Events: ParsableCommand {
     /// reconnects by itself) and resumes after the last entry read.
     private func followStream(_ connection: RedisConnection, stream: String, after: String) throws -> Never {
         var last = after
-        var backoff = 0.2
+        var backoff = Backoff(first: 0.2, max: 5)
         var down = false
         while true {
             do {
@@ -78,7 +81,7 @@ struct Events: ParsableCommand {
                 if down {
                     Terminal.note("events: Redis is back; resuming after \(last)")
                     down = false
-                    backoff = 0.2
+                    backoff.reset()
                 }
                 // [[stream, [entries]]] or nil on timeout.
                 guard let entries = reply.array?.first?.array?.last else { continue }
@@ -89,8 +92,7 @@ struct Events: ParsableCommand {
             } catch {
                 if !down { Terminal.note("events: Redis unavailable (\(error)); retrying") }
                 down = true
-                Thread.sleep(forTimeInterval: backoff)
-                backoff = min(backoff * 2, 5)
+                Thread.sleep(forTimeInterval: backoff.next())
             }
         }
     }

@@ -1,0 +1,104 @@
+import Coordination
+import Foundation
+import RedisClient
+
+/// What the executor knows of the plans it runs, shared by its parts (`PlanIntake`,
+/// `PlanRunner`, `StepResults`, `Leases`). Touched only by the executor's thread.
+final class PlanBook {
+    let context: DaemonContext
+    /// Where plans taken from `coord:plans:ready` wait until their start is committed.
+    let readyInflight: String
+    /// Where step results taken from `coord:steps:results` wait until they are applied.
+    let resultsInflight: String
+    let clock = ExecutorClock()
+
+    var running: [String: RunningPlan] = [:]
+    /// Ready entries whose examination found stale reads; looked at again next tick.
+    var reexamine: [[UInt8]] = []
+    /// Plans whose last commit failed: their memory may be behind Redis (or ahead of it, had
+    /// it been changed first), so they are read again before they advance.
+    var needsReload: Set<String> = []
+
+    init(context: DaemonContext) {
+        self.context = context
+        readyInflight = context.keys.inflight(worker: context.workerID, queue: "plans:ready:0")
+        resultsInflight = context.keys.inflight(worker: context.workerID, queue: "steps:results:0")
+    }
+
+    var keys: Keys { context.keys }
+    var inflightIndex: String { keys.inflightLists(worker: context.workerID) }
+    /// Now, by Redis's clock.
+    var now: Date { clock.now }
+
+    var leaseMs: Int { Int(context.configuration.planLease * 1000) }
+
+    /// When a lease taken or renewed at `now` lapses, in ms of Redis's clock.
+    func deadlineMs(_ now: Date) -> Int { Int(now.timeIntervalSince1970 * 1000) + leaseMs }
+
+    /// A commit that only removes a held result from where it waits.
+    func ack(_ held: (message: [UInt8], list: String)) -> Commit {
+        var commit = Commit()
+        context.store.release(held.message, from: held.list, into: &commit)
+        return commit
+    }
+
+    func write(_ plan: ExecutionPlan, events: [DomainEvent], into commit: inout Commit, now: Date) {
+        context.store.storePlan(plan, into: &commit)
+        context.events.emit(events, at: now, into: &commit)
+    }
+
+    /// The plan ended: release it and retire its recommendation, waking its dependents.
+    func finish(plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
+        context.store.closeStep(planID: plan.id, into: &commit)
+        context.store.finishPlan(plan, record: record, status: status, into: &commit)
+    }
+}
+
+/// One plan this daemon runs.
+final class RunningPlan {
+    var machine: PlanMachine
+    var record: RecommendationRecord?
+    var wait: PlanWait?
+    /// A result that arrived for the step being waited on, and the attempt it answers.
+    var arrived: (outcome: StepOutcome, ack: (message: [UInt8], list: String), attempt: String)?
+    /// Redis refused this plan's commits (a key of the wrong type, such as an agent's step
+    /// list): since when, how many times in a row, and its last answer. The plan is tried
+    /// again with a growing pause, and a step that cannot be sent within --step-timeout
+    /// fails, as an unanswered one does.
+    var refused: (since: Date, count: Int, error: String)?
+    var retryAt: Date?
+
+    init(machine: PlanMachine, record: RecommendationRecord?) {
+        self.machine = machine
+        self.record = record
+    }
+}
+
+/// The step a plan waits on.
+struct PlanWait {
+    var index: Int
+    var rollback: Bool
+    var stepID: String
+    var due: Date
+    /// Known in advance (simulated); nil when an agent answers.
+    var outcome: StepOutcome?
+    /// The dispatch an agent must answer (agents executor).
+    var attempt: StepAttempt?
+}
+
+/// Redis's clock minus this machine's, read once a second: leases, step deadlines and takeover
+/// compare Redis time (one clock for every daemon), without a TIME per tick.
+final class ExecutorClock {
+    private var offset: TimeInterval = 0
+    private var lastRead = Date.distantPast
+
+    /// Now, by Redis's clock.
+    var now: Date { Date().addingTimeInterval(offset) }
+
+    /// Reads Redis's clock again when the last reading is a second old.
+    func refresh(_ connection: RedisConnection) throws(RedisError) {
+        guard Date().timeIntervalSince(lastRead) >= 1 else { return }
+        offset = try RedisClock.now(connection).timeIntervalSince(Date())
+        lastRead = Date()
+    }
+}

@@ -1,0 +1,244 @@
+import Coordination
+import Foundation
+import RedisClient
+
+/// Takes plans from `coord:plans:ready` and decides, from their dependencies, whether each
+/// starts, waits or is cancelled; adopts plans `execute_plan` already marked running.
+struct PlanIntake {
+    let book: PlanBook
+
+    private var context: DaemonContext { book.context }
+    private var keys: Keys { book.keys }
+
+    /// A ready entry whose plan is pending (or, for `adopt`, running but not here).
+    private struct Candidate {
+        var entry: [UInt8]
+        var stored: [UInt8]
+        var plan: ExecutionPlan
+    }
+
+    private enum Decision {
+        case start
+        /// The dependencies waited on, and the value each guarding state key had when read.
+        case wait([String], [(key: String, value: [UInt8]?)])
+        case cancel(String)
+    }
+
+    /// What was read for a candidate: its recommendation and, per dependency, its active and
+    /// final records.
+    private struct Reading {
+        var record: RecommendationRecord
+        var dependencies: [(id: String, active: RecommendationRecord?, done: RecommendationRecord?)]
+    }
+
+    /// Takes up to the free room in ready plans (blocking briefly when the executor is idle)
+    /// and examines them. Returns whether any was looked at.
+    func takeReady(_ connection: RedisConnection) throws(RedisError) -> Bool {
+        let free = context.configuration.maxConcurrentPlans - book.running.count
+        var ids = book.reexamine
+        book.reexamine.removeAll()
+        if free > ids.count {
+            let reply = try connection.run(Scripts.takeBatch, keys: [keys.readyPlans, book.readyInflight, book.inflightIndex],
+                                           args: [min(free - ids.count, 128), 0])
+            ids += (reply.array ?? []).compactMap(\.bytes)
+        }
+        if ids.isEmpty && book.running.isEmpty {
+            // Idle: block briefly on the ready list so a new plan starts at once.
+            if let id = try connection.blockingMove(from: keys.readyPlans, to: book.readyInflight, timeout: 0.5) {
+                // Named in the index, as takeBatch does (a blocking move cannot).
+                _ = try connection.send("HSETNX", book.inflightIndex, book.readyInflight, keys.readyPlans)
+                ids = [id]
+            }
+        }
+        guard !ids.isEmpty else { return false }
+        try examine(ids, connection)
+        return true
+    }
+
+    /// Looks at plans handed to the executors: starts those whose dependencies completed,
+    /// parks those that must wait, cancels those whose dependencies failed.
+    private func examine(_ ids: [[UInt8]], _ connection: RedisConnection) throws(RedisError) {
+        let now = book.now
+        let planIDs = ids.map { String(decoding: $0, as: UTF8.self) }
+        let stored = try connection.pipeline(planIDs.map { RedisCommand("GET", keys.plan($0)) })
+        var candidates: [Candidate] = []
+        var acks: [Commit] = []
+        var adoptions: [Candidate] = []
+        for (index, reply) in stored.enumerated() {
+            guard let (bytes, plan) = reply.stored(ExecutionPlan.self) else {
+                context.logger.error("ready plan is missing or unreadable; dropped", metadata: ["plan_id": "\(planIDs[index])"])
+                acks.append(Commit(acknowledging: ids[index], in: book.readyInflight))
+                continue
+            }
+            let candidate = Candidate(entry: ids[index], stored: bytes, plan: plan)
+            if plan.status == .running, book.running[plan.id] == nil {
+                adoptions.append(candidate)
+            } else if plan.status != .pending || book.running[plan.id] != nil {
+                acks.append(Commit(acknowledging: ids[index], in: book.readyInflight))
+            } else {
+                candidates.append(candidate)
+            }
+        }
+        if !adoptions.isEmpty { try adopt(adoptions, connection, now: now) }
+        let readings = try read(candidates, connection)
+        let decisions = try decide(candidates, readings, connection)
+        try commit(candidates, decisions, readings, acks: acks, connection, now: now)
+    }
+
+    /// The plan's own recommendation and, for each dependency, its active or final record.
+    private func read(_ candidates: [Candidate], _ connection: RedisConnection) throws(RedisError) -> [Int: Reading] {
+        let reads = candidates.map { RedisCommand("HGET", keys.active(customer: $0.plan.customerID), $0.plan.recommendationID) }
+        let records = reads.isEmpty ? [] : try connection.pipeline(reads)
+        var dependencyReads: [RedisCommand] = []
+        var recordOf: [Int: (RecommendationRecord, start: Int)] = [:]
+        for (index, candidate) in candidates.enumerated() {
+            guard let record = records[index].record else { continue }
+            recordOf[index] = (record, dependencyReads.count)
+            for dependency in record.recommendation.dependencies {
+                dependencyReads.append(RedisCommand("HGET", keys.active(customer: candidate.plan.customerID), dependency))
+                dependencyReads.append(RedisCommand("GET", keys.recommendation(customer: candidate.plan.customerID, id: dependency)))
+            }
+        }
+        let replies = dependencyReads.isEmpty ? [] : try connection.pipeline(dependencyReads)
+        return recordOf.mapValues { record, start in
+            let dependencies = record.recommendation.dependencies.enumerated().map { offset, dependency in
+                (dependency, replies[start + offset * 2].record, replies[start + offset * 2 + 1].record)
+            }
+            return Reading(record: record, dependencies: dependencies)
+        }
+    }
+
+    /// Each candidate's decision. Waiting is guarded by the state key of what is waited on, so
+    /// a dependency that ends between this read and the commit cannot leave the plan waiting
+    /// forever.
+    private func decide(_ candidates: [Candidate], _ readings: [Int: Reading],
+                        _ connection: RedisConnection) throws(RedisError) -> [(Int, Decision)] {
+        var guardKeys: [String] = []
+        var decisions: [(Int, Decision)] = []
+        var waiting: [Int: (dependencies: [String], guards: Range<Int>)] = [:]
+        for index in candidates.indices {
+            guard let reading = readings[index] else {
+                decisions.append((index, .cancel("its recommendation is no longer active")))
+                continue
+            }
+            var cancel: String?
+            var waits: [(dependency: String, stateKey: String?)] = []
+            for (dependency, active, done) in reading.dependencies {
+                if let active {
+                    waits.append((dependency, active.planID.map(keys.plan) ?? active.approvalID.map(keys.approval)))
+                } else if let done {
+                    let status = done.recommendation.status?.rawValue ?? "unknown"
+                    if status != "completed" {
+                        cancel = "dependency \(dependency) ended \(status)"
+                        break
+                    }
+                } else {
+                    cancel = "dependency \(dependency) is unknown"
+                    break
+                }
+            }
+            if cancel == nil, !waits.isEmpty {
+                let first = guardKeys.count
+                guardKeys += waits.compactMap(\.stateKey)
+                waiting[index] = (waits.map(\.dependency), first..<guardKeys.count)
+            }
+            decisions.append((index, cancel.map(Decision.cancel) ?? .start))
+        }
+        let guardReplies = guardKeys.isEmpty ? [] : try connection.pipeline(guardKeys.map { RedisCommand("GET", $0) })
+        return decisions.map { index, decision in
+            guard let (dependencies, guards) = waiting[index] else { return (index, decision) }
+            return (index, .wait(dependencies, guards.map { (guardKeys[$0], guardReplies[$0].bytes) }))
+        }
+    }
+
+    /// Writes every decision (after the bare acknowledgements) and runs the plans started.
+    private func commit(_ candidates: [Candidate], _ decisions: [(Int, Decision)], _ readings: [Int: Reading],
+                        acks: [Commit], _ connection: RedisConnection, now: Date) throws(RedisError) {
+        var commits = acks
+        var started: [Int: PlanMachine] = [:]
+        for (index, decision) in decisions {
+            let candidate = candidates[index]
+            let plan = candidate.plan
+            var commit = Commit(acknowledging: candidate.entry, in: book.readyInflight)
+            commit.require(keys.plan(plan.id), .equals(candidate.stored))
+            var machine = PlanMachine(plan: plan)
+            switch decision {
+            case .start:
+                commit.require(keys.planLease(plan.id), .absent)
+                let events = machine.start(now: now)
+                book.write(machine.plan, events: events, into: &commit, now: now)
+                context.store.takeLease(plan.id, worker: context.workerID, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
+                                        into: &commit)
+                if var record = readings[index]?.record {
+                    record.recommendation.status = .executing
+                    context.store.updateActive(record, customer: plan.customerID, into: &commit)
+                }
+                started[index] = machine
+            case .wait(let dependencies, let guards):
+                for (key, value) in guards {
+                    if let value { commit.require(key, .equals(value)) } else { commit.require(key, .absent) }
+                }
+                for dependency in dependencies {
+                    context.store.waitForDependency(plan.id, customer: plan.customerID, dependency: dependency, into: &commit)
+                }
+                context.logger.info("plan waits for its dependencies", metadata: ["plan_id": "\(plan.id)", "dependencies": "\(dependencies)"])
+            case .cancel(let reason):
+                let events = machine.cancel(reason: reason, now: now)
+                book.write(machine.plan, events: events, into: &commit, now: now)
+                context.store.retire(customer: plan.customerID, recommendationID: plan.recommendationID,
+                                     record: readings[index]?.record, status: .cancelled, planID: plan.id, into: &commit)
+                context.logger.info("plan cancelled", metadata: ["plan_id": "\(plan.id)", "reason": "\(reason)"])
+            }
+            commits.append(commit)
+        }
+        let results = try Commit.apply(commits, on: connection)
+        // The first `acks.count` commits only acknowledged; the rest follow `decisions`' order.
+        for ((index, _), result) in zip(decisions, results.dropFirst(acks.count)) {
+            switch result {
+            case .applied, .appliedReplyUndeliverable:  // (no reply in an executor's commit)
+                if let machine = started[index] {
+                    book.running[machine.plan.id] = RunningPlan(machine: machine, record: readings[index]?.record)
+                }
+            case .stale:
+                book.reexamine.append(candidates[index].entry)
+            case .messageGone:
+                break
+            case .failed(let message):
+                // Back in flight: looked at again next tick, like a stale read.
+                context.logger.error("plan commit failed in Redis", metadata: ["plan_id": "\(candidates[index].plan.id)", "error": "\(message)"])
+                book.reexamine.append(candidates[index].entry)
+            }
+        }
+    }
+
+    /// Plans `execute_plan` marked running in its own commit (so its reply could say so):
+    /// run them from where they are, without starting them again. One that has a lease or a
+    /// running-index entry is someone else's (or a lapsed one, for takeover): only acknowledged.
+    private func adopt(_ adoptions: [Candidate], _ connection: RedisConnection, now: Date) throws(RedisError) {
+        var reads: [RedisCommand] = []
+        for adoption in adoptions {
+            let plan = adoption.plan
+            reads.append(RedisCommand("EXISTS", keys.planLease(plan.id)))
+            reads.append(RedisCommand("ZSCORE", keys.runningPlans, plan.id))
+            reads.append(RedisCommand("HGET", keys.active(customer: plan.customerID), plan.recommendationID))
+        }
+        let replies = try connection.pipeline(reads)
+        var commits: [Commit] = []
+        var adopted: [Int: RunningPlan] = [:]
+        for (offset, adoption) in adoptions.enumerated() {
+            let plan = adoption.plan
+            var commit = Commit(acknowledging: adoption.entry, in: book.readyInflight)
+            if replies[offset * 3].integer == 0, replies[offset * 3 + 1].isNull {
+                commit.require(keys.planLease(plan.id), .absent)
+                commit.require(keys.plan(plan.id), .equals(adoption.stored))
+                context.store.takeLease(plan.id, worker: context.workerID, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
+                                        into: &commit)
+                adopted[commits.count] = RunningPlan(machine: PlanMachine(plan: plan), record: replies[offset * 3 + 2].record)
+            }
+            commits.append(commit)
+        }
+        for (index, result) in try Commit.apply(commits, on: connection).enumerated() {
+            if result == .applied, let plan = adopted[index] { book.running[plan.machine.plan.id] = plan }
+        }
+    }
+}

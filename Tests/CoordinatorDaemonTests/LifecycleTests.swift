@@ -1,0 +1,85 @@
+@testable import CoordinatorDaemon
+import Foundation
+import Logging
+import Testing
+import TestSupport
+
+extension RealRedis {
+    @Suite("Lifecycle: every loop is a service of one group", .serialized)
+    struct LifecycleTests {
+        struct ProbeFailure: Error {}
+
+        /// A log handler that keeps every message, for a test to read.
+        final class Lines: LogHandler, @unchecked Sendable {
+            private let lock = NSLock()
+            private var lines: [String] = []
+            var metadata: Logger.Metadata = [:]
+            var logLevel: Logger.Level = .info
+
+            subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+                get { metadata[key] }
+                set { metadata[key] = newValue }
+            }
+
+            func log(event: LogEvent) {
+                lock.withLock { lines.append("\(event.level) \(event.message) \(event.metadata ?? [:])") }
+            }
+
+            var all: [String] { lock.withLock { lines } }
+        }
+
+        /// Holds what `Daemon.run` ended with.
+        final class Outcome: @unchecked Sendable {
+            private let lock = NSLock()
+            private var error: (any Error)??
+            let ended = DispatchSemaphore(value: 0)
+
+            func set(_ error: (any Error)?) {
+                lock.withLock { self.error = .some(error) }
+                ended.signal()
+            }
+
+            var value: (any Error)?? { lock.withLock { error } }
+        }
+
+        @Test("a service that throws stops the whole daemon: the error and a log line name it, the other loops stop and hand back, no heartbeat is left")
+        func failingServiceStopsTheDaemon() throws {
+            let h = try Harness()
+            let lines = Lines()
+            let logger = Logger(label: "coordinatord.test") { _ in lines }
+            let fail = Flag()
+            // Not reachable from flags or the environment: the daemon's own services only
+            // throw on faults a test cannot cause on demand.
+            let probe = DaemonService("probe", logger: logger) {
+                while !fail.isSet { try await Task.sleep(for: .milliseconds(10)) }
+                throw ProbeFailure()
+            }
+            let daemon = try Daemon(configuration: h.configuration(), logger: logger, extraServices: [probe])
+            let outcome = Outcome()
+            Task {
+                do {
+                    try await daemon.run(signals: [])
+                    outcome.set(nil)
+                } catch {
+                    outcome.set(error)
+                }
+            }
+            try h.push(Wire.coordinate("life-1", replyTo: "test:life", [Wire.recommendation("r")]))
+            #expect(try h.reply(on: "test:life", timeout: 30)["ok"] as? Bool == true)
+            #expect(try !h.scanKeys(h.keys.worker("*")).isEmpty)
+
+            fail.set()
+            #expect(outcome.ended.wait(timeout: .now() + 30) == .success, "the daemon did not stop within 30 s")
+            let error = try #require(outcome.value ?? nil, "the daemon stopped without an error")
+            #expect((error as? DaemonServiceError)?.service == "probe", "\(error)")
+            #expect(lines.all.contains { $0.hasPrefix("critical service probe failed") }, "\(lines.all)")
+            // The others stopped gracefully: housekeeping removed the heartbeat on its way out,
+            // intake left nothing in flight, and no intake loop still waits on a queue.
+            #expect(try h.scanKeys(h.keys.worker("*")).isEmpty)
+            #expect(try h.inflightCount() == 0)
+            try h.wait("intake loops to close their connections") {
+                !(try h.redis.send("CLIENT", "LIST").string ?? "").contains("cmd=blmove")
+            }
+        }
+    }
+}
