@@ -17,6 +17,10 @@ public final class Daemon: @unchecked Sendable {
     // The group started by `start()`, and its task; guarded by `lock`.
     private let lock = NSLock()
     private var started: (group: ServiceGroup, task: Task<Void, any Error>)?
+    /// Where `start()`'s group runs: a daemon started in-process keeps running and stopping
+    /// even while its host blocks every thread of Swift's cooperative pool (a test waiting
+    /// synchronously in `stop()`, on a 2-core machine where the pool has two threads).
+    private let executor = DedicatedExecutor(label: "coordinatord.lifecycle")
 
     public var workerID: String { context.workerID }
     /// The port `/metrics` is served on; nil with `--metrics-port 0`.
@@ -47,7 +51,7 @@ public final class Daemon: @unchecked Sendable {
     /// Redis that is not up yet delays work without failing start-up.
     public func start() {
         let group = group(signals: [])
-        let task = Task { try await serve(group) }
+        let task = Task(executorPreference: executor) { try await self.serve(group) }
         lock.withLock { started = (group, task) }
     }
 
@@ -59,7 +63,7 @@ public final class Daemon: @unchecked Sendable {
             return started
         }) else { return }
         let stopped = DispatchSemaphore(value: 0)
-        Task {
+        Task(executorPreference: executor) {
             await group.triggerGracefulShutdown()
             _ = try? await task.value
             stopped.signal()
@@ -108,5 +112,21 @@ public final class Daemon: @unchecked Sendable {
             }
         })
         return services + extraServices
+    }
+}
+
+/// Runs the jobs of the tasks that prefer it on a dispatch queue of its own, off Swift's
+/// cooperative pool. Only the lifecycle's glue runs there (every blocking loop has a thread of
+/// its own), so one serial queue is enough.
+final class DedicatedExecutor: TaskExecutor, @unchecked Sendable {
+    private let queue: DispatchQueue
+
+    init(label: String) {
+        queue = DispatchQueue(label: label)
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

@@ -81,5 +81,36 @@ extension RealRedis {
                 !(try h.redis.send("CLIENT", "LIST").string ?? "").contains("cmd=blmove")
             }
         }
+
+        @Test("a daemon started in-process stops while its host blocks every thread of the cooperative pool")
+        func stopsWithThePoolBlocked() throws {
+            let h = try Harness()
+            let daemon = try h.startDaemon()
+            try h.push(Wire.coordinate("pool-1", replyTo: "test:pool", [Wire.recommendation("r")]))
+            #expect(try h.reply(on: "test:pool", timeout: 30)["ok"] as? Bool == true)
+            // Every pool thread (and more) blocked, as synchronous tests on a 2-core machine do.
+            let release = DispatchSemaphore(value: 0)
+            let blockers = ProcessInfo.processInfo.activeProcessorCount + 2
+            let blocked = DispatchSemaphore(value: 0)
+            for _ in 0..<blockers {
+                Task.detached {
+                    blocked.signal()
+                    release.wait()
+                }
+            }
+            defer { for _ in 0..<blockers { release.signal() } }
+            // The pool is as wide as the machine has cores, and this test's own thread is one of
+            // them: the rest are blocked before stopping.
+            for _ in 0..<max(1, ProcessInfo.processInfo.activeProcessorCount - 1) {
+                #expect(blocked.wait(timeout: .now() + 10) == .success)
+            }
+            let stopped = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                daemon.stop()
+                stopped.signal()
+            }
+            #expect(stopped.wait(timeout: .now() + 15) == .success, "stop() waited on the blocked pool")
+            #expect(try h.scanKeys(h.keys.worker("*")).isEmpty, "housekeeping removed the heartbeat on its way out")
+        }
     }
 }
