@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 /// Where the engine gets identifiers (recommendations keep theirs; conflicts, approvals, plans,
 /// steps and responses get new ones). Injected so tests can use predictable ids.
 public protocol IDGenerator {
@@ -9,15 +14,35 @@ public protocol IDGenerator {
 /// and the version tokens made from them must be unique across every daemon and restart,
 /// which a generator seeded from a few bytes cannot promise.
 public struct UUIDGenerator: IDGenerator {
-    private var random = SystemRandomNumberGenerator()
+    /// Random words drawn from the system in one call, used up one per half UUID (a request
+    /// makes a dozen ids; one system call each took 6 % of the daemon's time).
+    private var words: [UInt64] = []
 
     /// A generator drawing from the system's random source.
     public init() {}
 
+    private mutating func word() -> UInt64 {
+        if words.isEmpty { words = Self.draw(16) }
+        return words.removeLast()
+    }
+
+    /// `count` words of the system's randomness, in one call (`arc4random_buf`: the kernel's
+    /// `getrandom` on glibc 2.36 and later, as on Apple's systems).
+    static func draw(_ count: Int) -> [UInt64] {
+        var words = [UInt64](repeating: 0, count: count)
+        #if canImport(Glibc) || canImport(Darwin)
+        words.withUnsafeMutableBytes { arc4random_buf($0.baseAddress!, $0.count) }
+        #else
+        var random = SystemRandomNumberGenerator()
+        for index in words.indices { words[index] = random.next() }
+        #endif
+        return words
+    }
+
     /// A new version-4 UUID, such as `1b4e28ba-2fa1-4d3b-883f-0016d3cca427`.
     public mutating func next() -> String {
-        var high = random.next()
-        var low = random.next()
+        var high = word()
+        var low = word()
         high = (high & ~0xF000) | 0x4000  // version 4
         low = (low & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000  // RFC 4122 variant
         return String(unsafeUninitializedCapacity: 36) { buffer in
