@@ -308,13 +308,15 @@ private struct Runner {
                         // A reply due before it was sent (paced, producer behind) still counts from its due time.
                         take(values, at: Self.now())
                     }
+                    // The last reply is in: the rate counts to here, not through the wait below.
+                    let answeredAt = Self.now()
                     // Listen a little longer: a late second reply to any request is a duplicate.
                     if let late = try connection.send("BLMPOP", 1, 1, replyList, "RIGHT", "COUNT", 256).array?.last?.array {
                         let before = received
                         take(late, at: Self.now())
                         duplicates += received - before  // replies to requests never sent count too
                     }
-                    collected.add(local, errors: localErrors, duplicates: duplicates)
+                    collected.add(local, errors: localErrors, duplicates: duplicates, answeredAt: answeredAt)
                 } catch {
                     collected.fail(error)
                 }
@@ -322,13 +324,18 @@ private struct Runner {
         }
         group.wait()
         var (latencies, errors, duplicates, failures) = collected.snapshot
+        var planEnd: UInt64?
         if let planWatcher {
             let result = try planWatcher.wait(timeout: 120)
             latencies = result.latencies
             errors = result.failures
             duplicates = result.duplicates
+            planEnd = result.endedAt
         }
-        let seconds = Double(Self.now() - start) / 1e9
+        // Requests: until the last reply came (the collectors then listen a second more for
+        // duplicates, which is no part of the rate). Plans: until the watcher saw the last end.
+        let end = planEnd ?? collected.answeredAt
+        let seconds = Double(end - start) / 1e9
         if let failure = failures.first { throw failure }
         return Measurement(requests: total, seconds: seconds, latenciesMs: latencies, errors: errors, offered: ratePerSecond,
                            duplicates: duplicates)
@@ -419,6 +426,8 @@ private final class PlanWatcher: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let stop = NSLock()
     private var stopped = false
+    /// When the last expected plan ended.
+    private var lastEnd: UInt64 = 0
 
     init(redis: RedisConfiguration, expected: Int) throws {
         subscriber = try RedisSubscriber(configuration: redis)
@@ -449,12 +458,13 @@ private final class PlanWatcher: @unchecked Sendable {
             seen += 1
             if type != "plan.completed" { failures += 1 }
             if let sentAt = sent.get(recommendation) { latencies.append(Double(at &- sentAt) / 1e6) }
+            lastEnd = at
             lock.unlock()
         }
         done.signal()
     }
 
-    func wait(timeout: Double) throws -> (latencies: [Double], failures: Int, duplicates: Int) {
+    func wait(timeout: Double) throws -> (latencies: [Double], failures: Int, duplicates: Int, endedAt: UInt64) {
         var result = done.wait(timeout: .now() + timeout)
         // Listen a little longer for a late second ending of any plan.
         if result == .success {
@@ -472,7 +482,7 @@ private final class PlanWatcher: @unchecked Sendable {
         subscriber.close()
         lock.lock(); defer { lock.unlock() }
         if result == .timedOut { throw ValidationError("only \(latencies.count)/\(expected) plans ended within \(Int(timeout)) s") }
-        return (latencies, failures, duplicates)
+        return (latencies, failures, duplicates, lastEnd)
     }
 }
 
@@ -483,14 +493,19 @@ private final class Collected: @unchecked Sendable {
     private var errors = 0
     private var duplicates = 0
     private var failures: [any Error] = []
+    private var lastAnswer: UInt64 = 0
 
-    func add(_ local: [Double], errors localErrors: Int, duplicates localDuplicates: Int) {
+    func add(_ local: [Double], errors localErrors: Int, duplicates localDuplicates: Int, answeredAt: UInt64) {
         lock.withLock {
             latencies += local
             errors += localErrors
             duplicates += localDuplicates
+            lastAnswer = max(lastAnswer, answeredAt)
         }
     }
+
+    /// When the last collector had every reply it waited for.
+    var answeredAt: UInt64 { lock.withLock { lastAnswer } }
 
     func fail(_ error: any Error) { lock.withLock { failures.append(error) } }
 
