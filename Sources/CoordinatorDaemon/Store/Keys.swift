@@ -1,8 +1,8 @@
 import Crypto
 import Foundation
 
-/// The Redis key layout, all under one prefix (README "Key layout" mirrors this file). This is
-/// the only place that spells a key.
+/// The Redis key layout, all under one prefix (docs/OPERATING.md "Key layout" mirrors this
+/// file). This is the only place that spells a key.
 ///
 /// Every key of one customer carries the hash tag `{<customer>}` right after the prefix, and
 /// keys of a plan or an approval carry `{<id>}`. Identifiers never contain `{` or `}`

@@ -5,7 +5,7 @@ import RedisClient
 /// The daemon's Redis state behind named changes. Handlers, the executor and housekeeping
 /// say what happened (keep these recommendations, start this plan, retire that one) and the
 /// store spells the writes into a `Commit`; `Keys` spells the keys. Every write here has a
-/// bound (README "Key layout": TTL, cap, or the life of something live).
+/// bound (docs/OPERATING.md "Key layout": TTL, cap, or the life of something live).
 struct Store: Sendable {
     let keys: Keys
     let configuration: DaemonConfiguration

@@ -17,8 +17,9 @@
 -- commit's result says so, and the daemon dead-letters it as `reply_undeliverable`
 -- (PROTOCOL.md 2.4) with the one writer of dead letters it has.
 --
--- KEYS none: a batch holds many customers' commits, and the keys are in ARGV (see the
--- README's Redis Cluster note).
+-- KEYS none: a batch holds many customers' commits, and the keys are in ARGV; the changes it
+-- applies are to get scripts of their own with declared keys, as coordinate.lua did
+-- (docs/SCRIPTS.md).
 -- ARGV, per commit: the in-flight list ("" for none; "!list" for a worker's oversized list,
 -- whose one message is acknowledged by its place, not its bytes), the raw message, the guard count g,
 -- g pairs of (key, condition), the number of op arguments that follow, then the writes,
