@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Installs what coordinatord needs on a Debian machine (hiredis headers, redis-server and its
-# tools), and nothing when it is already there. Swift itself is expected on PATH.
+# tools), and nothing when it is already there; with setup_for_tests=1 (scripts/test.sh) also
+# what only the tests need (a browser, Selenium, Prometheus's parser). Swift itself is expected
+# on PATH.
 set -euo pipefail
 
 need=()
 [ -f /usr/include/hiredis/hiredis.h ] || need+=(libhiredis-dev)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
-# The freeze tests prove a SIGSTOPped daemon's sockets drained with ss (iproute2).
-command -v ss >/dev/null 2>&1 || need+=(iproute2)
-# The web console's browser test: Debian's Chromium, its WebDriver and Selenium for Python.
-[ -x /usr/bin/chromium ] || need+=(chromium)
-[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
-/usr/bin/python3 -c 'import selenium' >/dev/null 2>&1 || need+=(python3-selenium)
+for_tests="${setup_for_tests:-0}"
+if [ "$for_tests" = 1 ]; then
+    # The freeze tests prove a SIGSTOPped daemon's sockets drained with ss (iproute2).
+    command -v ss >/dev/null 2>&1 || need+=(iproute2)
+    # The web console's browser test: Debian's Chromium, its WebDriver and Selenium for Python.
+    [ -x /usr/bin/chromium ] || need+=(chromium)
+    [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+    /usr/bin/python3 -c 'import selenium' >/dev/null 2>&1 || need+=(python3-selenium)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
@@ -23,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # The metrics tests parse /metrics with the Prometheus project's own Python parser.
-if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+if [ "$for_tests" = 1 ] && ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     echo "setup: installing the Python prometheus-client (for the metrics tests)" >&2
     python3 -m pip install --quiet prometheus-client >/dev/null 2>&1 \
         || python3 -m pip install --quiet --break-system-packages prometheus-client >/dev/null 2>&1 \
