@@ -40,7 +40,7 @@ enum PrometheusScrape {
             print(json.dumps({"name": sample.name, "labels": sample.labels, "value": sample.value, "type": family.type}))
     """#
 
-    /// A python3 that has prometheus_client (scripts/setup.sh installs it).
+    /// A python3 that has prometheus_client (the test command, scripts/test.sh, installs it).
     static let python: String? = {
         for candidate in ["/usr/bin/env python3", "/usr/bin/python3"] {
             let parts = candidate.split(separator: " ").map(String.init)
@@ -57,7 +57,7 @@ enum PrometheusScrape {
 
     static func scrape(_ url: String, method: String = "GET") throws -> Answer {
         guard let python else {
-            throw HarnessError.malformed("no python3 with prometheus_client: run scripts/setup.sh (pip install prometheus-client)")
+            throw HarnessError.malformed("no python3 with prometheus_client: run scripts/test.sh, which installs it (pip install prometheus-client)")
         }
         let parts = python.split(separator: " ").map(String.init)
         let process = Process()

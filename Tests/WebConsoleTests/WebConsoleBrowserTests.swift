@@ -27,7 +27,7 @@ struct WebConsoleBrowserTests {
 
     @Test func approvingSigningHostileTextAndTheLiveTailInChromium() throws {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-            try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) is missing: run scripts/setup.sh")
+            try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) is missing: run scripts/test.sh, which installs it")
         }
         let env = try WebEnvironment()
         defer { env.stop() }
