@@ -94,8 +94,15 @@ public final class Daemon: @unchecked Sendable {
         }
         let maintenance = Maintenance(context: context)
         services.append(DaemonService("housekeeping", logger: logger) { try await maintenance.run() })
-        let executor = PlanExecutor(context: context)
-        services.append(DaemonService("executor", logger: logger) { try await executor.run() })
+        let lanes = max(1, context.configuration.planWorkers)
+        let executors = (0..<lanes).map { PlanExecutor(context: context, lane: $0, lanes: lanes) }
+        // One service for the lanes, as for the intake loops below: they stop together.
+        services.append(DaemonService("executor", logger: logger) { [executors] in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for executor in executors { group.addTask { try await executor.run() } }
+                try await group.waitForAll()
+            }
+        })
         let requests = RequestHandler(context: context)
         var workers = (0..<max(1, context.configuration.workers)).map { QueueWorker(context: context, handler: requests, index: $0) }
         workers.append(QueueWorker(context: context, handler: ApprovalHandler(context: context), index: 0))

@@ -112,6 +112,9 @@ extension DaemonOptions {
             Setting("MAX_CONCURRENT_PLANS", number: \.maxConcurrentPlans) { v, config in
                 config.maxConcurrentPlans = try bounded(v, "--max-concurrent-plans", 1...100_000)
             },
+            Setting("PLAN_WORKERS", number: \.planWorkers) { v, config in
+                config.planWorkers = try between(v, "--plan-workers", 1...64)
+            },
             Setting("LOG_FORMAT", \.logFormat) { v, config in
                 guard let f = DaemonConfiguration.LogFormat(rawValue: v.text) else {
                     throw ValidationError("--log-format: unknown value \"\(v.text)\" (text or json)")

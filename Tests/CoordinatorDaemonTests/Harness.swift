@@ -96,11 +96,12 @@ final class Harness: @unchecked Sendable {
         let daemon = try Daemon(configuration: config, logger: log?.logger() ?? Self.quietLogger)
         daemon.start()
         daemons.append(daemon)
-        intakeLoops += max(1, config.workers) + 1
+        intakeLoops += max(1, config.workers) + 1 + max(1, config.planWorkers)
         return daemon
     }
 
-    /// The intake loops (request workers and the decision worker) of the daemons started here.
+    /// The blocking loops (request workers, the decision worker and the executor lanes) of the
+    /// daemons started here.
     private var intakeLoops = 0
 
     /// Waits until every daemon started here has written its heartbeat and the server lists at
@@ -108,7 +109,7 @@ final class Harness: @unchecked Sendable {
     /// idle, waiting for work, so a push that follows is taken by loops of every daemon, not only
     /// by the first one started.
     func waitUntilReady() throws {
-        let loops = intakeLoops + daemons.count
+        let loops = intakeLoops
         for daemon in daemons {
             try wait("the heartbeat of \(daemon.workerID)") { try redis.send("EXISTS", keys.worker(daemon.workerID)).integer == 1 }
         }

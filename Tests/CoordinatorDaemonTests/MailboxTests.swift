@@ -32,6 +32,12 @@ extension RealRedis {
             }
         }
 
+        /// The daemon holding a plan's lease: the holder's value is its worker id, followed by
+        /// `/<lane>` for an executor lane past the first (`--plan-workers`).
+        static func leaseWorker(_ planID: String, _ h: Harness) throws -> String? {
+            try h.redis.send("GET", h.keys.planLease(planID)).string.map { String($0.split(separator: "/").first ?? "") }
+        }
+
         @Test("the lease holder frozen: the other daemon forwards the result to the plan's mailbox; the holder applies it once")
         func forwardedToMailbox() throws {
             let h = try Harness()
@@ -47,7 +53,7 @@ extension RealRedis {
             let steps = agents.count
             #expect(steps >= 2 && agents[0] == "mbx-agent" && agents[1] == "mbx-agent")
             let first = try agent.popStep(h, agent: "mbx-agent", rollback: false)
-            #expect(try h.redis.send("GET", h.keys.planLease(planID)).string == holderID)
+            #expect(try Self.leaseWorker(planID, h) == holderID)
 
             // The other daemon, live, with the holder frozen: it is the only one popping results.
             let other = try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60; $0.planLease = 30 }
@@ -61,7 +67,7 @@ extension RealRedis {
             // Forwarded, not applied: the plan is the frozen holder's, and it has not moved.
             let held = try #require(try h.plan(planID))
             #expect((held["steps"] as? [[String: Any]])?.first?["status"] as? String == "running")
-            #expect(try h.redis.send("GET", h.keys.planLease(planID)).string == holderID)
+            #expect(try Self.leaseWorker(planID, h) == holderID)
             #expect(try h.deadLetters().isEmpty)
 
             // Thawed, the holder finds the result in the mailbox: step 0 completes, step 1 goes out.
@@ -89,19 +95,28 @@ extension RealRedis {
             #expect(try h.deadLetters().isEmpty)
         }
 
-        @Test("two live daemons, many plans: every result is applied once, wherever it is popped")
-        func bothLive() throws {
+        @Test("one daemon, two executor lanes holding one plan each: every result is applied once, by the lane holding its plan")
+        func lanes() throws {
             let h = try Harness()
-            for _ in 0..<2 { try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60; $0.planLease = 10 } }
-            let plans = 12
-            var planIDs: [String] = []
-            for n in 0..<plans {
-                try h.push(Wire.coordinate("mbx-\(n)", customer: "mbx-\(n)", replyTo: "test:mbx", executeNow: true,
-                                           [Wire.recommendation("spot", agent: "mbx-agent", action: "migrate_to_spot", resources: ["i-1"])]))
-                let result = try #require((try h.reply(on: "test:mbx"))["result"] as? [String: Any])
-                planIDs.append(try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String))
+            // A share of one plan per lane: two plans are held by two lanes, under two names.
+            let daemon = try h.startDaemon {
+                $0.executor = .agents; $0.stepTimeout = 60; $0.planLease = 10; $0.planWorkers = 2; $0.maxConcurrentPlans = 2
             }
-            // Act as the agent for all of them: each step answered once, as it comes.
+            let planIDs = try (0..<2).map { n in
+                try h.push(Wire.coordinate("lane-\(n)", customer: "lane-\(n)", replyTo: "test:lanes", executeNow: true,
+                                           [Wire.recommendation("spot", agent: "mbx-agent", action: "migrate_to_spot", resources: ["i-1"])]))
+                let result = try #require((try h.reply(on: "test:lanes"))["result"] as? [String: Any])
+                return try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String)
+            }
+            try h.wait("both plans leased") { try planIDs.allSatisfy { try h.redis.send("EXISTS", h.keys.planLease($0)).integer == 1 } }
+            let holders = try Set(planIDs.map { try h.redis.send("GET", h.keys.planLease($0)).string ?? "" })
+            #expect(holders == [daemon.workerID, "\(daemon.workerID)/2"])
+            try answerAll(h, planIDs)
+        }
+
+        /// Acts as the agent for `planIDs` until every step was answered once, then checks each
+        /// plan ran once, with nothing left in a mailbox or the results queue, nothing dead.
+        func answerAll(_ h: Harness, _ planIDs: [String]) throws {
             var answered: [String: Set<Int>] = [:]
             var steps: [String: Int] = [:]
             for id in planIDs { steps[id] = try #require(try h.plan(id)?["steps"] as? [[String: Any]]).count }
@@ -126,6 +141,21 @@ extension RealRedis {
             }
             #expect(try h.length(h.keys.stepResults) == 0)
             #expect(try h.deadLetters().isEmpty)
+        }
+
+        @Test("two live daemons, many plans: every result is applied once, wherever it is popped")
+        func bothLive() throws {
+            let h = try Harness()
+            for _ in 0..<2 { try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 60; $0.planLease = 10 } }
+            let plans = 12
+            var planIDs: [String] = []
+            for n in 0..<plans {
+                try h.push(Wire.coordinate("mbx-\(n)", customer: "mbx-\(n)", replyTo: "test:mbx", executeNow: true,
+                                           [Wire.recommendation("spot", agent: "mbx-agent", action: "migrate_to_spot", resources: ["i-1"])]))
+                let result = try #require((try h.reply(on: "test:mbx"))["result"] as? [String: Any])
+                planIDs.append(try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String))
+            }
+            try answerAll(h, planIDs)
         }
     }
 }

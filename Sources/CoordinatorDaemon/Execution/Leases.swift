@@ -17,7 +17,7 @@ struct Leases {
         let ids = Array(book.running.keys)
         let replies = try connection.pipeline(ids.map {
             Scripts.renewLease.command(keys: [keys.planLease($0), keys.runningPlans],
-                                       args: [context.workerID, book.leaseMs, $0, book.deadlineMs(now)])
+                                       args: [book.owner, book.leaseMs, $0, book.deadlineMs(now)])
         })
         for (id, reply) in zip(ids, replies) where reply.integer != 1 {
             context.logger.warning("lease lost; leaving the plan to its new owner", metadata: ["plan_id": "\(id)"])
@@ -27,7 +27,7 @@ struct Leases {
 
     /// Plans whose worker died: their lease lapsed. Take them over and roll back what was done.
     func takeOverLapsed(_ connection: RedisConnection, now: Date) throws(RedisError) {
-        let free = context.configuration.maxConcurrentPlans - book.running.count
+        let free = book.capacity - book.running.count
         guard free > 0 else { return }
         let nowMs = Int(now.timeIntervalSince1970 * 1000)
         let due = try connection.send("ZRANGEBYSCORE", keys.runningPlans, "-inf", nowMs, "LIMIT", 0, free)
@@ -55,7 +55,7 @@ struct Leases {
             // and no result of it is taken any more.
             context.store.closeStep(planID: id, withdrawing: replies[offset * 3 + 2].bytes.flatMap(StepAttempt.decode),
                                     into: &commit)
-            context.store.takeLease(id, worker: context.workerID, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now), into: &commit)
+            context.store.takeLease(id, worker: book.owner, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now), into: &commit)
             book.write(machine.plan, events: events, into: &commit, now: now)
             if case .finished(let status) = machine.nextAction() {
                 // Nothing to roll back: the takeover itself ends the plan.

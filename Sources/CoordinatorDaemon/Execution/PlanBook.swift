@@ -2,10 +2,19 @@ import Coordination
 import Foundation
 import RedisClient
 
-/// What the executor knows of the plans it runs, shared by its parts (`PlanIntake`,
-/// `PlanRunner`, `StepResults`, `Leases`). Touched only by the executor's thread.
+/// What one executor lane knows of the plans it runs, shared by its parts (`PlanIntake`,
+/// `PlanRunner`, `StepResults`, `Leases`). Touched only by that lane's thread.
 final class PlanBook {
     let context: DaemonContext
+    /// This lane's number among the process's `--plan-workers`.
+    let lane: Int
+    /// Who holds the leases of this lane's plans: the worker id, and for lanes past the first
+    /// the worker id and the lane (`<worker>/2`), so that no two lanes of one process ever
+    /// both believe a plan theirs (a lane that stalls past its leases loses them like a dead
+    /// daemon would).
+    let owner: String
+    /// The most plans this lane runs at once: its share of `--max-concurrent-plans`.
+    let capacity: Int
     /// Where plans taken from `coord:plans:ready` wait until their start is committed.
     let readyInflight: String
     /// Where step results taken from `coord:steps:results` wait until they are applied.
@@ -19,11 +28,18 @@ final class PlanBook {
     /// it been changed first), so they are read again before they advance.
     var needsReload: Set<String> = []
 
-    init(context: DaemonContext) {
+    init(context: DaemonContext, lane: Int = 0, lanes: Int = 1) {
         self.context = context
-        readyInflight = context.keys.inflight(worker: context.workerID, queue: "plans:ready:0")
-        resultsInflight = context.keys.inflight(worker: context.workerID, queue: "steps:results:0")
+        self.lane = lane
+        owner = lane == 0 ? context.workerID : "\(context.workerID)/\(lane + 1)"
+        let total = context.configuration.maxConcurrentPlans
+        capacity = max(1, total / lanes + (lane < total % lanes ? 1 : 0))
+        readyInflight = context.keys.inflight(worker: context.workerID, queue: "plans:ready:\(lane)")
+        resultsInflight = context.keys.inflight(worker: context.workerID, queue: "steps:results:\(lane)")
     }
+
+    /// The lease holder's name as stored.
+    var ownerBytes: [UInt8] { Array(owner.utf8) }
 
     var keys: Keys { context.keys }
     var inflightIndex: String { keys.inflightLists(worker: context.workerID) }

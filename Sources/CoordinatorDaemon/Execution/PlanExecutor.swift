@@ -3,8 +3,12 @@ import Foundation
 import Logging
 import RedisClient
 
-/// Runs execution plans (PROTOCOL.md section 5) on a thread of its own, up to
-/// `--max-concurrent-plans` at once, never in the way of intake.
+/// Runs execution plans (PROTOCOL.md section 5) on a thread of its own, never in the way of
+/// intake. A daemon runs `--plan-workers` of these lanes, each with its own connection,
+/// in-flight lists and share of `--max-concurrent-plans`, so that one lane's round trips to
+/// Redis do not pace every plan. Lanes share nothing but the queues, as daemons do: each
+/// takes plans from the ready list, holds their leases under its own name, and sends results
+/// for another lane's plans to that plan's mailbox.
 ///
 /// Each tick takes plans from `coord:plans:ready` (`PlanIntake`), collects agents' results
 /// (`StepResults`), advances every running plan by one transition and writes all of them in
@@ -24,19 +28,19 @@ final class PlanExecutor: @unchecked Sendable {
     private var lastRenewal = Date.distantPast
     private var lastTakeoverScan = Date.distantPast
 
-    init(context: DaemonContext) {
+    init(context: DaemonContext, lane: Int = 0, lanes: Int = 1) {
         self.context = context
         let config = context.configuration
         let dispatcher: any StepDispatcher = switch config.executor {
         case .simulated: SimulatedDispatcher(speed: config.simSpeed)
         case .agents: AgentDispatcher(keys: context.keys, timeout: config.stepTimeout)
         }
-        book = PlanBook(context: context)
+        book = PlanBook(context: context, lane: lane, lanes: lanes)
         intake = PlanIntake(book: book)
         runner = PlanRunner(book: book, dispatcher: dispatcher)
         results = StepResults(book: book)
         leases = Leases(book: book)
-        loop = LoopThread(name: "executor", context: context)
+        loop = LoopThread(name: lane == 0 ? "executor" : "executor-\(lane + 1)", context: context)
     }
 
     /// Runs the executor's loop until graceful shutdown: then it takes no new plans, lets
@@ -121,7 +125,7 @@ final class PlanExecutor: @unchecked Sendable {
         if try runner.advanceAll(connection, now: now) { progressed = true }
 
         let running = book.running
-        context.metrics.plans(running: running.count, waiting: running.values.count { $0.wait != nil && $0.wait?.outcome == nil })
+        context.metrics.plans(lane: book.lane, running: running.count, waiting: running.values.count { $0.wait != nil && $0.wait?.outcome == nil })
         if now.timeIntervalSince(lastRenewal) >= config.planLease / 3 {
             try leases.renew(connection, now: now)
             lastRenewal = now

@@ -34,7 +34,7 @@ struct PlanIntake {
     /// Takes up to the free room in ready plans (blocking briefly when the executor is idle)
     /// and examines them. Returns whether any was looked at.
     func takeReady(_ connection: RedisConnection) throws(RedisError) -> Bool {
-        let free = context.configuration.maxConcurrentPlans - book.running.count
+        let free = book.capacity - book.running.count
         var ids = book.reexamine
         book.reexamine.removeAll()
         if free > ids.count {
@@ -167,7 +167,7 @@ struct PlanIntake {
                 commit.require(keys.planLease(plan.id), .absent)
                 let events = machine.start(now: now)
                 book.write(machine.plan, events: events, into: &commit, now: now)
-                context.store.takeLease(plan.id, worker: context.workerID, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
+                context.store.takeLease(plan.id, worker: book.owner, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
                                         into: &commit)
                 if var record = readings[index]?.record {
                     record.recommendation.status = .executing
@@ -231,7 +231,7 @@ struct PlanIntake {
             if replies[offset * 3].integer == 0, replies[offset * 3 + 1].isNull {
                 commit.require(keys.planLease(plan.id), .absent)
                 commit.require(keys.plan(plan.id), .equals(adoption.stored))
-                context.store.takeLease(plan.id, worker: context.workerID, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
+                context.store.takeLease(plan.id, worker: book.owner, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
                                         into: &commit)
                 adopted[commits.count] = RunningPlan(machine: PlanMachine(plan: plan), record: replies[offset * 3 + 2].record)
             }

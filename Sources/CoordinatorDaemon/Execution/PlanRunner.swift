@@ -106,7 +106,7 @@ struct PlanRunner {
             guard let next = nextStep(running, &machine, &wait, now: now, into: &commit) else { return nil }
             events += next
         }
-        commit.require(keys.planLease(planID), .equals(Array(context.workerID.utf8)))
+        commit.require(keys.planLease(planID), .equals(book.ownerBytes))
         book.write(machine.plan, events: events, into: &commit, now: now)
         if case .finished(let status) = machine.nextAction() {
             book.finish(plan: machine.plan, record: running.record, status: status, into: &commit)
@@ -217,7 +217,7 @@ struct PlanRunner {
         var acks: [Commit] = []
         for (offset, id) in ordered.enumerated() {
             guard let plan = book.running[id] else { continue }
-            guard replies[offset * 3].bytes == Array(context.workerID.utf8),
+            guard replies[offset * 3].bytes == book.ownerBytes,
                   let (_, stored) = replies[offset * 3 + 1].stored(ExecutionPlan.self), stored.status == .running else {
                 context.logger.warning("a plan is no longer ours to run; left to Redis's state", metadata: ["plan_id": "\(id)"])
                 if let arrived = plan.arrived, arrived.ack.list == book.resultsInflight {

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Dispatch
 import Prometheus
+import Synchronization
 
 /// The daemon's metrics (PROTOCOL.md section 7), one set per daemon, recorded through
 /// swift-metrics into a Prometheus registry that `MetricsServer` serves.
@@ -106,6 +107,8 @@ final class DaemonMetrics: Sendable {
     private let plansRunning: CoreMetrics.Gauge?
     private let plansWaiting: CoreMetrics.Gauge?
     private let plansQueued: CoreMetrics.Gauge?
+    /// What each executor lane holds (running, waiting), summed into the two gauges.
+    private let lanes = Mutex<[Int: (running: Int, waiting: Int)]>([:])
     private let queueDepth: [String: CoreMetrics.Gauge]
     private let inflight: [String: CoreMetrics.Gauge]
     private let approvalsPending: [String: CoreMetrics.Gauge]
@@ -225,12 +228,17 @@ final class DaemonMetrics: Sendable {
         redisErrors?.increment()
     }
 
-    /// What the executor holds now; the arguments are only evaluated with metrics on.
-    func plans(running: @autoclosure () -> Int, waiting: @autoclosure () -> Int) {
+    /// What an executor lane holds now; the gauges show the sum over the lanes. The arguments
+    /// are only evaluated with metrics on.
+    func plans(lane: Int, running: @autoclosure () -> Int, waiting: @autoclosure () -> Int) {
         guard isOn else { return }
-        let waiting = waiting()
-        plansWaiting?.record(waiting)
-        plansRunning?.record(max(0, running() - waiting))
+        let held = (running: running(), waiting: waiting())
+        let total = lanes.withLock { lanes in
+            lanes[lane] = held
+            return lanes.values.reduce((running: 0, waiting: 0)) { ($0.running + $1.running, $0.waiting + $1.waiting) }
+        }
+        plansWaiting?.record(total.waiting)
+        plansRunning?.record(max(0, total.running - total.waiting))
     }
 
     // MARK: - Sampled from Redis
