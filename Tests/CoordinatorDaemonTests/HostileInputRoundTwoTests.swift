@@ -178,6 +178,12 @@ extension RealRedis {
         }
 
         func answer(_ step: [String: Any], result: [String: Any], rollbackData: [String: Any] = [:]) -> String {
+            if let blob = result["blob"] as? String, blob.utf8.count > 1_048_576 {
+                // As an agent writes it, its identity first (an oversized result is read only
+                // up to --max-message-bytes).
+                let identity = ["plan_id", "step_id", "attempt"].map { "\"\($0)\":\"\(step[$0] as? String ?? "")\"" }
+                return "{" + identity.joined(separator: ",") + ",\"rollback\":false,\"ok\":true,\"result\":{\"blob\":\"\(blob)\"}}"
+            }
             var object: [String: Any] = ["plan_id": step["plan_id"] ?? "", "step_id": step["step_id"] ?? "", "ok": true,
                                          "rollback": step["rollback"] ?? false, "result": result]
             if let attempt = step["attempt"] { object["attempt"] = attempt }
@@ -222,6 +228,31 @@ extension RealRedis {
                 #expect(size < 16_384, "an event of \(size) bytes")
             }
             #expect(try h.length(h.keys.stepResults) == 0)
+        }
+
+        @Test("attack 7: a 6.6 MB step result whose identity stands past its first --max-message-bytes is refused unread; its step fails at its timeout")
+        func oversizedIdentityPastTheCut() throws {
+            let h = try Harness()
+            try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 3 }
+            let (planID, step) = try startPlan(h, customer: "cut", agent: "agent-cut")
+            // Sorted keys: step_id and rollback come after the 6.6 MB result.
+            let object: [String: Any] = ["plan_id": planID, "step_id": step["step_id"] ?? "", "attempt": step["attempt"] ?? "",
+                                         "ok": true, "rollback": false, "result": ["blob": String(repeating: "R", count: 6_600_000)]]
+            try h.push(Wire.json(object), to: h.keys.stepResults)
+            try h.wait("the result dead-lettered") { try h.length("coord:dead") == 1 }
+            let letter = try #require(try h.deadLetters().first)
+            #expect(code(letter) == "too_large")
+            #expect(letter["raw_bytes"] as? Int ?? 0 > 6_600_000)
+            #expect(letter["truncated"] as? Bool == true)
+            var plan: [String: Any] = [:]
+            try h.wait("plan \(planID) to end", timeout: 30) {
+                plan = try h.plan(planID) ?? [:]
+                return ["failed", "rolled_back"].contains(plan["status"] as? String ?? "")
+            }
+            let error = try #require((plan["steps"] as? [[String: Any]])?.first?["error"] as? String)
+            #expect(error.contains("--step-timeout"), "\(error)")
+            #expect(try h.length(h.keys.stepResults) == 0)
+            #expect(try h.inflightCount() == 0)
         }
 
         /// Peak resident memory of a process (VmHWM), in bytes.

@@ -19,6 +19,8 @@ final class PlanBook {
     let readyInflight: String
     /// Where step results taken from `coord:steps:results` wait until they are applied.
     let resultsInflight: String
+    /// Where a step result over `--max-message-bytes` waits, unread, until it is refused.
+    var resultsOversized: String { context.keys.oversized(inflight: resultsInflight) }
     let clock = ExecutorClock()
 
     var running: [String: RunningPlan] = [:]
@@ -76,7 +78,9 @@ final class RunningPlan {
     var record: RecommendationRecord?
     var wait: PlanWait?
     /// A result that arrived for the step being waited on, and the attempt it answers.
-    var arrived: (outcome: StepOutcome, ack: (message: [UInt8], list: String), attempt: String)?
+    /// `ack` is nil for a result over `--max-message-bytes`: it was refused (and acknowledged)
+    /// unread, and only its failure remains to apply.
+    var arrived: (outcome: StepOutcome, ack: (message: [UInt8], list: String)?, attempt: String)?
     /// Redis refused this plan's commits (a key of the wrong type, such as an agent's step
     /// list): since when, how many times in a row, and its last answer. The plan is tried
     /// again with a growing pause, and a step that cannot be sent within --step-timeout

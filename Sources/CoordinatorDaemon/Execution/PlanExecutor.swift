@@ -100,6 +100,7 @@ final class PlanExecutor: @unchecked Sendable {
         try register(connection)
         try HandBack.run(inflight: book.readyInflight, queue: keys.readyPlans, context: context, connection: connection)
         try HandBack.run(inflight: book.resultsInflight, queue: keys.stepResults, context: context, connection: connection)
+        try HandBack.run(inflight: book.resultsOversized, queue: keys.stepResults, context: context, connection: connection)
         book.reexamine.removeAll()
         // Results held for plans went back to the queue with the rest: forget them, and read
         // every plan again (a commit may or may not have been applied when Redis went away).

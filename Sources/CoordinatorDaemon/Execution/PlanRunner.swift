@@ -88,7 +88,7 @@ struct PlanRunner {
             if let arrived = running.arrived {
                 outcome = arrived.outcome
                 consumedArrival = true
-                context.store.release(arrived.ack.message, from: arrived.ack.list, into: &commit)
+                if let ack = arrived.ack { context.store.release(ack.message, from: ack.list, into: &commit) }
             } else if let known = current.outcome, now >= current.due {
                 outcome = known
             } else if current.outcome == nil, now >= current.due {
@@ -220,10 +220,10 @@ struct PlanRunner {
             guard replies[offset * 3].bytes == book.ownerBytes,
                   let (_, stored) = replies[offset * 3 + 1].stored(ExecutionPlan.self), stored.status == .running else {
                 context.logger.warning("a plan is no longer ours to run; left to Redis's state", metadata: ["plan_id": "\(id)"])
-                if let arrived = plan.arrived, arrived.ack.list == book.resultsInflight {
+                if let ack = plan.arrived?.ack, ack.list == book.resultsInflight {
                     // The result is the new owner's to take: it goes where that daemon looks.
-                    var commit = book.ack(arrived.ack)
-                    context.store.mail(arrived.ack.message, toPlan: id, into: &commit)
+                    var commit = book.ack(ack)
+                    context.store.mail(ack.message, toPlan: id, into: &commit)
                     acks.append(commit)
                 }
                 book.running[id] = nil
@@ -232,7 +232,7 @@ struct PlanRunner {
             let machine = PlanMachine(plan: stored)
             let wait = replies[offset * 3 + 2].bytes.flatMap(StepAttempt.decode).flatMap { Self.outstanding($0, of: machine) }
             if let arrived = plan.arrived, arrived.attempt != wait?.attempt?.token {
-                acks.append(book.ack(arrived.ack))
+                if let ack = arrived.ack { acks.append(book.ack(ack)) }
                 plan.arrived = nil
             }
             plan.machine = machine

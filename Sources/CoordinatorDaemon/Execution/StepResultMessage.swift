@@ -36,13 +36,7 @@ struct StepResultMessage {
         guard String(validating: raw, as: UTF8.self) != nil else {
             return .failure(Refusal(.invalidJSON, "step result is not valid UTF-8"))
         }
-        if raw.count > maxBytes {
-            let refusal = Refusal(.tooLarge, "step result is \(raw.count) bytes, over --max-message-bytes (\(maxBytes))")
-            guard let identity = identity(of: raw) else { return .failure(refusal) }
-            return .success(StepResultMessage(planID: identity.planID, stepID: identity.stepID, attempt: identity.attempt,
-                                              rollback: identity.rollback, outcome: .failure("too_large: \(refusal.message)"),
-                                              refusal: refusal))
-        }
+        if raw.count > maxBytes { return oversized(head: raw, bytes: raw.count, maxBytes: maxBytes) }
         guard let any = try? JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed]) else {
             return .failure(Refusal(.invalidJSON, "step result is not valid JSON"))
         }
@@ -84,9 +78,21 @@ struct StepResultMessage {
         return .success(StepResultMessage(planID: planID, stepID: stepID, attempt: attempt, rollback: rollback, outcome: outcome))
     }
 
+    /// A result of `bytes` bytes, over `maxBytes`, of which only `head` (its first bytes) was
+    /// read: refused `too_large`, and when its identity stands whole in `head`, the failure of
+    /// its step with that error (so the step fails at once). Without it, refused outright.
+    static func oversized(head: [UInt8], bytes: Int, maxBytes: Int) -> Result<StepResultMessage, Refusal> {
+        let refusal = Refusal(.tooLarge, "step result is \(bytes) bytes, over --max-message-bytes (\(maxBytes))")
+        guard let identity = identity(of: head) else { return .failure(refusal) }
+        return .success(StepResultMessage(planID: identity.planID, stepID: identity.stepID, attempt: identity.attempt,
+                                          rollback: identity.rollback, outcome: .failure("too_large: \(refusal.message)"),
+                                          refusal: refusal))
+    }
+
     /// `plan_id`, `step_id`, `attempt` (identifiers) and `rollback` of a result, read from its
-    /// top level without building any nested value or decoding any other string; nil when
-    /// they are not all there or the message is not one JSON object.
+    /// top level without building any nested value or decoding any other string, as soon as
+    /// all four have been read (the rest may be cut off: `raw` may be a message's first
+    /// bytes); nil when they are not all there before the end or anything malformed.
     private static func identity(of raw: [UInt8]) -> (planID: String, stepID: String, attempt: String, rollback: Bool)? {
         raw.withUnsafeBufferPointer { buffer -> (planID: String, stepID: String, attempt: String, rollback: Bool)? in
             var lexer = JSONLexer(buffer, strict: false)
@@ -109,6 +115,7 @@ struct StepResultMessage {
                     default:
                         try lexer.skipValue(maxDepth: TopLevelJSON.maxDepth)
                     }
+                    if let planID, let stepID, let attempt, let rollback { return (planID, stepID, attempt, rollback) }
                 } while try lexer.more(UInt8(ascii: "}"))
             } catch {
                 return nil

@@ -31,6 +31,15 @@ struct StepResults {
             context.metrics.stepResult(failure)
         }
 
+        /// Dead-letters a result over `--max-message-bytes` from its first bytes and acknowledges
+        /// it by its place in the oversized list, where it waits unread.
+        mutating func refuseOversized(_ head: [UInt8], bytes: Int, _ failure: Refusal, from list: String) {
+            var commit = Commit(acknowledgingHeldIn: list)
+            context.deadLetter(head, queue: queue, failure: failure, now: now, wholeBytes: bytes, in: &commit)
+            commits.append(commit)
+            context.metrics.stepResult(failure)
+        }
+
         /// A result over a bound that still answers its step: dead-lettered with `too_large`
         /// (left for the step's own commit or the mailbox to acknowledge), its outcome the failure.
         mutating func deadLetterOnly(_ raw: [UInt8], _ failure: Refusal) {
@@ -42,11 +51,23 @@ struct StepResults {
 
     /// Takes a batch of results, holds those for plans waiting here, mails the others, and
     /// looks in the mailboxes of the plans waiting on an agent.
+    ///
+    /// Results are bounded like requests (PROTOCOL.md 5, 6): a batch holds at most 16 MiB, and a
+    /// result over `--max-message-bytes` is never read whole (see `refuseOversized`).
     func collect(_ connection: RedisConnection, now: Date) throws(RedisError) {
-        let reply = try connection.run(Scripts.takeBatch, keys: [keys.stepResults, book.resultsInflight, book.inflightIndex],
-                                       args: [256, 0])
+        let reply = try connection.run(
+            Scripts.takeBatch, keys: [keys.stepResults, book.resultsInflight, book.inflightIndex, book.resultsOversized],
+            args: [256, 0, maxBytes, maxBytes, QueueWorker.batchBytes, 0])
         var letters = Letters(context: context, queue: keys.stepResults, inflight: book.resultsInflight, now: now)
-        let elsewhere = admit((reply.array ?? []).compactMap(\.bytes), now: now, into: &letters)
+        var raws: [[UInt8]] = []
+        for entry in reply.array ?? [] {
+            if let bytes = entry.bytes {
+                raws.append(bytes)
+            } else if let parts = entry.array, parts.count == 2, let length = parts[0].integer, let head = parts[1].bytes {
+                refuseOversized(head: head, bytes: Int(length), into: &letters)
+            }
+        }
+        let elsewhere = admit(raws, now: now, into: &letters)
         try forward(elsewhere, connection, into: &letters)
         try readMailboxes(connection, into: &letters)
         _ = try Commit.apply(letters.commits, on: connection)
@@ -97,6 +118,23 @@ struct StepResults {
             context.metrics.stepResult(result.refusal)
         }
         return elsewhere
+    }
+
+    /// A result over `--max-message-bytes`, of which only its first `--max-message-bytes` were
+    /// read: dead-lettered `too_large` and acknowledged. When its identity stands in those bytes
+    /// and it answers the attempt a plan here waits on, that step fails at once with the error;
+    /// otherwise (another lane's or daemon's plan, or identity past the cut) the step fails at
+    /// its `--step-timeout`. Under `--trust` it could not be verified, so it changes no step.
+    private func refuseOversized(head: [UInt8], bytes: Int, into letters: inout Letters) {
+        let refusal = Refusal(.tooLarge, "step result is \(bytes) bytes, over --max-message-bytes (\(maxBytes))")
+        letters.refuseOversized(head, bytes: bytes, refusal, from: book.resultsOversized)
+        guard !context.trust.enforcing,
+              case .success(let result) = StepResultMessage.oversized(head: head, bytes: bytes, maxBytes: maxBytes),
+              let plan = book.running[result.planID], plan.arrived == nil, let wait = plan.wait, let attempt = wait.attempt,
+              wait.stepID == result.stepID, Self.mismatch(result, attempt) == nil else { return }
+        plan.arrived = (result.outcome, nil, result.attempt)
+        context.logger.warning("step result over --max-message-bytes refused unread; its step fails",
+                               metadata: ["plan_id": "\(result.planID)", "step_id": "\(result.stepID)", "bytes": "\(bytes)"])
     }
 
     /// Results for plans not waiting here, checked against the attempt stored with the plan and
