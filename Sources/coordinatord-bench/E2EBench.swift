@@ -205,17 +205,29 @@ private struct Runner {
         }
     }
 
+    /// What every producer and collector of one measurement shares.
+    private struct Run: Sendable {
+        let label: String
+        let perProducer: Int
+        let ratePerSecond: Double?
+        let start: UInt64
+        let approvalIDs: [[String]]
+        let presigned: [[(String, String, String)]]?
+        let collected: Collected
+        let planWatcher: PlanWatcher?
+
+        func replyList(_ p: Int) -> String { "bench:\(label):replies:\(p)" }
+    }
+
     func measure(requests: Int, ratePerSecond: Double?, label: String) throws -> Measurement {
         let setup = try RedisConnection(configuration: redis)
         defer { setup.close() }
         let perProducer = requests / producers
         let total = perProducer * producers
-
         // Approval decisions need pending approvals first (not timed).
         let approvalIDs: [[String]] = benchCase == .approval
             ? try prepareApprovals(setup, label: label, perProducer: perProducer)
             : Array(repeating: [], count: producers)
-
         let presigned = try signer.map { signer in
             try (0..<producers).map { p in
                 try (0..<perProducer).map { n in
@@ -224,108 +236,115 @@ private struct Runner {
                 }
             }
         }
-        let collected = Collected()
-        let group = DispatchGroup()
-        let start = Self.now()
-
         // For plans: completion is seen on the event channel, keyed by recommendation id (the
         // request id: unique even when customers are shared).
         let planWatcher: PlanWatcher? = benchCase == .plans ? try PlanWatcher(redis: redis, expected: total) : nil
-
+        let run = Run(label: label, perProducer: perProducer, ratePerSecond: ratePerSecond, start: Self.now(),
+                      approvalIDs: approvalIDs, presigned: presigned, collected: Collected(), planWatcher: planWatcher)
+        let group = DispatchGroup()
         for p in 0..<producers {
-            let replyList = "bench:\(label):replies:\(p)"
             let sent = SendTimes()
             group.enter()
             Thread.detachNewThread {
                 defer { group.leave() }
-                do {
-                    let connection = try RedisConnection(configuration: redis)
-                    defer { connection.close() }
-                    let interval = ratePerSecond.map { Double(producers) / $0 } ?? 0
-                    // Producers are offset by a fraction of the interval, so the offered load is
-                    // spread evenly instead of arriving in bursts of `producers` at once.
-                    let phase = interval * Double(p) / Double(producers)
-                    var batch: [RedisCommand] = []
-                    let pipelineSize = ratePerSecond == nil ? 50 : 1
-                    for n in 0..<perProducer {
-                        var stamp = Self.now()
-                        if interval > 0 {
-                            // Open loop: latency counts from when the request was due, not from when
-                            // a late producer got round to sending it (coordinated omission).
-                            let due = start + UInt64((Double(n) * interval + phase) * 1e9)
-                            if due > stamp { Thread.sleep(forTimeInterval: Double(due - stamp) / 1e9) }
-                            stamp = due
-                        }
-                        let (queue, message, key) = presigned?[p][n] ?? makeMessage(label: label, producer: p, n: n, replyList: replyList,
-                                                                                       approvals: approvalIDs[p])
-                        sent.set(key, stamp)
-                        planWatcher?.expect(key, at: stamp)
-                        batch.append(RedisCommand("LPUSH", queue, message))
-                        if batch.count >= pipelineSize {
-                            _ = try connection.pipeline(batch)
-                            batch.removeAll(keepingCapacity: true)
-                        }
-                    }
-                    if !batch.isEmpty { _ = try connection.pipeline(batch) }
-                } catch {
-                    collected.fail(error)
-                }
+                do { try produce(run, producer: p, sent: sent) } catch { run.collected.fail(error) }
             }
             guard benchCase != .plans else { continue }
             group.enter()
             Thread.detachNewThread {
                 defer { group.leave() }
-                do {
-                    let connection = try RedisConnection(configuration: redis)
-                    defer { connection.close() }
-                    var received = 0
-                    var local: [Double] = []
-                    var localErrors = 0
-                    var duplicates = 0
-                    var seen = Set<String>()
-                    seen.reserveCapacity(perProducer)
-                    func take(_ values: [RedisReply], at: UInt64) {
-                        for element in values {
-                            guard let value = element.bytes else { continue }
-                            // Scanned, not parsed.
-                            let key = Self.requestID(in: value) ?? ""
-                            guard seen.insert(key).inserted else {
-                                duplicates += 1
-                                continue
-                            }
-                            received += 1
-                            if !Self.contains(value, Self.okTrue) { localErrors += 1 }
-                            if let sentAt = sent.get(key) { local.append(Double(at &- sentAt) / 1e6) }
-                        }
-                    }
-                    while received < perProducer {
-                        // Whatever replies are waiting, in one pop: the collectors share the
-                        // machine (and Redis) with what they measure.
-                        let reply = try connection.send("BLMPOP", 10, 1, replyList, "RIGHT", "COUNT", 256)
-                        guard let values = reply.array?.last?.array, !values.isEmpty else {
-                            throw ValidationError("replies stopped coming (\(received)/\(perProducer))")
-                        }
-                        // A reply due before it was sent (paced, producer behind) still counts from its due time.
-                        take(values, at: Self.now())
-                    }
-                    // The last reply is in: the rate counts to here, not through the wait below.
-                    let answeredAt = Self.now()
-                    // Listen a little longer: a late second reply to any request is a duplicate.
-                    if let late = try connection.send("BLMPOP", 1, 1, replyList, "RIGHT", "COUNT", 256).array?.last?.array {
-                        let before = received
-                        take(late, at: Self.now())
-                        duplicates += received - before  // replies to requests never sent count too
-                    }
-                    collected.add(local, errors: localErrors, duplicates: duplicates, answeredAt: answeredAt)
-                } catch {
-                    collected.fail(error)
-                }
+                do { try collect(run, producer: p, sent: sent) } catch { run.collected.fail(error) }
             }
         }
         group.wait()
-        var (latencies, errors, duplicates, failures) = collected.snapshot
+        return try finish(run, total: total)
+    }
+
+    /// Producer p's requests, pushed in pipelines of 50 (closed loop) or one at a time at its
+    /// share of `ratePerSecond` (open loop).
+    private func produce(_ run: Run, producer p: Int, sent: SendTimes) throws {
+        let connection = try RedisConnection(configuration: redis)
+        defer { connection.close() }
+        let interval = run.ratePerSecond.map { Double(producers) / $0 } ?? 0
+        // Producers are offset by a fraction of the interval, so the offered load is
+        // spread evenly instead of arriving in bursts of `producers` at once.
+        let phase = interval * Double(p) / Double(producers)
+        var batch: [RedisCommand] = []
+        let pipelineSize = run.ratePerSecond == nil ? 50 : 1
+        for n in 0..<run.perProducer {
+            var stamp = Self.now()
+            if interval > 0 {
+                // Open loop: latency counts from when the request was due, not from when
+                // a late producer got round to sending it (coordinated omission).
+                let due = run.start + UInt64((Double(n) * interval + phase) * 1e9)
+                if due > stamp { Thread.sleep(forTimeInterval: Double(due - stamp) / 1e9) }
+                stamp = due
+            }
+            let (queue, message, key) = run.presigned?[p][n] ?? makeMessage(label: run.label, producer: p, n: n,
+                                                                           replyList: run.replyList(p), approvals: run.approvalIDs[p])
+            sent.set(key, stamp)
+            run.planWatcher?.expect(key, at: stamp)
+            batch.append(RedisCommand("LPUSH", queue, message))
+            if batch.count >= pipelineSize {
+                _ = try connection.pipeline(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        if !batch.isEmpty { _ = try connection.pipeline(batch) }
+    }
+
+    /// Producer p's replies: latencies, errors and duplicates, and when the last one came.
+    private func collect(_ run: Run, producer p: Int, sent: SendTimes) throws {
+        let connection = try RedisConnection(configuration: redis)
+        defer { connection.close() }
+        let replyList = run.replyList(p)
+        var received = 0
+        var local: [Double] = []
+        var localErrors = 0
+        var duplicates = 0
+        var seen = Set<String>()
+        seen.reserveCapacity(run.perProducer)
+        func take(_ values: [RedisReply], at: UInt64) {
+            for element in values {
+                guard let value = element.bytes else { continue }
+                // Scanned, not parsed.
+                let key = Self.requestID(in: value) ?? ""
+                guard seen.insert(key).inserted else {
+                    duplicates += 1
+                    continue
+                }
+                received += 1
+                if !Self.contains(value, Self.okTrue) { localErrors += 1 }
+                if let sentAt = sent.get(key) { local.append(Double(at &- sentAt) / 1e6) }
+            }
+        }
+        while received < run.perProducer {
+            // Whatever replies are waiting, in one pop: the collectors share the
+            // machine (and Redis) with what they measure.
+            let reply = try connection.send("BLMPOP", 10, 1, replyList, "RIGHT", "COUNT", 256)
+            guard let values = reply.array?.last?.array, !values.isEmpty else {
+                throw ValidationError("replies stopped coming (\(received)/\(run.perProducer))")
+            }
+            // A reply due before it was sent (paced, producer behind) still counts from its due time.
+            take(values, at: Self.now())
+        }
+        // The last reply is in: the rate counts to here, not through the wait below.
+        let answeredAt = Self.now()
+        // Listen a little longer: a late second reply to any request is a duplicate.
+        if let late = try connection.send("BLMPOP", 1, 1, replyList, "RIGHT", "COUNT", 256).array?.last?.array {
+            let before = received
+            take(late, at: Self.now())
+            duplicates += received - before  // replies to requests never sent count too
+        }
+        run.collected.add(local, errors: localErrors, duplicates: duplicates, answeredAt: answeredAt)
+    }
+
+    /// The measurement once every producer and collector is done (and, for plans, every plan
+    /// ended).
+    private func finish(_ run: Run, total: Int) throws -> Measurement {
+        var (latencies, errors, duplicates, failures) = run.collected.snapshot
         var planEnd: UInt64?
-        if let planWatcher {
+        if let planWatcher = run.planWatcher {
             let result = try planWatcher.wait(timeout: 120)
             latencies = result.latencies
             errors = result.failures
@@ -334,11 +353,11 @@ private struct Runner {
         }
         // Requests: until the last reply came (the collectors then listen a second more for
         // duplicates, which is no part of the rate). Plans: until the watcher saw the last end.
-        let end = planEnd ?? collected.answeredAt
-        let seconds = Double(end - start) / 1e9
+        let end = planEnd ?? run.collected.answeredAt
+        let seconds = Double(end - run.start) / 1e9
         if let failure = failures.first { throw failure }
-        return Measurement(requests: total, seconds: seconds, latenciesMs: latencies, errors: errors, offered: ratePerSecond,
-                           duplicates: duplicates)
+        return Measurement(requests: total, seconds: seconds, latenciesMs: latencies, errors: errors,
+                           offered: run.ratePerSecond, duplicates: duplicates)
     }
 
     /// A wire message for producer p's n-th request; approvals are decided by request id.
