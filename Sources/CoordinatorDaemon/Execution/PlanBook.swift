@@ -29,6 +29,9 @@ final class PlanBook {
     /// Plans whose last commit failed: their memory may be behind Redis (or ahead of it, had
     /// it been changed first), so they are read again before they advance.
     var needsReload: Set<String> = []
+    /// Plans whose start, with their first step in the same commit, Redis refused: they start
+    /// alone next time (see `PlanIntake`).
+    var startAlone: Set<String> = []
 
     init(context: DaemonContext, lane: Int = 0, lanes: Int = 1) {
         self.context = context
@@ -65,9 +68,15 @@ final class PlanBook {
         context.events.emit(events, at: now, into: &commit)
     }
 
+    /// A plan's final transition was applied: counted, and logged.
+    func finished(_ plan: ExecutionPlan) {
+        context.counters.add(plansFinished: 1)
+        context.metrics.planFinished(plan.status.rawValue)
+        context.logger.info("plan finished", metadata: ["plan_id": "\(plan.id)", "status": "\(plan.status.rawValue)"])
+    }
+
     /// The plan ended: release it and retire its recommendation, waking its dependents.
     func finish(plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
-        context.store.closeStep(planID: plan.id, into: &commit)
         context.store.finishPlan(plan, record: record, status: status, into: &commit)
     }
 }

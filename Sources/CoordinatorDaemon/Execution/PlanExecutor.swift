@@ -36,8 +36,8 @@ final class PlanExecutor: @unchecked Sendable {
         case .agents: AgentDispatcher(keys: context.keys, timeout: config.stepTimeout)
         }
         book = PlanBook(context: context, lane: lane, lanes: lanes)
-        intake = PlanIntake(book: book)
         runner = PlanRunner(book: book, dispatcher: dispatcher)
+        intake = PlanIntake(book: book, runner: runner)
         results = StepResults(book: book)
         leases = Leases(book: book)
         loop = LoopThread(name: lane == 0 ? "executor" : "executor-\(lane + 1)", context: context)

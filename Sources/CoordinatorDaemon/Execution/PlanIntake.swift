@@ -6,6 +6,8 @@ import RedisClient
 /// starts, waits or is cancelled; adopts plans `execute_plan` already marked running.
 struct PlanIntake {
     let book: PlanBook
+    /// Takes a started plan's first step in the commit that starts it.
+    let runner: PlanRunner
 
     private var context: DaemonContext { book.context }
     private var keys: Keys { book.keys }
@@ -75,6 +77,7 @@ struct PlanIntake {
                 adoptions.append(candidate)
             } else if plan.status != .pending || book.running[plan.id] != nil {
                 acks.append(Commit(acknowledging: ids[index], in: book.readyInflight))
+                book.startAlone.remove(plan.id)
             } else {
                 candidates.append(candidate)
             }
@@ -155,7 +158,7 @@ struct PlanIntake {
     private func commit(_ candidates: [Candidate], _ decisions: [(Int, Decision)], _ readings: [Int: Reading],
                         acks: [Commit], _ connection: RedisConnection, now: Date) throws(RedisError) {
         var commits = acks
-        var started: [Int: PlanMachine] = [:]
+        var started: [Int: RunningPlan] = [:]
         for (index, decision) in decisions {
             let candidate = candidates[index]
             let plan = candidate.plan
@@ -165,15 +168,28 @@ struct PlanIntake {
             switch decision {
             case .start:
                 commit.require(keys.planLease(plan.id), .absent)
-                let events = machine.start(now: now)
+                // The start and the first step's transition in one commit: the plan is written
+                // once, and its first step goes out (or, simulated, runs) only if it started.
+                let record = readings[index]?.record
+                var events = machine.start(now: now)
+                let running = RunningPlan(machine: machine, record: record)
+                var wait: PlanWait?
+                if !book.startAlone.contains(plan.id) {
+                    events += runner.nextStep(running, &machine, &wait, now: now, into: &commit) ?? []
+                }
+                running.machine = machine
+                running.wait = wait
                 book.write(machine.plan, events: events, into: &commit, now: now)
                 context.store.takeLease(plan.id, worker: book.owner, leaseMs: book.leaseMs, deadlineMs: book.deadlineMs(now),
                                         into: &commit)
-                if var record = readings[index]?.record {
+                if case .finished(let status) = machine.nextAction() {
+                    // Its only step ran at once: it ends in the commit that starts it.
+                    book.finish(plan: machine.plan, record: record, status: status, into: &commit)
+                } else if var record {
                     record.recommendation.status = .executing
                     context.store.updateActive(record, customer: plan.customerID, into: &commit)
                 }
-                started[index] = machine
+                started[index] = running
             case .wait(let dependencies, let guards):
                 for (key, value) in guards {
                     if let value { commit.require(key, .equals(value)) } else { commit.require(key, .absent) }
@@ -186,7 +202,8 @@ struct PlanIntake {
                 let events = machine.cancel(reason: reason, now: now)
                 book.write(machine.plan, events: events, into: &commit, now: now)
                 context.store.retire(customer: plan.customerID, recommendationID: plan.recommendationID,
-                                     record: readings[index]?.record, status: .cancelled, planID: plan.id, into: &commit)
+                                     record: readings[index]?.record, status: .cancelled, planID: plan.id, planStored: true,
+                                     into: &commit)
                 context.logger.info("plan cancelled", metadata: ["plan_id": "\(plan.id)", "reason": "\(reason)"])
             }
             commits.append(commit)
@@ -196,8 +213,13 @@ struct PlanIntake {
         for ((index, _), result) in zip(decisions, results.dropFirst(acks.count)) {
             switch result {
             case .applied, .appliedReplyUndeliverable:  // (no reply in an executor's commit)
-                if let machine = started[index] {
-                    book.running[machine.plan.id] = RunningPlan(machine: machine, record: readings[index]?.record)
+                if let running = started[index] {
+                    book.startAlone.remove(running.machine.plan.id)
+                    if case .finished = running.machine.nextAction() {
+                        book.finished(running.machine.plan)
+                    } else {
+                        book.running[running.machine.plan.id] = running
+                    }
                 }
             case .stale:
                 book.reexamine.append(candidates[index].entry)
@@ -207,6 +229,10 @@ struct PlanIntake {
                 // Back in flight: looked at again next tick, like a stale read.
                 context.logger.error("plan commit failed in Redis", metadata: ["plan_id": "\(candidates[index].plan.id)", "error": "\(message)"])
                 book.reexamine.append(candidates[index].entry)
+                // Its first step may be what Redis refused (an agent's list of another type):
+                // the plan then starts alone, and the runner retries the step, failing it after
+                // --step-timeout, instead of the plan never starting.
+                if started[index] != nil { book.startAlone.insert(candidates[index].plan.id) }
             }
         }
     }

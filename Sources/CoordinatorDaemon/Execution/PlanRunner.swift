@@ -51,9 +51,7 @@ struct PlanRunner {
             if transition.consumedArrival { plan.arrived = nil }
             if case .finished = plan.machine.nextAction() {
                 book.running[id] = nil
-                context.counters.add(plansFinished: 1)
-                context.metrics.planFinished(plan.machine.plan.status.rawValue)
-                context.logger.info("plan finished", metadata: ["plan_id": "\(id)", "status": "\(plan.machine.plan.status.rawValue)"])
+                book.finished(plan.machine.plan)
             }
         }
         return true
@@ -115,8 +113,9 @@ struct PlanRunner {
     }
 
     /// The next action of a plan waiting on nothing: its events, or nil when it already
-    /// finished on a transition written before (nothing left to write).
-    private func nextStep(_ running: RunningPlan, _ machine: inout PlanMachine, _ wait: inout PlanWait?, now: Date,
+    /// finished on a transition written before (nothing left to write). Its writes go into
+    /// `commit`, which the caller guards (and in which it writes the plan).
+    func nextStep(_ running: RunningPlan, _ machine: inout PlanMachine, _ wait: inout PlanWait?, now: Date,
                           into commit: inout Commit) -> [DomainEvent]? {
         let unsendable = running.refused.flatMap { refused in
             now.timeIntervalSince(refused.since) >= context.configuration.stepTimeout

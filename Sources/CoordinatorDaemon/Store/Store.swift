@@ -53,9 +53,10 @@ struct Store: Sendable {
     /// Takes a recommendation out of its customer's active set and indexes for good
     /// (rejected, expired, its plan ended), keeps its last state readable for `--retention`
     /// along with its approval and plan, and wakes the plans that were waiting on it.
+    /// `planStored`: the same commit writes the plan in its final state (with its retention).
     func retire(customer: String, recommendationID: String, record: RecommendationRecord?,
                 status: RecommendationStatus, planID: String? = nil, approvalID: String? = nil,
-                into commit: inout Commit) {
+                planStored: Bool = false, into commit: inout Commit) {
         let retention = configuration.retention
         commit.write("HDEL", keys.active(customer: customer), recommendationID)
         if var record {
@@ -71,7 +72,7 @@ struct Store: Sendable {
             commit.write("EXPIRE", keys.approval(approval), retention)
         }
         if let plan = planID ?? record?.planID {
-            commit.write("EXPIRE", keys.plan(plan), retention)
+            if !planStored { commit.write("EXPIRE", keys.plan(plan), retention) }
             commit.write("EXPIRE", keys.planQueued(plan), retention)
             commit.write("ZREM", keys.heldPlans, plan)
         }
@@ -149,12 +150,13 @@ struct Store: Sendable {
         commit.write("ZADD", keys.runningPlans, deadlineMs, planID)
     }
 
-    /// A plan ended: its lease, running entry and results mailbox go, and its recommendation
-    /// is retired (waking its dependents).
+    /// A plan ended: its lease, step attempt, running entry and results mailbox go, and its
+    /// recommendation is retired (waking its dependents). The plan itself was written in its
+    /// final state by the same commit (`storePlan`, with its retention).
     func finishPlan(_ plan: ExecutionPlan, record: RecommendationRecord?, status: ExecutionStatus, into commit: inout Commit) {
-        commit.write("DEL", keys.planLease(plan.id))
+        // One DEL for the three (one slot: they share the plan's tag).
+        commit.write("DEL", keys.planLease(plan.id), keys.stepAttempt(plan.id), keys.planResults(plan.id))
         commit.write("ZREM", keys.runningPlans, plan.id)
-        commit.write("DEL", keys.planResults(plan.id))
         let recommendationStatus: RecommendationStatus = switch status {
         case .completed: .completed
         case .rolledBack: .rolledBack
@@ -162,7 +164,7 @@ struct Store: Sendable {
         default: .failed
         }
         retire(customer: plan.customerID, recommendationID: plan.recommendationID, record: record,
-               status: recommendationStatus, planID: plan.id, into: &commit)
+               status: recommendationStatus, planID: plan.id, planStored: true, into: &commit)
     }
 
     /// Drops a running-index entry whose plan is gone or no longer running.
@@ -179,7 +181,7 @@ struct Store: Sendable {
         events.emit(emitted, at: now, into: &commit)
         commit.write("ZREM", keys.heldPlans, plan.id)
         retire(customer: plan.customerID, recommendationID: plan.recommendationID, record: record,
-               status: .cancelled, planID: plan.id, into: &commit)
+               status: .cancelled, planID: plan.id, planStored: true, into: &commit)
     }
 
     /// A plan-hold index entry whose plan is gone, started or no longer pending.
