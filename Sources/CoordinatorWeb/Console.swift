@@ -205,6 +205,8 @@ enum Limits {
     static let pendingForRisk = 100_000
     static let body = 64 * 1024
     static let resourcesShown = 50
+    /// Stream entries read to find one recommendation's conflicts.
+    static let conflictScan = 5000
 }
 
 /// `application/x-www-form-urlencoded`.
