@@ -127,12 +127,15 @@ enum Assets {
           const keyForm = document.getElementById('key-form');
           if (keyForm) {
             const status = $('#key-status');
-            const show = (k) => { status.textContent = k ? 'Signing as ' + k.principal + ' (key imported ' + k.imported + ').' : 'No key imported.'; };
+            const show = (k) => {
+              if (!window.isSecureContext) {
+                status.textContent = insecure;
+                status.className = 'bad';
+                return;
+              }
+              status.textContent = k ? 'Signing as ' + k.principal + ' (key imported ' + k.imported + ').' : 'No key imported.';
+            };
             loadKey().then(show);
-            if (!window.isSecureContext) {
-              status.textContent = insecure;
-              status.className = 'bad';
-            }
             keyForm.addEventListener('submit', async (e) => {
               e.preventDefault();
               try {
