@@ -4,8 +4,12 @@ are appended to the event stream for 60 s; prints one JSON line with how far beh
 was during the run and at the end.
 
     /usr/bin/python3 scripts/bench-web-events.py [--binary .build/debug/coordinatord] [--rate 1000] [--seconds 60]
+        [--cluster-url redis://HOST:PORT --partitions 64]
 
-It starts its own redis-server and `coordinatord web` on free ports and stops them. Needs what
+It starts its own redis-server and `coordinatord web` on free ports and stops them. With
+--cluster-url (a node of a running Redis Cluster) it starts no redis-server: the events go
+round-robin to the partition streams coord:{p<k>}:events:stream, and the console runs with
+--cluster --partitions. Needs what
 scripts/setup.sh installs (redis-server, chromium, chromium-driver, python3-selenium).
 """
 import argparse
@@ -24,6 +28,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/debug/coordinatord")
 parser.add_argument("--rate", type=int, default=1000)
 parser.add_argument("--seconds", type=int, default=60)
+parser.add_argument("--cluster-url")
+parser.add_argument("--partitions", type=int, default=64)
 args = parser.parse_args()
 
 
@@ -46,11 +52,23 @@ def wait_port(port):
 
 directory = tempfile.mkdtemp(prefix="bench-web-")
 redis_port, web_port = free_port(), free_port()
-redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", directory],
-                         stdout=subprocess.DEVNULL)
-wait_port(redis_port)
-url = "redis://127.0.0.1:%d/0" % redis_port
-web = subprocess.Popen([args.binary, "web", "--port", str(web_port)], env={"PATH": os.environ["PATH"], "REDIS_URL": url},
+if args.cluster_url:
+    redis = None
+    url = args.cluster_url
+    cluster = ["--cluster", "--partitions", str(args.partitions)]
+else:
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no", "--dir", directory],
+                             stdout=subprocess.DEVNULL)
+    wait_port(redis_port)
+    url = "redis://127.0.0.1:%d/0" % redis_port
+    cluster = []
+
+
+def stream(n):
+    return "coord:{p%d}:events:stream" % (n % args.partitions) if args.cluster_url else "coord:events:stream"
+
+
+web = subprocess.Popen([args.binary, "web", "--port", str(web_port)] + cluster, env={"PATH": os.environ["PATH"], "REDIS_URL": url},
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 wait_port(web_port)
 options = webdriver.ChromeOptions()
@@ -58,7 +76,7 @@ options.binary_location = "/usr/bin/chromium"
 for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]:
     options.add_argument(flag)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-writer = subprocess.Popen(["redis-cli", "-u", url], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+writer = subprocess.Popen(["redis-cli", "-u", url] + (["-c"] if args.cluster_url else []), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
 try:
     driver.get("http://127.0.0.1:%d/events" % web_port)
     deadline = time.time() + 10
@@ -81,7 +99,7 @@ try:
             sent += 1
             event = {"event_id": "e%d" % sent, "type": "step.completed", "at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
                      "customer_id": "cust-bench", "plan_id": "p%d" % (sent // 3), "step_index": sent % 3, "data": {}}
-            lines.append("XADD coord:events:stream MAXLEN ~ 100000 * event '%s'\n" % json.dumps(event, separators=(",", ":")))
+            lines.append("XADD %s MAXLEN ~ 100000 * event '%s'\n" % (stream(sent), json.dumps(event, separators=(",", ":"))))
         writer.stdin.write("".join(lines).encode())
         writer.stdin.flush()
         if time.time() >= next_sample:
@@ -91,7 +109,7 @@ try:
     elapsed = time.time() - start
     writer.stdin.close()
     writer.wait()
-    last_id = subprocess.run(["redis-cli", "-u", url, "XREVRANGE", "coord:events:stream", "+", "-", "COUNT", "1"],
+    last_id = subprocess.run(["redis-cli", "-u", url] + (["-c"] if args.cluster_url else []) + ["XREVRANGE", stream(sent), "+", "-", "COUNT", "1"],
                              capture_output=True, text=True).stdout.split("\n")[0].strip()
     end = time.time()
     while driver.execute_script("return document.getElementById('events').dataset.last || ''") != last_id:
@@ -100,13 +118,14 @@ try:
         time.sleep(0.01)
     caught_up = (time.time() - end) * 1000
     rows = driver.execute_script("return document.querySelectorAll('#events tbody tr').length")
-    print(json.dumps({"bench": "web-events", "rate_per_s": round(sent / elapsed), "seconds": round(elapsed, 1), "events": sent,
+    print(json.dumps({"bench": "web-events", "cluster_partitions": args.partitions if args.cluster_url else None, "rate_per_s": round(sent / elapsed), "seconds": round(elapsed, 1), "events": sent,
                       "lag_ms_samples": [round(s) for s in samples if s is not None],
                       "behind_at_end_ms": round(caught_up), "rows_kept": rows}))
 finally:
     driver.quit()
     web.terminate()
     web.wait()
-    redis.terminate()
-    redis.wait()
+    if redis:
+        redis.terminate()
+        redis.wait()
     shutil.rmtree(directory, ignore_errors=True)

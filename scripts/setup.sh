@@ -17,6 +17,9 @@ if [ "$for_tests" = 1 ]; then
     [ -x /usr/bin/chromium ] || need+=(chromium)
     [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
     /usr/bin/python3 -c 'import selenium' >/dev/null 2>&1 || need+=(python3-selenium)
+    # The console's HTTPS test makes a certificate with openssl and fetches pages with curl.
+    [ -x /usr/bin/openssl ] || need+=(openssl)
+    [ -x /usr/bin/curl ] || need+=(curl)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

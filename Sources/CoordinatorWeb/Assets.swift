@@ -91,7 +91,7 @@ enum Assets {
               const row = body.insertRow(0);
               row.dataset.type = ev.type || '';
               row.dataset.id = ev.stream_id || '';
-              cell(row, ev.stream_id || '', 'dim');
+              cell(row, (ev.stream_id || '') + (ev.partition === undefined ? '' : ' p' + ev.partition), 'dim');
               cell(row, String(ev.at || '').slice(11, 19));
               cell(row, ev.type || '?', tone(ev.type || ''));
               cell(row, ev.customer_id || '');
@@ -100,6 +100,9 @@ enum Assets {
               table.dataset.last = ev.stream_id || '';
             };
           }
+
+          // Browsers give WebCrypto only to a secure context: https://, or http:// on loopback.
+          const insecure = 'This page is not a secure context (it is neither https:// nor http:// on 127.0.0.1 or localhost), so this browser cannot sign here: serve the console with --tls-cert and --tls-key.';
 
           // The signing key, kept in IndexedDB as a non-extractable WebCrypto key.
           function database() {
@@ -124,11 +127,19 @@ enum Assets {
           const keyForm = document.getElementById('key-form');
           if (keyForm) {
             const status = $('#key-status');
-            const show = (k) => { status.textContent = k ? 'Signing as ' + k.principal + ' (key imported ' + k.imported + ').' : 'No key imported.'; };
+            const show = (k) => {
+              if (!window.isSecureContext) {
+                status.textContent = insecure;
+                status.className = 'bad';
+                return;
+              }
+              status.textContent = k ? 'Signing as ' + k.principal + ' (key imported ' + k.imported + ').' : 'No key imported.';
+            };
             loadKey().then(show);
             keyForm.addEventListener('submit', async (e) => {
               e.preventDefault();
               try {
+                if (!window.isSecureContext || !window.crypto || !crypto.subtle) throw new Error(insecure);
                 const principal = $('#principal').value.trim();
                 const file = $('#key-file').files[0];
                 if (!principal || !file) throw new Error('give your principal id and your key file');
@@ -183,7 +194,9 @@ enum Assets {
             const enable = (on) => { approve.disabled = reject.disabled = !on || decided; };
             if (!decided && approve) {
               if (mode === 'unsigned') { enable(true); why.textContent = ''; }
-              if (mode === 'signed') {
+              if (mode === 'signed' && !window.isSecureContext) {
+                why.textContent = insecure;
+              } else if (mode === 'signed') {
                 loadKey().then((k) => { if (k) { enable(true); why.textContent = 'Signing as ' + k.principal + '.'; } });
               }
               async function decide(verb) {

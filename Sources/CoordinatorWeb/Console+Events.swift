@@ -9,52 +9,56 @@ import ServiceLifecycle
 
 /// The live tail: Server-Sent Events. A client that reconnects (the browser does by itself,
 /// sending `Last-Event-ID`) first gets what it missed, read with `XRANGE` (at most
-/// `Limits.backfill` entries), then the shared `EventTail`'s batches.
+/// `Limits.backfill` entries), then the shared feed's batches (`EventTail`, or on a cluster
+/// `PartitionedTail`).
 extension Console {
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
 
     func eventStream(_ request: Request) async throws -> Response {
         let filter = try Self.eventFilter(request)
-        let resume = request.headers[Self.lastEventID] ?? Self.query(request, "after")
-        if let resume, !StreamEvent.isStreamID(resume) { throw HTTPError(.badRequest, message: "Last-Event-ID: not a stream id") }
-        // Subscribed before the backfill is read, so nothing falls between the two; what both
-        // carry is sent once (ids only go up).
-        let (subscription, batches) = tail.subscribe()
-        let stream = keys.eventStream
-        let backfill: (entries: [StreamEvent], gap: Bool)
-        do {
-            backfill = try await bridge.read { connection in
-                if let resume {
-                    let reply = try connection.send("XRANGE", stream, "(" + resume, "+", "COUNT", Limits.backfill)
-                    let entries = StreamEvent.entries(reply)
-                    return (entries, entries.count == Limits.backfill)
-                }
-                // A new tail shows the latest matching events among the last few hundred.
-                let entries = StreamEvent.entries(try connection.send("XREVRANGE", stream, "+", "-", "COUNT", Limits.recentEvents))
-                return (Array(entries.filter { filter.matches($0.event) }.prefix(50).reversed()), false)
+        let resumeText = request.headers[Self.lastEventID] ?? Self.query(request, "after")
+        let resume: TailPosition? = try resumeText.map { text in
+            guard let position = self.tail.position(text) else {
+                throw HTTPError(.badRequest, message: "Last-Event-ID: not a stream id (ms-seq, or ms-seq.partition on a cluster)")
             }
+            return position
+        }
+        // Subscribed before the backfill is read, so nothing falls between the two; what both
+        // carry is sent once (positions only go up).
+        let subscription: TailSubscription
+        let backfill: (entries: [TailEntry], gap: Bool)
+        do {
+            subscription = try await tail.subscribe()
         } catch {
-            tail.cancel(subscription)
+            throw HTTPError(.serviceUnavailable, message: "Redis unavailable: \(error)")
+        }
+        do {
+            backfill = try await tail.backfill(after: resume, upTo: subscription.watermark, filter: filter)
+        } catch {
+            tail.cancel(subscription.id)
             throw HTTPError(.serviceUnavailable, message: "Redis unavailable: \(error)")
         }
         let tail = self.tail
         let body = ResponseBody { writer in
-            defer { tail.cancel(subscription) }
-            var last = resume ?? "0-0"
+            defer { tail.cancel(subscription.id) }
+            // Live batches carry what is after the feed's watermark (a cluster's) or after the
+            // last entry sent.
+            var last = resume ?? TailPosition(ms: 0, seq: 0, partition: -1)
             var buffer = ByteBuffer(string: "retry: 1000\n\n")
             if backfill.gap {
                 buffer.writeString("event: gap\ndata: {\"message\":\"more events were missed than are replayed; some are not shown\"}\n\n")
             }
             for entry in backfill.entries {
-                if filter.matches(entry.event) { Self.write(entry, to: &buffer) }
-                last = entry.id
+                if filter.matches(entry.event.event) { Self.write(entry, to: &buffer) }
+                last = max(last, entry.position)
             }
+            if let watermark = subscription.watermark { last = max(last, watermark) }
             try await writer.write(buffer)
             // The console stopping (SIGTERM) ends the tail, so that the server need not wait for it.
             try await withGracefulShutdownHandler {
-                try await Self.follow(batches, filter: filter, after: last, writer: &writer)
+                try await Self.follow(subscription.batches, filter: filter, after: last, writer: &writer)
             } onGracefulShutdown: {
-                tail.cancel(subscription)
+                tail.cancel(subscription.id)
             }
             try await writer.finish(nil)
         }
@@ -63,15 +67,15 @@ extension Console {
 
     /// Writes each batch's new, matching entries as they come; a comment every few idle seconds
     /// notices a client that went away.
-    static func follow(_ batches: AsyncStream<EventTail.Batch>, filter: EventFilter, after: String,
+    static func follow(_ batches: AsyncStream<EventTail.Batch>, filter: EventFilter, after: TailPosition,
                        writer: inout any ResponseBodyWriter) async throws {
         var last = after
         var idle = 0
         for await batch in batches {
             var out = ByteBuffer()
-            for entry in batch where StreamID.isAfter(entry.id, last) {
-                last = entry.id
-                if filter.matches(entry.event) { Self.write(entry, to: &out) }
+            for entry in batch where entry.position > last {
+                last = entry.position
+                if filter.matches(entry.event.event) { Self.write(entry, to: &out) }
             }
             if out.readableBytes == 0 {
                 // A comment now and then: proxies keep the connection, and a closed one is noticed.
@@ -86,11 +90,12 @@ extension Console {
 
     /// One SSE message: `id` the stream id, `data` the event as JSON with every string made
     /// safe to show (`DisplayText`); the page puts it in the DOM as text only.
-    static func write(_ entry: StreamEvent, to buffer: inout ByteBuffer) {
-        var event = Self.shown(entry.event) as? [String: Any] ?? [:]
-        event["stream_id"] = entry.id
+    static func write(_ entry: TailEntry, to buffer: inout ByteBuffer) {
+        var event = Self.shown(entry.event.event) as? [String: Any] ?? [:]
+        event["stream_id"] = entry.event.id
+        if let partition = entry.partition { event["partition"] = partition }
         guard let data = try? JSONSerialization.data(withJSONObject: event, options: [.sortedKeys]) else { return }
-        buffer.writeString("id: \(entry.id)\ndata: ")
+        buffer.writeString("id: \(entry.sseID)\ndata: ")
         buffer.writeBytes(data)
         buffer.writeString("\n\n")
     }

@@ -126,16 +126,49 @@ extension Console {
             if resources.count > Limits.resourcesShown { out += "<li>… \(resources.count - Limits.resourcesShown) more</li>" }
             out += "</ul>"
         }
+        out += "<h3>Conflicts</h3>"
+        if let requested = approval.date("requested_at") {
+            let conflicts = try RecommendationConflicts.read(connection, stream: keys.eventStream, customer: customer,
+                                                            recommendation: recommendationID, since: requested, limit: Limits.conflictScan)
+            out += Self.conflictsSection(conflicts, customer: customer, now: now)
+        } else {
+            out += "<p class=\"note\">The approval has no request time, so its conflicts were not looked up.</p>"
+        }
         let dependencies = (recommendation["dependencies"] as? [String]) ?? []
-        out += "<h3>Conflicts and dependencies</h3><p>"
+        out += "<h3>Dependencies</h3><p id=\"dependencies\">"
         out += dependencies.isEmpty ? "Depends on no other recommendation." : "Runs after: \(dependencies.map { HTML.h($0) }.joined(separator: ", ")) (it starts when their plans complete, and is cancelled if one fails)."
-        out += " The coordination that admitted it discarded whatever conflicted with it (see its <a href=\"/events?customer=\(HTML.url(customer))&amp;type=conflict.resolved\">conflict.resolved events</a>); while it is active, new recommendations that conflict with it are discarded.</p>"
+        out += "</p>"
         out += "<h3>What the plan will do</h3>" + Self.planPreview(recommendation)
         if let parameters = recommendation["parameters"] as? [String: Any], !parameters.isEmpty {
             out += "<details><summary>Parameters</summary><pre>\(HTML.json(parameters))</pre></details>"
         }
         out += "</article>"
         out += Pages.decisionPanel(configuration, pending: status == "pending")
+        return out
+    }
+
+    /// The conflicts a recommendation was part of: in the coordination that admitted it, and
+    /// later ones that it, being active, made discard another.
+    static func conflictsSection(_ conflicts: RecommendationConflicts, customer: String, now: Date) -> String {
+        var out = ""
+        if conflicts.entries.isEmpty {
+            out += "<p id=\"no-conflicts\">No conflict names it in the \(conflicts.searched) events from its request on.</p>"
+        } else {
+            out += "<div class=\"scroll\"><table id=\"conflicts\"><thead><tr><th>Conflict</th><th>Type</th><th>With</th><th>Resolution</th><th>When</th></tr></thead><tbody>"
+            for entry in conflicts.entries {
+                let others = entry.others.map { other in
+                    "<code>\(HTML.h(other))</code>" + (entry.discarded[other].map { " <span class=\"badge bad\">discarded: \(HTML.h($0))</span>" } ?? "")
+                }.joined(separator: ", ")
+                out += "<tr data-conflict=\"\(HTML.h(entry.conflictID))\"><td>\(HTML.h(String(entry.conflictID.prefix(8))))</td><td>\(HTML.badge(entry.type))</td>"
+                out += "<td>\(others)</td><td>\(HTML.h(entry.resolution))</td><td>\(HTML.time(entry.at, now: now))</td></tr>"
+            }
+            out += "</tbody></table></div>"
+        }
+        if !conflicts.complete {
+            out += "<p class=\"note\">Only the first \(conflicts.searched) events after its request were searched (to \(HTML.h(conflicts.to ?? "?"))); later conflicts are in the <a href=\"/events?customer=\(HTML.url(customer))&amp;type=conflict.resolved\">event stream</a>.</p>"
+        } else {
+            out += "<p class=\"note\">While it is active, a new recommendation that conflicts with it is discarded, and shows here.</p>"
+        }
         return out
     }
 

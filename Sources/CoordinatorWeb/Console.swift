@@ -12,20 +12,27 @@ import RedisClient
 struct Console: Sendable {
     let configuration: WebConsoleConfiguration
     let bridge: RedisBridge
-    let tail: EventTail
+    let tail: any EventFeed
     let logger: Logger
     let security: Security
     let risks = RiskTally()
 
-    init(configuration: WebConsoleConfiguration, bridge: RedisBridge, tail: EventTail, logger: Logger) {
+    init(configuration: WebConsoleConfiguration, bridge: RedisBridge, tail: any EventFeed, logger: Logger) {
         self.configuration = configuration
         self.bridge = bridge
         self.tail = tail
         self.logger = logger
-        security = Security(host: configuration.host, port: configuration.port)
+        security = Security(host: configuration.host, port: configuration.port, serverNames: configuration.serverNames,
+                            secure: configuration.tls != nil)
     }
 
     var keys: Keys { configuration.keys }
+
+    /// On a Redis Cluster: only the live events are shown (see `Pages.clusterNote`).
+    var isPartitioned: Bool {
+        if case .partitioned = configuration.events { return true }
+        return false
+    }
 
     /// Dead-letter requeue and purge: only where people are authenticated by a proxy
     /// (`--allow-unsigned`); under `--trust` operators use the CLI.
@@ -97,13 +104,19 @@ struct Console: Sendable {
     func page(_ title: String, _ section: String, _ context: ConsoleContext, live: String? = nil,
               _ body: @escaping @Sendable (RedisConnection) throws -> String) async throws -> Response {
         let started = ContinuousClock.now
-        let content: String
-        do {
-            content = try await bridge.read(body)
-        } catch let error as RedisError {
-            content = "<p class=\"error\">Redis unavailable: \(HTML.h("\(error)"))</p>"
-        } catch let failure as OperationFailure {
-            content = "<p class=\"error\">\(HTML.h(failure.description))</p>"
+        var content: String
+        var live = live
+        if isPartitioned, !["events", "key"].contains(section) {
+            content = Pages.clusterNote
+            live = nil
+        } else {
+            do {
+                content = try await bridge.read(body)
+            } catch let error as RedisError {
+                content = "<p class=\"error\">Redis unavailable: \(HTML.h("\(error)"))</p>"
+            } catch let failure as OperationFailure {
+                content = "<p class=\"error\">\(HTML.h(failure.description))</p>"
+            }
         }
         let html = Pages.layout(title: title, section: section, configuration: configuration,
                                 token: security.token(for: context.session), live: live, content: content)
@@ -122,6 +135,7 @@ struct Console: Sendable {
     /// The part of a page that refreshes itself.
     func fragment(_ body: @escaping @Sendable (RedisConnection) throws -> String) async throws -> Response {
         let started = ContinuousClock.now
+        if isPartitioned { return Self.html(Pages.clusterNote) }
         do {
             return Self.timed(Self.html(try await bridge.read(body)), since: started)
         } catch let error as RedisError {
@@ -182,6 +196,7 @@ struct Console: Sendable {
 
     /// A POST's body (at most `Limits.body` bytes) after the CSRF checks; a refusal is a 403.
     func checkedBody(_ request: Request, form: Bool) async throws -> [UInt8] {
+        if isPartitioned { throw HTTPError(.notImplemented, message: Pages.clusterNoteText) }
         var request = request
         let buffer = try await request.collectBody(upTo: Limits.body)
         let bytes = Array(buffer.readableBytesView)
@@ -205,6 +220,8 @@ enum Limits {
     static let pendingForRisk = 100_000
     static let body = 64 * 1024
     static let resourcesShown = 50
+    /// Stream entries read to find one recommendation's conflicts.
+    static let conflictScan = 5000
 }
 
 /// `application/x-www-form-urlencoded`.

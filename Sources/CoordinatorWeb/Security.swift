@@ -17,15 +17,30 @@ struct Security: Sendable {
 
     /// `host:port` values a request may name in `Host`.
     let allowedHosts: Set<String>
+    /// Served over HTTPS: the cookie is `Secure`, and `Origin` must be `https://`.
+    let secure: Bool
     /// The key tokens are derived with; it lives only in this process.
     private let key: [UInt8]
 
-    init(host: String, port: Int) {
-        var hosts: Set<String> = ["\(host):\(port)"]
+    /// `serverNames`: what people reach the console by (`name`, or `name:port` when the port they
+    /// use is not the one bound, behind a port mapping); a bare name stands for `name:port`, and
+    /// for `name` too on the scheme's default port (443 with TLS, 80 without).
+    init(host: String, port: Int, serverNames: [String] = [], secure: Bool = false) {
+        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        var hosts: Set<String> = ["\(shownHost.lowercased()):\(port)"]
         if ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
             hosts.formUnion(["127.0.0.1:\(port)", "localhost:\(port)", "[::1]:\(port)"])
         }
+        for name in serverNames.map({ $0.lowercased() }) {
+            if name.contains(":") && !name.hasSuffix("]") {
+                hosts.insert(name)
+            } else {
+                hosts.insert("\(name):\(port)")
+                if port == (secure ? 443 : 80) { hosts.insert(name) }
+            }
+        }
         allowedHosts = hosts
+        self.secure = secure
         key = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
     }
 
@@ -59,7 +74,8 @@ struct Security: Sendable {
             return "cross-site request refused (Sec-Fetch-Site: \(fetchSite))"
         }
         if let origin = request.headers[Self.originHeader] {
-            let host = origin.hasPrefix("http://") ? String(origin.dropFirst(7)) : origin.hasPrefix("https://") ? String(origin.dropFirst(8)) : ""
+            let scheme = secure ? "https://" : "http://"
+            let host = origin.hasPrefix(scheme) ? String(origin.dropFirst(scheme.count)) : ""
             guard allowedHosts.contains(host.lowercased()) else { return "cross-origin request refused (Origin: \(origin))" }
         }
         guard let session = Self.session(request) else { return "no session: reload the page" }

@@ -174,6 +174,55 @@ struct WebConsoleHTTPTests {
         #expect(signedPage.body.contains("No signing key in this browser"))
     }
 
+    /// A coordinate request of `customer` whose recommendations all act on the resource `db-1`.
+    static func onOneResource(customer: String, _ recommendations: [(id: String, priority: Int, risk: String)]) throws -> String {
+        let recs: [[String: Any]] = recommendations.map {
+            ["id": $0.id, "agent_id": "cost-agent-1", "type": "cost", "title": "Resize \($0.id)", "action": "scale_down",
+             "risk_level": $0.risk, "affected_resources": ["db-1"], "priority": $0.priority, "confidence": 0.9]
+        }
+        let request: [String: Any] = ["kind": "coordinate", "request_id": "req-\(UUID().uuidString.prefix(8))", "customer_id": customer,
+                                      "auto_approve": false, "execute_now": false, "recommendations": recs]
+        return String(decoding: try JSONSerialization.data(withJSONObject: request, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    @Test func theApprovalPageShowsTheConflictsItsRecommendationWasPartOf() throws {
+        let env = try WebEnvironment()
+        defer { env.stop() }
+        try env.startDaemon()
+        try env.startWeb()
+        // Two recommendations on one resource: the better-ranked one waits for approval, the
+        // other is discarded. Then a later request's recommendation on it is discarded because
+        // the first is active. A third customer's conflict on its own rec-a is not this one's.
+        try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-c", [("rec-a", 9, "high"), ("rec-b", 1, "high")])).checkNoError()
+        try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-other", [("rec-a", 1, "high"), ("rec-z", 9, "high")])).checkNoError()
+        let approval = try #require(env.pendingApprovals(customer: "cust-c", count: 1).first)
+        // Wait a moment so the later request is clearly later.
+        Thread.sleep(forTimeInterval: 0.05)
+        try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-c", [("rec-late", 9, "medium")])).checkNoError()
+        try waitUntil(timeout: 10, "rec-late discarded") {
+            let events = (try env.connection.send("XRANGE", "coord:events:stream", "-", "+").array ?? []).compactMap { $0.array?.last?.array?.last?.string }
+            return events.contains { $0.contains("recommendation.discarded") && $0.contains("rec-late") }
+        }
+        let page = try HTTP.request("GET", port: env.webPort, path: "/approvals/\(approval)")
+        #expect(page.status == 200)
+        let table = try #require(page.body.range(of: "<table id=\"conflicts\">").map { String(page.body[$0.lowerBound...]) })
+        let rows = table.components(separatedBy: "<tr data-conflict=").dropFirst().map { $0.components(separatedBy: "</tr>")[0] }
+        #expect(rows.count == 2, "\(table.prefix(2000))")
+        // In the coordination that admitted it: rec-b, discarded for the conflict.
+        #expect(rows.contains { $0.contains("<code>rec-b</code>") && $0.contains("discarded: conflict<") && $0.contains("resource") }, "\(rows)")
+        // Later: rec-late, discarded because rec-a was active.
+        #expect(rows.contains { $0.contains("<code>rec-late</code>") && $0.contains("discarded: conflicts_with_active") }, "\(rows)")
+        // Not the other customer's conflict of its own rec-a with rec-z.
+        #expect(!table.contains("rec-z"))
+        #expect(page.body.contains("id=\"dependencies\""))
+
+        // A recommendation with no conflict says so.
+        try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-alone", [("rec-1", 5, "high")])).checkNoError()
+        let alone = try #require(env.pendingApprovals(customer: "cust-alone", count: 1).first)
+        let quiet = try HTTP.request("GET", port: env.webPort, path: "/approvals/\(alone)")
+        #expect(quiet.body.contains("id=\"no-conflicts\"") && !quiet.body.contains("<table id=\"conflicts\">"))
+    }
+
     @Test func overviewWithTenThousandPendingApprovalsRendersQuickly() throws {
         let env = try WebEnvironment()
         defer { env.stop() }
