@@ -121,8 +121,11 @@ struct SoakBench: ParsableCommand {
                         counts: (notCompleted: Int, duplicates: Int), probe: RedisConnection, fleet: Fleet) throws {
         let rss = fleet.pids.map { residentKilobytes(pid: $0).map(String.init) ?? "null" }.joined(separator: ",")
         let memory = try redisUsedMemory(probe).map(String.init) ?? "null"
+        // What waits: requests not yet taken, and plans started but not yet taken by an executor.
+        let waiting = try probe.pipeline([RedisCommand("LLEN", "coord:requests"), RedisCommand("LLEN", "coord:plans:ready")])
+            .map { $0.integer.map(String.init) ?? "null" }
         func perRequest(_ seconds: Double) -> String { String(format: "%.0f", seconds / Double(window) * 1e6) }
-        emit(#"{"case":"soak","requests":\#(finished),"window_rps":\#(String(format: "%.1f", Double(window) / seconds.window)),"total_rps":\#(String(format: "%.1f", Double(finished) / seconds.total)),"redis_used_memory":\#(memory),"daemon_rss_kb":[\#(rss)],"cpu_us_per_request":{"redis":\#(perRequest(cpu.redis)),"redis_children":\#(perRequest(cpu.children)),"daemons":\#(perRequest(cpu.daemons))},"redis_commands_per_request":\#(String(format: "%.2f", Double(calls) / Double(window))),"not_completed":\#(counts.notCompleted),"duplicates":\#(counts.duplicates),"daemons":\#(daemons),"customers":\#(customers)}"#)
+        emit(#"{"case":"soak","requests":\#(finished),"window_rps":\#(String(format: "%.1f", Double(window) / seconds.window)),"total_rps":\#(String(format: "%.1f", Double(finished) / seconds.total)),"redis_used_memory":\#(memory),"requests_queued":\#(waiting[0]),"plans_queued":\#(waiting[1]),"daemon_rss_kb":[\#(rss)],"cpu_us_per_request":{"redis":\#(perRequest(cpu.redis)),"redis_children":\#(perRequest(cpu.children)),"daemons":\#(perRequest(cpu.daemons))},"redis_commands_per_request":\#(String(format: "%.2f", Double(calls) / Double(window))),"not_completed":\#(counts.notCompleted),"duplicates":\#(counts.duplicates),"daemons":\#(daemons),"customers":\#(customers)}"#)
     }
 
     /// The producers, each a thread pushing its share of the requests in pipelines of 50,
