@@ -38,66 +38,23 @@ extension Store {
     func commit(_ decision: DecisionChange, acknowledging message: [UInt8], in inflight: String,
                 reply: [UInt8], replyTo: String?, now: Date) -> Commit {
         let approval = decision.read
-        let customer = approval.customerID
-        var flags = ""
-        var keyList: [String] = [
-            inflight, keys.approval(approval.id), keys.pendingApprovals, keys.pendingApprovals(customer: customer),
-            keys.eventStream, keys.active(customer: customer), keys.versions(customer: customer), keys.readyPlans, keys.heldPlans,
-        ]
-        if let seen = decision.seen { flags += "s"; keyList.append(seen.key) }
-        if decision.deadLetter != nil { flags += "d"; keyList.append(keys.dead) }
-        if configuration.replyPrefix != nil { flags += "a" }
-
-        var written: Approval?
-        var record: RecommendationRecord?
-        var plan: ExecutionPlan?
-        var versionFields: [String] = []
-        switch decision.effect {
-        case .none:
-            break
-        case .vote(let next):
-            written = next
-        case .approved(let next, let approved, let created):
-            written = next
-            record = approved
-            plan = created
-            flags += "f"
-            if approved != nil { flags += "u" }
-            if let created {
-                flags += "p"
-                keyList.append(keys.plan(created.id))
-                if approved?.executeNow == true { flags += "x"; keyList.append(keys.planQueued(created.id)) }
-            }
-        case .ended(let next, let retired, let status):
-            written = next
-            flags += "fr"
-            keyList.append(keys.recommendation(customer: customer, id: approval.recommendationID))
-            keyList.append(keys.waiters(customer: customer, recommendation: approval.recommendationID))
-            if var retired {
-                let (sets, fields) = indexes(of: retired.recommendation, customer: customer)
-                keyList.append(contentsOf: sets)
-                versionFields = fields
-                retired.recommendation.status = status
-                record = retired
-            }
-        }
-
+        let call = DecisionCall(self, decision, inflight: inflight)
         let encodedEvents = events.encode(decision.events, at: now)
         var args: [[UInt8]] = []
-        args.reserveCapacity(3 + keyList.count + 22 + versionFields.count + 2 * encodedEvents.count)
-        args.append(Array("EVALSHA".utf8))
-        args.append(Array(Scripts.decide.sha1.utf8))
-        args.append(Array(String(keyList.count).utf8))
-        for key in keyList { args.append(Array(key.utf8)) }
+        args.reserveCapacity(3 + call.keys.count + 22 + call.versionFields.count + 2 * encodedEvents.count)
         func text(_ s: String) { args.append(Array(s.utf8)) }
         func number(_ n: Int) { text(String(n)) }
+        text("EVALSHA")
+        text(Scripts.decide.sha1)
+        number(call.keys.count)
+        for key in call.keys { text(key) }
         args.append(message)
-        text(flags)
+        text(call.flags)
         text(Self.sha1Hex(decision.stored))
         text(approval.id)
-        args.append(written.map { WireJSON.bytes($0) } ?? [])
+        args.append(call.written.map { WireJSON.bytes($0) } ?? [])
         text(approval.recommendationID)
-        args.append(record?.encoded() ?? [])
+        args.append(call.record?.encoded() ?? [])
         args.append(reply)
         number(configuration.replyTTL)
         number(configuration.replyMax)
@@ -109,9 +66,9 @@ extension Store {
         args.append(decision.deadLetter ?? [])
         number(configuration.deadLetterMax)
         number(configuration.retention)
-        args.append(contentsOf: newPlanArguments(plan))
-        number(versionFields.count)
-        for field in versionFields { text(field) }
+        args.append(contentsOf: newPlanArguments(call.plan))
+        number(call.versionFields.count)
+        for field in call.versionFields { text(field) }
         for event in encodedEvents {
             text(event.type)
             args.append(event.json)
@@ -136,5 +93,63 @@ extension Store {
             out.append(digits[Int(byte & 0x0F)])
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// What one call of `decide.lua` is given besides the payloads: its flags and KEYS (see the
+/// script's header), the approval and record it writes, the plan it creates, and the version
+/// fields of the index sets a retired recommendation leaves.
+private struct DecisionCall {
+    var flags = ""
+    var keys: [String]
+    var written: Approval?
+    var record: RecommendationRecord?
+    var plan: ExecutionPlan?
+    var versionFields: [String] = []
+
+    init(_ store: Store, _ decision: DecisionChange, inflight: String) {
+        let layout = store.keys
+        let customer = decision.read.customerID
+        keys = [
+            inflight, layout.approval(decision.read.id), layout.pendingApprovals, layout.pendingApprovals(customer: customer),
+            layout.eventStream, layout.active(customer: customer), layout.versions(customer: customer), layout.readyPlans,
+            layout.heldPlans,
+        ]
+        if let seen = decision.seen { flags += "s"; keys.append(seen.key) }
+        if decision.deadLetter != nil { flags += "d"; keys.append(layout.dead) }
+        if store.configuration.replyPrefix != nil { flags += "a" }
+        add(decision.effect, store, customer: customer, recommendation: decision.read.recommendationID)
+    }
+
+    private mutating func add(_ effect: DecisionChange.Effect, _ store: Store, customer: String, recommendation: String) {
+        let layout = store.keys
+        switch effect {
+        case .none:
+            break
+        case .vote(let next):
+            written = next
+        case .approved(let next, let approved, let created):
+            written = next
+            record = approved
+            plan = created
+            flags += approved == nil ? "f" : "fu"
+            if let created {
+                flags += "p"
+                keys.append(layout.plan(created.id))
+                if approved?.executeNow == true { flags += "x"; keys.append(layout.planQueued(created.id)) }
+            }
+        case .ended(let next, let retired, let status):
+            written = next
+            flags += "fr"
+            keys.append(layout.recommendation(customer: customer, id: recommendation))
+            keys.append(layout.waiters(customer: customer, recommendation: recommendation))
+            if var retired {
+                let (sets, fields) = store.indexes(of: retired.recommendation, customer: customer)
+                keys.append(contentsOf: sets)
+                versionFields = fields
+                retired.recommendation.status = status
+                record = retired
+            }
+        }
     }
 }
