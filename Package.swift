@@ -52,6 +52,7 @@ let package = Package(
                 .embedInCode("Store/Scripts/shared.lua"),
                 .embedInCode("Store/Scripts/coordinate.lua"),
                 .embedInCode("Store/Scripts/commit.lua"),
+                .embedInCode("Store/Scripts/decide.lua"),
             ]
         ),
         // What the operator's commands and the web console both read and do (status, approvals,

@@ -82,10 +82,16 @@ final class DaemonContext: Sendable {
     /// Appends a dead letter (the list capped at `--dead-letter-max`, in the same commit).
     /// `wholeBytes`: `raw` is only the first bytes of a message that long, never read whole.
     func deadLetter(_ raw: [UInt8], queue: String, failure: Refusal, now: Date, wholeBytes: Int? = nil, in commit: inout Commit) {
-        commit.deadLetter(WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now,
-                                                  rawMax: configuration.deadLetterRawMax, wholeBytes: wholeBytes),
+        commit.deadLetter(deadLetterEntry(raw, queue: queue, failure: failure, now: now, wholeBytes: wholeBytes),
                           to: keys.dead, max: configuration.deadLetterMax)
+    }
+
+    /// A dead letter as appended to `coord:dead` (by a commit, or by a change script that
+    /// takes it whole), counted for the heartbeat.
+    func deadLetterEntry(_ raw: [UInt8], queue: String, failure: Refusal, now: Date, wholeBytes: Int? = nil) -> [UInt8] {
         counters.add(deadLettered: 1)
+        return WireMessages.deadLetter(queue: queue, raw: raw, failure: failure, at: now,
+                                       rawMax: configuration.deadLetterRawMax, wholeBytes: wholeBytes)
     }
 }
 

@@ -56,8 +56,11 @@ struct E2EBench: ParsableCommand {
                 let meter = CostMeter(connection: meterConnection, pids: fleet.pids)
                 /// A full-rate case, printed with what each of its requests cost.
                 func fullRate(_ runner: Runner, label: String, caseName: String) throws -> Measurement {
-                    let before = try meter.read()
-                    var measured = try runner.measure(requests: requests, ratePerSecond: nil, label: label)
+                    // Read once the case's setup is done (approval's pending approvals), so that
+                    // the cost is the measured messages' alone.
+                    var before = try meter.read()
+                    var measured = try runner.measure(requests: requests, ratePerSecond: nil, label: label,
+                                                      setUp: { before = try meter.read() })
                     measured.cost = CostMeter.fields(from: before, to: try meter.read(), requests: measured.requests)
                     emit(measured.json(case: caseName, daemons: count, producers: producers, customers: runner.customers))
                     try measured.checkDuplicates()
@@ -219,7 +222,8 @@ private struct Runner {
         func replyList(_ p: Int) -> String { "bench:\(label):replies:\(p)" }
     }
 
-    func measure(requests: Int, ratePerSecond: Double?, label: String) throws -> Measurement {
+    /// `setUp` runs once the case's untimed setup is done, right before the first message.
+    func measure(requests: Int, ratePerSecond: Double?, label: String, setUp: () throws -> Void = {}) throws -> Measurement {
         let setup = try RedisConnection(configuration: redis)
         defer { setup.close() }
         let perProducer = requests / producers
@@ -236,6 +240,7 @@ private struct Runner {
                 }
             }
         }
+        try setUp()
         // For plans: completion is seen on the event channel, keyed by recommendation id (the
         // request id: unique even when customers are shared).
         let planWatcher: PlanWatcher? = benchCase == .plans ? try PlanWatcher(redis: redis, expected: total) : nil

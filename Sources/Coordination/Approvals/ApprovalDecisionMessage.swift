@@ -32,24 +32,29 @@ public struct ApprovalDecisionMessage: Sendable, Equatable {
         return try parseLine(trimmed)
     }
 
-    private struct JSONForm: Decodable {
-        var approval_id: String?
-        var decision: String?
-        var user_id: String?
-        var reason: String?
-        var reply_to: String?
-        var request_id: String?
+    /// The JSON form, read with `JSONLexer` (the reader of every queued message): strict, so
+    /// that what `JSONSerialization` refuses (a lone surrogate escape) is refused here too.
+    private static func parseJSON(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
+        switch TopLevelJSON.members(bytes, strict: true) {
+        case .success(let members): return try parse(json: members)
+        case .failure(let malformed): throw ValidationError(path: "", message: "not valid JSON: \(malformed.message)")
+        }
     }
 
-    private static func parseJSON(_ bytes: [UInt8]) throws(ValidationError) -> ApprovalDecisionMessage {
-        let form: JSONForm
-        do {
-            form = try JSONDecoder().decode(JSONForm.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            throw RequestDecoding.validationError(error)
-        } catch {
-            throw ValidationError(path: "", message: "\(error)")
+    /// A decision from the top-level members of its JSON form (`TopLevelJSON.members(_:strict:)`,
+    /// which the daemon also reads `reply_to` from, so the message is lexed once). Members of
+    /// the wrong type are named first, in the order approval_id, decision, user_id, reason,
+    /// reply_to, request_id; then what is missing or breaks the rules.
+    public static func parse(json members: [String: TopLevelJSON.Value]) throws(ValidationError) -> ApprovalDecisionMessage {
+        func string(_ name: String) throws(ValidationError) -> String? {
+            switch members[name] {
+            case nil, .null: return nil
+            case .string(let value): return value
+            case .other: throw ValidationError(path: name, message: "expected a string")
+            }
         }
+        let form = (approval_id: try string("approval_id"), decision: try string("decision"), user_id: try string("user_id"),
+                    reason: try string("reason"), reply_to: try string("reply_to"), request_id: try string("request_id"))
         guard let id = form.approval_id, !id.isEmpty else { throw ValidationError(path: "approval_id", message: "required") }
         guard let decisionText = form.decision else { throw ValidationError(path: "decision", message: "required") }
         guard let kind = kind(decisionText) else {

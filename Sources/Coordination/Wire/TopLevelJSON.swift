@@ -19,10 +19,12 @@ public enum TopLevelJSON {
     public static let maxDepth = 512
 
     /// The top-level members of `bytes`, which must be exactly one JSON object (RFC 8259,
-    /// whitespace around it allowed). A member given twice keeps its last value.
-    public static func members(_ bytes: [UInt8]) -> Result<[String: Value], Malformed> {
+    /// whitespace around it allowed). A member given twice keeps its last value. `strict`
+    /// refuses strings (nested ones too) with invalid UTF-8 or a lone surrogate escape, as
+    /// `JSONSerialization` does; lenient reading decodes them with U+FFFD in place.
+    public static func members(_ bytes: [UInt8], strict: Bool = false) -> Result<[String: Value], Malformed> {
         bytes.withUnsafeBufferPointer { buffer in
-            var lexer = JSONLexer(buffer, strict: false)
+            var lexer = JSONLexer(buffer, strict: strict)
             do throws(Malformed) {
                 lexer.skipSpace()
                 guard lexer.next == UInt8(ascii: "{") else {

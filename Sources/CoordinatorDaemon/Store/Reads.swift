@@ -12,6 +12,17 @@ struct Reads {
     }
 
     fileprivate var commands: [RedisCommand] = [RedisClock.command]
+    /// The clock of an earlier round trip, for reads that follow it (`init(after:)`).
+    fileprivate var now: Date?
+
+    /// Reads with Redis's clock first.
+    init() {}
+
+    /// Reads that depend on an earlier round trip's results, timed by its clock (no `TIME`).
+    init(after earlier: ReadResults) {
+        commands = []
+        now = earlier.now
+    }
 
     fileprivate mutating func add(_ command: RedisCommand) -> Handle {
         commands.append(command)
@@ -30,6 +41,9 @@ struct ReadResults {
 extension Store {
     /// Sends `reads` in one round trip.
     func read(_ reads: Reads, on connection: RedisConnection) throws(RedisError) -> ReadResults {
+        if let now = reads.now {
+            return ReadResults(replies: reads.commands.isEmpty ? [] : try connection.pipeline(reads.commands), now: now)
+        }
         let replies = try connection.pipeline(reads.commands)
         return ReadResults(replies: replies, now: RedisClock.date(from: replies[0]))
     }
@@ -66,6 +80,11 @@ extension Store {
     /// An approval as stored.
     func readApproval(_ id: String, into reads: inout Reads) -> Reads.Handle {
         reads.add(RedisCommand("GET", keys.approval(id)))
+    }
+
+    /// An active recommendation's record.
+    func readActiveRecord(customer: String, id: String, into reads: inout Reads) -> Reads.Handle {
+        reads.add(RedisCommand("HGET", keys.active(customer: customer), id))
     }
 
     /// A customer's pending approvals, soonest expiry first (`pendingApprovals`).

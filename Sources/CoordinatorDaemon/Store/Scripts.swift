@@ -6,7 +6,7 @@ import RedisClient
 /// headed by its purpose, KEYS, ARGV and returns, and each preceded by `shared.lua` (type
 /// checks, events, replies: one copy of each rule).
 enum Scripts {
-    static let all = [takeBatch, requeue, commit, coordinate, renewLease, pendingApprovals, gatherActive, forgetWorker]
+    static let all = [takeBatch, requeue, commit, coordinate, decide, renewLease, pendingApprovals, gatherActive, forgetWorker]
 
     /// A change script's source: the shared pieces, then its own file.
     static func lua(_ own: [UInt8]) -> String {

@@ -140,20 +140,13 @@ while p <= #ARGV do
           undeliverable, cut = push_reply(list, json, ARGV[q + 3], ARGV[q + 7], ARGV[q + 8])
           dropped = dropped + cut
         end
-      elseif op == 'DEAD' then
-        r = redis.pcall('RPUSH', ARGV[q + 2], ARGV[q + 4])
-        if type(r) ~= 'table' then r = redis.pcall('LTRIM', ARGV[q + 2], -tonumber(ARGV[q + 3]), -1) end
-      elseif op == 'UNINDEX' then
-        r = redis.pcall('SREM', ARGV[q + 2], ARGV[q + 3])
-        if type(r) ~= 'table' and redis.call('EXISTS', ARGV[q + 2]) == 0 then
-          r = redis.pcall('HDEL', ARGV[q + 4], ARGV[q + 5])
-        end
-      elseif op == 'WAKE' then
-        r = redis.pcall('SMEMBERS', ARGV[q + 2])
-        if type(r) == 'table' and not r.err then
-          for _, m in ipairs(r) do redis.call('LPUSH', ARGV[q + 3], m) end
-          r = redis.pcall('DEL', ARGV[q + 2])
-        end
+      elseif op == 'DEAD' or op == 'UNINDEX' or op == 'WAKE' then
+        -- The shared pieces (shared.lua), which decide.lua uses too.
+        local ok, e
+        if op == 'DEAD' then ok, e = pcall(dead_letter, ARGV[q + 2], ARGV[q + 3], ARGV[q + 4])
+        elseif op == 'UNINDEX' then ok, e = pcall(unindex, ARGV[q + 2], ARGV[q + 3], ARGV[q + 4], ARGV[q + 5])
+        else ok, e = pcall(wake, ARGV[q + 2], ARGV[q + 3]) end
+        if not ok then r = { err = e } end
       else
         r = redis.pcall(unpack(ARGV, q + 1, q + n))
       end

@@ -59,3 +59,38 @@ local function chunked(command, key, items)
     i = last + 1
   end
 end
+
+-- Appends a dead letter (PROTOCOL.md 6) and keeps the list's newest max entries.
+local function dead_letter(list, max, json)
+  must(redis.pcall('RPUSH', list, json), 'RPUSH ' .. list)
+  must(redis.pcall('LTRIM', list, -tonumber(max), -1), 'LTRIM ' .. list)
+end
+
+-- Takes id out of an index set; when the set is left empty, its field in the customer's
+-- versions hash goes too (a reader guarded by "absent" may then commit: what it read, an
+-- empty index, is again the truth).
+local function unindex(set, id, versions, field)
+  must(redis.pcall('SREM', set, id), 'SREM ' .. set)
+  if redis.call('EXISTS', set) == 0 then must(redis.pcall('HDEL', versions, field), 'HDEL ' .. versions) end
+end
+
+-- Moves every plan waiting on a recommendation onto the ready list (to be started or
+-- cancelled, now that it ended), and deletes the waiters set.
+local function wake(waiters, ready)
+  local members = must(redis.pcall('SMEMBERS', waiters), 'SMEMBERS ' .. waiters)
+  for _, m in ipairs(members) do must(redis.pcall('LPUSH', ready, m), 'LPUSH ' .. ready) end
+  must(redis.pcall('DEL', waiters), 'DEL ' .. waiters)
+end
+
+-- Stores a new plan and hands it on: queued at once (execute_now: the queued marker, the
+-- ready list) or held until execute_plan (by creation time, for --plan-hold). A plan's
+-- storage is spelled here alone for the scripts that create plans.
+local function create_plan(plan_key, queued_key, ready, held, id, json, created_ms, now)
+  must(redis.pcall('SET', plan_key, json), 'SET ' .. plan_key)
+  if now then
+    must(redis.pcall('SET', queued_key, '1'), 'SET ' .. queued_key)
+    must(redis.pcall('LPUSH', ready, id), 'LPUSH ' .. ready)
+  else
+    must(redis.pcall('ZADD', held, created_ms, id), 'ZADD ' .. held)
+  end
+end
