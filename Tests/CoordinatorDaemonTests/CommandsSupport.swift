@@ -46,14 +46,30 @@ struct CLI {
         private var stdout = Data()
         private var stderr = Data()
 
+        /// The readers of stdout and stderr, done at end of file.
+        private let readers = DispatchGroup()
+
         init(process: Process) {
             self.process = process
             let out = Pipe()
             let err = Pipe()
             process.standardOutput = out
             process.standardError = err
-            out.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.append(handle.availableData, error: false) }
-            err.fileHandleForReading.readabilityHandler = { [weak self] handle in self?.append(handle.availableData, error: true) }
+            // A thread per pipe reads it to its end, so that `finish` has every byte in order
+            // (readability handlers, cleared at exit, could still be appending a chunk read
+            // before; seen losing lines of `dead` under load).
+            for (pipe, error) in [(out, false), (err, true)] {
+                readers.enter()
+                Thread.detachNewThread { [self] in
+                    defer { readers.leave() }
+                    let handle = pipe.fileHandleForReading
+                    while true {
+                        let data = handle.availableData
+                        if data.isEmpty { return }
+                        append(data, error: error)
+                    }
+                }
+            }
         }
 
         private func append(_ data: Data, error: Bool) {
@@ -75,14 +91,8 @@ struct CLI {
         }
 
         func finish() -> Result {
-            // Let the readers drain what the child wrote last.
-            for pipe in [process.standardOutput, process.standardError] {
-                if let pipe = pipe as? Pipe {
-                    pipe.fileHandleForReading.readabilityHandler = nil
-                    let rest = pipe.fileHandleForReading.readDataToEndOfFile()
-                    append(rest, error: pipe === process.standardError as? Pipe)
-                }
-            }
+            // The child exited: its pipes reach end of file once what it wrote last is read.
+            readers.wait()
             return Result(status: process.terminationStatus, out: output, err: errors)
         }
 
