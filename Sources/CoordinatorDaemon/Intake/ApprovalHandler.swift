@@ -233,7 +233,7 @@ final class ApprovalHandler: BatchHandler {
                                      metadata: ["approval_id": "\(approval.id)", "recommendation_id": "\(approval.recommendationID)"])
                 return nil
             }
-            var ids = UUIDGenerator()
+            var ids = context.newIDs()
             let plan = PlanBuilder.plan(for: record.recommendation, now: now, ids: &ids)
             record.recommendation.status = .approved
             record.planID = plan.id

@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+import RedisClient
+
+/// Shares a cluster's partitions between the daemons (PROTOCOL.md section 11), on a thread of
+/// its own. Every third of `--heartbeat-ttl` it registers this daemon in `coord:daemons`
+/// (by deadline), renews the leases it holds (`coord:{p<k>}:owner`, a script that renews only
+/// its holder's), takes free ones (`SET NX PX`) up to its share (the partitions over the live
+/// daemons, rounded up) and gives up those over its share. A partition it holds runs as a
+/// `PartitionRunner` on the master of the partition's slot, moved when that master changes
+/// (a failover, a resharding). A daemon that dies loses its leases within the lease time, and
+/// the others take its partitions, their in-flight messages and outboxes over.
+final class PartitionLeases: @unchecked Sendable {
+    private let context: DaemonContext
+    private let loop: LoopThread
+    private let partitions: Partitions
+    private let extraServices: @Sendable (DaemonContext) -> [DaemonService]
+    // Touched only by the loop's thread.
+    private var runners: [Int: PartitionRunner] = [:]
+    private var stopping: [Int: Flag] = [:]
+
+    init(context: DaemonContext, extraServices: @escaping @Sendable (DaemonContext) -> [DaemonService] = { _ in [] }) {
+        self.context = context
+        self.partitions = Partitions(count: context.configuration.partitions)
+        self.extraServices = extraServices
+        self.loop = LoopThread(name: "partitions", context: context)
+    }
+
+    func run() async throws {
+        try await loop.run { [self] in runLoop() }
+    }
+
+    private var leaseMs: Int { Int(max(1, context.configuration.heartbeatTTL) * 1000) }
+
+    private func runLoop() {
+        let client = RedisClusterClient(configuration: context.redis)
+        var backoff = Backoff(first: 0.1, max: 2)
+        var lastRefresh = Date.distantPast
+        while !loop.isStopping {
+            do {
+                if Date().timeIntervalSince(lastRefresh) >= 1 {
+                    try client.refreshTopology()
+                    lastRefresh = Date()
+                }
+                try round(client)
+                backoff.reset()
+                let pause = Double(leaseMs) / 3000
+                var slept = 0.0
+                while slept < pause, !loop.isStopping {
+                    Thread.sleep(forTimeInterval: 0.05)
+                    slept += 0.05
+                }
+            } catch {
+                context.metrics.redisError()
+                context.logger.warning("partitions: cluster unavailable; retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: backoff.next())
+            }
+        }
+        // Stop every partition (in parallel: each may finish a batch), then give the leases up.
+        let held = runners
+        runners = [:]
+        DispatchQueue.concurrentPerform(iterations: held.count) { i in
+            Array(held.values)[i].stop()
+        }
+        for k in held.keys {
+            _ = try? client.run(ClusterScripts.releasePartition, keys: [context.keys.partition(k).partitionLease], args: [context.workerID])
+        }
+        _ = try? client.send("ZREM", context.keys.clusterDaemons, context.workerID)
+        client.close()
+    }
+
+    /// The partitions this daemon holds now (for tests and logs).
+    var held: [Int] { runners.keys.sorted() }
+
+    private func round(_ client: RedisClusterClient) throws {
+        let keys = context.keys
+        let daemons = keys.clusterDaemons
+        let time = try client.send(RedisCommand("TIME"), routedBy: daemons).array ?? []
+        let now = (Int(time.first?.string ?? "") ?? 0) * 1000 + (Int(time.last?.string ?? "") ?? 0) / 1000
+        let registry = try client.pipeline([
+            RedisCommand("ZADD", daemons, now + leaseMs, context.workerID),
+            RedisCommand("ZREMRANGEBYSCORE", daemons, "-inf", now),
+            RedisCommand("ZCARD", daemons),
+        ])
+        let live = max(1, registry.last?.integer.map(Int.init) ?? 1)
+        let share = (partitions.count + live - 1) / live
+
+        // Renew what we hold; a lease lost (we were frozen past it) stops its partition.
+        for k in runners.keys.sorted() {
+            let renewed = try client.run(ClusterScripts.renewPartition, keys: [keys.partition(k).partitionLease],
+                                         args: [context.workerID, leaseMs]).integer == 1
+            if !renewed {
+                context.logger.warning("partitions: lease of partition \(k) lost; stopping it")
+                stop(k)
+            }
+        }
+        // Over our share (another daemon joined): give the last ones up, stopped first.
+        while runners.count > share, let k = runners.keys.max() {
+            stop(k)
+            _ = try client.run(ClusterScripts.releasePartition, keys: [keys.partition(k).partitionLease], args: [context.workerID])
+            context.logger.info("partitions: gave partition \(k) up (share \(share) of \(partitions.count), \(live) daemons)")
+        }
+        // Under it: take free ones, from a place of our own so daemons do not all race for one.
+        if runners.count < share {
+            let start = Int.random(in: 0..<partitions.count)
+            for offset in 0..<partitions.count where runners.count < share {
+                let k = (start + offset) % partitions.count
+                guard runners[k] == nil, !(stopping[k].map { !$0.isSet } ?? false) else { continue }
+                let taken = try client.send("SET", keys.partition(k).partitionLease, context.workerID, "NX", "PX", leaseMs)
+                if taken.string == "OK" {
+                    try startRunner(k, client: client)
+                }
+            }
+        }
+        // Each partition on the master of its slot; moved when that changed.
+        for (k, runner) in runners {
+            let slot = RedisClusterSlot.of(keys.partition(k).partitionLease)
+            if let owner = client.master(forSlot: slot), owner != runner.endpoint {
+                context.logger.info("partitions: partition \(k) moves to \(owner)")
+                stop(k)
+                try startRunner(k, client: client)
+            }
+        }
+    }
+
+    private func startRunner(_ k: Int, client: RedisClusterClient) throws {
+        let slot = RedisClusterSlot.of(context.keys.partition(k).partitionLease)
+        guard let endpoint = client.master(forSlot: slot) else { throw RedisError.server("CLUSTERDOWN no master for partition \(k)") }
+        // A partition still stopping (moved, or given up and taken again) is waited for.
+        if let flag = stopping[k] {
+            while !flag.isSet { Thread.sleep(forTimeInterval: 0.01) }
+            stopping[k] = nil
+        }
+        let runner = try PartitionRunner(root: context, index: k, endpoint: endpoint, extraServices: extraServices)
+        runners[k] = runner
+        runner.start()
+        context.logger.info("partitions: running partition \(k) on \(endpoint)")
+    }
+
+    /// Stops a partition's loops on a thread of their own (they may finish a batch, or wait out
+    /// a plan's grace period) while this loop keeps renewing the other leases.
+    private func stop(_ k: Int) {
+        guard let runner = runners.removeValue(forKey: k) else { return }
+        let done = Flag()
+        stopping[k] = done
+        Thread.detachNewThread {
+            runner.stop()
+            done.set()
+        }
+    }
+}
+
+/// One partition's loops (PROTOCOL.md section 11): the single-Redis daemon's services
+/// (housekeeping, executor, request and approval intake) on the partition's context, plus
+/// the outbox, all on connections to the master of the partition's slot.
+final class PartitionRunner: @unchecked Sendable {
+    let index: Int
+    let endpoint: RedisConfiguration.Endpoint
+    private let daemon: Daemon
+
+    init(root: DaemonContext, index: Int, endpoint: RedisConfiguration.Endpoint,
+         extraServices: (DaemonContext) -> [DaemonService]) throws {
+        self.index = index
+        self.endpoint = endpoint
+        var pinned = root.redis
+        pinned.endpoint = endpoint
+        var configuration = root.configuration
+        configuration.workers = 1
+        configuration.metricsPort = 0
+        var logger = root.logger
+        logger[metadataKey: "partition"] = "\(index)"
+        let role = PartitionRole(index: index, keys: root.keys.partition(index), redis: pinned,
+                                 workerID: "\(root.workerID)-p\(index)")
+        let context = try DaemonContext(configuration: configuration, logger: logger, partition: role)
+        let outbox = OutboxMover(context: context, cluster: root.redis)
+        daemon = Daemon(partition: context, extraServices: [
+            DaemonService("outbox", logger: logger) { try await outbox.run() },
+        ] + extraServices(context))
+    }
+
+    func start() { daemon.start() }
+    func stop() { daemon.stop() }
+}

@@ -1,0 +1,266 @@
+import CoordinatorDaemon
+import Foundation
+import RedisClient
+import Testing
+import TestSupport
+
+/// The daemon on a real 3-master Redis Cluster (PROTOCOL.md section 11, docs/CLUSTER.md):
+/// clients push to `coord:requests` and `coord:approvals` and read their reply lists as on one
+/// Redis; the daemon moves each message to its partition, and each partition's state, queues,
+/// outbox and event stream sit in its slot.
+extension RealRedis {
+    @Suite("Daemon on a Redis Cluster")
+    struct ClusterDaemonTests {
+        static let partitions = 8
+
+        /// The partition of a customer, computed here as the README tells a client to.
+        static func partition(_ customer: String) -> Int {
+            Int(RedisClusterSlot.crc16(Array(customer.utf8))) % partitions
+        }
+
+        @Test("requests of many customers through coord:requests are answered exactly once; decisions and reads route by id")
+        func manyCustomersExactlyOnce() throws {
+            let cluster = try RedisCluster.start(masters: 3)
+            defer { cluster.stop() }
+            var config = DaemonConfiguration()
+            config.redisURL = cluster.url
+            config.partitions = Self.partitions
+            config.simSpeed = 0
+            config.heartbeatTTL = 2
+            config.planLease = 2
+            let daemon = try Daemon(configuration: config, logger: Harness.quietLogger)
+            daemon.start()
+            defer { daemon.stop() }
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            defer { client.close() }
+
+            // 40 customers, 5 requests each, low risk, executed at once; one reply list per customer.
+            let customers = (0..<40).map { "cust-\($0)" }
+            #expect(Set(customers.map(Self.partition)).count == Self.partitions, "the customers cover every partition")
+            var expected: [String: Set<String>] = [:]
+            for (c, customer) in customers.enumerated() {
+                for r in 0..<5 {
+                    let id = "r-\(c)-\(r)"
+                    let message = Wire.coordinate(id, customer: customer, replyTo: "replies:\(customer)", executeNow: true,
+                                                  [Wire.recommendation("rec-\(c)-\(r)", resources: ["res-\(c)-\(r)"])])
+                    _ = try client.send("LPUSH", "coord:requests", message)
+                    expected["replies:\(customer)", default: []].insert(id)
+                }
+            }
+            // One medium-risk request waits for a person: its approval id names its partition.
+            let pending = "cust-approve"
+            _ = try client.send("LPUSH", "coord:requests", Wire.coordinate(
+                "r-approve", customer: pending, replyTo: "replies:approver",
+                [Wire.recommendation("rec-approve", risk: "medium", resources: ["db-1"])]))
+
+            var replies: [String: [[String: Any]]] = [:]
+            for (list, ids) in expected {
+                for _ in ids {
+                    let reply = try #require(try client.blockingPop([list], timeout: 60), "no reply on \(list)")
+                    replies[list, default: []].append(try Harness.object(reply.value))
+                }
+            }
+            for (list, ids) in expected {
+                let got = replies[list]!.compactMap { $0["request_id"] as? String }
+                #expect(Set(got) == ids, "\(list): \(got.sorted())")
+                #expect(got.count == ids.count)
+                #expect(replies[list]!.allSatisfy { $0["ok"] as? Bool == true }, "\(list): \(replies[list]!)")
+            }
+            let waiting = try Harness.object(try #require(try client.blockingPop(["replies:approver"], timeout: 30)).value)
+            let result = try #require(waiting["result"] as? [String: Any])
+            let approvals = try #require(result["approvals"] as? [[String: Any]])
+            let approvalID = try #require(approvals.first?["id"] as? String)
+            let k = Self.partition(pending)
+            #expect(approvalID.hasPrefix("\(k)."), "approval \(approvalID) of partition \(k)")
+            // Its state is in the partition's slot, under {p<k>}.
+            #expect(try client.send("EXISTS", "coord:{p\(k)}:approval:{\(approvalID)}").integer == 1)
+            #expect(try client.send("HLEN", "coord:{p\(k)}:{\(pending)}:active").integer == 1)
+
+            // A decision through coord:approvals, and a read through coord:requests, by id alone.
+            _ = try client.send("LPUSH", "coord:approvals", Wire.json([
+                "approval_id": approvalID, "decision": "approve", "user_id": "ops@example.com", "reply_to": "replies:approver"]))
+            let decided = try Harness.object(try #require(try client.blockingPop(["replies:approver"], timeout: 30)).value)
+            #expect(decided["ok"] as? Bool == true, "\(decided)")
+            let planID = try #require((decided["result"] as? [String: Any])?["plan_id"] as? String, "\(decided)")
+            #expect(planID.hasPrefix("\(k)."))
+            _ = try client.send("LPUSH", "coord:requests", Wire.json([
+                "kind": "get_plan", "plan_id": planID, "request_id": "read-plan", "reply_to": "replies:approver"]))
+            let read = try Harness.object(try #require(try client.blockingPop(["replies:approver"], timeout: 30)).value)
+            #expect((read["result"] as? [String: Any])?["id"] as? String == planID, "\(read)")
+
+            // Nothing more is on its way: the entry queue, every outbox and partition queue are
+            // empty; then not one reply list holds a second reply.
+            let drained = Date().addingTimeInterval(30)
+            func backlog() throws -> Int {
+                var keys = ["coord:requests", "coord:approvals"]
+                for p in 0..<Self.partitions {
+                    keys += ["coord:{p\(p)}:outbox", "coord:{p\(p)}:requests", "coord:{p\(p)}:approvals"]
+                }
+                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 0) }
+            }
+            while try backlog() > 0, Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
+            #expect(try backlog() == 0)
+            // An outbox entry taken but not yet pushed sits in a sending list; the daemon stops
+            // cleanly first, so each finished its batch.
+            daemon.stop()
+            for list in expected.keys.sorted() + ["replies:approver"] {
+                #expect(try client.send("LLEN", list).integer == 0, "\(list) holds a second reply")
+            }
+
+            // Every request was coordinated once, in its customer's partition's stream.
+            var completed: [String: Int] = [:]
+            for p in 0..<Self.partitions {
+                let entries = try client.send("XRANGE", "coord:{p\(p)}:events:stream", "-", "+").array ?? []
+                for entry in entries {
+                    let event = try Harness.streamEntry(entry).event
+                    guard event["type"] as? String == "coordination.completed" else { continue }
+                    let customer = event["customer_id"] as? String ?? ""
+                    #expect(Self.partition(customer) == p, "\(customer)'s event in partition \(p)")
+                    completed[customer, default: 0] += 1
+                }
+            }
+            for customer in customers { #expect(completed[customer] == 5, "\(customer): \(completed[customer] ?? 0)") }
+            #expect(try client.send("LLEN", "coord:events:stream").integer == 0, "no global stream on a cluster")
+        }
+
+        @Test("two daemons share the partitions; one SIGKILLed under load has its partitions taken over and nothing is lost")
+        func killedDaemonTakenOver() throws {
+            let cluster = try RedisCluster.start(masters: 3)
+            defer { cluster.stop() }
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            defer { client.close() }
+            func launch() throws -> Process {
+                let process = Process()
+                process.executableURL = Harness.binary
+                process.arguments = ["run", "--cluster", "--partitions", "\(Self.partitions)", "--heartbeat-ttl", "2",
+                                     "--plan-lease", "2", "--sim-speed", "0"]
+                process.environment = ChildProcess.environment(["REDIS_URL": cluster.url])
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try ChildProcess.run(process)
+                return process
+            }
+            let first = try launch()
+            let second = try launch()
+            defer {
+                _ = ChildProcess.stop(first, signal: SIGKILL)
+                _ = ChildProcess.stop(second, timeout: 10)
+            }
+            /// The pid of each partition's holder (worker ids are host-pid-suffix).
+            func owners() throws -> [Int: Int32] {
+                let leases = try client.pipelinePerMaster((0..<Self.partitions).map { RedisCommand("GET", "coord:{p\($0)}:owner") })
+                var owners: [Int: Int32] = [:]
+                for (k, lease) in leases.enumerated() {
+                    if let worker = lease.string, let pid = worker.split(separator: "-").dropLast().last.flatMap({ Int32($0) }) {
+                        owners[k] = pid
+                    }
+                }
+                return owners
+            }
+            let shared = Date().addingTimeInterval(30)
+            while Date() < shared {
+                let held = try owners()
+                // The first one up takes every partition; once it sees the second, it gives half up.
+                if held.count == Self.partitions, held.values.filter({ $0 == first.processIdentifier }).count == Self.partitions / 2,
+                   held.values.filter({ $0 == second.processIdentifier }).count == Self.partitions / 2 { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            let before = try owners()
+            #expect(before.count == Self.partitions && Set(before.values).count == 2, "both daemons hold partitions: \(before)")
+            #expect(before.values.filter { $0 == first.processIdentifier }.count == Self.partitions / 2, "an even share: \(before)")
+
+            // Load: 60 customers × 4 requests, pushed in two halves around the kill.
+            let customers = (0..<60).map { "cust-\($0)" }
+            var sent: [String: Set<String>] = [:]
+            func push(round: Int) throws {
+                for (c, customer) in customers.enumerated() {
+                    for r in (round * 2)..<(round * 2 + 2) {
+                        let id = "r-\(c)-\(r)"
+                        _ = try client.send("LPUSH", "coord:requests", Wire.coordinate(
+                            id, customer: customer, replyTo: "replies:\(customer)", executeNow: true,
+                            [Wire.recommendation("rec-\(c)-\(r)", resources: ["res-\(c)-\(r)"])]))
+                        sent["replies:\(customer)", default: []].insert(id)
+                    }
+                }
+            }
+            try push(round: 0)
+            // Some replies have arrived (the daemons are mid-load) when the first one dies.
+            var received: [String: [[UInt8]]] = [:]
+            let someList = "replies:\(customers[0])"
+            let early = try #require(try client.blockingPop([someList], timeout: 30), "no reply before the kill")
+            received[someList, default: []].append(early.value)
+            kill(first.processIdentifier, SIGKILL)
+            let killedAt = Date()
+            try push(round: 1)
+
+            // Its partitions are taken over within the lease time (2 s, then a round of 2/3 s).
+            var takenOver: Double?
+            while Date().timeIntervalSince(killedAt) < 20 {
+                let held = try owners()
+                if held.count == Self.partitions, held.values.allSatisfy({ $0 == second.processIdentifier }) {
+                    takenOver = Date().timeIntervalSince(killedAt)
+                    break
+                }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            let after = try owners()
+            let delay = try #require(takenOver, "the survivor did not take every partition over: \(after)")
+            #expect(delay < 6, "takeover took \(delay) s")
+
+            // Every request is answered; a repeat is the same bytes as the first reply.
+            for (list, ids) in sent {
+                var got = Set<String>()
+                let deadline = Date().addingTimeInterval(60)
+                while got != ids, Date() < deadline {
+                    guard let reply = try client.blockingPop([list], timeout: 5) else { continue }
+                    received[list, default: []].append(reply.value)
+                    got = Set(try received[list]!.map { try Harness.object($0)["request_id"] as? String ?? "" })
+                }
+                #expect(got == ids, "\(list): missing \(ids.subtracting(got).sorted())")
+            }
+            // Drain whatever else is on its way, then count repeats.
+            let drained = Date().addingTimeInterval(30)
+            func backlog() throws -> Int {
+                var keys = ["coord:requests"]
+                for p in 0..<Self.partitions { keys += ["coord:{p\(p)}:outbox", "coord:{p\(p)}:requests"] }
+                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 0) }
+            }
+            while try backlog() > 0, Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
+            #expect(try backlog() == 0)
+            #expect(ChildProcess.stop(second, timeout: 20), "the survivor stops on SIGTERM")
+            var repeats = 0
+            for list in sent.keys {
+                while let extra = try client.blockingPop([list], timeout: 0.01) { received[list]!.append(extra.value) }
+                var byID: [String: [UInt8]] = [:]
+                for reply in received[list]! {
+                    let id = try Harness.object(reply)["request_id"] as? String ?? ""
+                    if let earlier = byID[id] {
+                        #expect(earlier == reply, "two different replies to \(id)")
+                        repeats += 1
+                    } else {
+                        byID[id] = reply
+                    }
+                }
+            }
+            // Every request took effect once: one plan created and completed per recommendation
+            // (each request carries one, rec-<c>-<r> for r-<c>-<r>).
+            var created: [String: Int] = [:]
+            var finished: [String: Int] = [:]
+            for p in 0..<Self.partitions {
+                for entry in try client.send("XRANGE", "coord:{p\(p)}:events:stream", "-", "+").array ?? [] {
+                    let event = try Harness.streamEntry(entry).event
+                    guard let rec = event["recommendation_id"] as? String else { continue }
+                    if event["type"] as? String == "plan.created" { created[rec, default: 0] += 1 }
+                    if event["type"] as? String == "plan.completed" { finished[rec, default: 0] += 1 }
+                }
+            }
+            let all = sent.values.reduce(Set<String>()) { $0.union($1) }
+            let recs = Set(all.map { "rec-" + $0.dropFirst(2) })
+            #expect(Set(created.keys) == recs, "plans created for \(created.count) of \(recs.count) requests")
+            #expect(created.values.allSatisfy { $0 == 1 }, "a request took effect twice: \(created.filter { $0.value > 1 })")
+            #expect(finished.values.allSatisfy { $0 == 1 }, "a plan completed twice: \(finished.filter { $0.value > 1 })")
+            print("cluster takeover: \(Self.partitions / 2) partitions taken over \(String(format: "%.2f", delay)) s after SIGKILL; "
+                  + "\(all.count) requests answered, \(repeats) byte-identical repeats")
+        }
+    }
+}
