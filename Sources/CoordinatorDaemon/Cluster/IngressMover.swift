@@ -92,8 +92,25 @@ final class IngressMover: @unchecked Sendable {
         for reply in try client.pipelinePerMaster(pushes) {
             if case .error(let message) = reply { throw RedisError.server(message) }
         }
+        // With --min-replicas-acked, a push a failover could lose is not yet acknowledged, nor
+        // the acknowledgement (which a failover could undo) followed by the marks' removal.
+        try awaitReplicas(client, slots: Set(pushes.compactMap { RedisClusterSlot.of($0) }))
         _ = try client.pipeline(distinct.map { RedisCommand("LREM", list, -1, $0) })
+        try awaitReplicas(client, slots: [RedisClusterSlot.of(list)])
         _ = try client.pipelinePerMaster(marks)
+    }
+
+    /// `WAIT N` on the master of each slot (one per master): the client's last write there has
+    /// reached N replicas. Throws (the move is retried; the marks make that safe) when fewer did.
+    private func awaitReplicas(_ client: RedisClusterClient, slots: Set<Int>) throws {
+        let needed = context.configuration.minReplicasAcked
+        guard needed > 0 else { return }
+        var masters = Set<RedisConfiguration.Endpoint>()
+        for slot in slots.sorted() {
+            guard masters.insert(client.master(forSlot: slot) ?? .unix(path: "slot \(slot)")).inserted else { continue }
+            let acked = try client.send(RedisCommand("WAIT", needed, 1000), slot: slot).integer ?? 0
+            if acked < needed { throw RedisError.server("MASTERDOWN \(acked) of \(needed) replicas acknowledged") }
+        }
     }
 
     /// Takes over the in-flight lists of daemons whose hold lapsed, one at a time, and moves
