@@ -18,6 +18,25 @@ extension RealRedis {
             Int(RedisClusterSlot.crc16(Array(customer.utf8))) % partitions
         }
 
+        /// Runs the built binary to its end with `REDIS_URL` set to `url`; its standard output.
+        static func run(_ arguments: [String], url: String) throws -> String {
+            let process = Process()
+            process.executableURL = Harness.binary
+            process.arguments = arguments
+            process.environment = ChildProcess.environment(["REDIS_URL": url])
+            // A file, not a pipe: a read of a pipe interrupted by a signal traps in Foundation.
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("cluster-\(UUID().uuidString).out")
+            _ = FileManager.default.createFile(atPath: path.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: path) }
+            let output = try FileHandle(forWritingTo: path)
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try ChildProcess.run(process, deadline: 30).wait()
+            try output.close()
+            #expect(process.terminationStatus == 0, "\(arguments) exited \(process.terminationStatus)")
+            return String(decoding: (try? Data(contentsOf: path)) ?? Data(), as: UTF8.self)
+        }
+
         @Test("requests of many customers through coord:requests are answered exactly once; decisions and reads route by id")
         func manyCustomersExactlyOnce() throws {
             let cluster = try RedisCluster.start(masters: 3)
@@ -107,6 +126,36 @@ extension RealRedis {
                 #expect(try client.send("LLEN", list).integer == 0, "\(list) holds a second reply")
             }
 
+            // Every key written is a partition's (a customer's keys and its plans' and approvals'
+            // in the customer's partition), an entry queue's or its ingress lists', the daemons'
+            // registry, or a reply list (the test scans; the daemon never does).
+            var partitioned = 0
+            for port in try cluster.masterPorts() {
+                let node = try cluster.direct(port)
+                defer { node.close() }
+                var cursor = "0"
+                repeat {
+                    let page = try node.send("SCAN", cursor, "COUNT", 1000).array ?? []
+                    cursor = page.first?.string ?? "0"
+                    for key in (page.last?.array ?? []).compactMap(\.string) {
+                        if key.hasPrefix("replies:") || key == "coord:daemons" || key.hasPrefix("coord:ingress:{coord:")
+                            || key.hasPrefix("coord:inflight:{coord:") { continue }
+                        guard let match = key.firstMatch(of: /^coord:\{p([0-9]+)\}:(.*)$/), let k = Int(match.output.1) else {
+                            Issue.record("\(key) is in no partition")
+                            continue
+                        }
+                        partitioned += 1
+                        let rest = String(match.output.2)
+                        if let customer = rest.firstMatch(of: /^\{([^}]+)\}:/) {
+                            #expect(Self.partition(String(customer.output.1)) == k, "\(key) in partition \(k)")
+                        } else if let id = rest.firstMatch(of: /^(?:approval|plan):\{([0-9]+)\./) {
+                            #expect(Int(id.output.1) == k, "\(key) in partition \(k)")
+                        }
+                    }
+                } while cursor != "0"
+            }
+            #expect(partitioned > 200, "only \(partitioned) partition keys")
+
             // Every request was coordinated once, in its customer's partition's stream.
             var completed: [String: Int] = [:]
             for p in 0..<Self.partitions {
@@ -120,6 +169,17 @@ extension RealRedis {
                 }
             }
             for customer in customers { #expect(completed[customer] == 5, "\(customer): \(completed[customer] ?? 0)") }
+
+            // `coordinatord events` merges the partitions' streams in time order.
+            let total = completed.values.reduce(0, +)
+            let merged = try Self.run(["events", "--json", "--partitions", "\(Self.partitions)", "--type", "coordination.completed",
+                                       "--count", "\(total + 10)"], url: cluster.url)
+            let lines = merged.split(separator: "\n").compactMap { try? Harness.object(Array($0.utf8)) }
+            #expect(lines.count == total, "events printed \(lines.count) of \(total)")
+            let times = lines.compactMap { $0["at"] as? String }
+            #expect(times == times.sorted() && times.count == total, "events not in time order")
+            let newest = try Self.run(["events", "--json", "--partitions", "\(Self.partitions)", "--count", "3"], url: cluster.url)
+            #expect(newest.split(separator: "\n").count == 3)
             #expect(try client.send("LLEN", "coord:events:stream").integer == 0, "no global stream on a cluster")
         }
 
