@@ -425,5 +425,117 @@ extension RealRedis {
             print("cluster failover: master :\(victim) SIGKILLed with \(answeredBefore) of \(customers.count * 2) answered; cluster healthy \(String(format: "%.2f", promoted)) s later; "
                   + "\(recs.count) requests all answered \(String(format: "%.2f", answered)) s after the kill; \(repeats) byte-identical repeats")
         }
+    
+        @Test("partitions' slots resharded under load: the partitions follow their slots, every request answered, each took effect once")
+        func reshardingUnderLoad() throws {
+            let cluster = try RedisCluster.start(masters: 3, arguments: ["--hz", "100"])
+            defer { cluster.stop() }
+            var config = DaemonConfiguration()
+            config.redisURL = cluster.url
+            config.partitions = Self.partitions
+            config.simSpeed = 0
+            config.heartbeatTTL = 2
+            config.planLease = 2
+            let log = LogRecorder()
+            let daemon = try Daemon(configuration: config, logger: log.logger())
+            daemon.start()
+            defer { daemon.stop() }
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            defer { client.close() }
+
+            let customers = (0..<48).map { "cust-\($0)" }
+            var sent: [String: Set<String>] = [:]
+            for (c, customer) in customers.enumerated() {
+                for r in 0..<6 { sent["replies:\(customer)", default: []].insert("r-\(c)-\(r)") }
+            }
+            // A pusher thread keeps requests coming while slots move (6 per customer, in rounds).
+            let pusher = RedisClusterClient(configuration: cluster.configuration)
+            defer { pusher.close() }
+            let pushed = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                for r in 0..<6 {
+                    for (c, customer) in customers.enumerated() {
+                        let id = "r-\(c)-\(r)"
+                        _ = try? pusher.send("LPUSH", "coord:requests", Wire.coordinate(
+                            id, customer: customer, replyTo: "replies:\(customer)", executeNow: true,
+                            [Wire.recommendation("rec-\(c)-\(r)", resources: ["res-\(c)-\(r)"])]))
+                    }
+                    Thread.sleep(forTimeInterval: 0.2)
+                }
+                pushed.signal()
+            }
+            // Each partition's slot moves to the next master, 5 keys per MIGRATE with pauses, while
+            // requests flow.
+            let masters = try cluster.masterPorts().sorted()
+            var moved: [Int: Int] = [:]
+            let migrating = Date()
+            for k in 0..<Self.partitions {
+                let slot = RedisClusterSlot.of("coord:{p\(k)}:owner")
+                let from = try cluster.masterPort(forSlot: slot)
+                let to = masters[(masters.firstIndex(of: from)! + 1) % masters.count]
+                try cluster.migrate(slot: slot, to: to, batch: 5, pause: 0.01)
+                moved[k] = to
+            }
+            let migration = Date().timeIntervalSince(migrating)
+            let answeredWhenMoved = try client.pipelinePerMaster(sent.keys.map { RedisCommand("LLEN", $0) })
+                .reduce(0) { $0 + Int($1.integer ?? 0) }
+            pushed.wait()
+            for k in 0..<Self.partitions {
+                #expect(try cluster.masterPort(forSlot: RedisClusterSlot.of("coord:{p\(k)}:owner")) == moved[k])
+            }
+            let expected = sent
+            var received: [String: [[UInt8]]] = [:]
+            for (list, ids) in expected {
+                var got = Set<String>()
+                let deadline = Date().addingTimeInterval(60)
+                while got != ids, Date() < deadline {
+                    guard let reply = try client.blockingPop([list], timeout: 5) else { continue }
+                    received[list, default: []].append(reply.value)
+                    got = Set(try received[list]!.map { try Harness.object($0)["request_id"] as? String ?? "" })
+                }
+                #expect(got == ids, "\(list): missing \(ids.subtracting(got).sorted())")
+            }
+            // Each partition's loops followed its slot: the last place each was started is its new master.
+            var runningOn: [Int: String] = [:]
+            for line in log.lines {
+                if let m = line.message.firstMatch(of: /running partition ([0-9]+) on (.+)$/), let k = Int(m.output.1) {
+                    runningOn[k] = String(m.output.2)
+                }
+            }
+            for k in 0..<Self.partitions {
+                #expect(runningOn[k] == "127.0.0.1:\(moved[k]!)", "partition \(k) runs on \(runningOn[k] ?? "none"), its slot on \(moved[k]!)")
+            }
+            let followed = log.lines.filter { $0.message.contains(" moves to ") }.count
+            daemon.stop()
+            var repeats = 0
+            for list in expected.keys {
+                while let extra = try client.blockingPop([list], timeout: 0.01) { received[list]!.append(extra.value) }
+                var byID: [String: [UInt8]] = [:]
+                for reply in received[list]! {
+                    let id = try Harness.object(reply)["request_id"] as? String ?? ""
+                    if let earlier = byID[id] {
+                        #expect(earlier == reply, "two different replies to \(id)")
+                        repeats += 1
+                    } else {
+                        byID[id] = reply
+                    }
+                }
+            }
+            var created: [String: Int] = [:]
+            for p in 0..<Self.partitions {
+                for entry in try client.send("XRANGE", "coord:{p\(p)}:events:stream", "-", "+").array ?? [] {
+                    let event = try Harness.streamEntry(entry).event
+                    if event["type"] as? String == "plan.created", let rec = event["recommendation_id"] as? String {
+                        created[rec, default: 0] += 1
+                    }
+                }
+            }
+            let recs = Set(expected.values.reduce(Set<String>()) { $0.union($1) }.map { "rec-" + $0.dropFirst(2) })
+            #expect(Set(created.keys) == recs, "plans created for \(created.count) of \(recs.count) requests")
+            #expect(created.values.allSatisfy { $0 == 1 }, "a request took effect twice: \(created.filter { $0.value > 1 })")
+            print("cluster resharding: \(Self.partitions) partitions' slots moved in \(String(format: "%.2f", migration)) s "
+                  + "while requests flowed (\(answeredWhenMoved) of \(recs.count) answered when the last slot moved); "
+                  + "all answered, \(repeats) byte-identical repeats; \(followed) partitions followed a MOVED slot")
+        }
     }
 }
