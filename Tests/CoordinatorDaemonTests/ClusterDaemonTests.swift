@@ -229,6 +229,8 @@ extension RealRedis {
             #expect(before.count == Self.partitions && Set(before.values).count == 2, "both daemons hold partitions: \(before)")
             #expect(before.values.filter { $0 == first.processIdentifier }.count == Self.partitions / 2, "an even share: \(before)")
 
+            #expect(try Self.run(["health"], url: cluster.url).hasPrefix("healthy: 2 live daemon(s)"))
+
             // Load: 60 customers × 4 requests, pushed in two halves around the kill.
             let customers = (0..<60).map { "cust-\($0)" }
             var sent: [String: Set<String>] = [:]
@@ -287,6 +289,18 @@ extension RealRedis {
             }
             while try backlog() > 0, Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
             #expect(try backlog() == 0)
+            // What the dead daemon held was taken over: its partition workers were recovered and
+            // forgotten, and its ingress in-flight lists were taken over and forgotten.
+            let dead = "-\(first.processIdentifier)-"
+            let recoveredBy = Date().addingTimeInterval(20)
+            func leftovers() throws -> [String] {
+                var commands = (0..<Self.partitions).map { RedisCommand("SMEMBERS", "coord:{p\($0)}:workers") }
+                commands += ["requests", "approvals", "steps:results"].map { RedisCommand("HKEYS", "coord:ingress:{coord:\($0)}") }
+                return try client.pipelinePerMaster(commands).flatMap { ($0.array ?? []).compactMap(\.string) }.filter { $0.contains(dead) }
+            }
+            while try !leftovers().isEmpty, Date() < recoveredBy { Thread.sleep(forTimeInterval: 0.05) }
+            let left = try leftovers()
+            #expect(left.isEmpty, "the dead daemon's lists were not taken over: \(left)")
             #expect(ChildProcess.stop(second, timeout: 20), "the survivor stops on SIGTERM")
             var repeats = 0
             for list in sent.keys {
