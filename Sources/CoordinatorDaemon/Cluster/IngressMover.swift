@@ -73,6 +73,8 @@ final class IngressMover: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: backoff.next())
             }
         }
+        // A clean stop leaves no entry behind when nothing is held (else it is taken over).
+        _ = try? client.run(ClusterScripts.ingressForget, keys: [index, inflight], args: [])
     }
 
     /// Moves `batch` (oldest first), held in `list`, each message once: copies of one message

@@ -56,11 +56,12 @@ final class PartitionLeases: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: backoff.next())
             }
         }
-        // Stop every partition (in parallel: each may finish a batch), then give the leases up.
+        // Stop every partition, all at once (each may finish a batch or wait out a blocking pop
+        // of a second), and those still stopping, then give the leases up.
         let held = runners
-        runners = [:]
-        DispatchQueue.concurrentPerform(iterations: held.count) { i in
-            Array(held.values)[i].stop()
+        for k in Array(runners.keys) { stop(k) }
+        for flag in stopping.values {
+            while !flag.isSet { Thread.sleep(forTimeInterval: 0.01) }
         }
         for k in held.keys {
             _ = try? client.run(ClusterScripts.releasePartition, keys: [context.keys.partition(k).partitionLease], args: [context.workerID])
