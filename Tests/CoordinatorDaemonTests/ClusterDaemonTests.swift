@@ -1,8 +1,8 @@
-import CoordinatorDaemon
 import Foundation
 import RedisClient
 import Testing
 import TestSupport
+@testable import CoordinatorDaemon
 
 /// The daemon on a real 3-master Redis Cluster (PROTOCOL.md section 11, docs/CLUSTER.md):
 /// clients push to `coord:requests` and `coord:approvals` and read their reply lists as on one
@@ -550,6 +550,110 @@ extension RealRedis {
             print("cluster resharding: \(Self.partitions) partitions' slots moved in \(String(format: "%.2f", migration)) s "
                   + "while requests flowed (\(answeredWhenMoved) of \(recs.count) answered when the last slot moved); "
                   + "all answered, \(repeats) byte-identical repeats; \(followed) partitions followed a MOVED slot")
+        }
+    
+        @Test("every script call on the cluster declares every key it touches, commit.lua's included (read off MONITOR on each master)")
+        func declaredKeys() throws {
+            let cluster = try RedisCluster.start(masters: 3)
+            defer { cluster.stop() }
+            var logs: [URL] = []
+            var monitors: [Process] = []
+            defer { for monitor in monitors { _ = ChildProcess.stop(monitor) } }
+            for port in try cluster.masterPorts() {
+                let log = cluster.server(port: port)!.directory.appendingPathComponent("monitor.log")
+                #expect(FileManager.default.createFile(atPath: log.path, contents: nil))
+                let monitor = Process()
+                monitor.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+                monitor.arguments = ["-p", String(port), "MONITOR"]
+                monitor.standardOutput = try FileHandle(forWritingTo: log)
+                try monitor.run()
+                monitors.append(monitor)
+                logs.append(log)
+                let node = try cluster.direct(port)
+                defer { node.close() }
+                let attached = Date().addingTimeInterval(10)
+                while Date() < attached, try node.send("CLIENT", "LIST", "TYPE", "normal").string?.contains("cmd=monitor") != true {
+                    Thread.sleep(forTimeInterval: 0.01)
+                }
+            }
+            var config = DaemonConfiguration()
+            config.redisURL = cluster.url
+            config.partitions = Self.partitions
+            config.simSpeed = 0
+            config.heartbeatTTL = 2
+            config.planLease = 2
+            let daemon = try Daemon(configuration: config, logger: Harness.quietLogger)
+            daemon.start()
+            defer { daemon.stop() }
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            defer { client.close() }
+
+            // Requests executed at once (plans run: the executor's commits), approvals asked and
+            // decided (the decisions' commits), a rejection, a repeated request_id, a bad message.
+            for n in 0..<16 {
+                _ = try client.send("LPUSH", "coord:requests", Wire.coordinate(
+                    "now-\(n)", customer: "cust-\(n)", replyTo: "replies:keys", executeNow: true,
+                    [Wire.recommendation("n\(n)", resources: ["i-\(n)"])]))
+                _ = try client.send("LPUSH", "coord:requests", Wire.coordinate(
+                    "ask-\(n)", customer: "cust-\(n)", replyTo: "replies:keys", executeNow: true,
+                    [Wire.recommendation("a\(n)", risk: "high", resources: ["j-\(n)"])]))
+            }
+            _ = try client.send("LPUSH", "coord:requests", Wire.coordinate(
+                "now-0", customer: "cust-0", replyTo: "replies:keys", executeNow: true,
+                [Wire.recommendation("n0", resources: ["i-0"])]))
+            _ = try client.send("LPUSH", "coord:requests", "not json")
+            var approvals: [String] = []
+            for _ in 0..<33 {
+                let reply = try Harness.object(try #require(try client.blockingPop(["replies:keys"], timeout: 30)).value)
+                let result = reply["result"] as? [String: Any] ?? [:]
+                approvals += (result["approvals"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            }
+            #expect(approvals.count == 16)
+            for (i, id) in approvals.enumerated() {
+                let decision: [String: Any] = i % 4 == 0
+                    ? ["approval_id": id, "decision": "reject", "user_id": "ops@example.com", "reason": "no", "reply_to": "replies:keys"]
+                    : ["approval_id": id, "decision": "approve", "user_id": "ops@example.com", "reply_to": "replies:keys"]
+                _ = try client.send("LPUSH", "coord:approvals", Wire.json(decision))
+            }
+            for _ in approvals { _ = try #require(try client.blockingPop(["replies:keys"], timeout: 30)) }
+            // Every approved plan ran (its executor commits are in the logs).
+            let done = Date().addingTimeInterval(30)
+            func completed() throws -> Int {
+                var count = 0
+                for p in 0..<Self.partitions {
+                    for entry in try client.send("XRANGE", "coord:{p\(p)}:events:stream", "-", "+").array ?? [] {
+                        if try Harness.streamEntry(entry).event["type"] as? String == "plan.completed" { count += 1 }
+                    }
+                }
+                return count
+            }
+            while try completed() < 28, Date() < done { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(try completed() == 28)
+            daemon.stop()
+            for monitor in monitors { _ = ChildProcess.stop(monitor) }
+
+            var calls: [String: Int] = [:]
+            var undeclared: [String] = []
+            var touched = 0
+            for log in logs {
+                for call in Monitor.scriptCalls(try String(contentsOf: log, encoding: .utf8)) {
+                    let name = call.sha == Scripts.commit.sha1 ? "commit" : call.sha == Scripts.coordinate.sha1 ? "coordinate" : "other"
+                    calls[name, default: 0] += 1
+                    // list_approvals' script reads approval keys it builds (docs/CLUSTER.md); not sent here.
+                    #expect(call.sha != Scripts.pendingApprovals.sha1)
+                    let declared = Set(call.keys)
+                    #expect(!declared.isEmpty, "a script call declared no key: \(call.commands.prefix(3))")
+                    for (command, keys) in call.commands {
+                        touched += keys.count
+                        for key in keys where !declared.contains(key) { undeclared.append("\(name) \(command) \(key)") }
+                    }
+                }
+            }
+            #expect(undeclared.isEmpty, "\(undeclared.count) undeclared: \(undeclared.prefix(5))")
+            #expect((calls["commit"] ?? 0) >= 40 && (calls["coordinate"] ?? 0) >= 32, "\(calls)")
+            // The log was read right: the scripts' own commands were seen, with their keys.
+            #expect(touched > 20 * ((calls["commit"] ?? 0) + (calls["coordinate"] ?? 0)) / 10, "\(touched) keys touched in \(calls)")
+            print("cluster declared keys: \(calls) script calls on 3 masters touched \(touched) keys, \(undeclared.count) undeclared")
         }
     }
 }
