@@ -509,6 +509,7 @@ extension RealRedis {
                 }
                 #expect(got == ids, "\(list): missing \(ids.subtracting(got).sorted())")
             }
+            let allAnswered = Date().timeIntervalSince(migrating)
             // Each partition's loops followed its slot: the last place each was started is its new master.
             var runningOn: [Int: String] = [:]
             for line in log.lines {
@@ -549,7 +550,8 @@ extension RealRedis {
             #expect(created.values.allSatisfy { $0 == 1 }, "a request took effect twice: \(created.filter { $0.value > 1 })")
             print("cluster resharding: \(Self.partitions) partitions' slots moved in \(String(format: "%.2f", migration)) s "
                   + "while requests flowed (\(answeredWhenMoved) of \(recs.count) answered when the last slot moved); "
-                  + "all answered, \(repeats) byte-identical repeats; \(followed) partitions followed a MOVED slot")
+                  + "all answered \(String(format: "%.2f", allAnswered)) s after the first slot began moving, \(repeats) byte-identical repeats; "
+                  + "\(followed) partitions followed a MOVED slot")
         }
     
         @Test("every script call on the cluster declares every key it touches, commit.lua's included (read off MONITOR on each master)")

@@ -16,6 +16,7 @@ final class PartitionLeases: @unchecked Sendable {
     private let partitions: Partitions
     private let extraServices: @Sendable (DaemonContext) -> [DaemonService]
     // Touched only by the loop's thread.
+    private var leased = Set<Int>()
     private var runners: [Int: PartitionRunner] = [:]
     private var stopping: [Int: Flag] = [:]
 
@@ -36,20 +37,20 @@ final class PartitionLeases: @unchecked Sendable {
         let client = RedisClusterClient(configuration: context.redis)
         var backoff = Backoff(first: 0.1, max: 2)
         var lastRefresh = Date.distantPast
+        var lastRound = Date.distantPast
         while !loop.isStopping {
             do {
                 if Date().timeIntervalSince(lastRefresh) >= 1 {
                     try client.refreshTopology()
                     lastRefresh = Date()
                 }
-                try round(client)
-                backoff.reset()
-                let pause = Double(leaseMs) / 3000
-                var slept = 0.0
-                while slept < pause, !loop.isStopping {
-                    Thread.sleep(forTimeInterval: 0.05)
-                    slept += 0.05
+                if Date().timeIntervalSince(lastRound) * 1000 >= Double(leaseMs) / 3 {
+                    try round(client)
+                    lastRound = Date()
                 }
+                try place(client)
+                backoff.reset()
+                Thread.sleep(forTimeInterval: 0.1)
             } catch {
                 context.metrics.redisError()
                 context.logger.warning("partitions: cluster unavailable; retrying", metadata: ["error": "\(error)"])
@@ -58,21 +59,18 @@ final class PartitionLeases: @unchecked Sendable {
         }
         // Stop every partition, all at once (each may finish a batch or wait out a blocking pop
         // of a second), and those still stopping, then give the leases up.
-        let held = runners
         for k in Array(runners.keys) { stop(k) }
         for flag in stopping.values {
             while !flag.isSet { Thread.sleep(forTimeInterval: 0.01) }
         }
-        for k in held.keys {
+        for k in leased {
             _ = try? client.run(ClusterScripts.releasePartition, keys: [context.keys.partition(k).partitionLease], args: [context.workerID])
         }
         _ = try? client.send("ZREM", context.keys.clusterDaemons, context.workerID)
         client.close()
     }
 
-    /// The partitions this daemon holds now (for tests and logs).
-    var held: [Int] { runners.keys.sorted() }
-
+    /// Registers this daemon, renews its leases, and takes or gives up partitions to its share.
     private func round(_ client: RedisClusterClient) throws {
         let keys = context.keys
         let daemons = keys.clusterDaemons
@@ -87,55 +85,54 @@ final class PartitionLeases: @unchecked Sendable {
         let share = (partitions.count + live - 1) / live
 
         // Renew what we hold; a lease lost (we were frozen past it) stops its partition.
-        for k in runners.keys.sorted() {
+        for k in leased.sorted() {
             let renewed = try client.run(ClusterScripts.renewPartition, keys: [keys.partition(k).partitionLease],
                                          args: [context.workerID, leaseMs]).integer == 1
             if !renewed {
                 context.logger.warning("partitions: lease of partition \(k) lost; stopping it")
+                leased.remove(k)
                 stop(k)
             }
         }
         // Over our share (another daemon joined): give the last ones up, stopped first.
-        while runners.count > share, let k = runners.keys.max() {
+        while leased.count > share, let k = leased.max() {
+            leased.remove(k)
             stop(k)
             _ = try client.run(ClusterScripts.releasePartition, keys: [keys.partition(k).partitionLease], args: [context.workerID])
             context.logger.info("partitions: gave partition \(k) up (share \(share) of \(partitions.count), \(live) daemons)")
         }
         // Under it: take free ones, from a place of our own so daemons do not all race for one.
-        if runners.count < share {
+        if leased.count < share {
             let start = Int.random(in: 0..<partitions.count)
-            for offset in 0..<partitions.count where runners.count < share {
+            for offset in 0..<partitions.count where leased.count < share {
                 let k = (start + offset) % partitions.count
-                guard runners[k] == nil, !(stopping[k].map { !$0.isSet } ?? false) else { continue }
+                guard !leased.contains(k) else { continue }
                 let taken = try client.send("SET", keys.partition(k).partitionLease, context.workerID, "NX", "PX", leaseMs)
-                if taken.string == "OK" {
-                    try startRunner(k, client: client)
-                }
-            }
-        }
-        // Each partition on the master of its slot; moved when that changed.
-        for (k, runner) in runners {
-            let slot = RedisClusterSlot.of(keys.partition(k).partitionLease)
-            if let owner = client.master(forSlot: slot), owner != runner.endpoint {
-                context.logger.info("partitions: partition \(k) moves to \(owner)")
-                stop(k)
-                try startRunner(k, client: client)
+                if taken.string == "OK" { leased.insert(k) }
             }
         }
     }
 
-    private func startRunner(_ k: Int, client: RedisClusterClient) throws {
-        let slot = RedisClusterSlot.of(context.keys.partition(k).partitionLease)
-        guard let endpoint = client.master(forSlot: slot) else { throw RedisError.server("CLUSTERDOWN no master for partition \(k)") }
-        // A partition still stopping (moved, or given up and taken again) is waited for.
-        if let flag = stopping[k] {
-            while !flag.isSet { Thread.sleep(forTimeInterval: 0.01) }
-            stopping[k] = nil
+    /// Runs every partition held on the master of its slot: starts those not running (once a
+    /// previous run of theirs has stopped) and moves those whose slot changed master.
+    private func place(_ client: RedisClusterClient) throws {
+        for k in leased.sorted() {
+            let slot = RedisClusterSlot.of(context.keys.partition(k).partitionLease)
+            guard let owner = client.master(forSlot: slot) else { continue }
+            if let runner = runners[k] {
+                guard owner != runner.endpoint else { continue }
+                context.logger.info("partitions: partition \(k) moves to \(owner)")
+                stop(k)
+            }
+            if let flag = stopping[k] {
+                guard flag.isSet else { continue }
+                stopping[k] = nil
+            }
+            let runner = try PartitionRunner(root: context, index: k, endpoint: owner, extraServices: extraServices)
+            runners[k] = runner
+            runner.start()
+            context.logger.info("partitions: running partition \(k) on \(owner)")
         }
-        let runner = try PartitionRunner(root: context, index: k, endpoint: endpoint, extraServices: extraServices)
-        runners[k] = runner
-        runner.start()
-        context.logger.info("partitions: running partition \(k) on \(endpoint)")
     }
 
     /// Stops a partition's loops on a thread of their own (they may finish a batch, or wait out
