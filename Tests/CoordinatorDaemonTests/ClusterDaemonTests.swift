@@ -657,5 +657,41 @@ extension RealRedis {
             #expect(touched > 20 * ((calls["commit"] ?? 0) + (calls["coordinate"] ?? 0)) / 10, "\(touched) keys touched in \(calls)")
             print("cluster declared keys: \(calls) script calls on 3 masters touched \(touched) keys, \(undeclared.count) undeclared")
         }
+    
+        @Test("cluster flags: bad values and what cluster mode does not do yet are usage errors naming the flag")
+        func clusterFlags() throws {
+            func run(_ arguments: [String], _ environment: [String: String]) throws -> (Int32, String) {
+                let process = Process()
+                process.executableURL = Harness.binary
+                process.arguments = arguments
+                // Never reached: the flags are refused first.
+                process.environment = ChildProcess.environment(["REDIS_URL": "redis://127.0.0.1:1/0"].merging(environment) { $1 })
+                let path = FileManager.default.temporaryDirectory.appendingPathComponent("clusterflags-\(UUID().uuidString).err")
+                _ = FileManager.default.createFile(atPath: path.path, contents: nil)
+                defer { try? FileManager.default.removeItem(at: path) }
+                let stderr = try FileHandle(forWritingTo: path)
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = stderr
+                try ChildProcess.run(process, deadline: 30).wait()
+                try stderr.close()
+                return (process.terminationStatus, String(decoding: (try? Data(contentsOf: path)) ?? Data(), as: UTF8.self))
+            }
+            let cases: [([String], [String: String], String)] = [
+                (["run", "--cluster", "--executor", "agents"], [:], "--executor"),
+                (["run", "--executor", "agents"], ["REDIS_URL": "redis+cluster://127.0.0.1:1"], "--executor"),
+                (["run", "--cluster", "--metrics-port", "9100"], [:], "--metrics-port"),
+                (["run", "--cluster", "--partitions", "0"], [:], "--partitions"),
+                (["run", "--cluster", "--partitions", "16385"], [:], "--partitions"),
+                (["run", "--cluster", "--min-replicas-acked", "-1"], [:], "--min-replicas-acked"),
+                (["run", "--cluster", "--redis-url", "redis://127.0.0.1:1/3"], [:], "--redis-url"),
+                (["run", "--executor", "agents"], ["COORD_CLUSTER": "1"], "--executor"),
+                (["run"], ["COORD_CLUSTER": "maybe"], "COORD_CLUSTER"),
+            ]
+            for (arguments, environment, flag) in cases {
+                let (status, stderr) = try run(arguments, environment)
+                #expect(status == 2, "\(arguments) \(environment): exit \(status), \(stderr)")
+                #expect(stderr.contains(flag), "\(arguments) \(environment): \(stderr)")
+            }
+        }
     }
 }
