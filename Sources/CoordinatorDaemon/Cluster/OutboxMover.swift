@@ -70,7 +70,8 @@ final class OutboxMover: @unchecked Sendable {
     /// sending list) came after the commits of every entry taken, so N replicas having it
     /// means they have those commits.
     private func awaitReplicas(_ connection: RedisConnection) throws {
-        let needed = context.configuration.minReplicasAcked
+        guard context.configuration.minReplicasAcked > 0 else { return }
+        let needed = ReplicaCount.needed(context.configuration.minReplicasAcked, role: try connection.send("ROLE"))
         guard needed > 0 else { return }
         let acked = try connection.send("WAIT", needed, 1000).integer ?? 0
         guard acked >= needed else {
@@ -110,5 +111,17 @@ final class OutboxMover: @unchecked Sendable {
 
     private static func list(_ reply: RedisReply) -> [[UInt8]] {
         (reply.array ?? []).compactMap(\.bytes)
+    }
+}
+
+/// How many replicas a `WAIT` asks for under `--min-replicas-acked N`: N, or as many as the
+/// master has when it has fewer (a replica promoted after its master died has none until one
+/// attaches). What no replica holds, no failover can lose: there is nothing to promote, and a
+/// replica that attaches later copies the whole data set. Read from `ROLE` (`master`, offset,
+/// one entry per connected replica).
+enum ReplicaCount {
+    static func needed(_ wanted: Int, role: RedisReply) -> Int {
+        guard let parts = role.array, parts.first?.string == "master", parts.count >= 3 else { return wanted }
+        return min(wanted, parts[2].array?.count ?? 0)
     }
 }

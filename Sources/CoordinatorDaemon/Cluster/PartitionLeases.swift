@@ -18,7 +18,7 @@ final class PartitionLeases: @unchecked Sendable {
     // Touched only by the loop's thread.
     private var leased = Set<Int>()
     private var runners: [Int: PartitionRunner] = [:]
-    private var stopping: [Int: Flag] = [:]
+    private var stopping: [Int: (done: Flag, endpoint: RedisConfiguration.Endpoint)] = [:]
 
     init(context: DaemonContext, extraServices: @escaping @Sendable (DaemonContext) -> [DaemonService] = { _ in [] }) {
         self.context = context
@@ -34,7 +34,11 @@ final class PartitionLeases: @unchecked Sendable {
     private var leaseMs: Int { Int(max(1, context.configuration.heartbeatTTL) * 1000) }
 
     private func runLoop() {
-        let client = RedisClusterClient(configuration: context.redis)
+        // A lease call to a master that died fails fast (the other masters' leases must not lapse
+        // while it waits): it is retried in the next round, after the failover.
+        var options = RedisClusterClient.Options()
+        options.retryTimeout = 0.2
+        let client = RedisClusterClient(configuration: context.redis, options: options)
         var backoff = Backoff(first: 0.1, max: 2)
         var lastRefresh = Date.distantPast
         var lastRound = Date.distantPast
@@ -60,8 +64,8 @@ final class PartitionLeases: @unchecked Sendable {
         // Stop every partition, all at once (each may finish a batch or wait out a blocking pop
         // of a second), and those still stopping, then give the leases up.
         for k in Array(runners.keys) { stop(k) }
-        for flag in stopping.values {
-            while !flag.isSet { Thread.sleep(forTimeInterval: 0.01) }
+        for previous in stopping.values {
+            while !previous.done.isSet { Thread.sleep(forTimeInterval: 0.01) }
         }
         for k in leased {
             _ = try? client.run(ClusterScripts.releasePartition, keys: [context.keys.partition(k).partitionLease], args: [context.workerID])
@@ -84,11 +88,17 @@ final class PartitionLeases: @unchecked Sendable {
         let live = max(1, registry.last?.integer.map(Int.init) ?? 1)
         let share = (partitions.count + live - 1) / live
 
-        // Renew what we hold; a lease lost (we were frozen past it) stops its partition.
+        // Renew what we hold; a lease lost (we were frozen past it) stops its partition. A master
+        // that fails a renewal is not asked again this round (it is likely dead: its replica
+        // takes over, and the lease is renewed or taken again there).
+        var down = Set<RedisConfiguration.Endpoint>()
         for k in leased.sorted() {
-            let renewed = try client.run(ClusterScripts.renewPartition, keys: [keys.partition(k).partitionLease],
-                                         args: [context.workerID, leaseMs]).integer == 1
-            if !renewed {
+            let slot = RedisClusterSlot.of(keys.partition(k).partitionLease)
+            if let master = client.master(forSlot: slot), down.contains(master) { continue }
+            guard let reply = try answered(client, { () throws(RedisClusterError) in
+                try client.run(ClusterScripts.renewPartition, keys: [keys.partition(k).partitionLease], args: [self.context.workerID, self.leaseMs])
+            }, slot: slot, down: &down) else { continue }
+            if reply.integer != 1 {
                 context.logger.warning("partitions: lease of partition \(k) lost; stopping it")
                 leased.remove(k)
                 stop(k)
@@ -107,9 +117,26 @@ final class PartitionLeases: @unchecked Sendable {
             for offset in 0..<partitions.count where leased.count < share {
                 let k = (start + offset) % partitions.count
                 guard !leased.contains(k) else { continue }
-                let taken = try client.send("SET", keys.partition(k).partitionLease, context.workerID, "NX", "PX", leaseMs)
-                if taken.string == "OK" { leased.insert(k) }
+                let slot = RedisClusterSlot.of(keys.partition(k).partitionLease)
+                if let master = client.master(forSlot: slot), down.contains(master) { continue }
+                let taken = try answered(client, { () throws(RedisClusterError) in
+                    try client.send("SET", keys.partition(k).partitionLease, self.context.workerID, "NX", "PX", self.leaseMs)
+                }, slot: slot, down: &down)
+                if taken?.string == "OK" { leased.insert(k) }
             }
+        }
+    }
+
+    /// The reply of `call`, or nil when the slot's master did not answer (then marked down for
+    /// the rest of the round); other errors are thrown.
+    private func answered(_ client: RedisClusterClient, _ call: () throws(RedisClusterError) -> RedisReply, slot: Int,
+                          down: inout Set<RedisConfiguration.Endpoint>) throws -> RedisReply? {
+        do {
+            return try call()
+        } catch {
+            guard error.isOutage else { throw error }
+            if let master = client.master(forSlot: slot) { down.insert(master) }
+            return nil
         }
     }
 
@@ -124,8 +151,10 @@ final class PartitionLeases: @unchecked Sendable {
                 context.logger.info("partitions: partition \(k) moves to \(owner)")
                 stop(k)
             }
-            if let flag = stopping[k] {
-                guard flag.isSet else { continue }
+            // Loops still stopping on the same master are waited for (they share the worker id);
+            // those on the old master of a moved slot can no longer write there, and are not.
+            if let previous = stopping[k] {
+                guard previous.done.isSet || previous.endpoint != owner else { continue }
                 stopping[k] = nil
             }
             let runner = try PartitionRunner(root: context, index: k, endpoint: owner, extraServices: extraServices)
@@ -140,7 +169,7 @@ final class PartitionLeases: @unchecked Sendable {
     private func stop(_ k: Int) {
         guard let runner = runners.removeValue(forKey: k) else { return }
         let done = Flag()
-        stopping[k] = done
+        stopping[k] = (done, runner.endpoint)
         Thread.detachNewThread {
             runner.stop()
             done.set()
