@@ -693,3 +693,52 @@ extension RealRedis {
         }
     }
 }
+
+/// How a message finds its partition (no server): the README's Python and the daemon agree, and
+/// ids, decisions and signed messages route by what they name.
+@Suite("Cluster: partitions and ingress routing")
+struct ClusterRoutingTests {
+    let partitions = Partitions(count: 64)
+
+    @Test("k = CRC16(customer_id) mod P, as Python's binascii.crc_hqx(customer_id, 0) % P gives it")
+    func customerPartition() {
+        // Values printed by the README's three lines of Python.
+        #expect(partitions.of(customer: "cust-42") == 2)
+        #expect(partitions.of(customer: "cust-2") == 35)
+        #expect(partitions.of(customer: "a") == 7)
+    }
+
+    @Test("ids name their partition only as <k>. with k in range, written plainly")
+    func idPartition() {
+        #expect(partitions.of(id: "7.1b4e28ba-2fa1-4d3b-883f-0016d3cca427") == 7)
+        #expect(partitions.of(id: "63.x") == 63)
+        for id in ["64.x", "07.x", ".x", "x", "-1.x", "7", "", "1234567.x"] {
+            #expect(partitions.of(id: id) == nil, "\(id)")
+        }
+    }
+
+    @Test("ingress routes requests by customer or id, decisions by approval id (JSON, plain text, signed), results by plan id")
+    func routing() {
+        func k(_ text: String, _ queue: String) -> Int {
+            IngressMover.partition(of: Array(text.utf8), queue: queue, partitions: partitions)
+        }
+        #expect(k(#"{"kind":"coordinate","customer_id":"cust-42","recommendations":[]}"#, "requests") == 2)
+        #expect(k(#"{"customer_id":"cust-2"}"#, "requests") == 35)
+        #expect(k(#"{"kind":"list_approvals","customer_id":"cust-42"}"#, "requests") == 2)
+        #expect(k(#"{"kind":"get_plan","plan_id":"9.abc"}"#, "requests") == 9)
+        #expect(k(#"{"kind":"execute_plan","plan_id":"10.abc"}"#, "requests") == 10)
+        #expect(k(#"{"kind":"get_approval","approval_id":"11.abc"}"#, "requests") == 11)
+        #expect(k(#"{"approval_id":"12.abc","decision":"approve","user_id":"u"}"#, "approvals") == 12)
+        #expect(k("approve 13.abc ops@example.com", "approvals") == 13)
+        #expect(k("reject 14.abc ops@example.com too risky", "approvals") == 14)
+        #expect(k(#"{"plan_id":"15.abc","step_id":"s","ok":true}"#, "steps:results") == 15)
+        // A JWS: the payload (its middle part) is read.
+        let header = Base64URL.encode(Array(#"{"alg":"EdDSA","kid":"agent"}"#.utf8))
+        let payload = Base64URL.encode(Array(#"{"kind":"coordinate","customer_id":"cust-42"}"#.utf8))
+        #expect(k("\(header).\(payload).c2ln", "requests") == 2)
+        // What names nothing goes where its bytes say, the same way every time.
+        for junk in ["not json", #"{"kind":"get_plan","plan_id":"nope"}"#, "approve nope bob", "[1,2]"] {
+            #expect(k(junk, junk.hasPrefix("approve") ? "approvals" : "requests") == partitions.of(bytes: Array(junk.utf8)), "\(junk)")
+        }
+    }
+}
