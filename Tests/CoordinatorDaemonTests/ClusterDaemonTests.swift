@@ -119,6 +119,13 @@ extension RealRedis {
             }
             while try backlog() > 0, Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
             #expect(try backlog() == 0)
+            // `coordinatord status` sums the partitions: one daemon holding all 8, nothing waiting.
+            let status = try Harness.object(Array(try Self.run(["status", "--json", "--partitions", "\(Self.partitions)"],
+                                                               url: cluster.url).utf8))
+            #expect((status["daemons"] as? [[String: Any]])?.first?["partitions"] as? Int == Self.partitions, "\(status)")
+            #expect(status["partitions_held"] as? Int == Self.partitions)
+            #expect(((status["queues"] as? [String: Any])?["requests"] as? [String: Any])?["waiting"] as? Int == 0, "\(status)")
+            #expect(status["dead_letters"] as? Int == 0 && status["approvals_pending"] as? Int == 0, "\(status)")
             // An outbox entry taken but not yet pushed sits in a sending list; the daemon stops
             // cleanly first, so each finished its batch.
             daemon.stop()
