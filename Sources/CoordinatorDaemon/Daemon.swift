@@ -36,6 +36,14 @@ public final class Daemon: @unchecked Sendable {
         self.extraServices = extraServices
     }
 
+    /// One partition's loops on a Redis Cluster (`PartitionRunner`): the services below on the
+    /// partition's context, with `extraServices` (its outbox).
+    init(partition context: DaemonContext, extraServices: [DaemonService]) {
+        self.context = context
+        self.metricsEndpoint = nil
+        self.extraServices = extraServices
+    }
+
     /// Runs every loop until SIGTERM or SIGINT, then stops gracefully. Throws (after stopping
     /// the others) when one of them fails.
     public func run() async throws {
@@ -91,6 +99,11 @@ public final class Daemon: @unchecked Sendable {
         var services: [DaemonService] = []
         if let metricsEndpoint {
             services.append(DaemonService("metrics", logger: logger) { try await metricsEndpoint.run() })
+        }
+        if context.partition == nil, context.configuration.isCluster {
+            // On a cluster the daemon itself only moves messages in and shares the partitions;
+            // each partition it holds runs the services below (PROTOCOL.md section 11).
+            return services + ClusterServices.services(context) + extraServices
         }
         let maintenance = Maintenance(context: context)
         services.append(DaemonService("housekeeping", logger: logger) { try await maintenance.run() })

@@ -61,12 +61,25 @@ public struct DaemonConfiguration: Sendable {
     /// Prometheus `/metrics` port (section 7); 0 serves none.
     public var metricsPort = 0
     public var metricsHost = "127.0.0.1"
+    /// Redis Cluster mode (`--cluster`, or a `redis+cluster://` URL; PROTOCOL.md section 11).
+    public var cluster = false
+    /// Partitions of the state on a cluster (`--partitions`), fixed for a deployment's life.
+    public var partitions = Partitions.defaultCount
+    /// On a cluster, replies leave the outbox only once their commit reached this many
+    /// replicas (`WAIT`); 0 waits for none.
+    public var minReplicasAcked = 0
 
     public init() {}
 
     public var redis: RedisConfiguration {
-        get throws { try RedisConfiguration(url: redisURL) }
+        get throws {
+            let redis = try RedisConfiguration(url: redisURL)
+            return cluster ? try redis.clustered() : redis
+        }
     }
+
+    /// Whether the daemon runs on a Redis Cluster (the flag, or the URL's scheme).
+    public var isCluster: Bool { cluster || redisURL.hasPrefix("redis+cluster://") }
 
     public var engine: EngineConfiguration {
         var engine = EngineConfiguration(policy: policy)
@@ -88,5 +101,6 @@ public struct DaemonConfiguration: Sendable {
             + "retention=\(retention)s plan_hold=\(planHold)s reply_prefix=\(replyPrefix ?? "none") reply_max=\(replyMax) "
             + "dead_letter_max=\(deadLetterMax) dead_letter_raw_max=\(deadLetterRawMax) max_deliveries=\(maxDeliveries) "
             + "trust=\(trustFile ?? "none") signature_max_age=\(signatureMaxAge)s metrics=\(metricsPort == 0 ? "off" : "\(metricsHost):\(metricsPort)")"
+            + (isCluster ? " cluster=on partitions=\(partitions) min_replicas_acked=\(minReplicasAcked)" : "")
     }
 }

@@ -28,17 +28,21 @@ final class DaemonContext: Sendable {
     /// that died before its first beat would not be in `workers`, and recovery would never
     /// find what it held in flight.
     let announced = Flag()
+    /// On a cluster, the partition these loops serve (nil on one Redis, and for the daemon's
+    /// own context there): its keys, the master holding its slot, its id prefix and outbox.
+    let partition: PartitionRole?
 
-    init(configuration: DaemonConfiguration, logger: Logger) throws {
+    init(configuration: DaemonConfiguration, logger: Logger, partition: PartitionRole? = nil) throws {
         self.configuration = configuration
-        self.redis = try configuration.redis
-        self.keys = Keys(prefix: configuration.prefix)
+        self.partition = partition
+        self.redis = try partition?.redis ?? configuration.redis
+        self.keys = partition?.keys ?? Keys(prefix: configuration.prefix)
         let host = ProcessInfo.processInfo.hostName
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        self.workerID = "\(host)-\(getpid())-\(suffix)"
+        self.workerID = partition?.workerID ?? "\(host)-\(getpid())-\(suffix)"
         self.logger = logger
         self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
-        self.store = Store(keys: keys, configuration: configuration, events: events)
+        self.store = Store(keys: keys, configuration: configuration, events: events, outbox: partition?.keys.outbox)
         self.metrics = DaemonMetrics(enabled: configuration.metricsPort != 0)
         self.trust = try configuration.trustFile.map { path throws(TrustFileError) in try Trust.load(path: path) } ?? .none
     }
@@ -56,6 +60,10 @@ final class DaemonContext: Sendable {
     /// written leaves the commit `.appliedReplyUndeliverable`; see `undeliverable`.
     func reply(_ reply: [UInt8], to replyTo: String?, dedupe: String? = nil, dedupeTTL: Int? = nil,
                in commit: inout Commit) {
+        if let partition {
+            partition.reply(reply, to: replyTo, dedupe: dedupe.map { ($0, dedupeTTL ?? configuration.dedupeTTL) }, in: &commit)
+            return
+        }
         commit.reply(reply, to: replyTo, ttl: configuration.replyTTL,
                      dedupe: dedupe.map { ($0, dedupeTTL ?? configuration.dedupeTTL) },
                      keeping: Commit.ReplyList(max: configuration.replyMax, always: configuration.replyPrefix != nil))

@@ -23,12 +23,14 @@ public enum RedisError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Redis is unreachable, or reachable but refusing writes for now: out of memory
     /// (`OOM`), a replica (`READONLY`), loading its data (`LOADING`), a failover under way
-    /// (`MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`) or a script running long (`BUSY`). What
+    /// (`MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`), a script running long (`BUSY`), or, to a
+    /// connection pinned to one cluster node, a slot that moved or is moving (`MOVED`, `ASK`:
+    /// the daemon moves that partition's loops to the new owner). What
     /// failed this way is worth retrying unchanged later; it says nothing about the command.
     public var isOutage: Bool {
         switch self {
         case .connection, .closed: return true
-        case .server: return ["OOM", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY"].contains(serverCode ?? "")
+        case .server: return ["OOM", "READONLY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "MOVED", "ASK"].contains(serverCode ?? "")
         case .protocolError, .invalidURL: return false
         }
     }

@@ -164,6 +164,18 @@ extension DaemonOptions {
                 config.metricsPort = try between(v, "--metrics-port", 0...65535)
             },
             Setting("METRICS_HOST", \.metricsHost) { v, config in config.metricsHost = v.text },
+            Setting("CLUSTER", { $0.cluster ? "1" : nil }) { v, config in
+                guard let on = ["1": true, "true": true, "yes": true, "0": false, "false": false, "no": false][v.text.lowercased()] else {
+                    throw ValidationError("COORD_CLUSTER: \"\(v.text)\" is not 1 or 0")
+                }
+                config.cluster = on
+            },
+            Setting("PARTITIONS", number: \.partitions) { v, config in
+                config.partitions = try between(v, "--partitions", 1...16384)
+            },
+            Setting("MIN_REPLICAS_ACKED", number: \.minReplicasAcked) { v, config in
+                config.minReplicasAcked = try between(v, "--min-replicas-acked", 0...16)
+            },
         ]
     }
 }

@@ -40,12 +40,22 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Oldest signing time (iat) a signed message may carry, e.g. 300s or 5m (env COORD_SIGNATURE_MAX_AGE).") var signatureMaxAge: String?
     @Option(help: "Port of the Prometheus /metrics endpoint; 0 serves none (env COORD_METRICS_PORT).") var metricsPort: Int?
     @Option(help: "Address the metrics endpoint binds (env COORD_METRICS_HOST).") var metricsHost: String?
+    @Flag(help: "Run on a Redis Cluster; the URL names a seed node (env COORD_CLUSTER=1; a redis+cluster:// URL implies it).") var cluster = false
+    @Option(help: "Partitions of the state on a cluster, fixed for a deployment's life (env COORD_PARTITIONS).") var partitions: Int?
+    @Option(help: "On a cluster, replicas a commit must reach before its replies leave the outbox (env COORD_MIN_REPLICAS_ACKED).") var minReplicasAcked: Int?
 
     func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfiguration {
         var config = DaemonConfiguration()
         if let url = redisURL ?? Environment.value("REDIS_URL", in: environment) { config.redisURL = url }
         for setting in Self.settings {
             if let reading = try setting.reading(self, environment) { try setting.apply(reading, &config) }
+        }
+        if config.isCluster {
+            config.cluster = true
+            // Not yet on a cluster (docs/CLUSTER.md): agents' step lists and results need an
+            // outbox of their own, and the metrics sampler reads one Redis.
+            if config.executor == .agents { throw ValidationError("--executor agents: not supported with --cluster yet") }
+            if config.metricsPort != 0 { throw ValidationError("--metrics-port: not served with --cluster yet") }
         }
         do {
             _ = try config.redis

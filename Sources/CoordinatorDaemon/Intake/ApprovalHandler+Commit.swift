@@ -85,7 +85,8 @@ extension ApprovalHandler {
                 change.effect = .approved(approval, record: nil, plan: nil)
                 return nil
             }
-            var ids = UUIDGenerator()
+            // A partition's ids on a cluster (`<k>.<uuid>`), so a plan routes by its id alone.
+            var ids = context.newIDs()
             let plan = PlanBuilder.plan(for: record.recommendation, now: now, ids: &ids)
             record.recommendation.status = .approved
             record.planID = plan.id

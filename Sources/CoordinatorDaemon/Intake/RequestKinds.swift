@@ -28,7 +28,7 @@ extension RequestHandler {
                             now: Date) -> (result: [UInt8], change: CoordinationChange) {
         let request = item.request!
         let customer = request.customerID
-        var ids = UUIDGenerator()
+        var ids = context.newIDs()
         let outcome = coordinator.coordinate(request, active: gathered.active + batch.kept, now: now, ids: &ids)
         let planOf = Dictionary(outcome.plans.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })
         let approvalOf = Dictionary(outcome.approvals.map { ($0.recommendationID, $0.id) }, uniquingKeysWith: { a, _ in a })

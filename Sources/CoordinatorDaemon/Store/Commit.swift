@@ -135,6 +135,31 @@ struct Commit {
         write("DEAD", list, max, json)
     }
 
+    /// Every key this commit touches: its in-flight list, its guards' keys and its writes'
+    /// (not a reply list, which on a cluster is never written in a commit: PROTOCOL.md 11).
+    var touchedKeys: [[UInt8]] {
+        var keys: [[UInt8]] = []
+        if !inflight.isEmpty { keys.append(Array(inflight.utf8.drop { $0 == UInt8(ascii: "!") })) }
+        keys.append(contentsOf: guardKeys)
+        var q = 0
+        while q + 1 < ops.count {
+            let n = Int(String(decoding: ops[q], as: UTF8.self)) ?? 1
+            let args = ops[(q + 2)..<min(ops.count, q + 1 + n)]
+            func arg(_ i: Int) -> [UInt8]? { args.count > i ? args[args.startIndex + i] : nil }
+            switch String(decoding: ops[q + 1], as: UTF8.self) {
+            case "EVENT": keys.append(contentsOf: [arg(1)].compactMap { $0 })
+            case "REPLY": keys.append(contentsOf: [arg(3)].compactMap { $0 }.filter { !$0.isEmpty })
+            case "UNINDEX": keys.append(contentsOf: [arg(0), arg(2)].compactMap { $0 })
+            case "WAKE": keys.append(contentsOf: [arg(0), arg(1)].compactMap { $0 })
+            case "PUBLISH": break
+            case "DEL": keys.append(contentsOf: args)
+            default: keys.append(contentsOf: [arg(0)].compactMap { $0 })
+            }
+            q += n + 1
+        }
+        return keys
+    }
+
     /// Commits per script call: a batch's worth, while keeping each call (which blocks Redis
     /// while it runs) short.
     static let perCall = 128
@@ -166,7 +191,7 @@ struct Commit {
                 arguments += commits[end].argumentCount
                 end += 1
             }
-            calls.append(command(for: commits[start..<end]))
+            calls.append(command(for: commits[start..<end], declaring: connection.configuration.isCluster))
             sizes.append(end - start)
             start = end
         }
@@ -202,8 +227,16 @@ struct Commit {
         }
     }
 
-    private static func command(for commits: ArraySlice<Commit>) -> RedisCommand {
+    private static func command(for commits: ArraySlice<Commit>, declaring: Bool = false) -> RedisCommand {
         var all: [[UInt8]] = [Array("EVALSHA".utf8), Array(Scripts.commit.sha1.utf8), Array("0".utf8)]
+        if declaring {
+            // On a Redis Cluster every key a call touches is declared (the script reads none of
+            // KEYS): the server then checks they share a slot, and redirects before running.
+            var seen = Set<[UInt8]>()
+            let declared = commits.flatMap(\.touchedKeys).filter { seen.insert($0).inserted }
+            all[2] = Array(String(declared.count).utf8)
+            all.append(contentsOf: declared)
+        }
         all.reserveCapacity(3 + commits.reduce(0) { $0 + 4 + 2 * $1.guardKeys.count + $1.ops.count })
         for commit in commits {
             all.append(Array(commit.inflight.utf8))

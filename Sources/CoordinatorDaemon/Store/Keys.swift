@@ -8,10 +8,26 @@ import Foundation
 /// keys of a plan or an approval carry `{<id>}`. Identifiers never contain `{` or `}`
 /// (PROTOCOL.md 2.5), so the closing brace ends the identifier and the fixed suffix after it
 /// makes every key unambiguous: (`a:b`, `c`) and (`a`, `b:c`) give different keys.
+///
+/// On a Redis Cluster (`--cluster`, PROTOCOL.md section 11) a partition's keys are the same
+/// layout under the prefix `coord:{p<k>}` (`partition(_:)`, in `Keys+Cluster.swift`): the
+/// partition's tag comes first, so every key of a customer, approval or plan of partition k
+/// hashes to k's slot; `root` stays the configured prefix, for the event channel.
 public struct Keys: Sendable {
     public let prefix: String
+    /// The configured prefix (`prefix` itself on one Redis; without the partition's tag on a
+    /// cluster), for what stays global: the event channel.
+    public let root: String
 
-    public init(prefix: String) { self.prefix = prefix }
+    public init(prefix: String) {
+        self.prefix = prefix
+        self.root = prefix
+    }
+
+    init(prefix: String, root: String) {
+        self.prefix = prefix
+        self.root = root
+    }
 
     // Queues producers write (PROTOCOL.md section 1).
     /// The queue named `name` under the prefix ("requests" -> "coord:requests").
@@ -23,7 +39,7 @@ public struct Keys: Sendable {
     public var readyPlans: String { "\(prefix):plans:ready" }
 
     public var dead: String { "\(prefix):dead" }
-    public var events: String { "\(prefix):events" }
+    public var events: String { "\(root):events" }
     public var eventStream: String { "\(prefix):events:stream" }
 
     /// Heartbeat hash of one worker (with TTL).

@@ -72,6 +72,7 @@ extension Store {
         let sets = entries.members.keys.sorted()
         var flags = ""
         if dedupe != nil { flags += "d" }
+        if outbox != nil { flags += "o" }
         if change.lock != nil { flags += "L" }
         if configuration.replyPrefix != nil { flags += "a" }
         if change.executeNow { flags += "x" }
@@ -81,6 +82,7 @@ extension Store {
             keys.eventStream, keys.heldPlans, keys.readyPlans, keys.pendingApprovals, keys.pendingApprovals(customer: customer),
         ]
         if let dedupe { keyList.append(dedupe) }
+        if let outbox { keyList.append(outbox) }
         keyList.append(contentsOf: sets)
         keyList.append(contentsOf: change.approvals.map { keys.approval($0.id) })
         keyList.append(contentsOf: change.plans.map { keys.plan($0.id) })

@@ -117,6 +117,7 @@ private struct DecisionCall {
         ]
         if let seen = decision.seen { flags += "s"; keys.append(seen.key) }
         if decision.deadLetter != nil { flags += "d"; keys.append(layout.dead) }
+        if let outbox = store.outbox { flags += "o"; keys.append(outbox) }
         if store.configuration.replyPrefix != nil { flags += "a" }
         add(decision.effect, store, customer: customer, recommendation: decision.read.recommendationID)
     }

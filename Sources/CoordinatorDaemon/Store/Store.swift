@@ -10,6 +10,8 @@ struct Store: Sendable {
     let keys: Keys
     let configuration: DaemonConfiguration
     let events: EventEmitter
+    /// On a cluster, the partition's outbox: `coordinate.lua` puts replies there (section 11).
+    var outbox: String? = nil
 
     // MARK: - Recommendations
 

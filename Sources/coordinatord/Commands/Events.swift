@@ -15,6 +15,8 @@ struct Events: ParsableCommand {
     @Option(help: "Only events of this type (e.g. plan.completed), or of a family with a trailing dot (plan.).") var type: String?
     @Option(help: "Only this customer's events.") var customer: String?
     @Option(help: "Without --since: how many of the latest events to show.") var count: Int = 50
+    @Flag(help: "The daemon runs on a Redis Cluster: merge its partitions' streams in time order (a redis+cluster:// URL implies it; env COORD_CLUSTER=1).") var cluster = false
+    @Option(help: "On a cluster: the daemons' --partitions (env COORD_PARTITIONS).") var partitions: Int?
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count: must be positive") }
@@ -24,6 +26,10 @@ struct Events: ParsableCommand {
     private typealias Entry = StreamEvent
 
     func run() throws {
+        if isCluster {
+            try answering { try runOnCluster() }
+            return
+        }
         try answering {
             let connection = try client.connect()
             defer { connection.close() }
@@ -125,5 +131,88 @@ struct Events: ParsableCommand {
             : type.hasSuffix("completed") || type.hasSuffix("approved") ? .green : nil
         let padded = type.padding(toLength: max(type.count, 27), withPad: " ", startingAt: 0)
         Terminal.line("\(Terminal.paint(shown(entry.id), .dim))  \(time)  \(Terminal.paint(padded, colour))  \(shown(fields.joined(separator: " ")))")
+    }
+}
+
+// MARK: - On a Redis Cluster (PROTOCOL.md section 11)
+
+extension Events {
+    private var isCluster: Bool {
+        cluster || client.url.hasPrefix("redis+cluster://") || Environment.value("COORD_CLUSTER") == "1"
+    }
+
+    /// One stream per partition, `<prefix>:{p<k>}:events:stream`, merged in time order (the
+    /// event's `at`, then its stream id). `--since` is a stream id, read as a time in every
+    /// stream; `--follow` polls every stream, one pipeline per master, twice a second.
+    private func runOnCluster() throws {
+        let count = partitions ?? Environment.value("COORD_PARTITIONS").flatMap { Int($0) } ?? Partitions.defaultCount
+        guard count > 0 else { throw CommandFailure("--partitions: must be positive") }
+        let configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: client.url).clustered()
+        } catch {
+            throw CommandFailure("--redis-url: \(error)")
+        }
+        let redis = RedisClusterClient(configuration: configuration)
+        defer { redis.close() }
+        let streams = (0..<count).map { client.keys.partition($0).eventStream }
+        var last = [String](repeating: since ?? "0-0", count: streams.count)
+        if since != nil {
+            while true {
+                let page = try readAfter(redis, streams, &last)
+                page.forEach(show)
+                if page.isEmpty { break }
+            }
+        } else {
+            let newest = try redis.pipelinePerMaster(streams.map { RedisCommand("XREVRANGE", $0, "+", "-", "COUNT", 1) })
+            for (i, reply) in newest.enumerated() {
+                if let id = reply.array?.first?.array?.first?.string { last[i] = id }
+            }
+            let pages = try redis.pipelinePerMaster(streams.map { RedisCommand("XREVRANGE", $0, "+", "-", "COUNT", max(self.count, 1000)) })
+            let found = Self.merged(pages.map { Self.entries($0).filter { matches($0.event) } })
+            found.suffix(self.count).forEach(show)
+        }
+        guard follow else { return }
+        var backoff = Backoff(first: 0.2, max: 5)
+        var down = false
+        while true {
+            do {
+                try readAfter(redis, streams, &last).forEach(show)
+                if down {
+                    Terminal.note("events: Redis is back; resuming")
+                    down = false
+                    backoff.reset()
+                }
+                Thread.sleep(forTimeInterval: 0.5)
+            } catch {
+                if !down { Terminal.note("events: Redis unavailable (\(error)); retrying") }
+                down = true
+                Thread.sleep(forTimeInterval: backoff.next())
+            }
+        }
+    }
+
+    /// The matching entries after `last` in every stream (a page of each), merged; `last`
+    /// moves past what was read.
+    private func readAfter(_ redis: RedisClusterClient, _ streams: [String], _ last: inout [String]) throws -> [Entry] {
+        let pages = try redis.pipelinePerMaster(streams.indices.map { RedisCommand("XRANGE", streams[$0], "(" + last[$0], "+", "COUNT", 1000) })
+        var matching: [[Entry]] = []
+        for (i, reply) in pages.enumerated() {
+            if case .error(let message) = reply { throw RedisError.server(message) }
+            let entries = Self.entries(reply)
+            if let newest = entries.last { last[i] = newest.id }
+            matching.append(entries.filter { matches($0.event) })
+        }
+        return Self.merged(matching)
+    }
+
+    /// Entries of several streams in time order: the event's `at` (RFC 3339 with
+    /// milliseconds, UTC: it sorts as text), then the stream id's time.
+    private static func merged(_ streams: [[Entry]]) -> [Entry] {
+        func time(_ id: String) -> Int { Int(id.split(separator: "-").first ?? "") ?? 0 }
+        return streams.flatMap { $0 }.sorted {
+            let a = $0.event["at"] as? String ?? "", b = $1.event["at"] as? String ?? ""
+            return a != b ? a < b : time($0.id) < time($1.id)
+        }
     }
 }

@@ -8,7 +8,8 @@
 -- KEYS[5] the event stream                  KEYS[6] held plans (zset)
 -- KEYS[7] ready plans (list)                KEYS[8] pending approvals (zset)
 -- KEYS[9] the customer's pending approvals (zset)
--- then, when ARGV[2] says so, the request's dedupe key ('d'); then ARGV[10] index sets,
+-- then, when ARGV[2] says so, the request's dedupe key ('d') and the outbox ('o', on a Redis
+-- Cluster: the reply goes there as "reply_list\nreply", PROTOCOL.md 11); then ARGV[10] index sets,
 -- ARGV[11] approval keys, ARGV[12] plan keys, and with 'x' one queued marker per plan.
 -- On one Redis, the call also writes outside the customer's hash tag: the in-flight list, the
 -- stream, the plan and approval indexes, approvals and plans (docs/SCRIPTS.md). The reply list
@@ -16,7 +17,7 @@
 -- and the daemon's Redis user may only write reply lists (deploy/redis/users.acl).
 --
 -- ARGV[1] the message (acknowledged by LREM)
--- ARGV[2] flags: 'd' dedupe key given, 'L' the lock is ours (released),
+-- ARGV[2] flags: 'd' dedupe key given, 'o' outbox given, 'L' the lock is ours (released),
 --         'a' every reply list is capped (a reply prefix is set), 'x' plans start at once
 -- ARGV[3] our lock token ('' when we hold none: the lock must then be free)
 -- ARGV[4] the reply, ARGV[5] reply TTL, ARGV[6] reply cap, ARGV[7] dedupe TTL,
@@ -37,6 +38,8 @@ local function has(c) return string.find(flags, c, 1, true) ~= nil end
 local k = 10
 local dedupe, reply_list
 if has('d') then dedupe = KEYS[k]; k = k + 1 end
+local outbox
+if has('o') then outbox = KEYS[k]; k = k + 1 end
 if ARGV[18] ~= '' then reply_list = ARGV[18] end
 local ns, na, np = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local nv, nn, nr, ne = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
@@ -78,6 +81,7 @@ local bad = (nr > 0 and misfit(KEYS[2], 'hash')) or (nv > 0 and misfit(KEYS[3], 
   or (ne > 0 and misfit(KEYS[5], 'stream'))
   or (np > 0 and (now_plans and misfit(KEYS[7], 'list') or (not now_plans and misfit(KEYS[6], 'zset'))))
   or (na > 0 and (misfit(KEYS[8], 'zset') or misfit(KEYS[9], 'zset')))
+  or (outbox and misfit(outbox, 'list'))
 for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
 if bad then return 'E' .. bad end
 
@@ -140,7 +144,9 @@ local ok, failure = pcall(function()
     emit_event(ARGV[8], KEYS[5], ARGV[9], ARGV[p], ARGV[p + 1])
     p = p + 2
   end
-  if reply_list then
+  if reply_list and outbox then
+    must(redis.pcall('LPUSH', outbox, reply_list .. '\n' .. ARGV[4]), 'LPUSH ' .. outbox)
+  elseif reply_list then
     undeliverable, dropped = push_reply(reply_list, ARGV[4], ARGV[5], ARGV[6], has('a') and '1' or '0')
   end
 end)

@@ -12,6 +12,7 @@
 -- KEYS[7] the customer's versions hash      KEYS[8] ready plans (list)
 -- KEYS[9] held plans (zset)
 -- then, as ARGV[2] says: 's' the signed decision's replay mark; 'd' the dead-letter list;
+-- 'o' the outbox (on a Redis Cluster the reply goes there as "reply_list\nreply", section 11);
 -- 'p' the new plan, and with 'x' its queued marker; 'r' the retired recommendation's key,
 -- its waiters set, then ARGV[22] index sets it leaves.
 -- The approval's keys carry its tag {<approval id>}, the plan's {<plan id>}, the customer's
@@ -21,7 +22,7 @@
 -- daemon's Redis user may only write reply lists (deploy/redis/users.acl).
 --
 -- ARGV[1] the message (acknowledged by LREM)
--- ARGV[2] flags: 's' a replay mark, 'd' a dead letter, 'a' every reply list is capped (a reply
+-- ARGV[2] flags: 's' a replay mark, 'd' a dead letter, 'o' an outbox, 'a' every reply list is capped (a reply
 --         prefix is set), 'f' the approval is final (it leaves the pending indexes),
 --         'u' the recommendation's active record is replaced (approved), 'p' a plan is created,
 --         'x' it starts at once, 'r' the recommendation is retired (rejected, expired)
@@ -47,6 +48,8 @@ local k = 10
 local seen, dead, plan, queued, retired, waiters
 if has('s') then seen = KEYS[k]; k = k + 1 end
 if has('d') then dead = KEYS[k]; k = k + 1 end
+local outbox
+if has('o') then outbox = KEYS[k]; k = k + 1 end
 if has('p') then
   plan = KEYS[k]; k = k + 1
   if has('x') then queued = KEYS[k]; k = k + 1 end
@@ -75,6 +78,7 @@ local bad = (has('f') and (misfit(KEYS[3], 'zset') or misfit(KEYS[4], 'zset')))
   or (plan and (queued and misfit(KEYS[8], 'list') or (not queued and misfit(KEYS[9], 'zset'))))
   or (retired and (misfit(waiters, 'set') or misfit(KEYS[8], 'list') or (ns > 0 and misfit(KEYS[7], 'hash'))))
   or (dead and misfit(dead, 'list'))
+  or (outbox and misfit(outbox, 'list'))
 for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
 if bad then return 'E' .. bad end
 
@@ -112,7 +116,9 @@ local ok, failure = pcall(function()
   end
   if seen then must(redis.pcall('SET', seen, '1', 'EX', ARGV[15]), 'SET ' .. seen) end
   if dead then dead_letter(dead, ARGV[17], ARGV[16]) end
-  if reply_list then
+  if reply_list and outbox then
+    must(redis.pcall('LPUSH', outbox, reply_list .. '\n' .. ARGV[8]), 'LPUSH ' .. outbox)
+  elseif reply_list then
     undeliverable, dropped = push_reply(reply_list, ARGV[8], ARGV[9], ARGV[10], has('a') and '1' or '0')
   end
 end)

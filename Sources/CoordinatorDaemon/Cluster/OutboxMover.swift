@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import RedisClient
+
+/// Moves a partition's replies from its outbox to their `reply_to` lists (PROTOCOL.md section
+/// 11), on a thread of its own: entries are taken into this worker's sending list (named in
+/// the partition's index of in-flight lists, so a dead daemon's are handed back by the next
+/// holder's recovery), pushed to their `reply_to` by the rules of section 2.1, and only then
+/// removed. A crash between the two sends an entry again, byte for byte the same. With
+/// `--min-replicas-acked N`, nothing is pushed before a `WAIT N` on the partition's master
+/// (after the move, itself a write that follows the commits) says N replicas have it.
+final class OutboxMover: @unchecked Sendable {
+    private let context: DaemonContext
+    private let cluster: RedisConfiguration
+    private let loop: LoopThread
+    private let outbox: String
+    private let sending: String
+
+    /// Entries taken at once.
+    static let batch = 128
+
+    init(context: DaemonContext, cluster: RedisConfiguration) {
+        self.context = context
+        self.cluster = cluster
+        self.outbox = context.keys.outbox
+        self.sending = context.keys.outboxSending(worker: context.workerID)
+        self.loop = LoopThread(name: "outbox", context: context)
+    }
+
+    func run() async throws {
+        try await loop.run { [self] in runLoop() }
+    }
+
+    private func runLoop() {
+        let client = RedisClusterClient(configuration: cluster)
+        defer { client.close() }
+        var registered = false
+        var backoff = Backoff(first: 0.05, max: 2)
+        while !loop.isStopping {
+            guard context.announced.isSet else {
+                Thread.sleep(forTimeInterval: 0.01)
+                continue
+            }
+            do {
+                let connection = try loop.currentConnection()
+                if !registered {
+                    _ = try connection.send("HSET", context.keys.inflightLists(worker: context.workerID), sending, outbox)
+                    registered = true
+                }
+                // What a previous run of ours left (a failure, or a restart on a new master) first.
+                var entries = Self.list(try connection.send("LRANGE", sending, 0, -1)).reversed() as [[UInt8]]
+                if entries.isEmpty {
+                    guard let first = try connection.blockingMove(from: outbox, to: sending, timeout: 1) else { continue }
+                    entries = [first]
+                    entries += Self.list(try connection.run(ClusterScripts.takeMore, keys: [outbox, sending], args: [Self.batch - 1]))
+                }
+                try awaitReplicas(connection)
+                try deliver(entries, client: client, connection: connection)
+                backoff.reset()
+            } catch {
+                context.metrics.redisError()
+                context.logger.warning("outbox: replies wait; retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: backoff.next())
+            }
+        }
+        loop.openConnection?.close()
+    }
+
+    /// `WAIT N` on the partition's master: this connection's last write (the move into the
+    /// sending list) came after the commits of every entry taken, so N replicas having it
+    /// means they have those commits.
+    private func awaitReplicas(_ connection: RedisConnection) throws {
+        guard context.configuration.minReplicasAcked > 0 else { return }
+        let needed = ReplicaCount.needed(context.configuration.minReplicasAcked, role: try connection.send("ROLE"))
+        guard needed > 0 else { return }
+        let acked = try connection.send("WAIT", needed, 1000).integer ?? 0
+        guard acked >= needed else {
+            throw RedisError.server("MASTERDOWN \(acked) of \(needed) replicas acknowledged; replies held")
+        }
+    }
+
+    private func deliver(_ entries: [[UInt8]], client: RedisClusterClient, connection: RedisConnection) throws {
+        let config = context.configuration
+        var calls: [RedisCommand] = []
+        var targets: [(replyTo: String, reply: [UInt8])] = []
+        for entry in entries {
+            guard let cut = entry.firstIndex(of: UInt8(ascii: "\n")), cut > 0 else { continue }
+            let replyTo = String(decoding: entry[..<cut], as: UTF8.self)
+            let reply = Array(entry[(cut + 1)...])
+            targets.append((replyTo, reply))
+            calls.append(ClusterScripts.deliverReply.command(
+                keys: [replyTo], args: [reply, config.replyTTL, config.replyMax, config.replyPrefix != nil ? "1" : "0"]))
+        }
+        let replies = try client.pipelinePerMaster(calls)
+        var refused: [(raw: [UInt8], replyTo: String, error: String)] = []
+        for (target, reply) in zip(targets, replies) {
+            switch reply {
+            case .integer(let cut) where cut > 0: context.metrics.repliesDropped(Int(cut))
+            case .error(let message):
+                let error = RedisError.server(message)
+                if error.isOutage { throw error }
+                refused.append((target.reply, target.replyTo, message))
+            default: break
+            }
+        }
+        if !refused.isEmpty {
+            try context.deadLetterUndeliverable(refused, queue: "outbox", now: Date(), connection: connection)
+        }
+        _ = try connection.pipeline(entries.map { RedisCommand("LREM", sending, -1, $0) })
+    }
+
+    private static func list(_ reply: RedisReply) -> [[UInt8]] {
+        (reply.array ?? []).compactMap(\.bytes)
+    }
+}
+
+/// How many replicas a `WAIT` asks for under `--min-replicas-acked N`: N, or as many as the
+/// master has when it has fewer (a replica promoted after its master died has none until one
+/// attaches). What no replica holds, no failover can lose: there is nothing to promote, and a
+/// replica that attaches later copies the whole data set. Read from `ROLE` (`master`, offset,
+/// one entry per connected replica).
+enum ReplicaCount {
+    static func needed(_ wanted: Int, role: RedisReply) -> Int {
+        guard let parts = role.array, parts.first?.string == "master", parts.count >= 3 else { return wanted }
+        return min(wanted, parts[2].array?.count ?? 0)
+    }
+}
