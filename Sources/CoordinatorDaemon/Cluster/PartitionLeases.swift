@@ -193,6 +193,8 @@ final class PartitionRunner: @unchecked Sendable {
         pinned.endpoint = endpoint
         var configuration = root.configuration
         configuration.workers = 1
+        // One executor lane per partition: a daemon holding many partitions has as many lanes.
+        configuration.planWorkers = 1
         configuration.metricsPort = 0
         var logger = root.logger
         logger[metadataKey: "partition"] = "\(index)"
