@@ -165,6 +165,7 @@ final class ApprovalHandler: BatchHandler {
         let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         var stale: [Item] = []
         var undeliverable: [(raw: [UInt8], replyTo: String, error: String)] = []
+        var refusal: RedisError?  // Redis refusing writes: the batch stays in flight (PROTOCOL.md 6)
         for (index, result) in results.enumerated() {
             switch result {
             case .applied, .appliedReplyUndeliverable:
@@ -175,6 +176,8 @@ final class ApprovalHandler: BatchHandler {
                 }
             case .messageGone: break
             case .stale: stale.append(items[index])
+            case .failed(let message) where Commit.refusal(in: message) != nil:
+                refusal = Commit.refusal(in: message)
             case .failed(let message):
                 // That message's failure alone: answered and dead-lettered, never retried.
                 var commit = Commit(acknowledging: items[index].raw, in: inflight)
@@ -185,6 +188,7 @@ final class ApprovalHandler: BatchHandler {
             }
         }
         try context.deadLetterUndeliverable(undeliverable, queue: context.keys.approvals, now: now, connection: connection)
+        if let refusal { throw refusal }
         return stale
     }
 
