@@ -283,8 +283,8 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Blocks (XREAD BLOCK from the last id seen) until new events arrive or `seconds` pass.
-    /// Only a broken connection (Redis restarting under a fault test) is waited out; any other
-    /// error, and a malformed entry, fails the wait.
+    /// Only a broken connection or LOADING (Redis restarting under a fault test) is waited out;
+    /// any other error, and a malformed entry, fails the wait.
     private func awaitEvents(upTo seconds: Double) throws {
         do {
             if eventReader == nil { eventReader = try server.client() }
@@ -299,6 +299,9 @@ final class Harness: @unchecked Sendable {
             try take(entries)
         } catch RedisError.connection {
             // The next command on the connection reconnects; a deadline bounds the caller.
+            Thread.sleep(forTimeInterval: seconds)
+        } catch RedisError.server(let message) where message.hasPrefix("LOADING") {
+            // A restarted Redis still reading its data answers nothing else yet.
             Thread.sleep(forTimeInterval: seconds)
         }
     }
