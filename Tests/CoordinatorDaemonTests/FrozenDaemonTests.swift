@@ -2,13 +2,14 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// A daemon that is alive but frozen (SIGSTOP: a paused VM or container, a swapped-out host)
     /// holds what it held: messages in flight, its customer's lock. The others must go on within
     /// the documented bounds: the lock lapses after 2 s (`SET NX PX 2000`), the in-flight lists
     /// are recovered once the heartbeat lapses (`--heartbeat-ttl`, swept every half of it).
-    @Suite("A frozen daemon does not stall the others")
+    @Suite("A frozen daemon does not stall the others", .sharesMachine)
     struct FrozenDaemonTests {
         static let burst = 300
 

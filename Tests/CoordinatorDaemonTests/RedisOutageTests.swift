@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md 7 (v3): the daemon reconnects with backoff and loses nothing; Redis going
     /// away is no delivery of the messages in flight (section 6).
-    @Suite("Redis gone: killed mid-burst, or not there at start")
+    @Suite("Redis gone: killed mid-burst, or not there at start", .sharesMachine)
     struct RedisOutageTests {
         @Test("kill -9 of redis-server (AOF everysec) mid-burst and a restart on the same directory, --max-deliveries 1: every request answered once, nothing dead-lettered")
         func killedMidBurst() throws {

@@ -2,13 +2,14 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md 6 and 7 (v3): a Redis that refuses writes (maxmemory reached with
     /// noeviction, a read-only replica, a server still loading its data) is not a daemon failing
     /// its messages. They stay in flight, are retried with backoff (one log line per pause) and
     /// answered once Redis takes writes again; none is counted toward `poison`.
-    @Suite("Redis refusing writes: retried, not counted as deliveries")
+    @Suite("Redis refusing writes: retried, not counted as deliveries", .sharesMachine)
     struct RedisRefusalTests {
         /// The intake loops of a daemon with the default 3 workers: they all retry while Redis
         /// refuses (an idle loop's blocking take is a write too).

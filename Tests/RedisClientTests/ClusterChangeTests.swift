@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
 /// One writer thread that loops over `keys` through its own cluster client: each round sets
@@ -113,7 +114,7 @@ final class ClusterWriter: @unchecked Sendable {
     }
 }
 
-@Suite("Cluster: resharding and failover under load", .serialized)
+@Suite("Cluster: resharding and failover under load", .sharesMachine)
 struct ClusterChangeTests {
     @Test("resharding under load: ASK then MOVED followed, no acknowledged write lost, every read current")
     func resharding() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("RedisConnectionThread", .serialized)
+@Suite("RedisConnectionThread", .sharesMachine)
 struct ThreadTests {
     // Tasks of a group start in no set order, so this cannot show FIFO; it shows that every call
     // completes exactly once, each with its own result.

@@ -2,10 +2,11 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 /// The console over HTTP, against the built daemon and console and a real redis-server: CSRF
 /// and host checks, escaping of hostile text, dead letters, the modes, the overview's cost.
-@Suite(.serialized)
+@Suite(.sharesMachine)
 struct WebConsoleHTTPTests {
     static let hostileTitle = "<script>window.__pwned=1</script>\u{1B}[2J\u{1B}]0;owned\u{07} & \"q\" \u{202E}rtl"
 
