@@ -28,6 +28,10 @@ public actor MachineGate {
         self.width = width
     }
 
+    /// Tests sharing the machine, whether one has it alone, and how many wait (for tests of
+    /// the gate itself).
+    public var state: (sharing: Int, alone: Bool, waiting: Int) { (sharing, alone, waiting.count) }
+
     /// Returns once the caller has the machine: alone, or shared with other sharing tests.
     public func enter(alone wantsAlone: Bool) async {
         if admits(alone: wantsAlone) && (wantsAlone || !waiting.contains { !$0.alone }) {
