@@ -175,7 +175,9 @@ struct WebConsoleHTTPTests {
         #expect(signedPage.body.contains("No signing key in this browser"))
     }
 
-    @Test func overviewWithTenThousandPendingApprovalsRendersQuickly() throws {
+    /// `.alone`: it measures the server's render time (under 200 ms), which beside five other
+    /// tests and a CPU-heavy job measured them instead (247 and 344 ms in two of ten runs).
+    @Test(.alone) func overviewWithTenThousandPendingApprovalsRendersQuickly() throws {
         let env = try WebEnvironment()
         defer { env.stop() }
         try env.startDaemon(["--max-recommendations", "10000", "--max-message-bytes", "16777216"])
