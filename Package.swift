@@ -94,18 +94,20 @@ let package = Package(
         ),
         // Starts and stops real redis-server processes for tests and benchmarks.
         .target(name: "TestSupport", dependencies: ["RedisClient"]),
-        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
+        // Test traits for suites that run in parallel (`.sharesMachine`, `.alone`): tests only.
+        .target(name: "TestTraits", dependencies: ["TestSupport"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport", "TestTraits"]),
         .testTarget(name: "CoordinationTests", dependencies: ["Coordination"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "WebConsoleTests",
-            dependencies: ["CoordinatorWeb", "Operations", "CoordinatorDaemon", "RedisClient", "TestSupport",
+            dependencies: ["CoordinatorWeb", "Operations", "CoordinatorDaemon", "RedisClient", "TestSupport", "TestTraits",
                            .product(name: "Crypto", package: "swift-crypto")],
             // The browser script the tests run with python3 (read from the source tree).
             exclude: ["Browser"]
         ),
         .testTarget(
             name: "CoordinatorDaemonTests",
-            dependencies: ["CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport",
+            dependencies: ["CoordinatorDaemon", "Coordination", "RedisClient", "TestSupport", "TestTraits",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
     ],

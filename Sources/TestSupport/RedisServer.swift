@@ -90,13 +90,16 @@ public final class RedisServer: @unchecked Sendable {
         terminate(signal: SIGKILL)
     }
 
-    /// Stops and starts again on the same port and directory; the data is kept.
-    public func restart() throws {
+    /// Stops and starts again on the same port and directory; the data is kept. `adding`
+    /// arguments apply to this start only (after the server's own). Returns once the server
+    /// answers PING; with `loaded: false`, already when it answers LOADING (the data is still
+    /// being read: every command but a few is refused meanwhile).
+    public func restart(adding extra: [String] = [], loaded: Bool = true) throws {
         stop()
         var lastError: Error?
         for _ in 0..<20 {
             do {
-                try launch()
+                try launch(adding: extra, loaded: loaded)
                 return
             } catch {
                 lastError = error
@@ -107,13 +110,25 @@ public final class RedisServer: @unchecked Sendable {
         throw lastError!
     }
 
+    /// Whether the server is still loading its data (`INFO persistence`, which it answers
+    /// while loading).
+    public func isLoading() throws -> Bool {
+        let connection = try client()
+        defer { connection.close() }
+        let info = try connection.send("INFO", "persistence").string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("loading:") }) else {
+            throw StartError(description: "INFO persistence has no loading field: \(info)")
+        }
+        return line.hasSuffix(":1")
+    }
+
     /// The last lines of the server's log.
     public func logTail(lines: Int = 20) -> String {
         let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8)) ?? ""
         return log.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
-    private func launch() throws {
+    private func launch(adding extra: [String] = [], loaded: Bool = true) throws {
         var args = [
             "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
             "--appendfsync", "always", "--dir", directory.path, "--daemonize", "no",
@@ -121,7 +136,7 @@ public final class RedisServer: @unchecked Sendable {
         ]
         if let password { args += ["--requirepass", password] }
         if let unixSocketPath { args += ["--unixsocket", unixSocketPath, "--unixsocketperm", "700"] }
-        args += arguments
+        args += arguments + extra
         // posix_spawn rather than Foundation.Process: Process starts the child with the signal
         // mask of the calling thread, and Swift's pool threads block SIGTERM, so the server
         // would never see `stop()`'s SIGTERM.
@@ -141,8 +156,10 @@ public final class RedisServer: @unchecked Sendable {
                     return
                 } catch {
                     // NOAUTH or NOPERM (an ACL file that turns the default user off): it answers.
-                    // Not LOADING: a restarted server is not ready until its data is loaded.
-                    if case .server(let message) = error, message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM") { return }
+                    // LOADING only when asked: a restarted server is not ready until its data
+                    // is loaded.
+                    if case .server(let message) = error,
+                       message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM") || (!loaded && message.hasPrefix("LOADING")) { return }
                 }
             }
             Thread.sleep(forTimeInterval: 0.02)

@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// The test acts as the agent of PROTOCOL.md section 5 (`--executor agents`): it pops the
     /// step messages itself, checks their exact shape, and writes results by hand.
-    @Suite("The agents executor's wire, as an agent sees it")
+    @Suite("The agents executor's wire, as an agent sees it", .sharesMachine)
     struct AgentWireTests {
         static let required: Set<String> = ["plan_id", "step_id", "step_index", "action", "parameters", "rollback", "deadline"]
 

@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Approval decisions over a real Redis")
+    @Suite("Approval decisions over a real Redis", .sharesMachine)
     struct ApprovalTests {
         /// Coordinates one recommendation needing approval and returns the approval id.
         func pendingApproval(_ h: Harness, risk: String = "high", agent: String = "perf-agent-1", id: String = "rec-1",

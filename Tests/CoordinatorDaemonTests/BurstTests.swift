@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Bursts from one customer", .serialized)
+    @Suite("Bursts from one customer", .sharesMachine)
     struct BurstTests {
         @Test("two daemons, a burst from five customers on few resources: each request answered once, no two conflicting recommendations kept")
         func burst() throws {

@@ -3,11 +3,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md section 8 through the real binary: flags, `COORD_*` variables, and flags
     /// winning over the environment.
-    @Suite("The command line of coordinatord run")
+    @Suite("The command line of coordinatord run", .sharesMachine)
     struct CLITests {
         /// Pushes a coordinate request on `prefix`'s queue and returns its reply.
         func ask(_ h: Harness, prefix: String = "coord", id: String, _ recommendations: [[String: Any]],

@@ -2,6 +2,7 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 @testable import CoordinatorDaemon
 
 /// The daemon on a real 3-master Redis Cluster (PROTOCOL.md section 11, docs/CLUSTER.md):
@@ -9,7 +10,7 @@ import TestSupport
 /// Redis; the daemon moves each message to its partition, and each partition's state, queues,
 /// outbox and event stream sit in its slot.
 extension RealRedis {
-    @Suite("Daemon on a Redis Cluster")
+    @Suite("Daemon on a Redis Cluster", .sharesMachine)
     struct ClusterDaemonTests {
         static let partitions = 8
 

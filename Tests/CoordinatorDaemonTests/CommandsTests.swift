@@ -3,10 +3,11 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// The commands for people (PROTOCOL.md section 8), run as the built binary against a live daemon.
-    @Suite("Commands for people against a live daemon", .serialized)
+    @Suite("Commands for people against a live daemon", .sharesMachine)
     struct CommandsTests {
         /// A daemon with one pending high-risk approval (scenario 2, execute_now) and its id.
         private func withPendingApproval(_ h: Harness) throws -> String {

@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Each message's commit stands alone", .serialized)
+    @Suite("Each message's commit stands alone", .sharesMachine)
     struct CommitIsolationTests {
         @Test("a reply_to of another type: the request's effects commit, reply_undeliverable is dead-lettered, the batch goes on")
         func undeliverableReply() throws {

@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// What the daemon exists for: many requests of one customer handled at once, by several
     /// loops and daemons, never both keeping conflicting recommendations.
-    @Suite("One customer, many requests at once")
+    @Suite("One customer, many requests at once", .sharesMachine)
     struct ConcurrencyTests {
         @Test("two daemons, 200 conflicting requests of one customer on one resource: exactly one kept")
         func oneCustomerOneResource() throws {

@@ -3,11 +3,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md 6 (v3): every dead letter has one shape, written by one piece of code, and a
     /// size bound of its own whatever the message held.
-    @Suite("Dead letters: one shape, bounded", .serialized)
+    @Suite("Dead letters: one shape, bounded", .sharesMachine)
     struct DeadLetterShapeTests {
         @Test("A reply_undeliverable dead letter has the shape of every other: truncated raw with raw_bytes and raw_sha256")
         func undeliverableShape() throws {

@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// Recovery is not only for requests: a dead daemon's approval decisions in flight are
     /// taken over too, and each is applied once.
-    @Suite("A dead daemon's decisions in flight", .serialized)
+    @Suite("A dead daemon's decisions in flight", .sharesMachine)
     struct DecisionRecoveryTests {
         @Test("A daemon SIGKILLed mid-batch of 1,500 approval decisions: the next daemon recovers them, each applied and answered once")
         func killedMidDecisions() throws {

@@ -2,13 +2,14 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 @testable import CoordinatorDaemon
 
 extension RealRedis {
     /// Every key a change script touches is one of its KEYS, and the customer's state keys of
     /// one call share one hash slot (README, "Key layout": the keys outside it on one Redis).
     /// Read off `MONITOR`, which shows the commands a script runs right after its call.
-    @Suite("Change scripts touch only the keys they declare", .serialized)
+    @Suite("Change scripts touch only the keys they declare", .sharesMachine)
     struct DeclaredKeysTests {
         /// Scripts checked: those converted to declared keys. `commit.lua` (the generic commit
         /// of the changes not yet given scripts of their own) takes its keys in ARGV.

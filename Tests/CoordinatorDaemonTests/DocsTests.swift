@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 import TestSupport
+import TestTraits
 
 /// The README stays true: its flag table (or a page it links) names every flag of `run`, and
 /// every file or type its layout table names exists.
-@Suite("Docs")
+@Suite("Docs", .sharesMachine)
 struct DocsTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -2,6 +2,7 @@ import CoordinatorDaemon
 import Foundation
 import Testing
 import TestSupport
+import TestTraits
 
 /// The one escaping function (PROTOCOL.md section 8, v3), by itself.
 @Suite("Text shown to people: DisplayText.escaped")
@@ -23,7 +24,7 @@ extension RealRedis {
     /// plan reached people's terminals verbatim, and a `request_id` holding `\n` forged a log line.
     /// The built binary, over a real Redis: what it prints holds no control character that came
     /// from a client, only its `\u001b` spelling.
-    @Suite("Text shown to people is escaped (attack 6)", .serialized)
+    @Suite("Text shown to people is escaped (attack 6)", .sharesMachine)
     struct EscapedTextTests {
         /// Sets the window title, then clears the screen and homes the cursor.
         static let hostile = "\u{1B}]0;pwned\u{07}\u{1B}[2J\u{1B}[H\u{202E}evil"

@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("execute_plan answers with the plan as execution starts", .serialized)
+    @Suite("execute_plan answers with the plan as execution starts", .sharesMachine)
     struct ExecutePlanTests {
         @Test("the reply says running with started_at, written in the commit that starts it; plan.started once; the plan completes")
         func startsInTheCommit() throws {

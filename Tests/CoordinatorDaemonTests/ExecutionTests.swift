@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Plan execution over a real Redis")
+    @Suite("Plan execution over a real Redis", .sharesMachine)
     struct ExecutionTests {
         /// Coordinates the recommendations with execute_now and returns plan ids by recommendation id.
         func run(_ h: Harness, _ recs: [[String: Any]], id: String = "exec", customer: String = "cust-x") throws -> [String: String] {

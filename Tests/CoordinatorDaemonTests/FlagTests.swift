@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// Duration and size flags of the real binary: finite, positive, within bounds, with a clear
     /// message and the usage exit code (2, as every `coordinatord` command; see Coordinatord.main)
     /// instead of a trap.
-    @Suite("Flags", .serialized)
+    @Suite("Flags", .sharesMachine)
     struct FlagTests {
         /// Runs the binary to its end; returns its exit status and what it wrote to stderr.
         func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String) {

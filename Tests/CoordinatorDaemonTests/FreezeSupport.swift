@@ -7,13 +7,18 @@ import TestSupport
 enum Freeze {
     /// SIGSTOP, and returns once the freeze is proven to have landed: the process is stopped
     /// (kill returns before the signal lands), and Redis has read and run everything it sent
-    /// (`redisDrained`). Fails the test when either cannot be shown within 10 s.
+    /// (`redisDrained`). Fails the test when either cannot be shown within 30 s (a stop lands
+    /// once every thread of the process has run to take it: on a machine loaded by parallel
+    /// suites and a CPU-heavy job, that has taken over 10 s).
     static func stop(_ process: Process, _ h: Harness) throws {
         let pid = process.processIdentifier
         kill(pid, SIGSTOP)
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(30)
         while !isStopped(pid) {
-            guard Date() < deadline else { throw HarnessError.timeout("pid \(pid) not stopped 10 s after SIGSTOP") }
+            guard Date() < deadline else {
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "gone"
+                throw HarnessError.timeout("pid \(pid) not stopped 30 s after SIGSTOP: \(stat.prefix(80))")
+            }
             Thread.sleep(forTimeInterval: 0.001)
         }
         var state = ""
@@ -21,7 +26,7 @@ enum Freeze {
             let (drained, why) = try redisDrained(pid: pid, h)
             if drained { return }
             state = why
-            guard Date() < deadline else { throw HarnessError.timeout("Redis still holds what pid \(pid) sent: \(state)") }
+            guard Date() < deadline else { throw HarnessError.timeout("Redis still holds what pid \(pid) sent 30 s after SIGSTOP: \(state)") }
             Thread.sleep(forTimeInterval: 0.01)
         }
     }

@@ -5,19 +5,24 @@ import Logging
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
-/// Every suite that starts redis-server or daemons runs inside this one: one at a time (two
-/// cores are shared with builds and other suites, and the fault tests need the machine's
-/// attention), each test with a time limit so one hung daemon fails its test instead of hanging
-/// the run. A new suite nests under it from its own file:
+/// Every suite that starts redis-server or daemons runs inside this one. Its tests run in
+/// parallel: each has its own redis-server on a port it holds for its whole life
+/// (`PortReservation`), its own temporary directories, in-process daemons configured by value
+/// and binaries given an explicit environment, so no two tests share anything but the machine.
+/// Each test has a time limit, so one hung daemon fails its test instead of hanging the run. A
+/// new suite nests under it from its own file, and says how it uses the machine:
 ///
 ///     extension RealRedis {
-///         @Suite("What it covers")
+///         @Suite("What it covers", .sharesMachine)
 ///         struct MyTests { @Test func … }
 ///     }
 ///
-/// `.serialized` here applies to every suite and test nested inside.
-@Suite("Over a real Redis", .serialized, .timeLimit(.minutes(4)))
+/// `.sharesMachine` goes on each nested suite, not here: put here, it did not reach the tests
+/// of suites nested from other files (they ran ungated, on the cooperative pool). A test that
+/// must have the machine to itself says `.alone`, and why. A nested suite is `.serialized` only
+/// when its tests share something, and says what.
 enum RealRedis {}
 
 /// A real redis-server, daemons running against it (in this process, or as the built
@@ -284,8 +289,8 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Blocks (XREAD BLOCK from the last id seen) until new events arrive or `seconds` pass.
-    /// Only a broken connection (Redis restarting under a fault test) is waited out; any other
-    /// error, and a malformed entry, fails the wait.
+    /// Only a broken connection or LOADING (Redis restarting under a fault test) is waited out;
+    /// any other error, and a malformed entry, fails the wait.
     private func awaitEvents(upTo seconds: Double) throws {
         do {
             if eventReader == nil { eventReader = try server.client() }
@@ -300,6 +305,9 @@ final class Harness: @unchecked Sendable {
             try take(entries)
         } catch RedisError.connection {
             // The next command on the connection reconnects; a deadline bounds the caller.
+            Thread.sleep(forTimeInterval: seconds)
+        } catch RedisError.server(let message) where message.hasPrefix("LOADING") {
+            // A restarted Redis still reading its data answers nothing else yet.
             Thread.sleep(forTimeInterval: seconds)
         }
     }

@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("A request's cost does not grow with the customer's history", .serialized)
+    @Suite("A request's cost does not grow with the customer's history", .sharesMachine)
     struct HistoryTests {
         /// Leaves `count` active recommendations for `customer`, each on a resource of its own.
         func seed(_ h: Harness, customer: String, count: Int) throws {

@@ -3,11 +3,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// Issue 10's hostile messages against a real Redis: reply_to at the daemon's own keys,
     /// identifiers and sizes, JSON that is not an object, and dead letters that stay bounded.
-    @Suite("Hostile input", .serialized)
+    @Suite("Hostile input", .sharesMachine)
     struct HostileInputTests {
         /// Waits until the dead-letter list holds `count` entries, then returns them.
         func deadLetters(_ h: Harness, count: Int) throws -> [[String: Any]] {

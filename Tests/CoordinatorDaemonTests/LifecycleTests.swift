@@ -3,9 +3,10 @@ import Foundation
 import Logging
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Lifecycle: every loop is a service of one group", .serialized)
+    @Suite("Lifecycle: every loop is a service of one group", .sharesMachine)
     struct LifecycleTests {
         struct ProbeFailure: Error {}
 
@@ -56,7 +57,9 @@ extension RealRedis {
             }
             let daemon = try Daemon(configuration: h.configuration(), logger: logger, extraServices: [probe])
             let outcome = Outcome()
-            Task {
+            // On a thread of its own, as `start()` runs a daemon: tests running in parallel
+            // block the cooperative pool's threads, and a daemon run there would wait for one.
+            Task(executorPreference: DedicatedExecutor(label: "test.lifecycle")) {
                 do {
                     try await daemon.run(signals: [])
                     outcome.set(nil)
@@ -82,7 +85,10 @@ extension RealRedis {
             }
         }
 
-        @Test("a daemon started in-process stops while its host blocks every thread of the cooperative pool")
+        /// `.alone`: it blocks every thread of the cooperative pool, which would stall any test
+        /// beside it, and a test beside it holding a pool thread would keep its blockers from
+        /// starting.
+        @Test("a daemon started in-process stops while its host blocks every thread of the cooperative pool", .alone)
         func stopsWithThePoolBlocked() throws {
             let h = try Harness()
             let daemon = try h.startDaemon()
@@ -99,9 +105,9 @@ extension RealRedis {
                 }
             }
             defer { for _ in 0..<blockers { release.signal() } }
-            // The pool is as wide as the machine has cores, and this test's own thread is one of
-            // them: the rest are blocked before stopping.
-            for _ in 0..<max(1, ProcessInfo.processInfo.activeProcessorCount - 1) {
+            // The pool is as wide as the machine has cores (this test runs on threads of its
+            // own, `.sharesMachine`): all of them are blocked before stopping.
+            for _ in 0..<ProcessInfo.processInfo.activeProcessorCount {
                 #expect(blocked.wait(timeout: .now() + 10) == .success)
             }
             let stopped = DispatchSemaphore(value: 0)

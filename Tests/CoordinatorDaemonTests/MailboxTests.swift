@@ -2,12 +2,13 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md sections 5 and 6 with two daemons: a step result popped from
     /// `coord:steps:results` by a daemon that does not hold the plan's lease is forwarded to the
     /// plan's mailbox (`coord:plan:{id}:results`) and applied, once, by the lease holder.
-    @Suite("Step results reaching a daemon that is not running the plan")
+    @Suite("Step results reaching a daemon that is not running the plan", .sharesMachine)
     struct MailboxTests {
         let agent = RealRedis.AgentWireTests()
 

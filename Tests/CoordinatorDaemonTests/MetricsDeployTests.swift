@@ -1,11 +1,12 @@
 import Foundation
 import Testing
 import TestSupport
+import TestTraits
 
 /// deploy/: the systemd unit and the Prometheus scrape example and alert rules, checked by
 /// the real tools where this machine has them (systemd-analyze, promtool), by reading the
 /// files otherwise. Each test says in its output which check ran.
-@Suite("deploy/ is checked")
+@Suite("deploy/ is checked", .sharesMachine)
 struct MetricsDeployTests {
     static let deploy = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("deploy")

@@ -3,9 +3,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Prometheus metrics over a real Redis", .serialized)
+    @Suite("Prometheus metrics over a real Redis", .sharesMachine)
     struct MetricsTests {
         private func startDaemon(_ h: Harness, _ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> (daemon: Daemon, url: String) {
             let port = try h.metricsPort()

@@ -2,13 +2,14 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// Issue 10's mixed run: 1,000 hostile messages interleaved with 1,000 valid requests from 50
     /// customers, against one daemon. Every valid request is answered correctly, every hostile one
     /// refused or dead-lettered, nothing is left in flight, the dead-letter list stays within its
     /// cap, and no key of the daemon's own gets a TTL from anyone.
-    @Suite("Mixed run", .serialized)
+    @Suite("Mixed run", .sharesMachine)
     struct MixedRunTests {
         enum Expect { case dead, deadAndReply, answered, undeliverable }
 

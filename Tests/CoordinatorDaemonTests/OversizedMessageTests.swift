@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md 6 (v3): a message over `--max-message-bytes` is refused without being read
     /// whole; the daemon's memory stays bounded however large the messages are.
-    @Suite("Oversized messages refused unread", .serialized)
+    @Suite("Oversized messages refused unread", .sharesMachine)
     struct OversizedMessageTests {
         /// VmHWM (peak resident set) of a process, in bytes.
         static func peakRSS(_ pid: Int32) throws -> Int {

@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md 7 and 9 (v3): plans queued for an executor are counted, so a queue that
     /// grows is an alert rather than a silent pile of keys.
-    @Suite("Queued plans in coordinatord_plans{status=\"queued\"}", .serialized)
+    @Suite("Queued plans in coordinatord_plans{status=\"queued\"}", .sharesMachine)
     struct PlanQueueMetricsTests {
         @Test("execute_now plans past --max-concurrent-plans show as queued, and the gauge falls to 0 once they ran")
         func queuedPlansCounted() throws {

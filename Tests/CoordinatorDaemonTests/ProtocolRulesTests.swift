@@ -2,10 +2,11 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// Rules of PROTOCOL.md sections 2–4 and 7 that the scenario tests do not reach, one test each.
-    @Suite("PROTOCOL.md rules, one by one")
+    @Suite("PROTOCOL.md rules, one by one", .sharesMachine)
     struct ProtocolRulesTests {
         func result(_ reply: [String: Any]) throws -> [String: Any] {
             try #require(reply["result"] as? [String: Any], "\(reply)")

@@ -2,35 +2,41 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md 7 (v3): the daemon reconnects with backoff and loses nothing; Redis going
     /// away is no delivery of the messages in flight (section 6).
-    @Suite("Redis gone: killed mid-burst, or not there at start", .serialized)
+    @Suite("Redis gone: killed mid-burst, or not there at start", .sharesMachine)
     struct RedisOutageTests {
         @Test("kill -9 of redis-server (AOF everysec) mid-burst and a restart on the same directory, --max-deliveries 1: every request answered once, nothing dead-lettered")
         func killedMidBurst() throws {
             let h = try Harness(redisArguments: ["--appendfsync", "everysec"])
-            try h.startDaemon {
+            let log = LogRecorder()
+            try h.startDaemon(log: log) {
                 $0.maxDeliveries = 1
                 $0.batchSize = 16
             }
             let total = 6000
             try h.pushBurst("kill", count: total, replyTo: "test:kill")
             try h.wait("the daemon to be partway through the burst") { try h.length("test:kill") > 0 }
-            // The kill lands while the daemon holds a batch in flight.
-            var held = 0
-            try h.wait("a batch in flight") {
-                held = try h.inflightCount()
-                return held > 0
-            }
+            // Writes paused while the daemon holds batches in flight: the kill lands with
+            // exactly these held (no commit can take them out of flight before it).
+            try h.pauseWritesWithMessagesInFlight(replyList: "test:kill")
+            let holders = try h.loopsHoldingMessages()
+            #expect(try h.length("coord:requests") > 0, "work was left to take when Redis died")
+            let start = log.lines.count
             h.server.kill()
-            Thread.sleep(forTimeInterval: 0.5)  // the daemon's loops find Redis gone meanwhile
+            // Each loop that held messages found Redis gone and retried, more often than
+            // --max-deliveries allows deliveries, before Redis comes back.
+            try h.wait("the loops holding messages to find Redis gone, twice") {
+                try holders.allSatisfy { try log.refusals(of: $0, from: start).count >= 2 }
+            }
             try h.server.restart()
-            #expect(try h.length("coord:requests") + h.inflightCount() > 0, "work was left when Redis died")
             try h.wait("the burst to be answered", timeout: 90) {
                 try h.length("coord:requests") == 0 && h.inflightCount() == 0 && h.length("test:kill") >= total
             }
+            for loop in holders { try log.expectOneLinePerPause(of: loop, from: start) }
             try h.expectAnsweredOnce(try h.takeAnswers(on: "test:kill"), count: total)
         }
 
@@ -45,6 +51,10 @@ extension RealRedis {
             let first = try PrometheusScrape.scrape(url)
             #expect(first.status == 200)
             #expect(first.value("coordinatord_up") == 0)
+            // It tried Redis, and again after a pause, and is still serving: the outage landed.
+            try h.wait("the daemon to find Redis unreachable twice") {
+                try (PrometheusScrape.scrape(url).value("coordinatord_redis_errors_total") ?? 0) >= 2
+            }
             let health = try h.runToEnd(["health", "--redis-url", h.server.url], timeout: 30)
             #expect(health.status != 0, "no healthy daemon while Redis is unreachable")
             try h.server.restart()

@@ -2,12 +2,13 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md 2.1 (v3): a reply list keeps `--reply-max` replies, so a client that pushes a
     /// burst and reads afterwards loses none; without a reply prefix, a list the daemon did not
     /// create and that has no TTL is someone else's and is only pushed to.
-    @Suite("Reply lists: nothing lost, nobody else's list trimmed or expired", .serialized)
+    @Suite("Reply lists: nothing lost, nobody else's list trimmed or expired", .sharesMachine)
     struct ReplyListTests {
         @Test("20,000 requests with one reply_to, read only once all are answered: every reply is there, exactly once")
         func noReplyLost() throws {

@@ -2,6 +2,7 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 /// The fixtures shipped with the project (Tests/CoordinationTests/Fixtures).
 func fixture(_ name: String) throws -> String {
@@ -11,7 +12,7 @@ func fixture(_ name: String) throws -> String {
 }
 
 extension RealRedis {
-    @Suite("Requests over a real Redis")
+    @Suite("Requests over a real Redis", .sharesMachine)
     struct RequestTests {
         @Test("scenario 1: one resource conflict, higher savings kept, one approval")
         func scenario1() throws {

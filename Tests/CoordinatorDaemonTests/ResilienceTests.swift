@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Nothing lost, nothing twice")
+    @Suite("Nothing lost, nothing twice", .sharesMachine)
     struct ResilienceTests {
         /// Reply lists keep their newest 1,000 replies (PROTOCOL.md 2.1), so a bulk run spreads
         /// its replies over lists of at most 500 each.

@@ -2,9 +2,10 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
-    @Suite("Retention: nothing the daemon stores outlives what it belongs to", .serialized)
+    @Suite("Retention: nothing the daemon stores outlives what it belongs to", .sharesMachine)
     struct RetentionTests {
         /// Keys that are bounded by a cap or by the life of a live daemon, not by a TTL.
         static func boundedOtherwise(_ key: String, _ h: Harness) -> Bool {

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// The one unit and environment file in deploy/systemd, run as systemd would run them (the
     /// unit's `Environment=`, then the environment file over it, then ExecStart's flags), against
     /// a real Redis.
-    @Suite("The shipped unit and environment file, run", .serialized)
+    @Suite("The shipped unit and environment file, run", .sharesMachine)
     struct ShippedConfigurationTests {
         static let systemd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("deploy/systemd")

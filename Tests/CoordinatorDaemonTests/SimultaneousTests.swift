@@ -2,10 +2,11 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// Two daemons, the same thing at the same moment: each effect happens once.
-    @Suite("At the same moment, on two daemons", .serialized)
+    @Suite("At the same moment, on two daemons", .sharesMachine)
     struct SimultaneousTests {
         @Test("Two approvers vote on 50 critical approvals at the same moment: every vote counts once, each approval is approved once with both")
         func twoApproversAtOnce() throws {
@@ -99,7 +100,7 @@ extension RealRedis {
 extension RealRedis {
     /// PROTOCOL.md 6: only a daemon that died holding a message brings it closer to `poison`,
     /// and here the deaths are real: no counter is set by the test.
-    @Suite("Poison from real redeliveries", .serialized)
+    @Suite("Poison from real redeliveries", .sharesMachine)
     struct PoisonRedeliveryTests {
         /// Large enough for the heavy request (about 3 MB), which is then processed, not refused.
         static let maxBytes = 16 << 20

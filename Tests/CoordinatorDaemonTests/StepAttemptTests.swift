@@ -2,12 +2,13 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// PROTOCOL.md section 5 (v2) with the agents executor, the test acting as the agent: attempt
     /// tokens, results that answer the wrong dispatch, steps withdrawn at their deadline, malformed
     /// results, and an executor that reads a plan again after a failed commit.
-    @Suite("Step attempts", .serialized)
+    @Suite("Step attempts", .sharesMachine)
     struct StepAttemptTests {
         /// Starts one plan of `action` for `agent` and returns its id.
         func startPlan(_ h: Harness, agent: String, action: String = "resize", id: String = "sa") throws -> String {

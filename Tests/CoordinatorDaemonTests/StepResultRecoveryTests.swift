@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 extension RealRedis {
     /// Recovery is not only for requests and decisions: agents' step results held in flight by a
     /// dead daemon (PROTOCOL.md sections 1 and 5) are taken over too, and each is applied once.
-    @Suite("A dead daemon's step results in flight", .serialized)
+    @Suite("A dead daemon's step results in flight", .sharesMachine)
     struct StepResultRecoveryTests {
         static let plans = 400
         static let agents = 4

@@ -4,12 +4,13 @@ import Logging
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 @testable import CoordinatorDaemon
 
 extension RealRedis {
     /// deploy/redis/users.acl on a real redis-server: each role can do what it needs and gets NOPERM
     /// for the rest, and the daemon runs the seed's scenarios under its own restricted user.
-    @Suite("Trust: least-privilege Redis users (deploy/redis/users.acl)", .serialized)
+    @Suite("Trust: least-privilege Redis users (deploy/redis/users.acl)", .sharesMachine)
     struct TrustACLTests {
         static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         static let password = "test-password-\(UInt32.random(in: 0...UInt32.max))"

@@ -3,12 +3,13 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 @testable import CoordinatorDaemon
 
 extension RealRedis {
     /// PROTOCOL.md section 10 against a real redis-server: the forgeries of issue 13 change nothing,
     /// properly signed messages work.
-    @Suite("Trust: signed messages over a real Redis", .serialized)
+    @Suite("Trust: signed messages over a real Redis", .sharesMachine)
     struct TrustDaemonTests {
         func start(_ h: Harness, _ fixture: TrustFixture, executor: DaemonConfiguration.Executor = .simulated) throws {
             try h.startDaemon {

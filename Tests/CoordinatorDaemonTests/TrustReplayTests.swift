@@ -3,13 +3,14 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 @testable import CoordinatorDaemon
 
 extension RealRedis {
     /// Issue 20's attacks on signatures (PROTOCOL.md section 10, v3) against a real redis-server
     /// and the daemon: replayed bytes, replies to what nobody verified, replies outside the
     /// signer's namespace, signatures out of their time window, principal ids with `:`.
-    @Suite("Trust v3: signing time, replays, unverified messages, reply namespaces", .serialized)
+    @Suite("Trust v3: signing time, replays, unverified messages, reply namespaces", .sharesMachine)
     struct TrustReplayTests {
         func start(_ h: Harness, _ fixture: TrustFixture, replyPrefix: String? = nil) throws {
             try h.startDaemon {

@@ -1,9 +1,10 @@
 import Foundation
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("Authentication and endpoints", .serialized)
+@Suite("Authentication and endpoints", .sharesMachine)
 struct AuthTests {
     @Test("ACL user from a redis:// URL; NOPERM for a restricted user")
     func aclUsers() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("Blocking commands", .serialized)
+@Suite("Blocking commands", .sharesMachine)
 struct BlockingTests {
     @Test("BLMOVE times out with nil, and is woken by an LPUSH from another connection")
     func blmove() throws {

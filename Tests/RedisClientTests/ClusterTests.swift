@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
 /// Starts a cluster for one test and always stops it (servers killed, directories removed).
@@ -76,7 +77,7 @@ struct ClusterUnitTests {
     }
 }
 
-@Suite("Cluster: a real 3-master cluster", .serialized)
+@Suite("Cluster: a real 3-master cluster", .sharesMachine)
 struct ClusterTests {
     @Test("slots match CLUSTER KEYSLOT for edge cases and 3,000 random keys")
     func slotsMatchServer() throws {
@@ -229,7 +230,7 @@ struct ClusterTests {
     }
 }
 
-@Suite("Cluster: TRYAGAIN", .serialized)
+@Suite("Cluster: TRYAGAIN", .sharesMachine)
 struct ClusterTryAgainTests {
     @Test("a multi-key command on a half-moved slot gets TRYAGAIN: backed off and retried until the move ends, or thrown past the retry budget")
     func tryAgain() throws {
@@ -260,8 +261,12 @@ struct ClusterTryAgainTests {
             #expect(short.statistics.tryAgain >= 2)
 
             // With the default budget the MGET waits until the move is finished, then succeeds.
+            // The move ends only once the reader has met TRYAGAIN and is backing off: it waited
+            // for the move, rather than coming after it.
             let reader = Background { try client.send("MGET", "{m}a", "{m}b") }
-            Thread.sleep(forTimeInterval: 0.3)
+            let metBy = Date().addingTimeInterval(20)
+            while client.statistics.tryAgain == 0 && Date() < metBy { Thread.sleep(forTimeInterval: 0.005) }
+            #expect(client.statistics.tryAgain >= 1, "the reader never met TRYAGAIN")
             try cluster.finishMigration(migration)
             #expect(try reader.wait() == .array([.bulk(bytes("1")), .bulk(bytes("2"))]))
             let statistics = client.statistics

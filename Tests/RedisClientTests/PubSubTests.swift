@@ -1,8 +1,9 @@
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("Pub/Sub", .serialized)
+@Suite("Pub/Sub", .sharesMachine)
 struct PubSubTests {
     @Test("messages arrive in order, patterns too, and next times out with nil")
     func publishSubscribe() throws {

@@ -1,8 +1,9 @@
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("Replies and commands", .serialized)
+@Suite("Replies and commands", .sharesMachine)
 struct ReplyTests {
     @Test("every reply type round-trips")
     func replyTypes() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("Server restarts and crashes", .serialized)
+@Suite("Server restarts and crashes", .sharesMachine)
 struct ResilienceTests {
     @Test("restart in the middle of use: the next command succeeds and the data survived")
     func restart() throws {

@@ -1,8 +1,9 @@
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("Lua scripts", .serialized)
+@Suite("Lua scripts", .sharesMachine)
 struct ScriptTests {
     @Test("SHA1 matches Redis's and the standard test vectors")
     func sha1() throws {

@@ -1,9 +1,10 @@
 import Foundation
 import RedisClient
 import TestSupport
+import TestTraits
 import Testing
 
-@Suite("RedisConnectionThread", .serialized)
+@Suite("RedisConnectionThread", .sharesMachine)
 struct ThreadTests {
     // Tasks of a group start in no set order, so this cannot show FIFO; it shows that every call
     // completes exactly once, each with its own result.
@@ -41,14 +42,16 @@ struct ThreadTests {
             // Connect first, so the blocked job below is really blocked in BLMOVE.
             _ = try await thread.run { connection in try connection.send("PING") }
             let blocked = Task { try await thread.run { connection in try connection.blockingMove(from: "q", to: "p", timeout: 0) } }
-            let pending = (0..<5).map { _ in Task { try await thread.run { connection in try connection.send("PING") } } }
-            // Closed only once the server shows the BLMOVE blocked.
+            // The others are queued only once the server shows the BLMOVE blocked: tasks started
+            // together may start in any order (a test runs on threads of its own, not a FIFO
+            // pool), and a PING run before the BLMOVE would be answered.
             let configuration = server.configuration
             try await Task.detached {
                 let observer = try RedisConnection(configuration: configuration)
                 defer { observer.close() }
                 try waitUntilBlocked(observer, command: "blmove")
             }.value
+            let pending = (0..<5).map { _ in Task { try await thread.run { connection in try connection.send("PING") } } }
             await Task.detached { thread.close() }.value
             await #expect(throws: RedisError.closed) { try await blocked.value }
             for task in pending {

@@ -3,6 +3,7 @@ import Foundation
 import Operations
 import Testing
 import TestSupport
+import TestTraits
 @testable import CoordinatorDaemon
 
 /// The console in a real headless Chromium (Debian's chromium and chromium-driver, driven by
@@ -12,7 +13,7 @@ import TestSupport
 /// event tail across a restart of the console; then, on a console with `--allow-unsigned`, dead
 /// letters shown escaped, a POST without the CSRF token refused, requeue and purge after their
 /// confirmation. It also takes a screenshot (the README's, with `COORD_SCREENSHOT=docs/web-console.png`).
-@Suite(.serialized)
+@Suite(.sharesMachine)
 struct WebConsoleBrowserTests {
     static let sourceRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -68,10 +69,14 @@ struct WebConsoleBrowserTests {
         try env.connection.send("LPUSH", "coord:requests", "{\"kind\": \u{1B}[2J <b>bold</b>").checkNoError()
         try waitUntil(timeout: 10, "two dead letters") { (try env.connection.send("LLEN", "coord:dead").integer ?? 0) == 2 }
 
-        let ports = (try PortReservation(), try PortReservation())
+        // Held for the whole test (the consoles bind them with SO_REUSEADDR, restarts included):
+        // no server of a test running in parallel can take them meanwhile.
+        let ports = (try PortReservation(forListener: true), try PortReservation(forListener: true))
+        defer {
+            ports.0.release()
+            ports.1.release()
+        }
         let webPort = ports.0.port, unsignedPort = ports.1.port
-        ports.0.release()
-        ports.1.release()
         // The README's screenshot is taken anew only when asked (COORD_SCREENSHOT=path): a test
         // run leaves the source tree as it found it.
         let screenshot = ProcessInfo.processInfo.environment["COORD_SCREENSHOT"].map { URL(fileURLWithPath: $0) }

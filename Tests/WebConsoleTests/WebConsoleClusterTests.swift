@@ -2,11 +2,12 @@ import Foundation
 import RedisClient
 import Testing
 import TestSupport
+import TestTraits
 
 /// The console on a real 3-master Redis Cluster: its live tail merges the per-partition
 /// streams `coord:{p<k>}:events:stream` (PROTOCOL.md section 11) in time order, and resumes
 /// after `Last-Event-ID`, across a restart of the console.
-@Suite(.serialized)
+@Suite(.sharesMachine)
 struct WebConsoleClusterTests {
     /// One SSE message: its id and its data as JSON.
     struct Message {

@@ -2,11 +2,12 @@ import Crypto
 import Foundation
 import Testing
 import TestSupport
+import TestTraits
 
 /// `coordinatord web` over HTTPS (`--tls-cert`, `--tls-key`): a self-signed certificate made by
 /// `openssl` for the test, pages fetched with `curl --cacert` (which checks the chain and the
 /// name), plain HTTP not served on the port, and off loopback only with TLS.
-@Suite(.serialized)
+@Suite(.sharesMachine)
 struct WebConsoleTLSTests {
     static func tool(_ path: String) throws {
         try #require(FileManager.default.isExecutableFile(atPath: path), "\(path) is missing: run scripts/test.sh, which installs it")

@@ -11,6 +11,9 @@ final class WebEnvironment: @unchecked Sendable {
     let connection: RedisConnection
     private(set) var processes: [Process] = []
     private(set) var webPort = 0
+    /// The console's ports, held until `stop()`: the console binds a held port (it sets
+    /// SO_REUSEADDR), and no server of a test running in parallel can take it first.
+    private var reservations: [PortReservation] = []
     let directory: URL
 
     init() throws {
@@ -48,9 +51,9 @@ final class WebEnvironment: @unchecked Sendable {
     /// The console on a free port; returns once it answers.
     @discardableResult
     func startWeb(_ extra: [String] = []) throws -> Process {
-        let reservation = try PortReservation()
+        let reservation = try PortReservation(forListener: true)
+        reservations.append(reservation)
         webPort = reservation.port
-        reservation.release()
         let process = try launch(["web", "--port", "\(webPort)"] + extra, log: "web.log")
         try waitUntil(timeout: 15, "the console to answer on port \(webPort)") {
             (try? HTTP.request("GET", port: self.webPort, path: "/static/style.css"))?.status == 200
@@ -67,6 +70,7 @@ final class WebEnvironment: @unchecked Sendable {
         processes.removeAll()
         connection.close()
         redis.stop()
+        for reservation in reservations { reservation.release() }
         try? FileManager.default.removeItem(at: directory)
     }
 

@@ -55,6 +55,7 @@ final class ApprovalHandler: BatchHandler {
                         connection: RedisConnection, popped: UInt64) throws(RedisError) -> [Item] {
         var stale: [Item] = []
         var undeliverable: [(raw: [UInt8], replyTo: String, error: String)] = []
+        var refusal: RedisError?  // Redis refusing writes: the batch stays in flight (PROTOCOL.md 6)
         for (index, result) in results.enumerated() {
             switch result {
             case .applied, .appliedReplyUndeliverable:
@@ -65,6 +66,8 @@ final class ApprovalHandler: BatchHandler {
                 }
             case .messageGone: break
             case .stale: stale.append(items[index])
+            case .failed(let message) where Commit.refusal(in: message) != nil:
+                refusal = Commit.refusal(in: message)
             case .failed(let message):
                 var commit = Commit(acknowledging: items[index].raw, in: inflight)
                 refuse(&commit, items[index], Refusal(.internal, "Redis refused the change: \(message)"), now: now)
@@ -74,6 +77,7 @@ final class ApprovalHandler: BatchHandler {
             }
         }
         try context.deadLetterUndeliverable(undeliverable, queue: context.keys.approvals, now: now, connection: connection)
+        if let refusal { throw refusal }
         return stale
     }
 }

@@ -179,9 +179,7 @@ final class QueueWorker: @unchecked Sendable {
             // Redis refusing writes (out of memory, a replica): retried with the batch, the
             // message still parked. Anything else (a key of the wrong type under the prefix):
             // the message is still let go, or it would come back for ever.
-            let refusal = RedisError.server(String(error.split(separator: ":", maxSplits: 1).last ?? "")
-                .trimmingCharacters(in: .whitespaces))
-            if refusal.isOutage { throw refusal }
+            if let refusal = Commit.refusal(in: error) { throw refusal }
             context.logger.error("\(name): refusing an oversized message failed; dropped", metadata: ["error": "\(error)"])
             _ = try Commit.apply([Commit(acknowledgingHeldIn: oversized)], on: connection)
         default:

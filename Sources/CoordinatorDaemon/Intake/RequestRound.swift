@@ -148,6 +148,9 @@ extension RequestHandler {
         var stale: [Item] = []
         var withState: [String] = []
         var failed: [(Item, String)] = []
+        // Redis refusing writes (a replica's READONLY inside the script): the batch's pause, its
+        // messages left in flight, not each message's failure.
+        var refusal: RedisError?
         var undeliverable: [(raw: [UInt8], replyTo: String, error: String)] = []
         for (index, result) in results.enumerated() {
             let item = items[index]
@@ -174,12 +177,13 @@ extension RequestHandler {
                 }
                 stale.append(again)
             case .failed(let message):
-                failed.append((item, message))
+                if let outage = Commit.refusal(in: message) { refusal = outage } else { failed.append((item, message)) }
             }
         }
         if !withState.isEmpty { rememberState(of: withState) }
         try context.deadLetterUndeliverable(undeliverable, queue: context.keys.requests, now: round.now, connection: connection)
         if !failed.isEmpty { try settleFailed(failed, inflight: inflight, now: round.now, connection: connection) }
+        if let refusal { throw refusal }
         return stale
     }
 }

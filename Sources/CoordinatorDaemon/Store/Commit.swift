@@ -211,6 +211,17 @@ struct Commit {
         return results
     }
 
+    /// The refusal in a commit's `.failed` error ("LREM key: READONLY …") when it is Redis
+    /// refusing writes for now (OOM, READONLY, LOADING…: `RedisError.isOutage`), not that
+    /// message's failure: its batch stays in flight and is retried with backoff (PROTOCOL.md 6).
+    static func refusal(in failure: String) -> RedisError? {
+        for part in [Substring(failure)] + failure.split(separator: ": ").dropFirst() {
+            let error = RedisError.server(String(part))
+            if error.isOutage { return error }
+        }
+        return nil
+    }
+
     /// One commit's result as a script returns it (see `commit.lua`'s header).
     private static func result(of item: RedisReply, metrics: DaemonMetrics?) throws(RedisError) -> Result {
         switch item {

@@ -81,6 +81,14 @@ def text(selector):
     return driver.find_element(By.CSS_SELECTOR, selector).text
 
 
+def read_text(what, selector):
+    """The text of the first element matching selector, once there; read again when the live
+    refresh replaced the element between finding and reading it (a stale element)."""
+    found = []
+    wait_for(what, lambda: found.append(text(selector)) or True)
+    return found[-1]
+
+
 def wait_for(what, condition, timeout=20):
     try:
         WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException]).until(lambda d: condition())
@@ -130,8 +138,7 @@ try:
     assert text("#approval-status") == "approved", text("#approval-status")
     check("approved by click, signed in the browser: " + text("#result"))
     events = "#decision-events li[data-type='%s']"
-    wait_for("approval.approved", lambda: driver.find_elements(By.CSS_SELECTOR, events % "approval.approved"))
-    approved = driver.find_element(By.CSS_SELECTOR, events % "approval.approved").text
+    approved = read_text("approval.approved", events % "approval.approved")
     assert "verified" in approved and "principal=alice@example.com" in approved, approved
     check("the approval.approved event shows verified and the principal: " + approved)
     wait_for("plan.completed", lambda: driver.find_elements(By.CSS_SELECTOR, events % "plan.completed"))
