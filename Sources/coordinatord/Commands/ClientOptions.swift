@@ -50,6 +50,20 @@ struct ClientOptions: ParsableArguments {
     var keys: Keys { connection.keys }
     var url: String { connection.url }
     func connect() throws -> RedisConnection { try connection.connect() }
+
+    /// On a Redis Cluster: a client of it, and how many partitions the daemons use (`--partitions`
+    /// as given, then `COORD_PARTITIONS`, then the default). The caller closes the client.
+    func cluster(partitions: Int?) throws -> (redis: RedisClusterClient, partitions: Int) {
+        let count = partitions ?? Environment.value("COORD_PARTITIONS").flatMap { Int($0) } ?? Partitions.defaultCount
+        guard count > 0 else { throw CommandFailure("--partitions: must be positive") }
+        let configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: url).clustered()
+        } catch {
+            throw CommandFailure("--redis-url: \(error)")
+        }
+        return (RedisClusterClient(configuration: configuration), count)
+    }
 }
 
 /// An error answer: printed on standard error, exit status 1.

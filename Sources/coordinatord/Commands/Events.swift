@@ -145,15 +145,7 @@ extension Events {
     /// event's `at`, then its stream id). `--since` is a stream id, read as a time in every
     /// stream; `--follow` polls every stream, one pipeline per master, twice a second.
     private func runOnCluster() throws {
-        let count = partitions ?? Environment.value("COORD_PARTITIONS").flatMap { Int($0) } ?? Partitions.defaultCount
-        guard count > 0 else { throw CommandFailure("--partitions: must be positive") }
-        let configuration: RedisConfiguration
-        do {
-            configuration = try RedisConfiguration(url: client.url).clustered()
-        } catch {
-            throw CommandFailure("--redis-url: \(error)")
-        }
-        let redis = RedisClusterClient(configuration: configuration)
+        let (redis, count) = try client.cluster(partitions: partitions)
         defer { redis.close() }
         let streams = (0..<count).map { client.keys.partition($0).eventStream }
         var last = [String](repeating: since ?? "0-0", count: streams.count)

@@ -83,15 +83,7 @@ extension Status {
     /// queue, in-flight list, outbox and index summed over the partitions: one pipeline per
     /// master per step, no SCAN.
     private func runOnCluster() throws {
-        let count = partitions ?? Environment.value("COORD_PARTITIONS").flatMap { Int($0) } ?? Partitions.defaultCount
-        guard count > 0 else { throw CommandFailure("--partitions: must be positive") }
-        let configuration: RedisConfiguration
-        do {
-            configuration = try RedisConfiguration(url: client.url).clustered()
-        } catch {
-            throw CommandFailure("--redis-url: \(error)")
-        }
-        let redis = RedisClusterClient(configuration: configuration)
+        let (redis, count) = try client.cluster(partitions: partitions)
         defer { redis.close() }
         let keys = client.keys
         let parts = (0..<count).map { keys.partition($0) }

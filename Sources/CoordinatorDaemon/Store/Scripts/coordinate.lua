@@ -85,13 +85,9 @@ local bad = (nr > 0 and misfit(KEYS[2], 'hash')) or (nv > 0 and misfit(KEYS[3], 
 for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
 if bad then return 'E' .. bad end
 
--- The acknowledgement is the first write: a list of another type fails it whole, and once a
--- script has written, Redis lets its later writes through even at maxmemory (a full Redis
--- refuses only a script's first write that may grow memory), so a change is never cut in two.
--- From the tail: the oldest message of a batch, acknowledged first, is found at once.
-local acked = redis.pcall('LREM', KEYS[1], -1, ARGV[1])
-if type(acked) == 'table' then return 'ELREM ' .. KEYS[1] .. ': ' .. acked.err end
-if acked == 0 then return 0 end
+-- The acknowledgement is the first write (see `acknowledge`).
+local refused = acknowledge(KEYS[1], ARGV[1])
+if refused then return refused end
 -- The request_id is claimed: its guard and its write in one command. A request_id already
 -- answered makes the commit stale (the next round replays that answer); the message then goes
 -- back in flight, and nothing else was written.

@@ -82,12 +82,9 @@ local bad = (has('f') and (misfit(KEYS[3], 'zset') or misfit(KEYS[4], 'zset')))
 for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
 if bad then return 'E' .. bad end
 
--- The acknowledgement is the first write, as in coordinate.lua: a list of another type fails
--- it whole, and once a script has written, Redis lets its later writes through even at
--- maxmemory, so a decision is never cut in two.
-local acked = redis.pcall('LREM', KEYS[1], -1, ARGV[1])
-if type(acked) == 'table' then return 'ELREM ' .. KEYS[1] .. ': ' .. acked.err end
-if acked == 0 then return 0 end
+-- The acknowledgement is the first write (see `acknowledge`).
+local refused = acknowledge(KEYS[1], ARGV[1])
+if refused then return refused end
 
 local undeliverable, dropped
 local ok, failure = pcall(function()

@@ -94,3 +94,17 @@ local function create_plan(plan_key, queued_key, ready, held, id, json, created_
     must(redis.pcall('ZADD', held, created_ms, id), 'ZADD ' .. held)
   end
 end
+
+-- Acknowledges a change's message: removes it from its in-flight list, from the tail (the
+-- oldest message of a batch, acknowledged first, is found at once). This is the change's first
+-- write: a list of another type fails it whole, and once a script has written, Redis lets its
+-- later writes through even at maxmemory (a full Redis refuses only a script's first write that
+-- may grow memory), so a change is never cut in two. Returns nil once acknowledged, otherwise
+-- what the script returns: 0 when the message is no longer in flight (another worker took it
+-- over), or the error.
+local function acknowledge(list, message)
+  local acked = redis.pcall('LREM', list, -1, message)
+  if type(acked) == 'table' then return 'ELREM ' .. list .. ': ' .. acked.err end
+  if acked == 0 then return 0 end
+  return nil
+end
