@@ -144,9 +144,17 @@ extension RealRedis {
             try h.wait("the loops holding messages to be refused LOADING") {
                 try holders.allSatisfy { try !log.refusals(of: $0, from: start, error: "LOADING").isEmpty }
             }
-            let scrape = try PrometheusScrape.scrape(url)
-            #expect(try h.server.isLoading(), "still loading after the scrape")
-            #expect(scrape.value("coordinatord_up") == 0, "coordinatord_up while Redis loads")
+            // The metrics sampler reads Redis on its own period: `up` turns 0 at its next read,
+            // which must come while Redis still loads.
+            var up: Double?
+            var loadingAtScrape = true
+            try h.wait("coordinatord_up 0 while Redis loads", timeout: 10) {
+                up = try PrometheusScrape.scrape(url).value("coordinatord_up")
+                loadingAtScrape = try h.server.isLoading()
+                return up == 0 || !loadingAtScrape
+            }
+            #expect(loadingAtScrape, "still loading after the scrape")
+            #expect(up == 0, "coordinatord_up while Redis loads")
             try h.wait("Redis to finish loading", timeout: 60) { try !h.server.isLoading() }
             let refusedLoading = try h.errorReplies("LOADING")
             #expect(refusedLoading > 0, "Redis answered LOADING \(refusedLoading) times")
