@@ -21,16 +21,16 @@ struct PlanIntake {
 
     private enum Decision {
         case start
-        /// The dependencies waited on, and the value each guarding state key had when read.
-        case wait([String], [(key: String, value: [UInt8]?)])
+        /// The dependencies waited on, each with its active record's bytes as read.
+        case wait([(id: String, active: [UInt8])])
         case cancel(String)
     }
 
-    /// What was read for a candidate: its recommendation and, per dependency, its active and
-    /// final records.
+    /// What was read for a candidate: its recommendation and, per dependency, its active record
+    /// (with its bytes) and its final record.
     private struct Reading {
         var record: RecommendationRecord
-        var dependencies: [(id: String, active: RecommendationRecord?, done: RecommendationRecord?)]
+        var dependencies: [(id: String, active: (record: RecommendationRecord, bytes: [UInt8])?, done: RecommendationRecord?)]
     }
 
     /// Takes up to the free room in ready plans (blocking briefly when the executor is idle)
@@ -84,7 +84,7 @@ struct PlanIntake {
         }
         if !adoptions.isEmpty { try adopt(adoptions, connection, now: now) }
         let readings = try read(candidates, connection)
-        let decisions = try decide(candidates, readings, connection)
+        let decisions = decide(candidates, readings)
         try commit(candidates, decisions, readings, acks: acks, connection, now: now)
     }
 
@@ -105,52 +105,34 @@ struct PlanIntake {
         let replies = dependencyReads.isEmpty ? [] : try connection.pipeline(dependencyReads)
         return recordOf.mapValues { record, start in
             let dependencies = record.recommendation.dependencies.enumerated().map { offset, dependency in
-                (dependency, replies[start + offset * 2].record, replies[start + offset * 2 + 1].record)
+                let active = replies[start + offset * 2]
+                return (dependency, active.record.flatMap { record in active.bytes.map { (record, $0) } },
+                        replies[start + offset * 2 + 1].record)
             }
             return Reading(record: record, dependencies: dependencies)
         }
     }
 
-    /// Each candidate's decision. Waiting is guarded by the state key of what is waited on, so
-    /// a dependency that ends between this read and the commit cannot leave the plan waiting
-    /// forever.
-    private func decide(_ candidates: [Candidate], _ readings: [Int: Reading],
-                        _ connection: RedisConnection) throws(RedisError) -> [(Int, Decision)] {
-        var guardKeys: [String] = []
-        var decisions: [(Int, Decision)] = []
-        var waiting: [Int: (dependencies: [String], guards: Range<Int>)] = [:]
-        for index in candidates.indices {
-            guard let reading = readings[index] else {
-                decisions.append((index, .cancel("its recommendation is no longer active")))
-                continue
-            }
-            var cancel: String?
-            var waits: [(dependency: String, stateKey: String?)] = []
+    /// Each candidate's decision. Waiting is guarded by each dependency's active record as read
+    /// here, in the same round trip that found it active: a dependency that ends (it leaves the
+    /// active hash in the commit that wakes its waiters) before the commit makes it stale, so a
+    /// plan never waits on a dependency that already ended. (A guard read in a later round trip
+    /// could see the dependency's final state and let the plan wait for ever.)
+    private func decide(_ candidates: [Candidate], _ readings: [Int: Reading]) -> [(Int, Decision)] {
+        candidates.indices.map { index in
+            guard let reading = readings[index] else { return (index, .cancel("its recommendation is no longer active")) }
+            var waits: [(id: String, active: [UInt8])] = []
             for (dependency, active, done) in reading.dependencies {
                 if let active {
-                    waits.append((dependency, active.planID.map(keys.plan) ?? active.approvalID.map(keys.approval)))
+                    waits.append((dependency, active.bytes))
                 } else if let done {
                     let status = done.recommendation.status?.rawValue ?? "unknown"
-                    if status != "completed" {
-                        cancel = "dependency \(dependency) ended \(status)"
-                        break
-                    }
+                    if status != "completed" { return (index, .cancel("dependency \(dependency) ended \(status)")) }
                 } else {
-                    cancel = "dependency \(dependency) is unknown"
-                    break
+                    return (index, .cancel("dependency \(dependency) is unknown"))
                 }
             }
-            if cancel == nil, !waits.isEmpty {
-                let first = guardKeys.count
-                guardKeys += waits.compactMap(\.stateKey)
-                waiting[index] = (waits.map(\.dependency), first..<guardKeys.count)
-            }
-            decisions.append((index, cancel.map(Decision.cancel) ?? .start))
-        }
-        let guardReplies = guardKeys.isEmpty ? [] : try connection.pipeline(guardKeys.map { RedisCommand("GET", $0) })
-        return decisions.map { index, decision in
-            guard let (dependencies, guards) = waiting[index] else { return (index, decision) }
-            return (index, .wait(dependencies, guards.map { (guardKeys[$0], guardReplies[$0].bytes) }))
+            return (index, waits.isEmpty ? .start : .wait(waits))
         }
     }
 
@@ -190,14 +172,13 @@ struct PlanIntake {
                     context.store.updateActive(record, customer: plan.customerID, into: &commit)
                 }
                 started[index] = running
-            case .wait(let dependencies, let guards):
-                for (key, value) in guards {
-                    if let value { commit.require(key, .equals(value)) } else { commit.require(key, .absent) }
-                }
-                for dependency in dependencies {
+            case .wait(let dependencies):
+                for (dependency, active) in dependencies {
+                    commit.require(keys.active(customer: plan.customerID), .hashFieldValue(dependency, active))
                     context.store.waitForDependency(plan.id, customer: plan.customerID, dependency: dependency, into: &commit)
                 }
-                context.logger.info("plan waits for its dependencies", metadata: ["plan_id": "\(plan.id)", "dependencies": "\(dependencies)"])
+                context.logger.info("plan waits for its dependencies",
+                                    metadata: ["plan_id": "\(plan.id)", "dependencies": "\(dependencies.map(\.id))"])
             case .cancel(let reason):
                 let events = machine.cancel(reason: reason, now: now)
                 book.write(machine.plan, events: events, into: &commit, now: now)
