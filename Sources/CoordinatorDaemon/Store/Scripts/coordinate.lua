@@ -140,10 +140,8 @@ local ok, failure = pcall(function()
     emit_event(ARGV[8], KEYS[5], ARGV[9], ARGV[p], ARGV[p + 1])
     p = p + 2
   end
-  if reply_list and outbox then
-    must(redis.pcall('LPUSH', outbox, reply_list .. '\n' .. ARGV[4]), 'LPUSH ' .. outbox)
-  elseif reply_list then
-    undeliverable, dropped = push_reply(reply_list, ARGV[4], ARGV[5], ARGV[6], has('a') and '1' or '0')
+  if reply_list then
+    undeliverable, dropped = deliver_reply(outbox, reply_list, ARGV[4], ARGV[5], ARGV[6], has('a') and '1' or '0')
   end
 end)
 if not ok then

@@ -113,10 +113,8 @@ local ok, failure = pcall(function()
   end
   if seen then must(redis.pcall('SET', seen, '1', 'EX', ARGV[15]), 'SET ' .. seen) end
   if dead then dead_letter(dead, ARGV[17], ARGV[16]) end
-  if reply_list and outbox then
-    must(redis.pcall('LPUSH', outbox, reply_list .. '\n' .. ARGV[8]), 'LPUSH ' .. outbox)
-  elseif reply_list then
-    undeliverable, dropped = push_reply(reply_list, ARGV[8], ARGV[9], ARGV[10], has('a') and '1' or '0')
+  if reply_list then
+    undeliverable, dropped = deliver_reply(outbox, reply_list, ARGV[8], ARGV[9], ARGV[10], has('a') and '1' or '0')
   end
 end)
 if not ok then

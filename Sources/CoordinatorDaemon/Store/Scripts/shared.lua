@@ -49,6 +49,17 @@ local function push_reply(list, json, ttl, max, always)
   return nil, dropped
 end
 
+-- Delivers a change's reply: on a Redis Cluster (an outbox given) into the partition's outbox
+-- as "list\njson", for the daemon to move to `list` (PROTOCOL.md 11); otherwise pushed to `list`
+-- by push_reply's rules. Returns what push_reply returns.
+local function deliver_reply(outbox, list, json, ttl, max, always)
+  if outbox then
+    must(redis.pcall('LPUSH', outbox, list .. '\n' .. json), 'LPUSH ' .. outbox)
+    return nil, 0
+  end
+  return push_reply(list, json, ttl, max, always)
+end
+
 -- Runs `command key items...` in chunks of 1,000 items (an even number, so that field-value
 -- pairs stay together; unpack fails past ~8,000 values).
 local function chunked(command, key, items)
