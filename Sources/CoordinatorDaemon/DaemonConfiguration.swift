@@ -27,6 +27,9 @@ public struct DaemonConfiguration: Sendable {
     /// Plan execution lanes in this process, each with its own connection, in-flight lists
     /// and share of `maxConcurrentPlans`.
     public var planWorkers = 2
+    /// Past this many plans waiting on the ready list for an executor, request workers take
+    /// no new requests until it is down to three quarters of it (`PlanBacklog`); 0: never.
+    public var planBacklog = 5_000
     public var logFormat: LogFormat = .text
     public var maxListedConflicts = EngineConfiguration.defaultMaxListedConflicts
     /// Messages taken from a queue in one go when a backlog has built.
@@ -97,7 +100,7 @@ public struct DaemonConfiguration: Sendable {
             + "max_message_bytes=\(maxMessageBytes) max_recommendations=\(maxRecommendations) max_resources=\(maxResources) "
             + "medium_policy=\(policy.mediumPolicy.rawValue) approvers=\(approvers) "
             + "critical_approvers=\(policy.criticalApprovers) approval_expiry=\(expiry) "
-            + "max_concurrent_plans=\(maxConcurrentPlans) plan_workers=\(planWorkers) log_format=\(logFormat.rawValue) "
+            + "max_concurrent_plans=\(maxConcurrentPlans) plan_workers=\(planWorkers) plan_backlog=\(planBacklog) log_format=\(logFormat.rawValue) "
             + "retention=\(retention)s plan_hold=\(planHold)s reply_prefix=\(replyPrefix ?? "none") reply_max=\(replyMax) "
             + "dead_letter_max=\(deadLetterMax) dead_letter_raw_max=\(deadLetterRawMax) max_deliveries=\(maxDeliveries) "
             + "trust=\(trustFile ?? "none") signature_max_age=\(signatureMaxAge)s metrics=\(metricsPort == 0 ? "off" : "\(metricsHost):\(metricsPort)")"

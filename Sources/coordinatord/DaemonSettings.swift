@@ -115,6 +115,9 @@ extension DaemonOptions {
             Setting("PLAN_WORKERS", number: \.planWorkers) { v, config in
                 config.planWorkers = try between(v, "--plan-workers", 1...64)
             },
+            Setting("PLAN_BACKLOG", number: \.planBacklog) { v, config in
+                config.planBacklog = try bounded(v, "--plan-backlog", 0...10_000_000)
+            },
             Setting("LOG_FORMAT", \.logFormat) { v, config in
                 guard let f = DaemonConfiguration.LogFormat(rawValue: v.text) else {
                     throw ValidationError("--log-format: unknown value \"\(v.text)\" (text or json)")

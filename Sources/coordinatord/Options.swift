@@ -24,6 +24,7 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Approval expiry per risk, e.g. low=7d,medium=48h,high=24h,critical=4h (env COORD_APPROVAL_EXPIRY).") var approvalExpiry: String?
     @Option(help: "Plans run at once by this process (env COORD_MAX_CONCURRENT_PLANS).") var maxConcurrentPlans: Int?
     @Option(help: "Plan execution loops in this process, sharing --max-concurrent-plans (env COORD_PLAN_WORKERS).") var planWorkers: Int?
+    @Option(help: "Take no new requests while more plans than this wait for an executor; 0 never pauses (env COORD_PLAN_BACKLOG).") var planBacklog: Int?
     @Option(help: "Log format: text or json (env COORD_LOG_FORMAT).") var logFormat: String?
     @Option(help: "Seconds a plan lease lasts without renewal (env COORD_PLAN_LEASE).") var planLease: Double?
     @Option(help: "Seconds a heartbeat lasts without renewal (env COORD_HEARTBEAT_TTL).") var heartbeatTtl: Double?

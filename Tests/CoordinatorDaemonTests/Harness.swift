@@ -96,9 +96,10 @@ final class Harness: @unchecked Sendable {
 
     /// Starts a daemon in this process; its log goes to `log` when given (else nowhere).
     @discardableResult
-    func startDaemon(log: LogRecorder? = nil, _ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
+    func startDaemon(log: LogRecorder? = nil, level: Logger.Level = .info,
+                     _ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
         let config = configuration(tweak)
-        let daemon = try Daemon(configuration: config, logger: log?.logger() ?? Self.quietLogger)
+        let daemon = try Daemon(configuration: config, logger: log?.logger(level: level) ?? Self.quietLogger)
         daemon.start()
         daemons.append(daemon)
         intakeLoops += max(1, config.workers) + 1 + max(1, config.planWorkers)

@@ -9,6 +9,12 @@ protocol BatchHandler: AnyObject, Sendable {
     /// Writes every message's effects, each commit acknowledging its message in `inflight`.
     /// Throws only when Redis is unreachable; what was not committed stays in flight.
     func handle(_ messages: [[UInt8]], inflight: String, connection: RedisConnection) throws(RedisError)
+    /// Whether to take more messages now (false: the worker waits a moment and asks again).
+    func admits(_ connection: RedisConnection) throws(RedisError) -> Bool
+}
+
+extension BatchHandler {
+    func admits(_ connection: RedisConnection) throws(RedisError) -> Bool { true }
 }
 
 /// One reliable consumer on a thread of its own (blocking pops never touch Swift's
@@ -46,6 +52,8 @@ final class QueueWorker: @unchecked Sendable {
         // as it is, not handed back (PROTOCOL.md 6: that is no delivery of the message's fault).
         var retryInFlight = false
         var backoff = Backoff(first: 0.1, max: 5)
+        // Held back by the handler (`admits`), e.g. while plans wait for the executor.
+        var waiting = false
         while !loop.isStopping {
             guard context.announced.isSet else {
                 Thread.sleep(forTimeInterval: 0.01)
@@ -63,6 +71,13 @@ final class QueueWorker: @unchecked Sendable {
                     try HandBack.run(inflight: inflight, queue: queue, context: context, connection: connection)
                     handBack = false
                 }
+                if !retryInFlight, try !handler.admits(connection) {
+                    if !waiting { context.logger.debug("\(name): takes nothing while the executor catches up") }
+                    waiting = true
+                    Thread.sleep(forTimeInterval: 0.005)
+                    continue
+                }
+                waiting = false
                 let batch = retryInFlight ? try inFlight(connection) : try take(connection)
                 if !batch.isEmpty {
                     try handler.handle(batch, inflight: inflight, connection: connection)

@@ -11,6 +11,8 @@ final class RequestHandler: BatchHandler {
     let queueName = "requests"
     let context: DaemonContext
     let coordinator: Coordinator
+    /// Intake waits while too many plans wait for an executor (`--plan-backlog`).
+    let backlog: PlanBacklog
 
     /// Customers this daemon has seen holding state (or losing an optimistic commit). A
     /// `coordinate` of any other customer commits first without reading: see `readCoordinate`.
@@ -22,6 +24,11 @@ final class RequestHandler: BatchHandler {
     init(context: DaemonContext) {
         self.context = context
         self.coordinator = Coordinator(configuration: context.configuration.engine)
+        self.backlog = PlanBacklog(context: context)
+    }
+
+    func admits(_ connection: RedisConnection) throws(RedisError) -> Bool {
+        try backlog.admits(connection)
     }
 
     func hasState(_ customer: String) -> Bool {

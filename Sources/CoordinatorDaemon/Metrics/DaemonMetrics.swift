@@ -93,6 +93,7 @@ final class DaemonMetrics: Sendable {
         "coordinatord_dead_letters_total": "Dead letters this daemon wrote, by error code.",
         "coordinatord_redis_errors_total": "Redis operations of this daemon that failed (the loop retried).",
         "coordinatord_replies_dropped_total": "Older replies cut from a reply list by its cap (--reply-max): a client reading too slowly lost them.",
+        "coordinatord_intake_paused_seconds_total": "Seconds this daemon's request workers took no requests because more than --plan-backlog plans waited for an executor (counted when intake resumes).",
         "coordinatord_up": "1 while this daemon runs, its last read of Redis succeeded and Redis takes its writes, else 0.",
     ]
 
@@ -104,6 +105,7 @@ final class DaemonMetrics: Sendable {
     private let finished: [String: CoreMetrics.Counter]
     private let redisErrors: CoreMetrics.Counter?
     private let dropped: CoreMetrics.Counter?
+    private let paused: CoreMetrics.FloatingPointCounter?
     private let plansRunning: CoreMetrics.Gauge?
     private let plansWaiting: CoreMetrics.Gauge?
     private let plansQueued: CoreMetrics.Gauge?
@@ -120,7 +122,7 @@ final class DaemonMetrics: Sendable {
         registry = PrometheusCollectorRegistry()
         guard enabled else {
             messages = []; durations = []; deadLetters = [:]; finished = [:]
-            redisErrors = nil; dropped = nil; plansRunning = nil; plansWaiting = nil; plansQueued = nil
+            redisErrors = nil; dropped = nil; paused = nil; plansRunning = nil; plansWaiting = nil; plansQueued = nil
             queueDepth = [:]; inflight = [:]; approvalsPending = [:]; expiringSoon = nil; up = nil
             return
         }
@@ -155,6 +157,7 @@ final class DaemonMetrics: Sendable {
         finished = keyed(Self.finishedStatuses) { counter("coordinatord_plans_finished_total", [("status", $0)]) }
         redisErrors = counter("coordinatord_redis_errors_total")
         dropped = counter("coordinatord_replies_dropped_total")
+        paused = CoreMetrics.FloatingPointCounter(label: "coordinatord_intake_paused_seconds_total", dimensions: [], factory: factory)
         plansRunning = gauge("coordinatord_plans", [("status", "running")])
         plansWaiting = gauge("coordinatord_plans", [("status", "waiting")])
         plansQueued = gauge("coordinatord_plans", [("status", "queued")])
@@ -221,6 +224,11 @@ final class DaemonMetrics: Sendable {
     /// A commit cut this many older replies from reply lists past `--reply-max`.
     func repliesDropped(_ count: Int) {
         dropped?.increment(by: count)
+    }
+
+    /// Intake resumed after pausing this long for the executor (`PlanBacklog`).
+    func intakePaused(seconds: Double) {
+        paused?.increment(by: seconds)
     }
 
     /// A Redis operation failed and its loop will retry.
