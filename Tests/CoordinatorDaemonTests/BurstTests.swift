@@ -24,6 +24,7 @@ extension RealRedis {
             }
             try h.pushAll(messages)
             var ids: [String] = []
+            var replies: [String: String] = [:]
             let deadline = Date().addingTimeInterval(90)
             while ids.count < count, Date() < deadline {
                 let reply = try h.redis.send(RedisCommand(arguments: ["BRPOP", "test:burst:0", "test:burst:1", "test:burst:2", "1"].map { Array($0.utf8) }))
@@ -31,6 +32,7 @@ extension RealRedis {
                 let object = try Harness.object(value)
                 #expect(object["ok"] as? Bool == true)
                 ids.append(try #require(object["request_id"] as? String))
+                replies[ids.last!] = String(decoding: value, as: UTF8.self)
             }
             #expect(ids.count == count)
             #expect(Set(ids) == Set((0..<count).map { "b-\($0)" }))
@@ -60,9 +62,58 @@ extension RealRedis {
                         let opposed = contradict.contains("\(aa)|\(ab)") || contradict.contains("\(ab)|\(aa)")
                         #expect(!shared, "\(a["id"] ?? "") and \(b["id"] ?? "") share a resource")
                         #expect(!(opposed && (ra.isEmpty || rb.isEmpty)), "\(a["id"] ?? "") and \(b["id"] ?? "") contradict")
+                        if (shared || (opposed && (ra.isEmpty || rb.isEmpty))) {
+                            // What each request was told, and where each record is indexed: the
+                            // account that tells a missed read from a missed guard.
+                            for rec in [a, b] {
+                                let id = rec["id"] as? String ?? ""
+                                let n = id.dropFirst(4)
+                                print("burst diagnosis: reply to b-\(n): \(replies["b-\(n)"] ?? "none")")
+                                let wide = try h.redis.send("SISMEMBER", h.keys.wideIndex(customer: "burst-\(c)"), id).integer ?? -1
+                                let byAction = try h.redis.send("SISMEMBER", h.keys.actionIndex(customer: "burst-\(c)", action: rec["action"] as? String ?? ""), id).integer ?? -1
+                                print("burst diagnosis: \(id) in wide \(wide), in its action's index \(byAction)")
+                            }
+                        }
                     }
                 }
             }
+        }
+
+        @Test("two daemons: a batch whose customer-wide add_capacity sets the customer-wide version before its resourced terminate reads it, while the other daemon keeps a customer-wide scale_up: never both kept")
+        func firstWriterOfABatchIsGuarded() throws {
+            let h = try Harness()
+            try h.startDaemon()
+            try h.startDaemon()
+            try h.waitUntilReady()
+            // Blocks of 64 customers: first each customer's add_capacity (customer-wide, which
+            // sets the customer-wide version without reading it) and terminate (on a resource,
+            // reading it), a batch of 128 for one worker; then the same customers'
+            // customer-wide scale_ups, taken by another worker at the same moment.
+            let blocks = 4, size = 64
+            var messages: [String] = []
+            for block in 0..<blocks {
+                let customers = (0..<size).map { "first-\(block * size + $0)" }
+                for c in customers {
+                    messages.append(Wire.coordinate("a-\(c)", customer: c, replyTo: "test:first",
+                                                    [Wire.recommendation("add-\(c)", action: "add_capacity")]))
+                    messages.append(Wire.coordinate("t-\(c)", customer: c, replyTo: "test:first",
+                                                    [Wire.recommendation("term-\(c)", action: "terminate", resources: ["r-1"])]))
+                }
+                for c in customers {
+                    messages.append(Wire.coordinate("s-\(c)", customer: c, replyTo: "test:first",
+                                                    [Wire.recommendation("up-\(c)", action: "scale_up")]))
+                }
+            }
+            try h.pushAll(messages)
+            try h.wait("every request answered", timeout: 90) { try h.length("test:first") == messages.count }
+            try h.expectEveryDaemonWorked(total: messages.count)
+            var both: [String] = []
+            for n in 0..<(blocks * size) {
+                let active = try #require(try h.redis.send("HKEYS", h.keys.active(customer: "first-\(n)")).array).compactMap(\.string)
+                #expect(!active.isEmpty, "first-\(n) keeps something")
+                if active.contains("up-first-\(n)") && active.contains("term-first-\(n)") { both.append("first-\(n)") }
+            }
+            #expect(both.isEmpty, "a customer-wide scale_up kept beside a terminate for \(both.count) customers: \(both.prefix(5))")
         }
     }
 }

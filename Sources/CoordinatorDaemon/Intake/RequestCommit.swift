@@ -46,6 +46,7 @@ extension RequestHandler {
             if let change = coordination, seenKey == nil {
                 // The common case, in the coordinate script's one call.
                 if let dedupeKey { round.firstReplyOfRequest[dedupeKey] = stored }
+                round.coordinateCalls[index] = (change, reply, dedupeKey)
                 return context.store.commit(change, acknowledging: item.raw, in: inflight, reply: reply,
                                             replyTo: item.parsed.replyTo, dedupe: dedupeKey, now: now)
             }
@@ -158,7 +159,8 @@ extension RequestHandler {
                 lock = taken.token
                 round.locks[customer]?.token = []
             }
-            let computed = coordinate(item, gathered: gathered, batch: &round.batch[customer, default: BatchState()], lock: lock, now: now)
+            let computed = coordinate(index, item, gathered: gathered, batch: &round.batch[customer, default: BatchState()],
+                                      lock: lock, now: now)
             coordination = computed.change
             return .success(computed.result)
         case .getPlan:

@@ -61,10 +61,24 @@ final class RequestHandler: BatchHandler {
 
     /// What earlier items of this batch committed for a customer, as later items must see it:
     /// their kept recommendations, the version tokens they set and the ids they made active.
+    ///
+    /// A later item guards a version field an earlier item sets by that item's token, which
+    /// proves nothing changed the field between the two commits, but not before the first:
+    /// an item that sets a field it never read (a customer-wide `add_capacity` sets `w`) would
+    /// overwrite another daemon's change to it, and the later item, finding the token it
+    /// expected, would commit without having seen that change (a customer-wide `scale_up` kept
+    /// beside resourced `terminate`s). So the field's first writer in the batch is also guarded
+    /// by what each later reader read (`lateGuards`), and every later writer by the token
+    /// before its own (`coordinate`).
     struct BatchState {
         var kept: [Recommendation] = []
         var versions: [String: [UInt8]] = [:]
         var ids: Set<String> = []
+        /// The item (its index in the round) that first set each version field.
+        var firstWriter: [String: Int] = [:]
+        /// Guards owed by an earlier item's commit: by item index, the fields and the values
+        /// later items read them at.
+        var lateGuards: [Int: [(field: String, value: [UInt8]?)]] = [:]
     }
 
     /// What one `coordinate` read: the records it can conflict with and what guards its commit.

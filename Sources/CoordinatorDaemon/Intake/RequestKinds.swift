@@ -24,8 +24,8 @@ extension RequestHandler {
     /// The engine's outcome for one `coordinate` and the change it makes, guarded by what it
     /// read: every version field of an index read (as this batch left it), every id it names
     /// (present or absent), and the customer's lock (free, or ours).
-    func coordinate(_ item: Item, gathered: Gathered, batch: inout BatchState, lock: [UInt8]?,
-                            now: Date) -> (result: [UInt8], change: CoordinationChange) {
+    func coordinate(_ index: Int, _ item: Item, gathered: Gathered, batch: inout BatchState, lock: [UInt8]?,
+                    now: Date) -> (result: [UInt8], change: CoordinationChange) {
         let request = item.request!
         let customer = request.customerID
         var ids = context.newIDs()
@@ -36,16 +36,35 @@ extension RequestHandler {
             RecommendationRecord(recommendation: rec, executeNow: request.executeNow, requestID: item.parsed.requestID,
                                  approvalID: approvalOf[rec.id], planID: planOf[rec.id])
         }
+        // Each field read is guarded at the value read, or by the token an earlier item of the
+        // batch sets it to; that item's first writer then owes the guard of what was read.
+        var versions: [(field: String, value: [UInt8]?)] = []
+        versions.reserveCapacity(gathered.versions.count)
+        for (field, read) in gathered.versions {
+            if let token = batch.versions[field] {
+                versions.append((field, token))
+                batch.lateGuards[batch.firstWriter[field]!, default: []].append((field, read))
+            } else {
+                versions.append((field, read))
+            }
+        }
+        let bumped = outcome.kept.isEmpty ? [] : Set(outcome.kept.flatMap { context.store.indexes(of: $0, customer: customer).versions })
+        // A field an earlier item sets and this one sets again without reading it: guarded by
+        // the earlier token, so no change in between is overwritten unseen.
+        for field in bumped.sorted() where gathered.versions.allSatisfy({ $0.key != field }) {
+            if let token = batch.versions[field] { versions.append((field, token)) }
+        }
         let change = CoordinationChange(
             customer: customer,
-            versions: gathered.versions.map { ($0.key, batch.versions[$0.key] ?? $0.value) },
+            versions: versions,
             named: gathered.named.map { ($0.id, $0.active || batch.ids.contains($0.id)) },
             lock: lock.flatMap { $0.isEmpty ? nil : $0 },
             records: records, token: Array(ids.next().utf8),
             approvals: outcome.approvals, plans: outcome.plans, executeNow: request.executeNow, events: outcome.events)
         if !records.isEmpty {
-            for rec in outcome.kept {
-                for field in context.store.indexes(of: rec, customer: customer).versions { batch.versions[field] = change.token }
+            for field in bumped {
+                batch.versions[field] = change.token
+                if batch.firstWriter[field] == nil { batch.firstWriter[field] = index }
             }
             batch.kept.append(contentsOf: outcome.kept)
             for rec in outcome.kept { batch.ids.insert(rec.id) }

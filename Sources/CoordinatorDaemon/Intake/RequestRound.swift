@@ -25,6 +25,9 @@ struct RequestRound {
     var results: ReadResults!
 
     var batch: [String: RequestHandler.BatchState] = [:]
+    /// A `coordinate` committed by its script: what the call was built from, to build it again
+    /// with the guards later items of the batch found it owes (`BatchState.lateGuards`).
+    var coordinateCalls: [Int: (change: CoordinationChange, reply: [UInt8], dedupe: String?)] = [:]
     var firstReplyOfRequest: [String: [UInt8]] = [:]
     var firstOfSignature: [String: [UInt8]] = [:]
     /// How each refused item ended, for the metrics.
@@ -44,14 +47,33 @@ extension RequestHandler {
         round.results = try context.store.read(reads, on: connection)
         try readPlanRecords(items, round: &round, connection: connection)
 
-        let commits = items.enumerated().map { index, item in
+        var commits = items.enumerated().map { index, item in
             commit(for: index, item, round: &round, inflight: inflight, popped: popped)
         }
+        addLateGuards(to: &commits, items, round: round, inflight: inflight)
         // A lock taken this round but not used (its item was answered otherwise) is freed.
         let unused = round.locks.filter { !$0.value.token.isEmpty && round.results[$0.value.read].string == "OK" }.map(\.key)
         let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         try context.store.releaseCustomerLocks(unused, on: connection)
         return try settle(items, results, round: round, inflight: inflight, connection: connection, popped: popped)
+    }
+
+    /// An item whose version fields later items of the batch guarded by its token also
+    /// guards them at the values those items read (`BatchState`).
+    private func addLateGuards(to commits: inout [Commit], _ items: [Item], round: RequestRound, inflight: String) {
+        for state in round.batch.values {
+            for (index, guards) in state.lateGuards {
+                if let call = round.coordinateCalls[index] {
+                    var change = call.change
+                    change.versions += guards
+                    commits[index] = context.store.commit(change, acknowledging: items[index].raw, in: inflight, reply: call.reply,
+                                                          replyTo: items[index].parsed.replyTo, dedupe: call.dedupe, now: round.now)
+                } else {
+                    let versions = context.keys.versions(customer: items[index].request!.customerID)
+                    for (field, value) in guards { commits[index].require(versions, .hashFieldValue(field, value)) }
+                }
+            }
+        }
     }
 
     /// The reads one item needs, all in the round's one round trip.
