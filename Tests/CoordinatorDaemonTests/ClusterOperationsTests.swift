@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import RedisClient
 import Testing
 import TestSupport
@@ -52,8 +55,8 @@ extension RealRedis {
             let env = ["COORD_PARTITIONS": "\(Self.partitions)"]
 
             // Two customers in different partitions, each with a medium-risk approval.
-            let customer = "cust-ops", other = "cust-ops-2"
-            #expect(Self.partition(customer) != Self.partition(other))
+            let customer = "cust-ops", other = "cust-ops-2", third = "cust-ops-4"
+            #expect(Set([customer, other, third].map(Self.partition)).count == 3)
             _ = try client.send("LPUSH", "coord:requests", Self.conflicting(customer, replyTo: "replies:ops"))
             _ = try client.send("LPUSH", "coord:requests", Self.conflicting(other, replyTo: "replies:ops2"))
             let approval = try Self.approvalID(client, replyTo: "replies:ops")
@@ -72,7 +75,7 @@ extension RealRedis {
             let reservation = try PortReservation(forListener: true)
             defer { reservation.release() }
             let port = reservation.port
-            let web = try cli.start(["web", "--port", "\(port)", "--partitions", "\(Self.partitions)"])
+            let web = try cli.start(["web", "--port", "\(port)", "--partitions", "\(Self.partitions)", "--allow-unsigned"])
             defer { ChildProcess.stop(web.process) }
             try Self.wait("the console to answer", timeout: 15) { (try? Self.get(port, "/static/style.css"))?.status == 200 }
             let overview = try Self.get(port, "/")
@@ -99,6 +102,21 @@ extension RealRedis {
             #expect(rejected.status == 0 && rejected.out.hasPrefix("rejected \(otherApproval)"), "\(rejected)")
             let none = try cli.run(["approvals"], environment: env)
             #expect(none.out == "no pending approvals\n", "\(none)")
+
+            // A decision on the console (as the user its proxy names) takes the same way.
+            _ = try client.send("LPUSH", "coord:requests", Self.conflicting(third, replyTo: "replies:ops3"))
+            let thirdApproval = try Self.approvalID(client, replyTo: "replies:ops3")
+            // A session of the test's own (64 hex digits): the page's CSRF token is for it.
+            let session = "cw_session=" + String(repeating: "5e", count: 32)
+            let page = try Self.request("GET", port, "/approvals/\(thirdApproval)", headers: ["Cookie": session])
+            let token = try #require(page.body.range(of: "<meta name=\"csrf-token\" content=\"").map { String(page.body[$0.upperBound...].prefix { $0 != "\"" }) })
+            let decided = try Self.request("POST", port, "/approvals/\(thirdApproval)/decide",
+                                           headers: ["Cookie": session, "X-CSRF-Token": token, "X-Forwarded-User": "ops@example.com",
+                                                     "Content-Type": "application/json"],
+                                           body: #"{"decision":"reject","reason":"on the console"}"#)
+            #expect(decided.status == 200 && decided.body.contains(#""status":"rejected""#) && decided.body.contains(#""ok":true"#), "\(decided)")
+            let rejectedThird = try #require(try client.send("GET", "coord:{p\(Self.partition(third))}:approval:{\(thirdApproval)}").bytes)
+            #expect(try Harness.object(rejectedThird)["rejected_by"] as? String == "ops@example.com")
 
             // `plan <id>` reads it from the partition its id names.
             let plan = try cli.run(["plan", planID, "--json"], environment: env)
@@ -155,36 +173,43 @@ extension RealRedis {
             }
         }
 
-        /// A plain HTTP GET to the console on loopback: status and body.
+        /// A GET of the console on loopback: status and body.
         static func get(_ port: Int, _ path: String) throws -> (status: Int, body: String) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw HarnessError.timeout("socket: \(errno)") }
-            defer { close(fd) }
-            var timeout = timeval(tv_sec: 10, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            try request("GET", port, path)
+        }
+
+        /// A request to the console on loopback (cookies only as `headers` give them): status and body.
+        static func request(_ method: String, _ port: Int, _ path: String, headers: [String: String] = [:],
+                            body: String? = nil) throws -> (status: Int, body: String) {
+            var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)\(path)")), timeoutInterval: 10)
+            request.httpMethod = method
+            request.httpShouldHandleCookies = false
+            for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+            request.httpBody = body.map { Data($0.utf8) }
+            let answer = Answer()
+            URLSession.shared.dataTask(with: request) { data, response, error in
+                answer.set((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data(), error)
+            }.resume()
+            return try answer.wait()
+        }
+
+        /// What a URLSession task answered, handed to the test's thread.
+        final class Answer: @unchecked Sendable {
+            private let done = DispatchSemaphore(value: 0)
+            private var status = 0
+            private var body = Data()
+            private var error: (any Error)?
+
+            func set(_ status: Int, _ body: Data, _ error: (any Error)?) {
+                (self.status, self.body, self.error) = (status, body, error)
+                done.signal()
             }
-            guard connected == 0 else { throw HarnessError.timeout("connect to \(port): \(errno)") }
-            let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
-            guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else {
-                throw HarnessError.timeout("write: \(errno)")
+
+            func wait() throws -> (status: Int, body: String) {
+                done.wait()
+                if let error { throw error }
+                return (status, String(decoding: body, as: UTF8.self))
             }
-            var received: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                received += buffer[0..<n]
-            }
-            let text = String(decoding: received, as: UTF8.self)
-            let head = text.components(separatedBy: "\r\n\r\n").first ?? ""
-            let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-            return (status, String(text.dropFirst(head.count + 4)))
         }
     }
 }
