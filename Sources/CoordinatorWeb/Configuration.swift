@@ -1,5 +1,6 @@
 import CoordinatorDaemon
 import Foundation
+import Operations
 import RedisClient
 
 /// How `coordinatord web` was started.
@@ -82,6 +83,14 @@ public struct WebConsoleConfiguration: Sendable {
             return "--partitions: 1 to 16384"
         }
         return nil
+    }
+
+    /// Where the daemon's state is: under `keys`, or in each partition on a cluster.
+    public var layout: StateLayout {
+        switch events {
+        case .single: StateLayout(keys: keys)
+        case .partitioned(let partitions): StateLayout(keys: keys, partitions: partitions)
+        }
     }
 
     public var scheme: String { tls == nil ? "http" : "https" }

@@ -69,8 +69,8 @@ extension Console {
         let keys = self.keys, timeout = configuration.decisionTimeout
         let reply: [UInt8]?
         do {
-            reply = try await bridge.decide { connection in
-                try Decisions.push(message, replyTo: replyTo, keys: keys, connection: connection, timeout: timeout)
+            reply = try await bridge.decide { redis in
+                try Decisions.push(message, replyTo: replyTo, keys: keys, redis: redis, timeout: timeout)
             }
         } catch let error as RedisError {
             return Self.json(["ok": false, "error": "Redis unavailable: \(error)"], status: .serviceUnavailable)
@@ -105,10 +105,10 @@ extension Console {
 
     // MARK: - Dead letters
 
-    func requeueConfirm(_ connection: RedisConnection, n: Int, _ context: ConsoleContext) throws -> String {
+    func requeueConfirm(_ redis: any StateRedis, n: DeadLetterAddress, _ context: ConsoleContext) throws -> String {
         guard deadLetterActions else { return "<p class=\"note\">\(Pages.deadActionsNote(configuration))</p>" }
-        guard let bytes = try connection.send("LINDEX", keys.dead, n).bytes else { throw OperationFailure("No dead letter \(n).") }
-        let letter = DeadLetter(jsonObject(bytes) ?? [:], keys: keys)
+        guard let bytes = try DeadLetters.entry(n, layout: layout, redis: redis) else { throw OperationFailure("No dead letter \(n).") }
+        let letter = DeadLetter(jsonObject(bytes) ?? [:], keys: n.keys(layout))
         var out = "<p>Put dead letter \(n) (\(HTML.h(letter.code)), \(letter.size.map(String.init) ?? "?") bytes) back on <code>\(HTML.h(letter.queueName))</code>? The daemon processes it again.</p>"
         if let (_, text) = letter.shownRaw { out += "<pre class=\"clip\">\(HTML.h(String(text.prefix(2000))))</pre>" }
         out += "<form method=\"post\" action=\"/dead/\(n)/requeue\"><input type=\"hidden\" name=\"csrf\" value=\"\(security.token(for: context.session))\"><input type=\"hidden\" name=\"digest\" value=\"\(DeadLetter.digest(bytes))\">"
@@ -117,18 +117,18 @@ extension Console {
     }
 
     func requeue(_ request: Request, _ context: ConsoleContext) async throws -> Response {
-        let n = try Self.index(context)
+        let n = try index(context)
         let form = Form.parse(try await checkedBody(request, form: true))
         guard deadLetterActions else { throw HTTPError(.forbidden, message: Pages.deadActionsNote(configuration)) }
         let user = try actingUser(request)
         let digest = form["digest"] ?? ""
-        let keys = self.keys
-        let outcome: String = try await bridge.read { connection in
-            guard let bytes = try connection.send("LINDEX", keys.dead, n).bytes, DeadLetter.digest(bytes) == digest else {
+        let layout = self.layout
+        let outcome: String = try await bridge.read { redis in
+            guard let bytes = try DeadLetters.entry(n, layout: layout, redis: redis), DeadLetter.digest(bytes) == digest else {
                 return "<p class=\"error\" id=\"outcome\">Dead letter \(n) is no longer the entry you confirmed (the list changed); nothing was requeued. <a href=\"/dead\">Back to the list</a></p>"
             }
             do {
-                let (queue, count) = try DeadLetters.requeue(bytes, keys: keys, connection: connection)
+                let (queue, count) = try DeadLetters.requeue(bytes, at: n, layout: layout, redis: redis)
                 return "<p class=\"ok\" id=\"outcome\">Requeued dead letter \(n) onto \(HTML.h(queue)) (\(count) bytes). <a href=\"/dead\">Back to the list</a></p>"
             } catch let failure as OperationFailure {
                 return "<p class=\"error\" id=\"outcome\">Not requeued: \(HTML.h(failure.description)). <a href=\"/dead\">Back to the list</a></p>"
@@ -139,9 +139,9 @@ extension Console {
                                       token: security.token(for: context.session), live: nil, content: outcome))
     }
 
-    func purgeConfirm(_ connection: RedisConnection, _ context: ConsoleContext) throws -> String {
+    func purgeConfirm(_ redis: any StateRedis, _ context: ConsoleContext) throws -> String {
         guard deadLetterActions else { return "<p class=\"note\">\(Pages.deadActionsNote(configuration))</p>" }
-        let count = Int(try connection.send("LLEN", keys.dead).integer ?? 0)
+        let count = try DeadLetters.count(redis, layout: layout)
         return "<p>Delete all \(count) dead letters? Their messages are gone for good.</p><form method=\"post\" action=\"/dead/purge\"><input type=\"hidden\" name=\"csrf\" value=\"\(security.token(for: context.session))\"><input type=\"hidden\" name=\"count\" value=\"\(count)\"><button type=\"submit\" class=\"danger\" id=\"confirm\">Purge \(count) dead letters</button> <a href=\"/dead\">Cancel</a></form>"
     }
 
@@ -150,13 +150,13 @@ extension Console {
         guard deadLetterActions else { throw HTTPError(.forbidden, message: Pages.deadActionsNote(configuration)) }
         let confirmed = Int(form["count"] ?? "") ?? -1
         let user = try actingUser(request)
-        let keys = self.keys
-        let outcome: String = try await bridge.read { connection in
-            let count = Int(try connection.send("LLEN", keys.dead).integer ?? 0)
+        let layout = self.layout
+        let outcome: String = try await bridge.read { redis in
+            let count = try DeadLetters.count(redis, layout: layout)
             guard count == confirmed else {
                 return "<p class=\"error\" id=\"outcome\">The list changed (\(count) entries now, \(confirmed) when you confirmed); nothing was purged. <a href=\"/dead/purge\">Confirm again</a></p>"
             }
-            let purged = try DeadLetters.purge(keys: keys, connection: connection)
+            let purged = try DeadLetters.purge(layout: layout, redis: redis)
             return "<p class=\"ok\" id=\"outcome\">Purged \(purged) dead letter\(purged == 1 ? "" : "s"). <a href=\"/dead\">Back to the list</a></p>"
         }
         logger.notice("web: dead letters purged", metadata: ["user": "\(user)"])

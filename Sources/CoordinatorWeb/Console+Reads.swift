@@ -6,13 +6,21 @@ import RedisClient
 
 /// The pages that only read: each renders on a Redis thread, from a bounded number of reads.
 extension Console {
-    func overview(_ connection: RedisConnection) throws -> String {
-        let report = try StatusReport.read(connection, keys: keys)
+    func overview(_ redis: any StateRedis) throws -> String {
+        let report = try StatusReport.read(redis, layout: layout)
         let now = report.now
-        let pendingIDs = (try connection.send("ZRANGE", keys.pendingApprovals, 0, Limits.pendingForRisk - 1).array ?? []).compactMap(\.string)
-        let (byRisk, known) = try risks.count(pendingIDs, keys: keys, connection: connection)
-        var out = "<section><h2>Daemons <small>\(report.daemons.isEmpty ? "<span class=\"badge bad\">no live daemon</span>" : "\(report.daemons.count) live")</small></h2>"
-        if !report.daemons.isEmpty {
+        let pendingIDs = try redis.everyPlace(layout) { RedisCommand("ZRANGE", $0.pendingApprovals, 0, Limits.pendingForRisk / layout.places.count - 1) }
+            .flatMap { ($0.array ?? []).compactMap(\.string) }
+        let (byRisk, known) = try risks.count(pendingIDs, layout: layout, redis: redis)
+        let held = report.partitions.map { "; \($0.held) of \($0.count) partitions held" } ?? ""
+        var out = "<section><h2>Daemons <small>\(report.daemons.isEmpty ? "<span class=\"badge bad\">no live daemon</span>" : "\(report.daemons.count) live")\(held)</small></h2>"
+        if report.partitions != nil, !report.daemons.isEmpty {
+            out += "<div class=\"scroll\"><table id=\"daemons\"><thead><tr><th>Daemon</th><th class=\"num\">Partitions</th></tr></thead><tbody>"
+            for daemon in report.daemons {
+                out += "<tr><td>\(HTML.h(daemon["worker"]))</td><td class=\"num\">\(HTML.h(daemon["partitions"] ?? 0))</td></tr>"
+            }
+            out += "</tbody></table></div>"
+        } else if !report.daemons.isEmpty {
             out += "<div class=\"scroll\"><table><thead><tr><th>Worker</th><th>PID</th><th>Version</th><th>Up</th><th class=\"num\">Processed</th><th class=\"num\">Dead</th><th>Last beat</th></tr></thead><tbody>"
             for daemon in report.daemons {
                 let started = daemon.date("started_at").map { Timestamps.span(now.timeIntervalSince($0)) } ?? ""
@@ -21,8 +29,8 @@ extension Console {
             out += "</tbody></table></div>"
         }
         out += "</section><section><h2>Queues</h2><div class=\"scroll\"><table><thead><tr><th>Queue</th><th class=\"num\">Waiting</th><th class=\"num\">In flight</th></tr></thead><tbody>"
-        for queue in StatusReport.queues {
-            out += "<tr><td>\(HTML.h(keys.queue(queue)))</td><td class=\"num\">\(report.depths[queue] ?? 0)</td><td class=\"num\">\(report.inflight[queue] ?? 0)</td></tr>"
+        for queue in layout.isPartitioned ? StatusReport.partitionQueues : StatusReport.queues {
+            out += "<tr><td>\(HTML.h(layout.isPartitioned ? queue : keys.queue(queue)))</td><td class=\"num\">\(report.depths[queue] ?? 0)</td><td class=\"num\">\(report.inflight[queue] ?? 0)</td></tr>"
         }
         out += "</tbody></table></div></section>"
         out += "<section class=\"cards\">"
@@ -39,15 +47,15 @@ extension Console {
         return out
     }
 
-    func approvals(_ connection: RedisConnection, customer: String?) throws -> String {
+    func approvals(_ redis: any StateRedis, customer: String?) throws -> String {
         if let customer, !Self.isIdentifier(customer) { throw OperationFailure("customer: not an identifier") }
-        let pending = try PendingApprovals.read(connection, keys: keys, customer: customer, limit: Limits.approvals)
+        let pending = try PendingApprovals.read(redis, layout: layout, customer: customer, limit: Limits.approvals)
         guard !pending.approvals.isEmpty else {
             return "<p class=\"empty\" id=\"no-approvals\">No pending approvals\(customer.map { " for \(HTML.h($0))" } ?? "").</p>"
         }
         // The recommendations, for their titles and declared risk: one pipelined read.
-        let records = try connection.pipeline(pending.approvals.map {
-            StoredRecord.activeRecommendation(customer: $0.string("customer_id") ?? "", id: $0.string("recommendation_id") ?? "", keys: keys)
+        let records = try redis.calls(pending.approvals.map {
+            StoredRecord.activeRecommendation(customer: $0.string("customer_id") ?? "", id: $0.string("recommendation_id") ?? "", layout: layout)
         })
         var out = "<div class=\"scroll\"><table id=\"approvals\"><thead><tr><th>Approval</th><th>Customer</th><th>Recommendation</th><th>Risk</th><th>Requested by</th><th>Expires</th></tr></thead><tbody>"
         for (approval, record) in zip(pending.approvals, records) {
@@ -85,14 +93,14 @@ extension Console {
         return "<span class=\"countdown\" data-until=\"\(ms - skew)\">\(HTML.h(Timestamps.relative(date, now: now)))</span>"
     }
 
-    func approval(_ connection: RedisConnection, id: String, context: ConsoleContext) throws -> String {
-        guard let approval = try StoredRecord.approval(id, keys: keys, connection: connection) else {
+    func approval(_ redis: any StateRedis, id: String, context: ConsoleContext) throws -> String {
+        guard let approval = try StoredRecord.approval(id, layout: layout, redis: redis) else {
             throw OperationFailure("No approval \(id) (decided approvals are kept for --retention).")
         }
-        let now = redisNow(connection)
+        let now = redis.clock()
         let customer = approval.string("customer_id") ?? ""
         let recommendationID = approval.string("recommendation_id") ?? ""
-        let record = try StoredRecord.recommendation(customer: customer, id: recommendationID, keys: keys, connection: connection) ?? [:]
+        let record = try StoredRecord.recommendation(customer: customer, id: recommendationID, layout: layout, redis: redis) ?? [:]
         let recommendation = record["recommendation"] as? [String: Any] ?? [:]
         let status = approval.string("status") ?? "?"
         var out = "<article id=\"approval\" data-approval=\"\(HTML.h(id))\" data-customer=\"\(HTML.h(customer))\" data-status=\"\(HTML.h(status))\">"
@@ -128,7 +136,7 @@ extension Console {
         }
         out += "<h3>Conflicts</h3>"
         if let requested = approval.date("requested_at") {
-            let conflicts = try RecommendationConflicts.read(connection, stream: keys.eventStream, customer: customer,
+            let conflicts = try RecommendationConflicts.read(redis, stream: layout.of(customer: customer).eventStream, customer: customer,
                                                             recommendation: recommendationID, since: requested, limit: Limits.conflictScan)
             out += Self.conflictsSection(conflicts, customer: customer, now: now)
         } else {
@@ -187,24 +195,35 @@ extension Console {
         return out + "</ol>"
     }
 
-    func plans(_ connection: RedisConnection) throws -> String {
-        let replies = try connection.pipeline([
-            RedisCommand("ZRANGE", keys.runningPlans, 0, Limits.plans - 1),
-            RedisCommand("ZRANGE", keys.heldPlans, 0, Limits.plans - 1),
-            RedisCommand("XREVRANGE", keys.eventStream, "+", "-", "COUNT", Limits.recentEvents),
-        ])
-        let running = (replies[0].array ?? []).compactMap(\.string)
-        let held = (replies[1].array ?? []).compactMap(\.string)
+    func plans(_ redis: any StateRedis) throws -> String {
+        let places = layout.places
+        // Per place: its running and held plans by score, and its latest events.
+        let replies = try redis.calls(places.flatMap { keys in [
+            RedisCommand("ZRANGE", keys.runningPlans, 0, Limits.plans - 1, "WITHSCORES"),
+            RedisCommand("ZRANGE", keys.heldPlans, 0, Limits.plans - 1, "WITHSCORES"),
+            RedisCommand("XREVRANGE", keys.eventStream, "+", "-", "COUNT", max(8, Limits.recentEvents / places.count)),
+        ] })
+        func soonest(_ index: Int) -> [String] {
+            var scored: [(id: String, score: Double, order: Int)] = []
+            for k in places.indices {
+                let fields = (replies[3 * k + index].array ?? []).compactMap(\.string)
+                scored += stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0], Double(fields[$0 + 1]) ?? 0, scored.count + $0) }
+            }
+            return scored.sorted { ($0.score, $0.order) < ($1.score, $1.order) }.prefix(Limits.plans).map(\.id)
+        }
+        let running = soonest(0), held = soonest(1)
+        var events = places.indices.flatMap { StreamEvent.entries(replies[3 * $0 + 2]) }
+        if places.count > 1 { events = events.enumerated().sorted { ($0.element.event.string("at") ?? "", -$0.offset) > ($1.element.event.string("at") ?? "", -$1.offset) }.map(\.element) }
         var recent: [String] = []
         var seen = Set(running + held)
-        for entry in StreamEvent.entries(replies[2]) {
+        for entry in events {
             if let plan = entry.event.string("plan_id"), (entry.event.string("type") ?? "").hasPrefix("plan."), seen.insert(plan).inserted, Self.isIdentifier(plan) {
                 recent.append(plan)
             }
         }
         let ids = running + held + recent.prefix(Limits.plans)
-        let stored = try ids.isEmpty ? [] : connection.pipeline(ids.map { RedisCommand("GET", keys.plan($0)) })
-        let now = redisNow(connection)
+        let stored = try ids.isEmpty ? [] : StoredRecord.plans(ids, layout: layout, redis: redis)
+        let now = redis.clock()
         var out = ""
         var offset = 0
         for (title, group) in [("Running", running), ("Waiting to start", held), ("Recent", Array(recent.prefix(Limits.plans)))] {
@@ -216,8 +235,8 @@ extension Console {
                 continue
             }
             out += "<div class=\"scroll\"><table class=\"plans\"><thead><tr><th>Plan</th><th>Customer</th><th>Recommendation</th><th>Status</th><th>Steps</th><th>Started</th></tr></thead><tbody>"
-            for (id, reply) in zip(group, rows) {
-                let plan = jsonObject(reply.bytes) ?? [:]
+            for (id, record) in zip(group, rows) {
+                let plan = record ?? [:]
                 let steps = plan["steps"] as? [[String: Any]] ?? []
                 let done = steps.filter { $0.string("status") == "completed" }.count
                 let status = plan.string("status") ?? "gone"
@@ -228,11 +247,11 @@ extension Console {
         return out
     }
 
-    func plan(_ connection: RedisConnection, id: String) throws -> String {
-        guard let plan = try StoredRecord.plan(id, keys: keys, connection: connection) else {
+    func plan(_ redis: any StateRedis, id: String) throws -> String {
+        guard let plan = try StoredRecord.plan(id, layout: layout, redis: redis) else {
             throw OperationFailure("No plan \(id) (finished plans are kept for --retention).")
         }
-        let now = redisNow(connection)
+        let now = redis.clock()
         let status = plan.string("status") ?? "?"
         var out = "<article id=\"plan\" data-plan=\"\(HTML.h(id))\" data-status=\"\(HTML.h(status))\"><dl class=\"facts\">"
         out += "<dt>Plan</dt><dd>\(HTML.h(id))</dd><dt>Status</dt><dd id=\"plan-status\">\(HTML.badge(status))</dd>"
@@ -255,33 +274,33 @@ extension Console {
         return out
     }
 
-    func deadList(_ connection: RedisConnection) throws -> String {
-        let newest = try DeadLetters.newest(connection, keys: keys, limit: Limits.deadLetters)
+    func deadList(_ redis: any StateRedis) throws -> String {
+        let newest = try DeadLetters.newest(redis, layout: layout, limit: Limits.deadLetters)
         guard !newest.entries.isEmpty else { return "<p class=\"empty\" id=\"no-dead\">No dead letters.</p>" }
-        let now = redisNow(connection)
+        let now = redis.clock()
         var out = ""
         if deadLetterActions { out += "<p><a class=\"button danger\" href=\"/dead/purge\">Purge all \(newest.total)…</a></p>" }
         out += "<div class=\"scroll\"><table id=\"dead\"><thead><tr><th class=\"num\">N</th><th>Age</th><th>Queue</th><th>Code</th><th class=\"num\">Bytes</th><th>Error</th></tr></thead><tbody>"
-        for (offset, bytes) in newest.entries.enumerated().reversed() {
-            let n = newest.first + offset
+        for (n, bytes) in newest.entries.reversed() {
             let entry = jsonObject(bytes) ?? [:]
-            let letter = DeadLetter(entry, keys: keys)
-            out += "<tr><td class=\"num\"><a href=\"/dead/\(n)\">\(n)</a></td><td>\(HTML.time(entry.date("at"), now: now))</td><td>\(HTML.h(letter.queueName))</td><td>\(HTML.badge(letter.code))</td><td class=\"num\">\(letter.size.map { "\($0)\(letter.truncated ? "+" : "")" } ?? "?")</td><td class=\"clip\">\(HTML.h(String(letter.message.prefix(300))))</td></tr>"
+            let letter = DeadLetter(entry, keys: n.keys(layout))
+            out += "<tr data-dead=\"\(n)\"><td class=\"num\"><a href=\"/dead/\(n)\">\(n)</a></td><td>\(HTML.time(entry.date("at"), now: now))</td><td>\(HTML.h(letter.queueName))</td><td>\(HTML.badge(letter.code))</td><td class=\"num\">\(letter.size.map { "\($0)\(letter.truncated ? "+" : "")" } ?? "?")</td><td class=\"clip\">\(HTML.h(String(letter.message.prefix(300))))</td></tr>"
         }
         out += "</tbody></table></div>"
-        if newest.first > 0 { out += "<p class=\"more\">… \(newest.first) older (the newest \(Limits.deadLetters) are shown; newest first).</p>" }
+        let older = newest.total - newest.entries.count
+        if older > 0 { out += "<p class=\"more\">… \(older) older (the newest \(Limits.deadLetters) are shown; newest first).</p>" }
         return out
     }
 
-    func deadShow(_ connection: RedisConnection, n: Int) throws -> String {
-        guard let bytes = try connection.send("LINDEX", keys.dead, n).bytes else {
-            throw OperationFailure("No dead letter \(n) (the list has \(try connection.send("LLEN", keys.dead).integer ?? 0)).")
+    func deadShow(_ redis: any StateRedis, n: DeadLetterAddress) throws -> String {
+        guard let bytes = try DeadLetters.entry(n, layout: layout, redis: redis) else {
+            throw OperationFailure("No dead letter \(n) (the list has \(try redis.call(RedisCommand("LLEN", n.list(layout))).integer ?? 0)).")
         }
         guard let entry = jsonObject(bytes) else {
             return "<p class=\"error\">Dead letter \(n) is not JSON:</p><pre>\(HTML.h(DisplayText.escaped(bytes: Array(bytes.prefix(4096)))))</pre>"
         }
-        let letter = DeadLetter(entry, keys: keys)
-        let now = redisNow(connection)
+        let letter = DeadLetter(entry, keys: n.keys(layout))
+        let now = redis.clock()
         var out = "<dl class=\"facts\" id=\"dead-letter\"><dt>Queue</dt><dd>\(HTML.h(entry.string("queue") ?? "?"))</dd>"
         out += "<dt>At</dt><dd>\(HTML.time(entry.date("at"), now: now))</dd>"
         out += "<dt>Error</dt><dd>\(HTML.badge(letter.code)) <span id=\"dead-message\">\(HTML.h(letter.message))</span></dd>"

@@ -26,13 +26,10 @@ struct Console: Sendable {
                             secure: configuration.tls != nil)
     }
 
+    /// The global keys (the entry queues; the only ones on one Redis).
     var keys: Keys { configuration.keys }
-
-    /// On a Redis Cluster: only the live events are shown (see `Pages.clusterNote`).
-    var isPartitioned: Bool {
-        if case .partitioned = configuration.events { return true }
-        return false
-    }
+    /// Where the daemon's state is: on a Redis Cluster every page reads the partitions.
+    var layout: StateLayout { configuration.layout }
 
     /// Dead-letter requeue and purge: only where people are authenticated by a proxy
     /// (`--allow-unsigned`); under `--trust` operators use the CLI.
@@ -86,11 +83,11 @@ struct Console: Sendable {
         router.get("/dead/purge") { _, context in try await page("Purge dead letters", "dead", context) { try purgeConfirm($0, context) } }
         router.post("/dead/purge") { request, context in try await purge(request, context) }
         router.get("/dead/:n") { _, context in
-            let n = try Self.index(context)
+            let n = try index(context)
             return try await page("Dead letter \(n)", "dead", context) { try deadShow($0, n: n) }
         }
         router.get("/dead/:n/requeue") { _, context in
-            let n = try Self.index(context)
+            let n = try index(context)
             return try await page("Requeue dead letter \(n)", "dead", context) { try requeueConfirm($0, n: n, context) }
         }
         router.post("/dead/:n/requeue") { request, context in try await requeue(request, context) }
@@ -102,21 +99,15 @@ struct Console: Sendable {
 
     /// A whole page: the layout around what `body` renders on a Redis thread.
     func page(_ title: String, _ section: String, _ context: ConsoleContext, live: String? = nil,
-              _ body: @escaping @Sendable (RedisConnection) throws -> String) async throws -> Response {
+              _ body: @escaping @Sendable (any StateRedis) throws -> String) async throws -> Response {
         let started = ContinuousClock.now
-        var content: String
-        var live = live
-        if isPartitioned, !["events", "key"].contains(section) {
-            content = Pages.clusterNote
-            live = nil
-        } else {
-            do {
-                content = try await bridge.read(body)
-            } catch let error as RedisError {
-                content = "<p class=\"error\">Redis unavailable: \(HTML.h("\(error)"))</p>"
-            } catch let failure as OperationFailure {
-                content = "<p class=\"error\">\(HTML.h(failure.description))</p>"
-            }
+        let content: String
+        do {
+            content = try await bridge.read(body)
+        } catch let error as RedisError {
+            content = "<p class=\"error\">Redis unavailable: \(HTML.h("\(error)"))</p>"
+        } catch let failure as OperationFailure {
+            content = "<p class=\"error\">\(HTML.h(failure.description))</p>"
         }
         let html = Pages.layout(title: title, section: section, configuration: configuration,
                                 token: security.token(for: context.session), live: live, content: content)
@@ -133,9 +124,8 @@ struct Console: Sendable {
     }
 
     /// The part of a page that refreshes itself.
-    func fragment(_ body: @escaping @Sendable (RedisConnection) throws -> String) async throws -> Response {
+    func fragment(_ body: @escaping @Sendable (any StateRedis) throws -> String) async throws -> Response {
         let started = ContinuousClock.now
-        if isPartitioned { return Self.html(Pages.clusterNote) }
         do {
             return Self.timed(Self.html(try await bridge.read(body)), since: started)
         } catch let error as RedisError {
@@ -178,8 +168,10 @@ struct Console: Sendable {
         !text.isEmpty && text.utf8.count <= 128 && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && !"{}*?[]\\\"".utf8.contains($0) }
     }
 
-    static func index(_ context: ConsoleContext) throws -> Int {
-        guard let n = context.parameters.get("n", as: Int.self), n >= 0, n < 10_000_000 else {
+    /// A dead letter's address from the path: `N`, or `k:N` on a cluster (`DeadLetterAddress`).
+    func index(_ context: ConsoleContext) throws -> DeadLetterAddress {
+        guard let text = context.parameters.get("n"), let n = DeadLetterAddress(text.removingPercentEncoding ?? text, layout: layout),
+              n.index < 10_000_000 else {
             throw HTTPError(.badRequest, message: "not a dead-letter index")
         }
         return n
@@ -196,7 +188,6 @@ struct Console: Sendable {
 
     /// A POST's body (at most `Limits.body` bytes) after the CSRF checks; a refusal is a 403.
     func checkedBody(_ request: Request, form: Bool) async throws -> [UInt8] {
-        if isPartitioned { throw HTTPError(.notImplemented, message: Pages.clusterNoteText) }
         var request = request
         let buffer = try await request.collectBody(upTo: Limits.body)
         let bytes = Array(buffer.readableBytesView)
@@ -247,16 +238,16 @@ final class RiskTally: @unchecked Sendable {
 
     /// Counts by risk of `pending`, reading the risks not yet known; `known` < `pending.count`
     /// while some are still to be read (the next refresh reads more).
-    func count(_ pending: [String], keys: Keys, connection: RedisConnection) throws -> (byRisk: [String: Int], known: Int) {
+    func count(_ pending: [String], layout: StateLayout, redis: any StateRedis) throws -> (byRisk: [String: Int], known: Int) {
         lock.lock()
         let unknown = pending.lazy.filter { self.riskOf[$0] == nil }.prefix(Limits.riskReadsPerRequest)
         let toRead = Array(unknown)
         lock.unlock()
-        let replies = try toRead.isEmpty ? [] : connection.pipeline(toRead.map { RedisCommand("GET", keys.approval($0)) })
+        let stored = try toRead.isEmpty ? [] : StoredRecord.approvals(toRead, layout: layout, redis: redis)
         lock.lock()
         defer { lock.unlock() }
-        for (id, reply) in zip(toRead, replies) {
-            riskOf[id] = jsonObject(reply.bytes)?.string("risk_level") ?? "unknown"
+        for (id, approval) in zip(toRead, stored) {
+            riskOf[id] = approval?.string("risk_level") ?? "unknown"
         }
         if riskOf.count > pending.count * 2 + 1000 {
             let present = Set(pending)

@@ -134,12 +134,12 @@ final class EventTail: EventFeed, @unchecked Sendable {
         let stream = self.stream
         return try await bridge.read { connection in
             if let resume {
-                let reply = try connection.send("XRANGE", stream, "(" + resume.id, "+", "COUNT", Limits.backfill)
+                let reply = try connection.call(RedisCommand("XRANGE", stream, "(" + resume.id, "+", "COUNT", Limits.backfill))
                 let entries = StreamEvent.entries(reply)
                 return (entries.map { TailEntry($0) }, entries.count == Limits.backfill)
             }
             // A new tail shows the latest matching events among the last few hundred.
-            let entries = StreamEvent.entries(try connection.send("XREVRANGE", stream, "+", "-", "COUNT", Limits.recentEvents))
+            let entries = StreamEvent.entries(try connection.call(RedisCommand("XREVRANGE", stream, "+", "-", "COUNT", Limits.recentEvents)))
             return (Array(entries.filter { filter.matches($0.event) }.prefix(50).reversed().map { TailEntry($0) }), false)
         }
     }

@@ -37,10 +37,6 @@ enum Pages {
             """
     }
 
-    /// What a console on a Redis Cluster shows instead of a page that reads the daemon's state.
-    static let clusterNoteText = "On a Redis Cluster this console shows the live events (merged from the partition streams); the other pages, and decisions, need the daemon's cluster key layout, which they do not read yet: use the coordinatord commands."
-    static let clusterNote = "<p class=\"note\" id=\"cluster-note\">\(clusterNoteText) <a href=\"/events\">Events</a></p>"
-
     static func modeExplanation(_ configuration: WebConsoleConfiguration) -> String {
         switch configuration.decisions {
         case .readOnly: "Read-only: started without --trust or --allow-unsigned."

@@ -66,14 +66,80 @@ public struct DeadLetter {
     }
 }
 
-/// The dead-letter list's reads and actions (`coordinatord dead …` and the console).
+/// Where a dead letter is: its list (`<prefix>:dead`, or on a cluster a partition's
+/// `<prefix>:{p<k>}:dead`) and its index there (LINDEX, the oldest 0). Written `N` for the
+/// first, `k:N` for partition k's.
+public struct DeadLetterAddress: Hashable, Sendable, CustomStringConvertible {
+    /// The partition whose list it is in; nil for `<prefix>:dead`.
+    public var partition: Int?
+    public var index: Int
+
+    public init(partition: Int?, index: Int) {
+        self.partition = partition
+        self.index = index
+    }
+
+    /// `N` or `k:N`, k a partition of `layout`; nil for anything else.
+    public init?(_ text: String, layout: StateLayout) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 9 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let index = Int(parts.last!) else { return nil }
+        if parts.count == 2 {
+            guard let count = layout.partitions?.count, let k = Int(parts[0]), k < count else { return nil }
+            partition = k
+        }
+        self.index = index
+    }
+
+    public var description: String { partition.map { "\($0):\(index)" } ?? "\(index)" }
+
+    /// The keys its list and its queues are under.
+    public func keys(_ layout: StateLayout) -> Keys { partition.map { layout.keys.partition($0) } ?? layout.keys }
+    public func list(_ layout: StateLayout) -> String { keys(layout).dead }
+}
+
+/// The dead-letter lists' reads and actions (`coordinatord dead …` and the console): one list
+/// on one Redis; on a cluster every partition's and the global `<prefix>:dead`, merged.
 public enum DeadLetters {
-    /// The newest `limit` entries, oldest first, with their indexes.
-    public static func newest(_ connection: RedisConnection, keys: Keys, limit: Int) throws -> (total: Int, first: Int, entries: [[UInt8]]) {
-        let total = Int(try connection.send("LLEN", keys.dead).integer ?? 0)
-        let first = max(0, total - limit)
-        let entries = (try connection.send("LRANGE", keys.dead, first, -1).array ?? []).map { $0.bytes ?? [] }
-        return (total, first, entries)
+    /// The lists: `<prefix>:dead`; on a cluster each partition's, then `<prefix>:dead`.
+    public static func lists(_ layout: StateLayout) -> [(partition: Int?, keys: Keys)] {
+        guard layout.isPartitioned else { return [(nil, layout.keys)] }
+        return layout.places.enumerated().map { ($0.offset, $0.element) } + [(nil, layout.keys)]
+    }
+
+    /// The newest `limit` entries of all lists, oldest first (by their `at` when there are
+    /// several lists), with their addresses; `total` counts every entry of every list.
+    public static func newest(_ redis: any StateRedis, layout: StateLayout, limit: Int) throws -> (total: Int, entries: [(address: DeadLetterAddress, bytes: [UInt8])]) {
+        let lists = lists(layout)
+        let replies = try redis.calls(lists.flatMap { [RedisCommand("LLEN", $0.keys.dead), RedisCommand("LRANGE", $0.keys.dead, -limit, -1)] })
+        var total = 0
+        var entries: [(address: DeadLetterAddress, bytes: [UInt8], at: String)] = []
+        for (i, list) in lists.enumerated() {
+            if case .error(let message) = replies[2 * i + 1] { throw RedisError.server(message) }
+            let length = Int(replies[2 * i].integer ?? 0)
+            let items = (replies[2 * i + 1].array ?? []).map { $0.bytes ?? [] }
+            total += length
+            let first = max(0, length - items.count)
+            for (offset, bytes) in items.enumerated() {
+                let at = lists.count > 1 ? jsonObject(bytes)?.string("at") ?? "" : ""
+                entries.append((DeadLetterAddress(partition: list.partition, index: first + offset), bytes, at))
+            }
+        }
+        if lists.count > 1 {
+            // RFC 3339 with milliseconds, UTC: sorts as text; a list's own order breaks ties.
+            entries = entries.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }.map(\.element)
+        }
+        return (total, entries.suffix(limit).map { ($0.address, $0.bytes) })
+    }
+
+    /// One entry's bytes, nil when its list has no such index.
+    public static func entry(_ address: DeadLetterAddress, layout: StateLayout, redis: any StateRedis) throws -> [UInt8]? {
+        try redis.call(RedisCommand("LINDEX", address.list(layout), address.index)).bytes
+    }
+
+    /// How many entries all lists hold.
+    public static func count(_ redis: any StateRedis, layout: StateLayout) throws -> Int {
+        try redis.calls(lists(layout).map { RedisCommand("LLEN", $0.keys.dead) }).reduce(0) { $0 + Int($1.integer ?? 0) }
     }
 
     /// Atomically: the entry leaves the dead list and its bytes go back on the queue, or nothing happens.
@@ -91,17 +157,28 @@ public enum DeadLetters {
         return n
         """)
 
-    /// Puts one entry's exact bytes back on its queue; returns the queue and the byte count.
-    public static func requeue(_ bytes: [UInt8], keys: Keys, connection: RedisConnection) throws -> (queue: String, count: Int) {
+    /// Puts one entry's exact bytes back on its queue (of the entry's partition on a cluster);
+    /// returns the queue and the byte count.
+    public static func requeue(_ bytes: [UInt8], at address: DeadLetterAddress, layout: StateLayout,
+                               redis: any StateRedis) throws -> (queue: String, count: Int) {
+        let keys = address.keys(layout)
         let (queue, raw) = try DeadLetter.requeueable(bytes, keys: keys)
-        guard try connection.run(requeueScript, keys: [keys.dead, queue], args: [bytes, raw]).integer == 1 else {
+        if layout.isPartitioned, address.partition == nil {
+            // The entry queues and the global list are in different slots: no atomic move.
+            throw OperationFailure("on a Redis Cluster an entry of \(keys.dead) cannot be moved back atomically; push its bytes onto \(queue) by hand and remove it")
+        }
+        guard try redis.script(requeueScript, keys: [keys.dead, queue], args: [bytes, raw]).integer == 1 else {
             throw OperationFailure("it left the dead list meanwhile (requeued or trimmed by someone else)")
         }
         return (queue, raw.count)
     }
 
-    /// Deletes every dead letter; returns how many there were.
-    public static func purge(keys: Keys, connection: RedisConnection) throws -> Int {
-        Int(try connection.run(purgeScript, keys: [keys.dead], args: []).integer ?? 0)
+    /// Deletes every dead letter of every list; returns how many there were.
+    public static func purge(layout: StateLayout, redis: any StateRedis) throws -> Int {
+        var purged = 0
+        for list in lists(layout) {
+            purged += Int(try redis.script(purgeScript, keys: [list.keys.dead], args: []).integer ?? 0)
+        }
+        return purged
     }
 }

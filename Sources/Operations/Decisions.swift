@@ -26,12 +26,14 @@ public enum Decisions {
     }
 
     /// Pushes `message` onto the approvals queue and waits up to `timeout` for its reply on
-    /// `replyTo` (deleted afterwards). Nil when none came.
-    public static func push(_ message: [UInt8], replyTo: String, keys: Keys, connection: RedisConnection,
+    /// `replyTo` (deleted afterwards). Nil when none came. On a cluster the queue is the entry
+    /// queue `<prefix>:approvals`, which the daemons' ingress routes by the approval id, and
+    /// the reply key is routed by its own slot (the partition's outbox delivers to it).
+    public static func push(_ message: [UInt8], replyTo: String, keys: Keys, redis: any StateRedis,
                             timeout: Double) throws -> [UInt8]? {
-        _ = try connection.send("LPUSH", keys.approvals, message)
-        defer { _ = try? connection.send("DEL", replyTo) }
-        return try connection.blockingPop([replyTo], timeout: timeout)?.value
+        _ = try redis.call(RedisCommand("LPUSH", keys.approvals, message))
+        defer { _ = try? redis.call(RedisCommand("DEL", replyTo)) }
+        return try redis.pop(replyTo, timeout: timeout)
     }
 
     /// The daemon's answer as a result or a failure for a person.

@@ -12,16 +12,37 @@ public struct PendingApprovals {
     public var approvals: [[String: Any]]
     public var now: Date
 
-    public static func read(_ connection: RedisConnection, keys: Keys, customer: String?, limit: Int) throws -> PendingApprovals {
-        let now = redisNow(connection)
-        let index = customer.map { keys.pendingApprovals(customer: $0) } ?? keys.pendingApprovals
+    /// On a cluster each partition's index is read (one round trip per master), and the
+    /// soonest `limit` of all of them kept; a customer's approvals are in its partition only.
+    public static func read(_ redis: any StateRedis, layout: StateLayout, customer: String?, limit: Int) throws -> PendingApprovals {
+        let now = redis.clock()
+        let indexes = customer.map { [layout.of(customer: $0).pendingApprovals(customer: $0)] } ?? layout.places.map(\.pendingApprovals)
         let nowMs = Int(now.timeIntervalSince1970 * 1000)
-        let total = Int(try connection.send("ZCOUNT", index, nowMs + 1, "+inf").integer ?? 0)
-        let ids = (try connection.send("ZRANGEBYSCORE", index, nowMs + 1, "+inf", "LIMIT", 0, limit).array ?? []).compactMap(\.string)
-        let stored = try ids.isEmpty ? [] : connection.pipeline(ids.map { RedisCommand("GET", keys.approval($0)) })
-        let approvals = stored.compactMap { reply in reply.bytes.flatMap(jsonObject) }
-            .filter { $0.string("status") == "pending" }
+        var commands: [RedisCommand] = []
+        for index in indexes {
+            commands += [RedisCommand("ZCOUNT", index, nowMs + 1, "+inf"),
+                         RedisCommand("ZRANGEBYSCORE", index, nowMs + 1, "+inf", "WITHSCORES", "LIMIT", 0, limit)]
+        }
+        let replies = try redis.calls(commands)
+        var total = 0
+        var soonest: [(id: String, expiry: Double)] = []
+        for i in indexes.indices {
+            if case .error(let message) = replies[2 * i + 1] { throw RedisError.server(message) }
+            total += Int(replies[2 * i].integer ?? 0)
+            let fields = (replies[2 * i + 1].array ?? []).compactMap(\.string)
+            soonest += stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0], Double(fields[$0 + 1]) ?? 0) }
+        }
+        // Stable: on one Redis, ZRANGEBYSCORE's own order.
+        let ids = soonest.enumerated().sorted { ($0.element.expiry, $0.offset) < ($1.element.expiry, $1.offset) }
+            .prefix(limit).map(\.element.id)
+        let stored = try StoredRecord.approvals(ids, layout: layout, redis: redis)
+        let approvals = stored.compactMap { $0 }.filter { $0.string("status") == "pending" }
         return PendingApprovals(total: total, approvals: approvals, now: now)
+    }
+
+    /// Every pending approval's id, unexpired or not (what an id prefix is matched against).
+    public static func ids(_ redis: any StateRedis, layout: StateLayout) throws -> [String] {
+        try redis.everyPlace(layout) { RedisCommand("ZRANGE", $0.pendingApprovals, 0, -1) }.flatMap { ($0.array ?? []).compactMap(\.string) }
     }
 
     /// "high", or "high 1/2" for an approval that needs more than one approver.
@@ -33,26 +54,46 @@ public struct PendingApprovals {
     }
 }
 
-/// One stored approval or plan, by its whole id.
+/// One stored approval or plan, by its whole id, wherever it is kept (`StateLayout`).
 public enum StoredRecord {
-    public static func approval(_ id: String, keys: Keys, connection: RedisConnection) throws -> [String: Any]? {
-        jsonObject(try connection.send("GET", keys.approval(id)).bytes)
+    public static func approval(_ id: String, layout: StateLayout, redis: any StateRedis) throws -> [String: Any]? {
+        try approvals([id], layout: layout, redis: redis)[0]
     }
 
-    public static func plan(_ id: String, keys: Keys, connection: RedisConnection) throws -> [String: Any]? {
-        jsonObject(try connection.send("GET", keys.plan(id)).bytes)
+    /// Approvals by id, in one round trip (per master); nil for one not found.
+    public static func approvals(_ ids: [String], layout: StateLayout, redis: any StateRedis) throws -> [[String: Any]?] {
+        try records(ids, layout: layout, redis: redis) { $0.approval($1) }
+    }
+
+    public static func plan(_ id: String, layout: StateLayout, redis: any StateRedis) throws -> [String: Any]? {
+        try plans([id], layout: layout, redis: redis)[0]
+    }
+
+    /// Plans by id, in one round trip (per master); nil for one not found.
+    public static func plans(_ ids: [String], layout: StateLayout, redis: any StateRedis) throws -> [[String: Any]?] {
+        try records(ids, layout: layout, redis: redis) { $0.plan($1) }
+    }
+
+    private static func records(_ ids: [String], layout: StateLayout, redis: any StateRedis,
+                                key: (Keys, String) -> String) throws -> [[String: Any]?] {
+        let routed = ids.map { id in layout.of(id: id).map { key($0, id) } }
+        let found = routed.compactMap { $0 }
+        let replies = try found.isEmpty ? [] : redis.calls(found.map { RedisCommand("GET", $0) })
+        var next = replies.makeIterator()
+        return routed.map { $0 == nil ? nil : jsonObject(next.next()?.bytes) }
     }
 
     /// A recommendation's record (`{"recommendation", "execute_now", "approval_id", "plan_id", …}`):
     /// in the customer's active hash while it is active, then kept for `--retention`.
-    public static func recommendation(customer: String, id: String, keys: Keys, connection: RedisConnection) throws -> [String: Any]? {
-        let replies = try connection.pipeline([activeRecommendation(customer: customer, id: id, keys: keys),
-                                               RedisCommand("GET", keys.recommendation(customer: customer, id: id))])
+    public static func recommendation(customer: String, id: String, layout: StateLayout, redis: any StateRedis) throws -> [String: Any]? {
+        let keys = layout.of(customer: customer)
+        let replies = try redis.calls([activeRecommendation(customer: customer, id: id, layout: layout),
+                                       RedisCommand("GET", keys.recommendation(customer: customer, id: id))])
         return jsonObject(replies[0].bytes) ?? jsonObject(replies[1].bytes)
     }
 
     /// The read of an active recommendation's record (pending approval, approved, executing).
-    public static func activeRecommendation(customer: String, id: String, keys: Keys) -> RedisCommand {
-        RedisCommand("HGET", keys.active(customer: customer), id)
+    public static func activeRecommendation(customer: String, id: String, layout: StateLayout) -> RedisCommand {
+        RedisCommand("HGET", layout.of(customer: customer).active(customer: customer), id)
     }
 }

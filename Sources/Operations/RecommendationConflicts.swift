@@ -35,10 +35,10 @@ public struct RecommendationConflicts: @unchecked Sendable {
 
     /// The events of `customer` that concern recommendation `id` from `since` (less `margin`
     /// seconds) onwards, at most `limit` stream entries read from `stream`.
-    public static func read(_ connection: RedisConnection, stream: String, customer: String, recommendation id: String,
+    public static func read(_ redis: any StateRedis, stream: String, customer: String, recommendation id: String,
                             since: Date, margin: Double = 2, limit: Int) throws -> RecommendationConflicts {
         let start = max(0, Int64((since.timeIntervalSince1970 - margin) * 1000))
-        let events = StreamEvent.entries(try connection.send("XRANGE", stream, "\(start)", "+", "COUNT", limit))
+        let events = StreamEvent.entries(try redis.call(RedisCommand("XRANGE", stream, "\(start)", "+", "COUNT", limit)))
         var entries: [Entry] = []
         var index: [String: Int] = [:]
         // Discards seen before their conflict's event (the engine writes conflicts first, but

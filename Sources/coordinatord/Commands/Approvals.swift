@@ -10,6 +10,7 @@ struct Approvals: ParsableCommand {
         discussion: "IDs are shown by their first 8 characters; approve, reject and plan take any unique prefix (--json shows them whole).")
 
     @OptionGroup var client: ClientOptions
+    @OptionGroup var layout: LayoutOptions
     @Option(help: "Only this customer's approvals.") var customer: String?
     @Option(help: "Show at most this many, soonest expiry first.") var limit: Int = 200
 
@@ -19,10 +20,9 @@ struct Approvals: ParsableCommand {
 
     func run() throws {
         try answering {
-            let connection = try client.connect()
-            defer { connection.close() }
-            let keys = client.keys
-            let pending = try PendingApprovals.read(connection, keys: keys, customer: customer, limit: limit)
+            let (redis, layout) = try client.open(layout)
+            defer { redis.close() }
+            let pending = try PendingApprovals.read(redis, layout: layout, customer: customer, limit: limit)
             let now = pending.now, total = pending.total, approvals = pending.approvals
             if client.json {
                 for approval in approvals { printJSONLine(approval) }
@@ -65,17 +65,27 @@ enum IDPrefix {
         }
     }
 
-    /// A pending approval's id from a prefix of it.
-    static func approval(_ text: String, keys: Keys, connection: RedisConnection) throws -> String {
+    /// A pending approval's id from a prefix of it (every partition's, on a cluster).
+    static func approval(_ text: String, layout: StateLayout, redis: any StateRedis) throws -> String {
         if text.count >= fullLength { return text }
-        let ids = (try connection.send("ZRANGE", keys.pendingApprovals, 0, -1).array ?? []).compactMap(\.string)
+        let ids = try PendingApprovals.ids(redis, layout: layout)
         if ids.contains(text) { return text }
         return try unique(ids.filter { $0.hasPrefix(text) }, text, "pending approval")
     }
 
-    /// A plan's id from a prefix of it (a SCAN of the plan keys: for people, not for scripts).
-    static func plan(_ text: String, keys: Keys, connection: RedisConnection) throws -> String {
+    /// A plan's id from a prefix of it. On one Redis, a SCAN of the plan keys (for people, not
+    /// for scripts); on a cluster, the running and held plans of every partition (no SCAN):
+    /// a finished plan needs its whole id there.
+    static func plan(_ text: String, layout: StateLayout, redis: any StateRedis) throws -> String {
         if text.count >= fullLength { return text }
+        guard let connection = redis as? RedisConnection else {
+            let ids = try redis.everyPlace(layout) { RedisCommand("ZRANGE", $0.runningPlans, 0, -1) }
+                + redis.everyPlace(layout) { RedisCommand("ZRANGE", $0.heldPlans, 0, -1) }
+            let matching = Set(ids.flatMap { ($0.array ?? []).compactMap(\.string) }.filter { $0.hasPrefix(text) })
+            if matching.isEmpty, !text.isEmpty { return text }
+            return try unique(matching.sorted(), text, "running or held plan")
+        }
+        let keys = layout.keys
         let head = keys.planKeyHead, tail = keys.planKeyTail
         var ids: [String] = []
         var cursor = "0"

@@ -66,6 +66,33 @@ struct ClientOptions: ParsableArguments {
     }
 }
 
+/// Whether the daemons run on a Redis Cluster, and with how many partitions: for the commands
+/// that read the daemon's state (`approvals`, `approve`, `reject`, `plan`, `dead`).
+struct LayoutOptions: ParsableArguments {
+    @Flag(help: "The daemons run on a Redis Cluster: read every partition (a redis+cluster:// URL implies it; env COORD_CLUSTER=1).") var cluster = false
+    @Option(help: "On a cluster: the daemons' --partitions (env COORD_PARTITIONS).") var partitions: Int?
+
+    func isCluster(url: String) -> Bool {
+        cluster || url.hasPrefix("redis+cluster://") || Environment.value("COORD_CLUSTER") == "1"
+    }
+}
+
+extension ClientOptions {
+    /// Redis (one connection, or a client of the cluster) and where the daemon's state is in
+    /// it; exit 1 when Redis cannot be reached. The caller closes it.
+    func open(_ layout: LayoutOptions) throws -> (redis: any StateRedis, layout: StateLayout) {
+        guard layout.isCluster(url: url) else { return (try connect(), StateLayout(keys: keys)) }
+        let (redis, count) = try cluster(partitions: layout.partitions)
+        do {
+            _ = try redis.send(RedisCommand("PING"), slot: 0)
+        } catch {
+            redis.close()
+            throw CommandFailure("cannot reach the Redis Cluster at \(redis.configuration.redactedURL): \(error)")
+        }
+        return (redis, StateLayout(keys: keys, partitions: count))
+    }
+}
+
 /// An error answer: printed on standard error, exit status 1.
 typealias CommandFailure = OperationFailure
 

@@ -7,13 +7,14 @@ import RedisClient
 struct Dead: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Dead letters (<prefix>:dead): list, show one, requeue, purge.",
-        discussion: "N is an entry's index in the list (LINDEX), the oldest 0, as `dead list` shows it.",
+        discussion: "N is an entry's index in the list (LINDEX), the oldest 0, as `dead list` shows it. On a Redis Cluster (--cluster) the partitions' lists <prefix>:{p<k>}:dead and <prefix>:dead are merged by time; an entry of partition k's list is k:N, one of <prefix>:dead is N.",
         subcommands: [List.self, Show.self, Requeue.self, Purge.self],
         defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The newest dead letters, oldest first.")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var layout: LayoutOptions
         @Option(help: "Show at most this many (the newest).") var limit: Int = 50
 
         func validate() throws {
@@ -22,40 +23,35 @@ struct Dead: ParsableCommand {
 
         func run() throws {
             try answering {
-                let connection = try client.connect()
-                defer { connection.close() }
-                let keys = client.keys
-                let newest = try DeadLetters.newest(connection, keys: keys, limit: limit)
-                let first = newest.first
-                let entries = newest.entries.map { jsonObject($0) ?? [:] }
+                let (redis, layout) = try client.open(layout)
+                defer { redis.close() }
+                let newest = try DeadLetters.newest(redis, layout: layout, limit: limit)
+                let entries = newest.entries.map { (address: $0.address, entry: jsonObject($0.bytes) ?? [:]) }
                 if client.json {
-                    for (offset, entry) in entries.enumerated() {
-                        var object = entry
-                        object["index"] = first + offset
-                        printJSONLine(object)
-                    }
+                    for (address, entry) in entries { printJSONLine(Dead.object(entry, at: address)) }
                     return
                 }
                 guard !entries.isEmpty else {
                     Terminal.line("no dead letters")
                     return
                 }
-                let now = redisNow(connection)
+                let now = redis.clock()
                 var table = Table([
                     .init(title: "N", rightAligned: true), .init(title: "AGE"), .init(title: "QUEUE"), .init(title: "CODE"),
                     .init(title: "BYTES", rightAligned: true), .init(title: "ERROR", flexible: true, minimum: 12),
                 ])
                 table.colouring[3] = { _ in .red }
-                for (offset, entry) in entries.enumerated() {
-                    let letter = DeadLetter(entry, keys: keys)
+                for (address, entry) in entries {
+                    let letter = DeadLetter(entry, keys: address.keys(layout))
                     table.add([
-                        "\(first + offset)", entry.date("at").map { Timestamps.relative($0, now: now) } ?? "",
+                        "\(address)", entry.date("at").map { Timestamps.relative($0, now: now) } ?? "",
                         letter.queueName, letter.code, letter.size.map { "\($0)" + (letter.truncated ? "+" : "") } ?? "?",
                         letter.message,
                     ])
                 }
                 table.print()
-                if first > 0 { Terminal.line("… \(first) older (--limit)") }
+                let older = newest.total - entries.count
+                if older > 0 { Terminal.line("… \(older) older (--limit)") }
             }
         }
     }
@@ -63,25 +59,24 @@ struct Dead: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One dead letter in full.")
         @OptionGroup var client: ClientOptions
-        @Argument(help: "Its index (dead list shows it).") var n: Int
+        @OptionGroup var layout: LayoutOptions
+        @Argument(help: "Its index, N or k:N on a cluster (dead list shows it).") var n: String
 
         func run() throws {
             try answering {
-                let connection = try client.connect()
-                defer { connection.close() }
-                let keys = client.keys
-                guard let bytes = try connection.send("LINDEX", keys.dead, n).bytes else {
-                    throw CommandFailure("no dead letter \(n) (the list has \(try connection.send("LLEN", keys.dead).integer ?? 0))")
+                let (redis, layout) = try client.open(layout)
+                defer { redis.close() }
+                let n = try Dead.address(self.n, layout)
+                guard let bytes = try DeadLetters.entry(n, layout: layout, redis: redis) else {
+                    throw CommandFailure("no dead letter \(n) (the list has \(try redis.call(RedisCommand("LLEN", n.list(layout))).integer ?? 0))")
                 }
                 guard let entry = jsonObject(bytes) else { throw CommandFailure("dead letter \(n) is not JSON: \(DisplayText.escaped(bytes: Array(bytes.prefix(200))))") }
                 if client.json {
-                    var object = entry
-                    object["index"] = n
-                    printJSONLine(object)
+                    printJSONLine(Dead.object(entry, at: n))
                     return
                 }
-                let letter = DeadLetter(entry, keys: keys)
-                let now = redisNow(connection)
+                let letter = DeadLetter(entry, keys: n.keys(layout))
+                let now = redis.clock()
                 let at = entry.date("at").map { "\(shown(entry.string("at")!)) (\(Timestamps.relative($0, now: now)))" } ?? "?"
                 Terminal.line("\(Terminal.paint("dead letter", .bold)) \(n)")
                 Terminal.line("queue     \(shown(entry.string("queue") ?? "?"))")
@@ -107,7 +102,8 @@ struct Dead: ParsableCommand {
             abstract: "Put dead letters' exact bytes back on their queues (and off the dead list).",
             discussion: "Truncated entries are refused: their full bytes are gone. Exit 1 when any entry was refused.")
         @OptionGroup var client: ClientOptions
-        @Argument(help: "Its index (dead list shows it).") var n: Int?
+        @OptionGroup var layout: LayoutOptions
+        @Argument(help: "Its index, N or k:N on a cluster (dead list shows it).") var n: String?
         @Flag(help: "Every entry that can be requeued.") var all = false
 
         func validate() throws {
@@ -116,33 +112,37 @@ struct Dead: ParsableCommand {
 
         func run() throws {
             try answering {
-                let connection = try client.connect()
-                defer { connection.close() }
-                let keys = client.keys
-                var entries: [(index: Int, bytes: [UInt8])] = []
+                let (redis, layout) = try client.open(layout)
+                defer { redis.close() }
+                var entries: [(index: DeadLetterAddress, bytes: [UInt8])] = []
                 if let n {
-                    guard let bytes = try connection.send("LINDEX", keys.dead, n).bytes else {
-                        throw CommandFailure("no dead letter \(n)")
+                    let address = try Dead.address(n, layout)
+                    guard let bytes = try DeadLetters.entry(address, layout: layout, redis: redis) else {
+                        throw CommandFailure("no dead letter \(address)")
                     }
-                    entries = [(n, bytes)]
+                    entries = [(address, bytes)]
                 } else {
-                    let all = (try connection.send("LRANGE", keys.dead, 0, -1).array ?? []).compactMap(\.bytes)
-                    entries = all.enumerated().map { ($0.offset, $0.element) }
+                    let lists = DeadLetters.lists(layout)
+                    let all = try redis.calls(lists.map { RedisCommand("LRANGE", $0.keys.dead, 0, -1) })
+                    for (list, reply) in zip(lists, all) {
+                        let items = (reply.array ?? []).compactMap(\.bytes)
+                        entries += items.enumerated().map { (DeadLetterAddress(partition: list.partition, index: $0.offset), $0.element) }
+                    }
                 }
                 var refused = 0
                 var moved = 0
                 for (index, bytes) in entries {
                     do {
-                        let (queue, count) = try DeadLetters.requeue(bytes, keys: keys, connection: connection)
+                        let (queue, count) = try DeadLetters.requeue(bytes, at: index, layout: layout, redis: redis)
                         moved += 1
                         if client.json {
-                            printJSONLine(["index": index, "requeued": true, "queue": queue, "bytes": count])
+                            printJSONLine(Dead.object(["requeued": true, "queue": queue, "bytes": count], at: index))
                         } else {
                             Terminal.line("requeued dead letter \(index) onto \(queue) (\(count) bytes)")
                         }
                     } catch let failure as CommandFailure {
                         refused += 1
-                        if client.json { printJSONLine(["index": index, "requeued": false, "reason": failure.description]) }
+                        if client.json { printJSONLine(Dead.object(["requeued": false, "reason": failure.description], at: index)) }
                         Terminal.error("dead letter \(index) not requeued: \(failure.description)")
                     }
                 }
@@ -153,14 +153,15 @@ struct Dead: ParsableCommand {
     }
 
     struct Purge: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete every dead letter.")
+        static let configuration = CommandConfiguration(abstract: "Delete every dead letter (of every list, on a cluster).")
         @OptionGroup var client: ClientOptions
+        @OptionGroup var layout: LayoutOptions
 
         func run() throws {
             try answering {
-                let connection = try client.connect()
-                defer { connection.close() }
-                let purged = try DeadLetters.purge(keys: client.keys, connection: connection)
+                let (redis, layout) = try client.open(layout)
+                defer { redis.close() }
+                let purged = try DeadLetters.purge(layout: layout, redis: redis)
                 if client.json {
                     printJSONLine(["purged": purged])
                 } else {
@@ -168,5 +169,22 @@ struct Dead: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// What a person typed as N, or exit 1 saying what it may be.
+    static func address(_ text: String, _ layout: StateLayout) throws -> DeadLetterAddress {
+        guard let address = DeadLetterAddress(text, layout: layout) else {
+            throw CommandFailure(layout.isPartitioned ? "no dead letter \(shown(text)): give N (of \(layout.keys.dead)) or k:N (of partition k's list), as dead list shows them"
+                                                      : "no dead letter \(shown(text)): give its index, as dead list shows it")
+        }
+        return address
+    }
+
+    /// `object` with the entry's `index` (and on a cluster its `partition`, when it has one).
+    static func object(_ object: [String: Any], at address: DeadLetterAddress) -> [String: Any] {
+        var object = object
+        object["index"] = address.index
+        if let partition = address.partition { object["partition"] = partition }
+        return object
     }
 }

@@ -9,6 +9,7 @@ struct Approve: ParsableCommand {
         abstract: "Approve a pending approval and wait for the daemon's answer (exit 0 applied, 1 refused).")
 
     @OptionGroup var client: ClientOptions
+    @OptionGroup var layout: LayoutOptions
     @Argument(help: "The approval id, or a unique prefix of a pending one.") var id: String
     @OptionGroup var decision: DecisionOptions
     @Option(help: "Why (optional).") var reason: String?
@@ -19,7 +20,7 @@ struct Approve: ParsableCommand {
     }
 
     func run() throws {
-        try DecisionSender(client: client, options: decision).send("approve", id: id, reason: reason ?? "")
+        try DecisionSender(client: client, layout: layout, options: decision).send("approve", id: id, reason: reason ?? "")
     }
 }
 
@@ -28,6 +29,7 @@ struct Reject: ParsableCommand {
         abstract: "Reject a pending approval and wait for the daemon's answer (exit 0 applied, 1 refused).")
 
     @OptionGroup var client: ClientOptions
+    @OptionGroup var layout: LayoutOptions
     @Argument(help: "The approval id, or a unique prefix of a pending one.") var id: String
     @OptionGroup var decision: DecisionOptions
     @Option(help: "Why (required).") var reason: String
@@ -39,7 +41,7 @@ struct Reject: ParsableCommand {
     }
 
     func run() throws {
-        try DecisionSender(client: client, options: decision).send("reject", id: id, reason: reason)
+        try DecisionSender(client: client, layout: layout, options: decision).send("reject", id: id, reason: reason)
     }
 }
 
@@ -63,22 +65,25 @@ struct DecisionOptions: ParsableArguments {
 }
 
 /// Pushes one decision onto `<prefix>:approvals` (PROTOCOL.md section 3, JSON form) and waits
-/// for its reply on a key of its own, which it deletes afterwards.
+/// for its reply on a key of its own, which it deletes afterwards. On a cluster the same entry
+/// queue: ingress routes a decision by its approval id, and the partition's outbox delivers
+/// the reply to its key, wherever that key's slot is.
 struct DecisionSender {
     let client: ClientOptions
+    let layout: LayoutOptions
     let options: DecisionOptions
 
     func send(_ verb: String, id typed: String, reason: String) throws {
         try answering {
-            let connection = try client.connect()
-            defer { connection.close() }
-            let keys = client.keys
-            let id = try IDPrefix.approval(typed, keys: keys, connection: connection)
+            let (redis, layout) = try client.open(layout)
+            defer { redis.close() }
+            let keys = layout.keys
+            let id = try IDPrefix.approval(typed, layout: layout, redis: redis)
             let replyTo = Decisions.replyKey(replyPrefix: options.prefixForReplies, user: options.user, tool: "cli", keys: keys)
             let json = try Decisions.payload(approvalID: id, verb: verb, user: options.user, reason: reason,
                                              replyTo: replyTo, requestID: "cli-\(randomToken())")
             let message = try DecisionSigning.message(json, keyFile: options.key, principal: options.user)
-            guard let bytes = try Decisions.push(message, replyTo: replyTo, keys: keys, connection: connection, timeout: options.timeout) else {
+            guard let bytes = try Decisions.push(message, replyTo: replyTo, keys: keys, redis: redis, timeout: options.timeout) else {
                 // Under --trust an unsigned decision (or one whose signature does not verify, or
                 // whose reply key is outside the user's namespace) is dead-lettered unanswered.
                 let unsigned = options.key == nil ? "; a daemon under --trust answers only signed decisions (--key)" : ""

@@ -10,25 +10,27 @@ struct PlanCommand: ParsableCommand {
         abstract: "A plan and its steps, with statuses, errors and timings.")
 
     @OptionGroup var client: ClientOptions
+    @OptionGroup var layout: LayoutOptions
     @Argument(help: "The plan id, or a unique prefix of it.") var id: String
 
     func validate() throws { try IDPrefix.validate(id, "ID") }
 
     func run() throws {
         try answering {
-            let connection = try client.connect()
-            defer { connection.close() }
-            let keys = client.keys
-            let id = try IDPrefix.plan(id, keys: keys, connection: connection)
-            guard let bytes = try connection.send("GET", keys.plan(id)).bytes else {
-                throw CommandFailure("no plan \"\(id)\" (finished plans are kept for --retention)")
+            let (redis, layout) = try client.open(layout)
+            defer { redis.close() }
+            let id = try IDPrefix.plan(id, layout: layout, redis: redis)
+            // On a cluster the id's `<k>.` names the partition it is kept in.
+            guard let bytes = try layout.of(id: id).flatMap({ try redis.call(RedisCommand("GET", $0.plan(id))).bytes }) else {
+                let whole = layout.isPartitioned ? "; on a cluster give the whole id of a plan that is not running" : ""
+                throw CommandFailure("no plan \"\(id)\" (finished plans are kept for --retention\(whole))")
             }
             guard let plan = jsonObject(bytes) else { throw CommandFailure("plan \(id) is stored in a form this command cannot read") }
             if client.json {
                 printJSONLine(plan)
                 return
             }
-            let now = redisNow(connection)
+            let now = redis.clock()
             let status = plan.string("status") ?? "?"
             Terminal.line("\(Terminal.paint("plan", .bold)) \(shown(id))  \(Terminal.paint(shown(status), Terminal.colour(for: status)))")
             Terminal.line("recommendation \(shown(plan.string("recommendation_id") ?? "?")) of \(shown(plan.string("customer_id") ?? "?"))")

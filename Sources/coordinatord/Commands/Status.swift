@@ -80,72 +80,31 @@ struct Status: ParsableCommand {
 
 extension Status {
     /// The daemons registered in `<prefix>:daemons` with the partitions each holds, and every
-    /// queue, in-flight list, outbox and index summed over the partitions: one pipeline per
-    /// master per step, no SCAN.
+    /// queue, in-flight list, outbox and index summed over the partitions (`StatusReport`, as
+    /// the console's overview reads them): one pipeline per master per step, no SCAN.
     private func runOnCluster() throws {
         let (redis, count) = try client.cluster(partitions: partitions)
         defer { redis.close() }
-        let keys = client.keys
-        let parts = (0..<count).map { keys.partition($0) }
-        let daemons = try HealthCheck.liveDaemons(redis, keys: keys)
-        let owners = try redis.pipelinePerMaster(parts.map { RedisCommand("GET", $0.partitionLease) }).map(\.string)
-        let queues = StatusReport.queues + ["outbox"]
-        var waiting: [String: Int] = [:]
-        // The entry queues, then each partition's queues.
-        let entry = try redis.pipelinePerMaster(["requests", "approvals", "steps:results"].map { RedisCommand("LLEN", keys.queue($0)) })
-        for (queue, depth) in zip(["requests", "approvals", "steps:results"], entry) { waiting[queue, default: 0] += Int(depth.integer ?? 0) }
-        var commands: [RedisCommand] = []
-        for part in parts {
-            commands += queues.map { RedisCommand("LLEN", $0 == "outbox" ? part.outbox : part.queue($0)) }
-            commands += [RedisCommand("ZCARD", part.pendingApprovals), RedisCommand("ZCARD", part.runningPlans),
-                         RedisCommand("ZCARD", part.heldPlans), RedisCommand("LLEN", part.dead),
-                         RedisCommand("SMEMBERS", part.workerIndex)]
-        }
-        let replies = try redis.pipelinePerMaster(commands)
-        let per = queues.count + 5
-        var pending = 0, running = 0, held = 0, dead = 0
-        var registries: [RedisCommand] = []
-        for (k, part) in parts.enumerated() {
-            let r = Array(replies[(k * per)..<((k + 1) * per)])
-            for (i, queue) in queues.enumerated() { waiting[queue, default: 0] += Int(r[i].integer ?? 0) }
-            pending += Int(r[queues.count].integer ?? 0)
-            running += Int(r[queues.count + 1].integer ?? 0)
-            held += Int(r[queues.count + 2].integer ?? 0)
-            dead += Int(r[queues.count + 3].integer ?? 0)
-            for worker in (r[queues.count + 4].array ?? []).compactMap(\.string) {
-                registries.append(RedisCommand("HGETALL", part.inflightLists(worker: worker)))
-            }
-        }
-        // In flight: every partition worker's lists, by the queue each hands back to.
-        var lists: [(list: String, queue: String)] = []
-        for registry in try redis.pipelinePerMaster(registries) {
-            let fields = (registry.array ?? []).compactMap(\.string)
-            var i = 0
-            while i + 1 < fields.count {
-                let queue = fields[i + 1].split(separator: ":").last.map(String.init) ?? fields[i + 1]
-                lists.append((fields[i], fields[i + 1].hasSuffix(":steps:results") ? "steps:results" : queue))
-                i += 2
-            }
-        }
-        var inflight: [String: Int] = [:]
-        let lengths = try redis.pipelinePerMaster(lists.map { RedisCommand("LLEN", $0.list) })
-        for (entry, length) in zip(lists, lengths) { inflight[entry.queue, default: 0] += Int(length.integer ?? 0) }
-        var holding: [String: Int] = [:]
-        for owner in owners.compactMap({ $0 }) { holding[owner, default: 0] += 1 }
-
+        let report = try StatusReport.read(redis, layout: StateLayout(keys: client.keys, partitions: count))
+        let queues = StatusReport.partitionQueues
+        let waiting = report.depths, inflight = report.inflight
+        let pending = report.pendingApprovals, running = report.runningPlans, held = report.heldPlans, dead = report.deadLetters
+        let daemons = report.daemons.map { $0.string("worker") ?? "" }
+        let holding = Dictionary(report.daemons.map { ($0.string("worker") ?? "", $0.int("partitions") ?? 0) }) { a, _ in a }
+        let heldCount = report.partitions?.held ?? 0
         if client.json {
             var queueObjects: [String: Any] = [:]
             for queue in queues { queueObjects[queue] = ["waiting": waiting[queue] ?? 0, "inflight": inflight[queue] ?? 0] }
             printJSONLine([
                 "daemons": daemons.map { ["worker": $0, "partitions": holding[$0] ?? 0] as [String: Any] },
-                "partitions": count, "partitions_held": owners.compactMap { $0 }.count,
+                "partitions": count, "partitions_held": heldCount,
                 "queues": queueObjects, "approvals_pending": pending, "plans_running": running, "plans_held": held,
                 "dead_letters": dead,
             ])
             return
         }
         let summary = daemons.isEmpty ? Terminal.paint("no live daemon", .red) : "\(daemons.count) live"
-        Terminal.line("\(Terminal.paint("DAEMONS", .bold))  \(summary); \(owners.compactMap { $0 }.count) of \(count) partitions held")
+        Terminal.line("\(Terminal.paint("DAEMONS", .bold))  \(summary); \(heldCount) of \(count) partitions held")
         if !daemons.isEmpty {
             var table = Table([.init(title: "WORKER", flexible: true, minimum: 12), .init(title: "PARTITIONS", rightAligned: true)])
             for daemon in daemons { table.add([shown(daemon), "\(holding[daemon] ?? 0)"]) }

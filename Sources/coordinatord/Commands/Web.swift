@@ -14,7 +14,8 @@ struct Web: ParsableCommand {
             --allow-unsigned (for a console behind a proxy that authenticates people), decisions \
             carry the user the proxy names in --user-header. Plain HTTP is served on loopback only; \
             elsewhere give --tls-cert and --tls-key (HTTPS). On a Redis Cluster (--cluster, or a \
-            redis+cluster:// URL) the live tail merges the per-partition event streams.
+            redis+cluster:// URL) every page reads the daemons' partitions and the live tail merges \
+            the per-partition event streams.
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -23,7 +24,7 @@ struct Web: ParsableCommand {
     @Option(help: "PEM certificate chain (leaf first) to serve HTTPS with; needs --tls-key (env COORD_WEB_TLS_CERT).") var tlsCert: String?
     @Option(help: "PEM private key of --tls-cert (env COORD_WEB_TLS_KEY).") var tlsKey: String?
     @Option(help: "A name people reach the console by (name or name:port), besides --host; repeatable. Requests naming another host are refused.") var serverName: [String] = []
-    @Flag(help: "Redis is a Redis Cluster (implied by a redis+cluster:// URL): the live tail reads the per-partition event streams.") var cluster = false
+    @Flag(help: "Redis is a Redis Cluster (implied by a redis+cluster:// URL): the pages read the partitions, the live tail the per-partition event streams.") var cluster = false
     @Option(help: "With a cluster: the daemons' --partitions.") var partitions: Int = 64
     @Option(help: "Trust file: decisions are signed in the browser and checked against it (env COORD_TRUST).") var trust: String?
     @Flag(help: "Without --trust: allow unsigned decisions and dead-letter actions by the user a proxy names.") var allowUnsigned = false
