@@ -224,8 +224,10 @@ struct WebConsoleHTTPTests {
         #expect(quiet.body.contains("id=\"no-conflicts\"") && !quiet.body.contains("<table id=\"conflicts\">"))
     }
 
-    /// `.alone`: it measures the server's render time (under 200 ms), which beside five other
-    /// tests and a CPU-heavy job measured them instead (247 and 344 ms in two of ten runs).
+    /// The overview's cost does not follow the number of pending approvals: once each
+    /// approval's risk was read (1,000 per render at first), a render only counts them. Counted
+    /// in Redis commands, which load on the machine cannot change; the render time is printed
+    /// (docs/BENCHMARKS.md has the figures), not asserted.
     @Test(.alone) func overviewWithTenThousandPendingApprovalsRendersQuickly() throws {
         let env = try WebEnvironment()
         defer { env.stop() }
@@ -237,18 +239,27 @@ struct WebConsoleHTTPTests {
         try env.connection.send("LPUSH", "coord:requests", WebEnvironment.coordinate(customer: "cust-big", autoApprove: false, executeNow: false, recs)).checkNoError()
         try waitUntil(timeout: 60, "\(count) pending approvals") { (try env.connection.send("ZCARD", "coord:approvals:pending").integer ?? 0) == count }
         var timings: [Double] = []
-        for _ in 0..<12 {
+        func commandsProcessed() throws -> Int {
+            let info = try #require(try env.connection.send("INFO", "stats").string)
+            let line = try #require(info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("total_commands_processed:") })
+            return try #require(Int(line.dropFirst("total_commands_processed:".count)))
+        }
+        var steadyCommands: [Int] = []
+        for round in 0..<14 {
+            let before = try commandsProcessed()
             let page = try HTTP.request("GET", port: env.webPort, path: "/")
+            // Minus this test's own INFO; the daemon's background commands (heartbeat, pops)
+            // are counted too, so the bound is loose but far below one read per approval.
+            if round >= 12 { steadyCommands.append(try commandsProcessed() - before - 1) }
             #expect(page.status == 200 && page.body.contains("id=\"pending-count\">\(count)<"))
             let timing = try #require(page.header("server-timing"))
             timings.append(try #require(Double(timing.replacingOccurrences(of: "render;dur=", with: ""))))
         }
         // Risks are read 1000 per request at first (each approval once), then only counted.
         let last = try HTTP.request("GET", port: env.webPort, path: "/")
-        #expect(!last.body.contains("risk read for"), "risks still being read after 12 refreshes")
-        let steady = Array(timings.suffix(2)).sorted()
-        print("web overview, \(count) pending approvals: server time per render (ms) \(timings.map { String(format: "%.1f", $0) }.joined(separator: ", "))")
-        #expect(steady.first! < 200, "steady-state overview took \(steady) ms at the server")
+        #expect(!last.body.contains("risk read for"), "risks still being read after 14 refreshes")
+        print("web overview, \(count) pending approvals: server time per render (ms) \(timings.map { String(format: "%.1f", $0) }.joined(separator: ", ")); Redis commands per steady render \(steadyCommands)")
+        #expect(steadyCommands.allSatisfy { $0 < 500 }, "a steady render sent \(steadyCommands) commands for \(count) approvals")
     }
 }
 
