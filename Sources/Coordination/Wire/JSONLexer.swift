@@ -39,6 +39,11 @@ public struct JSONLexer {
     /// The next byte, without skipping whitespace; nil at the end.
     public var next: UInt8? { at < end ? base[at] : nil }
 
+    /// The input bytes `start..<start + count` (a token's range) as text.
+    public func text(start: Int, count: Int) -> String {
+        String(decoding: UnsafeBufferPointer(start: base + start, count: count), as: UTF8.self)
+    }
+
     /// An error at the current offset.
     public func fail(_ what: String) -> Malformed { Malformed(message: "\(what) at byte \(at)") }
 
@@ -292,8 +297,18 @@ public struct JSONLexer {
         throw fail("unterminated string")
     }
 
+    /// A member name of any spelling (escapes, any UTF-8), with its colon.
+    public mutating func memberName() throws(Malformed) -> String {
+        skipSpace()
+        guard next == 0x22 else { throw fail(atEnd ? "unexpected end of input, expected a member name" : "expected a member name") }
+        let name = try string()
+        try expect(0x3A)
+        return name
+    }
+
     /// Any JSON value, built, with containers at most `maxDepth` deep counting from `depth`.
-    public mutating func value(depth: Int = 0, maxDepth: Int) throws(Malformed) -> JSONValue {
+    /// Member names are plain ASCII without escapes unless `anyNames` (then any string).
+    public mutating func value(depth: Int = 0, maxDepth: Int, anyNames: Bool = false) throws(Malformed) -> JSONValue {
         switch try peek() {
         case 0x22: return .string(try string())
         case 0x74, 0x66: return .bool(try bool())
@@ -305,17 +320,17 @@ public struct JSONLexer {
             if try peek() == 0x5D {
                 at += 1
             } else {
-                repeat { items.append(try value(depth: depth + 1, maxDepth: maxDepth)) } while try more(0x5D)
+                repeat { items.append(try value(depth: depth + 1, maxDepth: maxDepth, anyNames: anyNames)) } while try more(0x5D)
             }
             return .array(items)
-        case 0x7B: return .object(try object(depth: depth, maxDepth: maxDepth))
+        case 0x7B: return .object(try object(depth: depth, maxDepth: maxDepth, anyNames: anyNames))
         default: return .number(try double())
         }
     }
 
-    /// An object of any values, its member names plain ASCII without escapes; a name given
-    /// twice is an error (decoders disagree on it).
-    public mutating func object(depth: Int = 0, maxDepth: Int) throws(Malformed) -> [String: JSONValue] {
+    /// An object of any values, its member names plain ASCII without escapes (any string when
+    /// `anyNames`); a name given twice is an error (decoders disagree on it).
+    public mutating func object(depth: Int = 0, maxDepth: Int, anyNames: Bool = false) throws(Malformed) -> [String: JSONValue] {
         guard depth < maxDepth else { throw fail("nested deeper than \(maxDepth)") }
         try expect(0x7B)
         var members: [String: JSONValue] = [:]
@@ -324,9 +339,14 @@ public struct JSONLexer {
             return members
         }
         repeat {
-            let key = try plainKey()
-            let name = String(decoding: UnsafeBufferPointer(start: base + key.start, count: key.count), as: UTF8.self)
-            guard members.updateValue(try value(depth: depth + 1, maxDepth: maxDepth), forKey: name) == nil else {
+            let name: String
+            if anyNames {
+                name = try memberName()
+            } else {
+                let key = try plainKey()
+                name = String(decoding: UnsafeBufferPointer(start: base + key.start, count: key.count), as: UTF8.self)
+            }
+            guard members.updateValue(try value(depth: depth + 1, maxDepth: maxDepth, anyNames: anyNames), forKey: name) == nil else {
                 throw fail("member \(WireLimits.quoted(name)) given twice")
             }
         } while try more(0x7D)

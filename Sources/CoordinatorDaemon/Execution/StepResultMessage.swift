@@ -1,5 +1,4 @@
 import Coordination
-import Foundation
 
 /// A step result from `coord:steps:results` (PROTOCOL.md section 5):
 /// `{"plan_id","step_id","attempt","rollback","ok": true,"result","rollback_data"}` or
@@ -16,19 +15,9 @@ struct StepResultMessage {
     /// instead of keeping megabytes in its plan and in the event stream.
     var refusal: Refusal?
 
-    private struct Wire: Decodable {
-        var plan_id: String?
-        var step_id: String?
-        var attempt: String?
-        var rollback: Bool?
-        var ok: Bool?
-        var result: [String: JSONValue]?
-        var rollback_data: [String: JSONValue]?
-        var error: String?
-    }
-
     /// The result, or why it cannot be one: `invalid_json` when it is not JSON (or not UTF-8),
-    /// `invalid_request` when it is JSON of the wrong shape (the field named by its path).
+    /// `invalid_request` when it is JSON of the wrong shape (the field named by its path), both
+    /// as `StepResultReader` words them.
     /// A result over `maxBytes` is not decoded: only its top-level identity (plan, step,
     /// attempt, direction) is read, by a scan that builds no nested value, so that its step can
     /// fail with `too_large`; without a readable identity it is refused outright.
@@ -37,17 +26,10 @@ struct StepResultMessage {
             return .failure(Refusal(.invalidJSON, "step result is not valid UTF-8"))
         }
         if raw.count > maxBytes { return oversized(head: raw, bytes: raw.count, maxBytes: maxBytes) }
-        guard let any = try? JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed]) else {
-            return .failure(Refusal(.invalidJSON, "step result is not valid JSON"))
-        }
-        guard any is [String: Any] else { return .failure(Refusal(.invalidRequest, "step result must be a JSON object")) }
-        let wire: Wire
-        do {
-            wire = try JSONDecoder().decode(Wire.self, from: Data(raw))
-        } catch let error as DecodingError {
-            return .failure(Refusal(.invalidRequest, RequestDecoding.validationError(error).description))
-        } catch {
-            return .failure(Refusal(.invalidRequest, "step result: \(error)"))
+        let wire: StepResultReader.Fields
+        switch StepResultReader.fields(raw) {
+        case .success(let fields): wire = fields
+        case .failure(let refusal): return .failure(refusal)
         }
         func required(_ value: String?, _ path: String) -> Result<String, Refusal> {
             guard let value else { return .failure(Refusal(.invalidRequest, "\(path): required")) }
@@ -55,8 +37,8 @@ struct StepResultMessage {
             return .success(value)
         }
         let planID: String, stepID: String, attempt: String
-        switch required(wire.plan_id, "plan_id") { case .success(let v): planID = v; case .failure(let f): return .failure(f) }
-        switch required(wire.step_id, "step_id") { case .success(let v): stepID = v; case .failure(let f): return .failure(f) }
+        switch required(wire.planID, "plan_id") { case .success(let v): planID = v; case .failure(let f): return .failure(f) }
+        switch required(wire.stepID, "step_id") { case .success(let v): stepID = v; case .failure(let f): return .failure(f) }
         switch required(wire.attempt, "attempt") { case .success(let v): attempt = v; case .failure(let f): return .failure(f) }
         guard let rollback = wire.rollback else { return .failure(Refusal(.invalidRequest, "rollback: required (true or false, as dispatched)")) }
         guard let ok = wire.ok else { return .failure(Refusal(.invalidRequest, "ok: required (true or false)")) }
@@ -65,7 +47,7 @@ struct StepResultMessage {
             // Bounded like `parameters` (section 5): both are kept in the plan and the event.
             do throws(ValidationError) {
                 try WireLimits.checkMap(wire.result ?? [:], path: "result")
-                try WireLimits.checkMap(wire.rollback_data ?? [:], path: "rollback_data")
+                try WireLimits.checkMap(wire.rollbackData ?? [:], path: "rollback_data")
             } catch {
                 let refusal = Refusal(.tooLarge, error.description)
                 return .success(StepResultMessage(planID: planID, stepID: stepID, attempt: attempt, rollback: rollback,
@@ -73,7 +55,7 @@ struct StepResultMessage {
             }
         }
         let outcome: StepOutcome = ok
-            ? .success(result: wire.result ?? [:], rollbackData: wire.rollback_data ?? [:])
+            ? .success(result: wire.result ?? [:], rollbackData: wire.rollbackData ?? [:])
             : .failure(String(error))
         return .success(StepResultMessage(planID: planID, stepID: stepID, attempt: attempt, rollback: rollback, outcome: outcome))
     }

@@ -81,7 +81,7 @@ extension RequestHandler {
                              into commit: inout Commit, now: Date) -> Result<[UInt8], Refusal> {
         let keys = context.keys
         guard let stored else { return .failure(Refusal(.notFound, "plan_id: no plan \(WireLimits.quoted(parsed.planID))")) }
-        guard let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(stored)) else {
+        guard let plan = try? ExecutionPlan(stored: stored) else {
             return .failure(Refusal(.internal, "plan \(parsed.planID) is stored in a form this daemon cannot read"))
         }
         if queued || plan.status != .pending {

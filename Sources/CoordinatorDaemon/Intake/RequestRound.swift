@@ -156,7 +156,7 @@ extension RequestHandler {
         var wanted: [(index: Int, customer: String, id: String)] = []
         for (index, item) in items.enumerated() where item.parsed.failure == nil && item.parsed.kind == .executePlan {
             guard let bytes = round.results[round.object[index]!].bytes,
-                  let plan = try? WireJSON.decoder().decode(ExecutionPlan.self, from: Data(bytes)) else { continue }
+                  let plan = try? ExecutionPlan(stored: bytes) else { continue }
             wanted.append((index, plan.customerID, plan.recommendationID))
         }
         let replies = try context.store.readActiveRecords(wanted.map { ($0.customer, $0.id) }, on: connection)

@@ -71,8 +71,8 @@ public enum JWS {
         }
     }
 
-    /// Takes a compact JWS apart and reads its header: `alg` must be `EdDSA`, `kid` a non-empty
-    /// string, and no `crit` (no extension is understood here, so RFC 7515 4.1.11 says refuse);
+    /// Takes a compact JWS apart and reads its header (`JWSHeader`: at most 4 KiB, each member
+    /// once): `alg` must be `EdDSA`, `kid` a non-empty string, and no `crit` (no extension is understood here, so RFC 7515 4.1.11 says refuse);
     /// `iat`, when present, whole seconds (whether it is there and recent is the caller's
     /// check, against Redis's clock: `Trust.refusal(signedAt:by:now:maxAge:)`).
     /// ASCII whitespace around the message is ignored (a shell's trailing newline).
@@ -88,22 +88,22 @@ public enum JWS {
         guard let header = Base64URL.decode(raw[start..<firstDot]) else { return .failure(.badBase64("header")) }
         let kid: String
         let issuedAt: Int?
-        switch TopLevelJSON.members(header) {
+        switch JWSHeader.read(header) {
         case .failure(let malformed):
             return .failure(.badHeader(malformed.message))
-        case .success(let members):
-            guard case .string(let alg) = members["alg"] else { return .failure(.badHeader("alg: required (a string)")) }
+        case .success(let fields):
+            guard case .string(let alg) = fields.alg else { return .failure(.badHeader("alg: required (a string)")) }
             guard alg == "EdDSA" else { return .failure(.unsupportedAlgorithm(alg)) }
-            guard case .string(let id) = members["kid"], !id.isEmpty else {
+            guard case .string(let id) = fields.kid, !id.isEmpty else {
                 return .failure(.badHeader("kid: required (the signing principal's id)"))
             }
-            if members["crit"] != nil { return .failure(.badHeader("crit: no header extension is supported")) }
+            if fields.crit != nil { return .failure(.badHeader("crit: no header extension is supported")) }
             kid = id
-            switch members["iat"] {
+            switch fields.iat {
             case nil, .null?:
                 issuedAt = nil
-            case .other("a number")?:
-                guard let seconds = integer(named: "iat", in: header) else {
+            case .number(let token)?:
+                guard let seconds = wholeSeconds(token) else {
                     return .failure(.badHeader("iat: must be whole seconds since the Unix epoch"))
                 }
                 issuedAt = seconds
@@ -117,14 +117,9 @@ public enum JWS {
         return .success(Parts(kid: kid, issuedAt: issuedAt, payload: payload, signature: signature, signingInputEnd: secondDot))
     }
 
-    /// The member `name` of the JSON object `header` when it is a whole number that fits in 53
-    /// bits (a header is a few dozen bytes: Foundation's parser is cheap enough here, and only
-    /// runs when the member is there).
-    private static func integer(named name: String, in header: [UInt8]) -> Int? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(header))) as? [String: Any],
-              let number = object[name] as? NSNumber else { return nil }
-        let value = number.doubleValue
-        guard value.isFinite, value == value.rounded(), abs(value) < 9_007_199_254_740_992 else { return nil }
+    /// A number token that is a whole number fitting in 53 bits (`1764590400`, `1.7645904e9`).
+    private static func wholeSeconds(_ token: String) -> Int? {
+        guard let value = Double(token), value.isFinite, value == value.rounded(), abs(value) < 9_007_199_254_740_992 else { return nil }
         return Int(value)
     }
 

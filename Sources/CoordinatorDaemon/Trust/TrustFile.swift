@@ -36,24 +36,22 @@ enum TrustFile {
         func fail(_ path: String, _ message: String) -> TrustFileError {
             TrustFileError(file: file, path: path, message: message)
         }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
-            throw fail("", "not a JSON object")
-        }
+        let object = try tree(bytes, fail)
         for key in object.keys where key != "principals" && key != "risk_floor" {
             throw fail(key, "unknown field (expected principals, risk_floor)")
         }
         var principals: [String: Principal] = [:]
         if let value = object["principals"] {
-            guard let entries = value as? [String: Any] else { throw fail("principals", "must be an object of principal id to principal") }
+            guard case .object(let entries) = value else { throw fail("principals", "must be an object of principal id to principal") }
             for (id, entry) in entries.sorted(by: { $0.key < $1.key }) {
                 principals[id] = try principal(id, entry, fail)
             }
         }
         var floor: [String: RiskLevel] = [:]
         if let value = object["risk_floor"] {
-            guard let entries = value as? [String: Any] else { throw fail("risk_floor", "must be an object of action to risk level") }
+            guard case .object(let entries) = value else { throw fail("risk_floor", "must be an object of action to risk level") }
             for (action, level) in entries {
-                guard let name = level as? String, let risk = RiskLevel(rawValue: name) else {
+                guard case .string(let name) = level, let risk = RiskLevel(rawValue: name) else {
                     throw fail("risk_floor.\(action)", "must be one of low, medium, high, critical")
                 }
                 floor[action] = risk
@@ -62,20 +60,20 @@ enum TrustFile {
         return Trust(principals: principals, riskFloor: RiskFloor(floor))
     }
 
-    private static func principal(_ id: String, _ entry: Any, _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> Principal {
+    private static func principal(_ id: String, _ entry: JSONValue, _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> Principal {
         let at = "principals.\(id)"
         guard isPrincipalID(id) else {
             throw fail(at, "a principal id is 1-128 bytes of A-Z a-z 0-9 @ . _ + - (no ':', so that one principal's reply namespace and Redis key pattern never cover another's)")
         }
-        guard let fields = entry as? [String: Any] else { throw fail(at, "must be an object") }
+        guard case .object(let fields) = entry else { throw fail(at, "must be an object") }
         for key in fields.keys where !["public_key", "roles", "customers", "actions"].contains(key) {
             throw fail("\(at).\(key)", "unknown field (expected public_key, roles, customers, actions)")
         }
-        guard let text = fields["public_key"] as? String else { throw fail("\(at).public_key", "required (base64 of the 32-byte Ed25519 public key)") }
+        guard case .string(let text)? = fields["public_key"] else { throw fail("\(at).public_key", "required (base64 of the 32-byte Ed25519 public key)") }
         guard let raw = decodeKey(text), raw.count == 32, let key = try? VerifyingKey(rawRepresentation: raw) else {
             throw fail("\(at).public_key", "must be base64 of exactly 32 bytes (an Ed25519 public key)")
         }
-        guard let roleNames = fields["roles"] as? [String] else {
+        guard let roleNames = strings(fields["roles"]) else {
             throw fail("\(at).roles", "required: a list of agent, approver, reader")
         }
         var roles: Set<Principal.Role> = []
@@ -90,10 +88,47 @@ enum TrustFile {
                          actions: try allowance(fields["actions"], "\(at).actions", fail))
     }
 
-    private static func allowance(_ value: Any?, _ path: String, _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> Principal.Allowance {
+    private static func allowance(_ value: JSONValue?, _ path: String, _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> Principal.Allowance {
         guard let value else { return .only([]) }
-        guard let list = value as? [String] else { throw fail(path, "must be a list of strings (\"*\" allows all)") }
+        guard let list = strings(value) else { throw fail(path, "must be a list of strings (\"*\" allows all)") }
         return list.contains("*") ? .all : .only(Set(list))
+    }
+
+    /// The file as a tree, read with `JSONLexer` (strict; any member name, each at most once
+    /// per object: a principal listed twice is a mistake to show, not to settle silently).
+    private static func tree(_ bytes: [UInt8], _ fail: (String, String) -> TrustFileError) throws(TrustFileError) -> [String: JSONValue] {
+        let read: Result<[String: JSONValue], JSONLexer.Malformed>? = bytes.withUnsafeBufferPointer { buffer in
+            var lexer = JSONLexer(buffer, strict: true)
+            lexer.skipSpace()
+            guard lexer.next == UInt8(ascii: "{") else { return nil }
+            do throws(JSONLexer.Malformed) {
+                let object = try lexer.object(maxDepth: maxDepth, anyNames: true)
+                lexer.skipSpace()
+                guard lexer.atEnd else { throw lexer.fail("unexpected data after the JSON object") }
+                return .success(object)
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch read {
+        case nil: throw fail("", "not a JSON object")
+        case .failure(let malformed)?: throw fail("", "not a JSON object: \(malformed.message)")
+        case .success(let object)?: return object
+        }
+    }
+
+    /// Containers in a trust file nest at most this deep (it needs 3).
+    private static let maxDepth = 32
+
+    /// A list of strings, or nil.
+    private static func strings(_ value: JSONValue?) -> [String]? {
+        guard case .array(let items)? = value else { return nil }
+        var out: [String] = []
+        for item in items {
+            guard case .string(let text) = item else { return nil }
+            out.append(text)
+        }
+        return out
     }
 
     /// Standard base64 (what `coordinatord keys generate` prints), or base64url as in a JWK.
