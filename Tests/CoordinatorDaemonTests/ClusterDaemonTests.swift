@@ -668,7 +668,7 @@ extension RealRedis {
             print("cluster declared keys: \(calls) script calls on 3 masters touched \(touched) keys, \(undeclared.count) undeclared")
         }
     
-        @Test("cluster flags: bad values and what cluster mode does not do yet are usage errors naming the flag")
+        @Test("cluster flags: bad values are usage errors naming the flag")
         func clusterFlags() throws {
             func run(_ arguments: [String], _ environment: [String: String]) throws -> (Int32, String) {
                 let process = Process()
