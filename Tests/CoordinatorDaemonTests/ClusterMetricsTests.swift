@@ -122,6 +122,15 @@ extension RealRedis {
             } while Date() < down
             #expect(answer.status == 200)
             #expect(answer.value("coordinatord_up") == 0, "up while a master is dead")
+            // It comes back: up is 1 again once the cluster answers.
+            try cluster.server(port: victim)!.restart()
+            let back = Date().addingTimeInterval(30)
+            repeat {
+                answer = try PrometheusScrape.scrape(url)
+                if answer.value("coordinatord_up") == 1 { break }
+                Thread.sleep(forTimeInterval: 0.2)
+            } while Date() < back
+            #expect(answer.value("coordinatord_up") == 1, "up once the master is back")
         }
     }
 }
