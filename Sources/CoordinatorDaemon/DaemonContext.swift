@@ -32,7 +32,9 @@ final class DaemonContext: Sendable {
     /// own context there): its keys, the master holding its slot, its id prefix and outbox.
     let partition: PartitionRole?
 
-    init(configuration: DaemonConfiguration, logger: Logger, partition: PartitionRole? = nil) throws {
+    /// `metrics`: the set to record into (a partition's loops record into their daemon's).
+    init(configuration: DaemonConfiguration, logger: Logger, partition: PartitionRole? = nil,
+         metrics: DaemonMetrics? = nil) throws {
         self.configuration = configuration
         self.partition = partition
         self.redis = try partition?.redis ?? configuration.redis
@@ -43,7 +45,7 @@ final class DaemonContext: Sendable {
         self.logger = logger
         self.events = EventEmitter(keys: keys, streamMaxLength: configuration.eventStreamMaxLength)
         self.store = Store(keys: keys, configuration: configuration, events: events, outbox: partition?.keys.outbox)
-        self.metrics = DaemonMetrics(enabled: configuration.metricsPort != 0)
+        self.metrics = metrics ?? DaemonMetrics(enabled: configuration.metricsPort != 0)
         self.trust = try configuration.trustFile.map { path throws(TrustFileError) in try Trust.load(path: path) } ?? .none
     }
 

@@ -43,7 +43,7 @@ struct DaemonOptions: ParsableArguments {
     @Option(help: "Address the metrics endpoint binds (env COORD_METRICS_HOST).") var metricsHost: String?
     @Flag(help: "Run on a Redis Cluster; the URL names a seed node (env COORD_CLUSTER=1; a redis+cluster:// URL implies it).") var cluster = false
     @Option(help: "Partitions of the state on a cluster, fixed for a deployment's life (env COORD_PARTITIONS).") var partitions: Int?
-    @Option(help: "On a cluster, replicas a commit must reach before its replies leave the outbox (env COORD_MIN_REPLICAS_ACKED).") var minReplicasAcked: Int?
+    @Option(help: "On a cluster, replicas a commit must reach before its replies and steps leave the outboxes (env COORD_MIN_REPLICAS_ACKED).") var minReplicasAcked: Int?
 
     func configuration(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DaemonConfiguration {
         var config = DaemonConfiguration()
@@ -53,10 +53,6 @@ struct DaemonOptions: ParsableArguments {
         }
         if config.isCluster {
             config.cluster = true
-            // Not yet on a cluster (docs/CLUSTER.md): agents' step lists and results need an
-            // outbox of their own, and the metrics sampler reads one Redis.
-            if config.executor == .agents { throw ValidationError("--executor agents: not supported with --cluster yet") }
-            if config.metricsPort != 0 { throw ValidationError("--metrics-port: not served with --cluster yet") }
         }
         do {
             _ = try config.redis

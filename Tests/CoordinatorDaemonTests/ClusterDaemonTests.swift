@@ -668,7 +668,7 @@ extension RealRedis {
             print("cluster declared keys: \(calls) script calls on 3 masters touched \(touched) keys, \(undeclared.count) undeclared")
         }
     
-        @Test("cluster flags: bad values and what cluster mode does not do yet are usage errors naming the flag")
+        @Test("cluster flags: bad values are usage errors naming the flag")
         func clusterFlags() throws {
             func run(_ arguments: [String], _ environment: [String: String]) throws -> (Int32, String) {
                 let process = Process()
@@ -687,14 +687,12 @@ extension RealRedis {
                 return (process.terminationStatus, String(decoding: (try? Data(contentsOf: path)) ?? Data(), as: UTF8.self))
             }
             let cases: [([String], [String: String], String)] = [
-                (["run", "--cluster", "--executor", "agents"], [:], "--executor"),
-                (["run", "--executor", "agents"], ["REDIS_URL": "redis+cluster://127.0.0.1:1"], "--executor"),
-                (["run", "--cluster", "--metrics-port", "9100"], [:], "--metrics-port"),
                 (["run", "--cluster", "--partitions", "0"], [:], "--partitions"),
                 (["run", "--cluster", "--partitions", "16385"], [:], "--partitions"),
                 (["run", "--cluster", "--min-replicas-acked", "-1"], [:], "--min-replicas-acked"),
+                (["run", "--min-replicas-acked", "-1"], ["REDIS_URL": "redis+cluster://127.0.0.1:1"], "--min-replicas-acked"),
+                (["run", "--partitions", "0"], ["COORD_CLUSTER": "1"], "--partitions"),
                 (["run", "--cluster", "--redis-url", "redis://127.0.0.1:1/3"], [:], "--redis-url"),
-                (["run", "--executor", "agents"], ["COORD_CLUSTER": "1"], "--executor"),
                 (["run"], ["COORD_CLUSTER": "maybe"], "COORD_CLUSTER"),
             ]
             for (arguments, environment, flag) in cases {

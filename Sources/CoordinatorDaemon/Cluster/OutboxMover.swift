@@ -19,12 +19,27 @@ final class OutboxMover: @unchecked Sendable {
     /// Entries taken at once.
     static let batch = 128
 
-    init(context: DaemonContext, cluster: RedisConfiguration) {
+    /// What an outbox holds: replies for `reply_to` lists, or step dispatches for agents'
+    /// step lists (`StepOutbox`, with `--executor agents`).
+    enum Kind: Sendable {
+        case replies, steps
+    }
+
+    private let kind: Kind
+
+    init(context: DaemonContext, cluster: RedisConfiguration, kind: Kind = .replies) {
         self.context = context
         self.cluster = cluster
-        self.outbox = context.keys.outbox
-        self.sending = context.keys.outboxSending(worker: context.workerID)
-        self.loop = LoopThread(name: "outbox", context: context)
+        self.kind = kind
+        switch kind {
+        case .replies:
+            self.outbox = context.keys.outbox
+            self.sending = context.keys.outboxSending(worker: context.workerID)
+        case .steps:
+            self.outbox = context.keys.stepOutbox
+            self.sending = context.keys.stepOutboxSending(worker: context.workerID)
+        }
+        self.loop = LoopThread(name: kind == .replies ? "outbox" : "step-outbox", context: context)
     }
 
     func run() async throws {
@@ -55,11 +70,14 @@ final class OutboxMover: @unchecked Sendable {
                     entries += Self.list(try connection.run(ClusterScripts.takeMore, keys: [outbox, sending], args: [Self.batch - 1]))
                 }
                 try awaitReplicas(connection)
-                try deliver(entries, client: client, connection: connection)
+                switch kind {
+                case .replies: try deliver(entries, client: client, connection: connection)
+                case .steps: try deliverSteps(entries, client: client, connection: connection)
+                }
                 backoff.reset()
             } catch {
                 context.metrics.redisError()
-                context.logger.warning("outbox: replies wait; retrying", metadata: ["error": "\(error)"])
+                context.logger.warning("\(kind == .replies ? "outbox" : "step outbox"): entries wait; retrying", metadata: ["error": "\(error)"])
                 Thread.sleep(forTimeInterval: backoff.next())
             }
         }
@@ -75,7 +93,7 @@ final class OutboxMover: @unchecked Sendable {
         guard needed > 0 else { return }
         let acked = try connection.send("WAIT", needed, 1000).integer ?? 0
         guard acked >= needed else {
-            throw RedisError.server("MASTERDOWN \(acked) of \(needed) replicas acknowledged; replies held")
+            throw RedisError.server("MASTERDOWN \(acked) of \(needed) replicas acknowledged; outbox held")
         }
     }
 
@@ -105,6 +123,35 @@ final class OutboxMover: @unchecked Sendable {
         }
         if !refused.isEmpty {
             try context.deadLetterUndeliverable(refused, queue: "outbox", now: Date(), connection: connection)
+        }
+        _ = try connection.pipeline(entries.map { RedisCommand("LREM", sending, -1, $0) })
+    }
+
+    /// Delivers (or withdraws) step dispatches (`StepOutbox`), one script per entry, one
+    /// pipeline per master; then removes them from the sending list. A push Redis refuses
+    /// (the agent's list is of another type) is dead-lettered as `reply_undeliverable`; the
+    /// step then fails at its deadline. An entry that cannot be read is dropped (logged).
+    private func deliverSteps(_ entries: [[UInt8]], client: RedisClusterClient, connection: RedisConnection) throws {
+        let ttl = StepOutbox.markTTLMs(stepTimeout: context.configuration.stepTimeout)
+        let root = Keys(prefix: context.keys.root)
+        var parsed: [(raw: [UInt8], entry: StepOutbox.Entry)] = []
+        for raw in entries {
+            guard let entry = StepOutbox.parse(raw) else {
+                context.logger.error("step outbox: unreadable entry dropped", metadata: ["entry": "\(String(decoding: raw.prefix(200), as: UTF8.self))"])
+                continue
+            }
+            parsed.append((raw, entry))
+        }
+        let replies = try client.pipelinePerMaster(parsed.map { StepOutbox.command($0.entry, keys: root, markTTLMs: ttl) })
+        var refused: [(raw: [UInt8], replyTo: String, error: String)] = []
+        for (item, reply) in zip(parsed, replies) {
+            guard case .error(let message) = reply else { continue }
+            let error = RedisError.server(message)
+            if error.isOutage { throw error }
+            refused.append((item.entry.message, item.entry.list, message))
+        }
+        if !refused.isEmpty {
+            try context.deadLetterUndeliverable(refused, queue: "steps:outbox", now: Date(), connection: connection)
         }
         _ = try connection.pipeline(entries.map { RedisCommand("LREM", sending, -1, $0) })
     }

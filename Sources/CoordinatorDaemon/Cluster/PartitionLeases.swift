@@ -195,16 +195,21 @@ final class PartitionRunner: @unchecked Sendable {
         configuration.workers = 1
         // One executor lane per partition: a daemon holding many partitions has as many lanes.
         configuration.planWorkers = 1
+        // The daemon's one endpoint serves the partitions' metrics: they record into its set.
         configuration.metricsPort = 0
         var logger = root.logger
         logger[metadataKey: "partition"] = "\(index)"
         let role = PartitionRole(index: index, keys: root.keys.partition(index), redis: pinned,
                                  workerID: "\(root.workerID)-p\(index)")
-        let context = try DaemonContext(configuration: configuration, logger: logger, partition: role)
+        let context = try DaemonContext(configuration: configuration, logger: logger, partition: role, metrics: root.metrics)
         let outbox = OutboxMover(context: context, cluster: root.redis)
-        daemon = Daemon(partition: context, extraServices: [
-            DaemonService("outbox", logger: logger) { try await outbox.run() },
-        ] + extraServices(context))
+        var services = [DaemonService("outbox", logger: logger) { try await outbox.run() }]
+        if configuration.executor == .agents {
+            // Steps for agents' lists leave through an outbox of their own (`StepOutbox`).
+            let steps = OutboxMover(context: context, cluster: root.redis, kind: .steps)
+            services.append(DaemonService("step-outbox", logger: logger) { try await steps.run() })
+        }
+        daemon = Daemon(partition: context, extraServices: services + extraServices(context))
     }
 
     func start() { daemon.start() }

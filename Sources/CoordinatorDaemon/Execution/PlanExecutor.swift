@@ -33,7 +33,8 @@ final class PlanExecutor: @unchecked Sendable {
         let config = context.configuration
         let dispatcher: any StepDispatcher = switch config.executor {
         case .simulated: SimulatedDispatcher(speed: config.simSpeed)
-        case .agents: AgentDispatcher(keys: context.keys, timeout: config.stepTimeout)
+        // An agent's step list is `coord:agent:<id>:steps` on a cluster too (not a partition's).
+        case .agents: AgentDispatcher(keys: Keys(prefix: context.keys.root), timeout: config.stepTimeout)
         }
         book = PlanBook(context: context, lane: lane, lanes: lanes)
         runner = PlanRunner(book: book, dispatcher: dispatcher)
@@ -50,6 +51,9 @@ final class PlanExecutor: @unchecked Sendable {
     }
 
     private var keys: Keys { context.keys }
+
+    /// This lane's key in the plan gauges: a partition's lanes are apart from another's.
+    private var metricsLane: String { "\(context.partition?.index ?? -1)/\(book.lane)" }
 
     private func runLoop() {
         var handBack = true
@@ -88,6 +92,8 @@ final class PlanExecutor: @unchecked Sendable {
             }
             connection.close()
         }
+        // A partition's loops stop when it moves or is given up: what they held no longer counts here.
+        if context.partition != nil { context.metrics.plans(lane: metricsLane, running: 0, waiting: 0) }
     }
 
     /// Names the executor's in-flight lists (and their queues) in the daemon's index.
@@ -126,7 +132,7 @@ final class PlanExecutor: @unchecked Sendable {
         if try runner.advanceAll(connection, now: now) { progressed = true }
 
         let running = book.running
-        context.metrics.plans(lane: book.lane, running: running.count, waiting: running.values.count { $0.wait != nil && $0.wait?.outcome == nil })
+        context.metrics.plans(lane: metricsLane, running: running.count, waiting: running.values.count { $0.wait != nil && $0.wait?.outcome == nil })
         if now.timeIntervalSince(lastRenewal) >= config.planLease / 3 {
             try leases.renew(connection, now: now)
             lastRenewal = now

@@ -109,8 +109,9 @@ final class DaemonMetrics: Sendable {
     private let plansRunning: CoreMetrics.Gauge?
     private let plansWaiting: CoreMetrics.Gauge?
     private let plansQueued: CoreMetrics.Gauge?
-    /// What each executor lane holds (running, waiting), summed into the two gauges.
-    private let lanes = Mutex<[Int: (running: Int, waiting: Int)]>([:])
+    /// What each executor lane holds (running, waiting), summed into the two gauges; on a
+    /// cluster each partition's lane is one (keyed `<partition>/<lane>`).
+    private let lanes = Mutex<[String: (running: Int, waiting: Int)]>([:])
     private let queueDepth: [String: CoreMetrics.Gauge]
     private let inflight: [String: CoreMetrics.Gauge]
     private let approvalsPending: [String: CoreMetrics.Gauge]
@@ -238,7 +239,7 @@ final class DaemonMetrics: Sendable {
 
     /// What an executor lane holds now; the gauges show the sum over the lanes. The arguments
     /// are only evaluated with metrics on.
-    func plans(lane: Int, running: @autoclosure () -> Int, waiting: @autoclosure () -> Int) {
+    func plans(lane: String, running: @autoclosure () -> Int, waiting: @autoclosure () -> Int) {
         guard isOn else { return }
         let held = (running: running(), waiting: waiting())
         let total = lanes.withLock { lanes in

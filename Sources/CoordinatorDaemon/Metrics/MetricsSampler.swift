@@ -12,8 +12,8 @@ final class MetricsSampler: @unchecked Sendable {
     /// New approvals whose risk is read per sample; the rest are read on the next ones.
     static let maxRiskReadsPerSample = 1_000
 
-    // Touched only by the sampler's thread: approval id -> risk (an approval's risk never changes).
-    private var riskOf: [String: String] = [:]
+    // Touched only by the sampler's thread.
+    private var risks = ApprovalRisks()
 
     init(context: DaemonContext) {
         self.context = context
@@ -26,10 +26,17 @@ final class MetricsSampler: @unchecked Sendable {
     }
 
     private func runLoop() {
+        // On a cluster the partitions are read through the cluster (no connection of our own).
+        let cluster = context.configuration.isCluster ? ClusterMetricsReader(context: context) : nil
+        defer { cluster?.close() }
         while !loop.isStopping {
             var sample: DaemonMetrics.Sample?
             do {
-                sample = try read(loop.currentConnection())
+                if let cluster {
+                    sample = try cluster.read(risks: &risks)
+                } else {
+                    sample = try read(loop.currentConnection())
+                }
             } catch {
                 context.metrics.redisError()
                 context.logger.debug("metrics: Redis unavailable", metadata: ["error": "\(error)"])
@@ -68,8 +75,7 @@ final class MetricsSampler: @unchecked Sendable {
         let time = replies[0].array?.compactMap { $0.string.flatMap(Int.init) } ?? []
         let nowMs = time.count == 2 ? time[0] * 1000 + time[1] / 1000 : Int(Date().timeIntervalSince1970 * 1000)
         let pending = (replies[1].array ?? []).compactMap(\.string)
-        let unknown = pending.lazy.filter { self.riskOf[$0] == nil }.prefix(Self.maxRiskReadsPerSample)
-        let unknownIDs = Array(unknown)
+        let unknownIDs = risks.unknown(in: pending)
         var second = [RedisCommand("ZCOUNT", keys.pendingApprovals, "-inf", nowMs + 3_600_000)]
         second += inflight.map { RedisCommand("LLEN", $0.list) }
         second += unknownIDs.map { RedisCommand("GET", keys.approval($0)) }
@@ -78,18 +84,40 @@ final class MetricsSampler: @unchecked Sendable {
         for (offset, list) in inflight.enumerated() {
             sample.inflight[list.queue, default: 0] += Int(more[1 + offset].integer ?? 0)
         }
-        for (id, reply) in zip(unknownIDs, more.dropFirst(1 + inflight.count)) {
+        risks.learn(unknownIDs, replies: Array(more.dropFirst(1 + inflight.count)))
+        sample.approvalsByRisk = risks.tally(pending)
+        return sample
+    }
+}
+
+/// The risk of each pending approval, read once (an approval's risk never changes), at most
+/// `MetricsSampler.maxRiskReadsPerSample` new ones per sample.
+struct ApprovalRisks {
+    private var riskOf: [String: String] = [:]
+
+    /// Pending approvals whose risk is not known yet, as many as one sample reads.
+    func unknown(in pending: [String]) -> [String] {
+        Array(pending.lazy.filter { riskOf[$0] == nil }.prefix(MetricsSampler.maxRiskReadsPerSample))
+    }
+
+    /// The approval records read for `ids` (a record gone or unreadable is `unknown`).
+    mutating func learn(_ ids: [String], replies: [RedisReply]) {
+        for (id, reply) in zip(ids, replies) {
             riskOf[id] = reply.bytes.flatMap(Self.risk) ?? "unknown"
         }
-        // Forget approvals that left the pending index.
+    }
+
+    /// Pending approvals by risk; forgets those that left the pending index.
+    mutating func tally(_ pending: [String]) -> [String: Int] {
         if riskOf.count > pending.count {
             let present = Set(pending)
             riskOf = riskOf.filter { present.contains($0.key) }
         }
+        var byRisk: [String: Int] = [:]
         for id in pending {
-            if let risk = riskOf[id] { sample.approvalsByRisk[risk, default: 0] += 1 }
+            if let risk = riskOf[id] { byRisk[risk, default: 0] += 1 }
         }
-        return sample
+        return byRisk
     }
 
     private struct RiskOnly: Decodable {

@@ -20,6 +20,18 @@ extension Keys {
     public var outbox: String { "\(prefix):outbox" }
     /// Outbox entries one worker is delivering (handed back to the outbox if it dies).
     public func outboxSending(worker: String) -> String { inflight(worker: worker, queue: "outbox") }
+    /// Step dispatches (and withdrawals) a partition's commits wrote for agents' step lists,
+    /// oldest first, until the daemon holding the partition moves each there (`StepOutbox`).
+    public var stepOutbox: String { "\(prefix):steps:outbox" }
+    /// Step outbox entries one worker is delivering (handed back to the step outbox if it dies).
+    public func stepOutboxSending(worker: String) -> String { inflight(worker: worker, queue: "steps:outbox") }
+    /// Marks one step attempt (by its token) delivered to an agent's list, in that list's slot
+    /// (the list's name is the mark's hash tag), so a delivery repeated after a crash adds
+    /// nothing. Nil when the list's name has braces of its own (another slot): then no mark.
+    public func stepSent(list: String, token: String) -> String? {
+        guard !list.contains("{"), !list.contains("}") else { return nil }
+        return "\(root):{\(list)}:sent:\(token)"
+    }
     /// The daemon holding a partition (`SET NX PX`, renewed): on a partition's `Keys`.
     public var partitionLease: String { "\(prefix):owner" }
     /// Marks a message ingress pushed into this partition (by entry queue and SHA-256 of its

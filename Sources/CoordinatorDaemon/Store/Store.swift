@@ -195,8 +195,14 @@ struct Store: Sendable {
 
     /// A step goes to its agent's list, and its attempt is kept `keepMs` (past the deadline,
     /// so that a takeover can still withdraw the step).
+    /// On a cluster the agent's list is in another slot: the step goes to the partition's step
+    /// outbox, and `OutboxMover` takes it there.
     func sendStep(_ attempt: StepAttempt, planID: String, keepMs: Int, into commit: inout Commit) {
-        commit.write("LPUSH", attempt.list, attempt.message)
+        if outbox != nil {
+            commit.write("LPUSH", keys.stepOutbox, StepOutbox.entry(attempt, withdraw: false))
+        } else {
+            commit.write("LPUSH", attempt.list, attempt.message)
+        }
         commit.write("SET", keys.stepAttempt(planID), attempt.encoded(), "PX", keepMs)
     }
 
@@ -204,7 +210,13 @@ struct Store: Sendable {
     /// no later result is taken for it. With `withdrawing`, the step message also leaves the
     /// agent's list if no agent took it yet, so it never runs late.
     func closeStep(planID: String, withdrawing attempt: StepAttempt? = nil, into commit: inout Commit) {
-        if let attempt { commit.write("LREM", attempt.list, 0, attempt.message) }
+        if let attempt {
+            if outbox != nil {
+                commit.write("LPUSH", keys.stepOutbox, StepOutbox.entry(attempt, withdraw: true))
+            } else {
+                commit.write("LREM", attempt.list, 0, attempt.message)
+            }
+        }
         commit.write("DEL", keys.stepAttempt(planID))
     }
 
