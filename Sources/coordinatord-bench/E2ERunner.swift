@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CoordinatorDaemon
 import RedisClient
 
 /// Producers and collectors, one connection each, on threads of their own.
@@ -12,6 +13,9 @@ struct Runner {
     let customerPrefix: String
     /// Signs every message (`coordinate-signed`).
     var signer: BenchSigner?
+    /// On a cluster: push each `coordinate` straight onto its customer's partition queue
+    /// (`coord:{p<k>}:requests`, PROTOCOL.md section 11) instead of the entry queue.
+    var partitions: Partitions?
 
     private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -44,7 +48,7 @@ struct Runner {
     /// Leaves each customer with `active` recommendations pending approval (medium risk, each
     /// on a resource of its own, so nothing measured conflicts with them). Not timed.
     func warmUp(active: Int, label: String) throws {
-        let connection = try RedisConnection(configuration: redis)
+        let connection = try BenchConnection(redis)
         defer { connection.close() }
         let replyList = "bench:\(label):warmup"
         let chunk = 500  // recommendations per request: well under --max-message-bytes
@@ -66,7 +70,7 @@ struct Runner {
         }
         if !commands.isEmpty { _ = try connection.pipeline(commands) }
         for received in 0..<sent {
-            guard let value = try connection.send("BRPOP", replyList, 120).array?.last?.bytes else {
+            guard let value = try connection.pop(replyList, timeout: 120) else {
                 throw ValidationError("warm-up replies stopped coming (\(received)/\(sent))")
             }
             guard Self.contains(value, Self.okTrue) else {
@@ -91,7 +95,7 @@ struct Runner {
 
     /// `setUp` runs once the case's untimed setup is done, right before the first message.
     func measure(requests: Int, ratePerSecond: Double?, label: String, setUp: () throws -> Void = {}) throws -> Measurement {
-        let setup = try RedisConnection(configuration: redis)
+        let setup = try BenchConnection(redis)
         defer { setup.close() }
         let perProducer = requests / producers
         let total = perProducer * producers
@@ -135,7 +139,7 @@ struct Runner {
     /// Producer p's requests, pushed in pipelines of 50 (closed loop) or one at a time at its
     /// share of `ratePerSecond` (open loop).
     private func produce(_ run: Run, producer p: Int, sent: SendTimes) throws {
-        let connection = try RedisConnection(configuration: redis)
+        let connection = try BenchConnection(redis)
         defer { connection.close() }
         let interval = run.ratePerSecond.map { Double(producers) / $0 } ?? 0
         // Producers are offset by a fraction of the interval, so the offered load is
@@ -167,7 +171,7 @@ struct Runner {
 
     /// Producer p's replies: latencies, errors and duplicates, and when the last one came.
     private func collect(_ run: Run, producer p: Int, sent: SendTimes) throws {
-        let connection = try RedisConnection(configuration: redis)
+        let connection = try BenchConnection(redis)
         defer { connection.close() }
         let replyList = run.replyList(p)
         var received = 0
@@ -193,8 +197,7 @@ struct Runner {
         while received < run.perProducer {
             // Whatever replies are waiting, in one pop: the collectors share the
             // machine (and Redis) with what they measure.
-            let reply = try connection.send("BLMPOP", 10, 1, replyList, "RIGHT", "COUNT", 256)
-            guard let values = reply.array?.last?.array, !values.isEmpty else {
+            guard let values = try connection.pop(replyList, count: 256, timeout: 10), !values.isEmpty else {
                 throw ValidationError("replies stopped coming (\(received)/\(run.perProducer))")
             }
             // A reply due before it was sent (paced, producer behind) still counts from its due time.
@@ -203,7 +206,7 @@ struct Runner {
         // The last reply is in: the rate counts to here, not through the wait below.
         let answeredAt = Self.now()
         // Listen a little longer: a late second reply to any request is a duplicate.
-        if let late = try connection.send("BLMPOP", 1, 1, replyList, "RIGHT", "COUNT", 256).array?.last?.array {
+        if let late = try connection.pop(replyList, count: 256, timeout: 1) {
             let before = received
             take(late, at: Self.now())
             duplicates += received - before  // replies to requests never sent count too
@@ -241,7 +244,8 @@ struct Runner {
             let recs = (0..<(1 + n % 3)).map { r in
                 #"{"id":"r\#(r)","agent_id":"bench-agent","type":"cost","action":"scale_up","risk_level":"low","estimated_savings":\#(10 + r),"affected_resources":["i-\#(r)"],"priority":\#(r),"confidence":0.9}"#
             }.joined(separator: ",")
-            return ("coord:requests",
+            let queue = partitions.map { "coord:{p\($0.of(customer: customer))}:requests" } ?? "coord:requests"
+            return (queue,
                     #"{"kind":"coordinate","request_id":"\#(id)","reply_to":"\#(replyList)","customer_id":"\#(customer)","auto_approve":true,"execute_now":false,"recommendations":[\#(recs)]}"#,
                     id)
         case .approval:
@@ -257,7 +261,7 @@ struct Runner {
         }
     }
 
-    private func prepareApprovals(_ connection: RedisConnection, label: String, perProducer: Int) throws -> [[String]] {
+    private func prepareApprovals(_ connection: BenchConnection, label: String, perProducer: Int) throws -> [[String]] {
         var ids: [[String]] = Array(repeating: [], count: producers)
         let replyList = "bench:\(label):setup"
         var commands: [RedisCommand] = []
@@ -272,7 +276,7 @@ struct Runner {
         if !commands.isEmpty { _ = try connection.pipeline(commands) }
         var byRequest: [String: String] = [:]
         for _ in 0..<(producers * perProducer) {
-            guard let value = try connection.send("BRPOP", replyList, 30).array?.last?.bytes,
+            guard let value = try connection.pop(replyList, timeout: 30),
                   let object = try JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
                   let result = object["result"] as? [String: Any],
                   let approval = (result["approvals"] as? [[String: Any]])?.first?["id"] as? String,
