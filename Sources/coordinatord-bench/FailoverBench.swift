@@ -19,6 +19,8 @@ struct FailoverBench: ParsableCommand {
     @Option(help: "Requests per customer: half pushed before the kill, half right after it.") var perCustomer: Int = 10
     @Option(help: "The daemon's --partitions.") var partitions: Int = 8
     @Option(help: "Kill the master once this many replies have been delivered.") var killAfter: Int = 100
+    @Option(help: "Before the kill, stop the master's replica (SIGSTOP) and cut its link for this many seconds while the load goes on: replication lag, as a slow network or a busy replica gives (0: none).")
+    var replicaLag: Double = 0
 
     func validate() throws {
         if runs < 1 || customers < 1 || perCustomer < 2 || partitions < 1 || killAfter < 1 {
@@ -33,6 +35,7 @@ struct FailoverBench: ParsableCommand {
             for value in values {
                 var trial = FailoverTrial(acked: value, customers: customers, perCustomer: perCustomer,
                                           partitions: partitions, killAfter: killAfter, tag: "fo\(run)-\(value)")
+                trial.replicaLag = replicaLag
                 emit(try trial.run())
             }
         }
@@ -47,6 +50,7 @@ struct FailoverTrial {
     let partitions: Int
     let killAfter: Int
     let tag: String
+    var replicaLag: Double = 0
     /// Every reply delivered, by customer.
     private var received: [[[UInt8]]] = []
 
@@ -110,8 +114,22 @@ struct FailoverTrial {
         while delivered < min(killAfter, customers * half), Date() < loaded { delivered += try collect(client) }
         let victim = try cluster.masterPort(forSlot: RedisClusterSlot.of("coord:{p0}:owner"))
         let entryOnVictim = try cluster.masterPort(forSlot: RedisClusterSlot.of("coord:requests")) == victim
+        // Replication lag: the victim's replicas stopped while the load goes on, and woken once
+        // it is dead (one of them is then promoted without what the master did meanwhile).
+        let replicas = try replicaLag > 0 ? cluster.replicaPorts(of: victim).map { try Self.pid(cluster, port: $0) } : []
+        for pid in replicas { kill(pid, SIGSTOP) }
+        if replicaLag > 0 {
+            // What the master already sent waits in the stopped replica's socket buffer: cut the
+            // link, so that what the master does from now on reaches no replica.
+            let master = try cluster.direct(victim)
+            _ = try master.send("CLIENT", "KILL", "TYPE", "replica")
+            master.close()
+        }
+        let lagged = Date().addingTimeInterval(replicaLag)
+        while Date() < lagged { delivered += try collect(client) }
         let killed = Date()
         cluster.server(port: victim)!.kill()
+        for pid in replicas { kill(pid, SIGCONT) }
         try push(client, requests: half..<perCustomer)
         try cluster.waitUntilHealthy(timeout: 30)
         let healthy = Date().timeIntervalSince(killed)
@@ -127,9 +145,19 @@ struct FailoverTrial {
         try collect(client)
         var fields = try compare(client)
         fields += ["\"acked\":\(acked)", "\"requests\":\(customers * perCustomer)", "\"delivered_before_kill\":\(delivered)",
-                   "\"entry_queue_on_victim\":\(entryOnVictim)",
+                   "\"entry_queue_on_victim\":\(entryOnVictim)", "\"replica_lag_s\":\(replicaLag)",
                    "\"healthy_s\":" + String(format: "%.2f", healthy), "\"settled_s\":" + String(format: "%.2f", settled)]
         return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    /// A node's process id (INFO server).
+    private static func pid(_ cluster: RedisCluster, port: Int) throws -> pid_t {
+        let node = try cluster.direct(port)
+        defer { node.close() }
+        let info = try node.send("INFO", "server").string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
+              let pid = pid_t(line.dropFirst("process_id:".count)) else { throw ValidationError("no process_id from :\(port)") }
+        return pid
     }
 
     /// Request ids with at least one reply.
