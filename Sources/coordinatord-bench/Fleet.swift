@@ -63,6 +63,32 @@ final class Fleet {
         throw ValidationError("only \(live)/\(processes.count) daemons showed a live heartbeat within \(Int(timeout)) s")
     }
 
+    /// On a cluster: waits until every one of the `partitions` leases (`coord:{p<k>}:owner`,
+    /// worker ids `<host>-<pid>-<suffix>`) is held by a daemon of this fleet, each holding its
+    /// share (the first one up takes them all and gives up the others' share once it sees
+    /// them), then a moment for the partitions' loops to start.
+    func waitUntilHolding(partitions: Int, timeout: Double = 60) throws {
+        let client = RedisClusterClient(configuration: redis)
+        defer { client.close() }
+        let deadline = Date().addingTimeInterval(timeout)
+        let ours = Set(pids)
+        var held: [Int32] = []
+        while Date() < deadline {
+            for process in processes where !process.isRunning {
+                throw ValidationError("a daemon exited during start-up (status \(process.terminationStatus))")
+            }
+            let leases = try client.pipelinePerMaster((0..<partitions).map { RedisCommand("GET", "coord:{p\($0)}:owner") })
+            held = leases.compactMap { $0.string?.split(separator: "-").dropLast().last.flatMap { Int32($0) } }.filter(ours.contains)
+            let share = partitions / max(1, processes.count)
+            if held.count == partitions, ours.allSatisfy({ pid in held.filter { $0 == pid }.count >= share }) {
+                Thread.sleep(forTimeInterval: 1)
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw ValidationError("the fleet held \(held.count)/\(partitions) partitions after \(Int(timeout)) s")
+    }
+
     private static func parse(_ text: String) -> Date? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -98,74 +124,4 @@ func processCPUSeconds(pid: Int32) -> Double? {
     let fields = stat[stat.index(after: close)...].split(separator: " ")
     guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
-/// One section of Redis's INFO, as its `field:value` lines.
-func redisInfo(_ connection: RedisConnection, _ section: String) throws -> [Substring: Substring] {
-    var fields: [Substring: Substring] = [:]
-    for line in (try connection.send("INFO", section).string ?? "").split(whereSeparator: \.isNewline) {
-        let parts = line.split(separator: ":", maxSplits: 1)
-        if parts.count == 2 { fields[parts[0]] = parts[1] }
-    }
-    return fields
-}
-
-/// Redis's CPU seconds so far (INFO cpu): its own threads, and its children (AOF rewrites, saves).
-func redisCPUSeconds(_ connection: RedisConnection) throws -> (main: Double, children: Double) {
-    let info = try redisInfo(connection, "cpu")
-    func seconds(_ field: Substring) -> Double { info[field].flatMap { Double($0) } ?? 0 }
-    return (seconds("used_cpu_user") + seconds("used_cpu_sys"),
-            seconds("used_cpu_user_children") + seconds("used_cpu_sys_children"))
-}
-
-/// Commands Redis has run so far (INFO commandstats, every command's `calls` summed; Redis 7
-/// counts the commands a script runs as well as the script's own call). Per request, this is
-/// the work a request costs Redis, free of the machine's speed.
-func redisCommandCalls(_ connection: RedisConnection) throws -> Int {
-    try redisInfo(connection, "commandstats").reduce(0) { calls, field in
-        // cmdstat_<command>:calls=N,usec=...
-        guard field.key.hasPrefix("cmdstat_"), let start = field.value.range(of: "calls=")?.upperBound else { return calls }
-        return calls + (Int(field.value[start...].prefix(while: \.isNumber)) ?? 0)
-    }
-}
-
-/// Redis `used_memory` in bytes (INFO memory).
-func redisUsedMemory(_ connection: RedisConnection) throws -> Int? {
-    try redisInfo(connection, "memory")["used_memory"].flatMap { Int($0) }
-}
-
-/// What a stretch of load cost: Redis's CPU (its own threads), the daemons' CPU, the commands
-/// Redis ran and the bytes it received, read before and after (`per(requests:)`). Redis's
-/// figures include the load generator's own pushes and pops (one LPUSH per request and its
-/// share of the BLMPOPs): that is what Redis does for a request, whoever sends it.
-struct CostMeter {
-    struct Reading {
-        var redisCPU: Double
-        var daemonCPU: Double
-        var commands: Int
-        var bytesIn: Int
-    }
-
-    let connection: RedisConnection
-    let pids: [Int32]
-
-    func read() throws -> Reading {
-        let stats = try redisInfo(connection, "stats")
-        return Reading(redisCPU: try redisCPUSeconds(connection).main,
-                       daemonCPU: pids.compactMap(processCPUSeconds(pid:)).reduce(0, +),
-                       commands: try redisCommandCalls(connection),
-                       bytesIn: stats["total_net_input_bytes"].flatMap { Int($0) } ?? 0)
-    }
-
-    /// JSON fields of the cost per request between two readings (the INFO calls themselves
-    /// are a handful of commands and bytes, nothing per request).
-    static func fields(from before: Reading, to after: Reading, requests: Int) -> [String] {
-        let n = Double(max(1, requests))
-        return [
-            "\"redis_cpu_us\":" + String(format: "%.1f", (after.redisCPU - before.redisCPU) / n * 1e6),
-            "\"daemon_cpu_us\":" + String(format: "%.1f", (after.daemonCPU - before.daemonCPU) / n * 1e6),
-            "\"redis_commands\":" + String(format: "%.2f", Double(after.commands - before.commands) / n),
-            "\"redis_bytes_in\":" + String(format: "%.0f", Double(after.bytesIn - before.bytesIn) / n),
-        ]
-    }
 }
