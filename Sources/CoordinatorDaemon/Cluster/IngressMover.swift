@@ -110,7 +110,7 @@ final class IngressMover: @unchecked Sendable {
         var masters = Set<RedisConfiguration.Endpoint>()
         for slot in slots.sorted() {
             guard masters.insert(client.master(forSlot: slot) ?? .unix(path: "slot \(slot)")).inserted else { continue }
-            let wanted = ReplicaCount.needed(needed, role: try client.send(RedisCommand("ROLE"), slot: slot))
+            let wanted = ReplicaCount.needed(needed, slot: slot, shards: try client.send(RedisCommand("CLUSTER", "SHARDS"), slot: slot))
             guard wanted > 0 else { continue }
             let acked = try client.send(RedisCommand("WAIT", wanted, 1000), slot: slot).integer ?? 0
             if acked < wanted { throw RedisError.server("MASTERDOWN \(acked) of \(wanted) replicas acknowledged") }
