@@ -63,22 +63,35 @@ final class RequestHandler: BatchHandler {
     /// their kept recommendations, the version tokens they set and the ids they made active.
     ///
     /// A later item guards a version field an earlier item sets by that item's token, which
-    /// proves nothing changed the field between the two commits, but not before the first:
-    /// an item that sets a field it never read (a customer-wide `add_capacity` sets `w`) would
-    /// overwrite another daemon's change to it, and the later item, finding the token it
-    /// expected, would commit without having seen that change (a customer-wide `scale_up` kept
-    /// beside resourced `terminate`s). So the field's first writer in the batch is also guarded
-    /// by what each later reader read (`lateGuards`), and every later writer by the token
-    /// before its own (`coordinate`).
+    /// proves nothing changed the field between the two commits, but not before: an item that
+    /// sets a field it never read (a customer-wide `add_capacity` sets `w`) would overwrite
+    /// another daemon's change to it, and the later item, finding the token it expected, would
+    /// commit without having seen that change (a customer-wide `scale_up` kept beside resourced
+    /// `terminate`s). So when an item relies on a field's token, the field's writers before it
+    /// owe guards (`lateGuards`): the first, the value the item read; each later one, the token
+    /// before its own. Fields no later item reads cost no guard, so a burst of one customer's
+    /// `scale_up`s, each setting the same action field, does not serialize on it.
     struct BatchState {
         var kept: [Recommendation] = []
         var versions: [String: [UInt8]] = [:]
         var ids: Set<String> = []
-        /// The item (its index in the round) that first set each version field.
-        var firstWriter: [String: Int] = [:]
+        /// The items (their index in the round) that set each version field, in order, with
+        /// the token each set.
+        var writers: [String: [(index: Int, token: [UInt8])]] = [:]
         /// Guards owed by an earlier item's commit: by item index, the fields and the values
-        /// later items read them at.
+        /// they must hold.
         var lateGuards: [Int: [(field: String, value: [UInt8]?)]] = [:]
+        /// (item, field) pairs already owing the token before their own.
+        var chained = Set<String>()
+
+        /// An item relies on `field` holding its last writer's token, having read it at `read`.
+        mutating func relyOn(_ field: String, read: [UInt8]?) {
+            guard let list = writers[field], let first = list.first else { return }
+            lateGuards[first.index, default: []].append((field, read))
+            for k in list.indices.dropFirst() where chained.insert("\(list[k].index)|\(field)").inserted {
+                lateGuards[list[k].index, default: []].append((field, list[k - 1].token))
+            }
+        }
     }
 
     /// What one `coordinate` read: the records it can conflict with and what guards its commit.

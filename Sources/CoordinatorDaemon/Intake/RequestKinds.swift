@@ -37,22 +37,16 @@ extension RequestHandler {
                                  approvalID: approvalOf[rec.id], planID: planOf[rec.id])
         }
         // Each field read is guarded at the value read, or by the token an earlier item of the
-        // batch sets it to; that item's first writer then owes the guard of what was read.
+        // batch sets it to; the field's writers before this item then owe guards (`BatchState`).
         var versions: [(field: String, value: [UInt8]?)] = []
         versions.reserveCapacity(gathered.versions.count)
         for (field, read) in gathered.versions {
             if let token = batch.versions[field] {
                 versions.append((field, token))
-                batch.lateGuards[batch.firstWriter[field]!, default: []].append((field, read))
+                batch.relyOn(field, read: read)
             } else {
                 versions.append((field, read))
             }
-        }
-        let bumped = outcome.kept.isEmpty ? [] : Set(outcome.kept.flatMap { context.store.indexes(of: $0, customer: customer).versions })
-        // A field an earlier item sets and this one sets again without reading it: guarded by
-        // the earlier token, so no change in between is overwritten unseen.
-        for field in bumped.sorted() where gathered.versions.allSatisfy({ $0.key != field }) {
-            if let token = batch.versions[field] { versions.append((field, token)) }
         }
         let change = CoordinationChange(
             customer: customer,
@@ -62,9 +56,11 @@ extension RequestHandler {
             records: records, token: Array(ids.next().utf8),
             approvals: outcome.approvals, plans: outcome.plans, executeNow: request.executeNow, events: outcome.events)
         if !records.isEmpty {
-            for field in bumped {
-                batch.versions[field] = change.token
-                if batch.firstWriter[field] == nil { batch.firstWriter[field] = index }
+            for rec in outcome.kept {
+                for field in context.store.indexes(of: rec, customer: customer).versions where batch.versions[field] != change.token {
+                    batch.versions[field] = change.token
+                    batch.writers[field, default: []].append((index, change.token))
+                }
             }
             batch.kept.append(contentsOf: outcome.kept)
             for rec in outcome.kept { batch.ids.insert(rec.id) }
