@@ -365,3 +365,29 @@ public struct JSONLexer {
         return items
     }
 }
+
+extension JSONLexer {
+    /// Reads `bytes` as one JSON object and nothing after it: `member` gets each member's name
+    /// with the lexer at its value, and reads the value (returning true) or leaves it to be
+    /// skipped (false). False when the bytes are not such an object, or `member` threw.
+    public static func readObject(_ bytes: [UInt8], _ member: (String, inout JSONLexer) throws(Malformed) -> Bool) -> Bool {
+        bytes.withUnsafeBufferPointer { buffer in
+            var lexer = JSONLexer(buffer)
+            do throws(Malformed) {
+                try lexer.expect(UInt8(ascii: "{"))
+                if try lexer.peek() != UInt8(ascii: "}") {
+                    repeat {
+                        let name = try lexer.memberName()
+                        if try !member(name, &lexer) { try lexer.skipValue(depth: 1, maxDepth: TopLevelJSON.maxDepth) }
+                    } while try lexer.more(UInt8(ascii: "}"))
+                } else {
+                    _ = try lexer.more(UInt8(ascii: "}"))
+                }
+                lexer.skipSpace()
+                return lexer.atEnd
+            } catch {
+                return false
+            }
+        }
+    }
+}

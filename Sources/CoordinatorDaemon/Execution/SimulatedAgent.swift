@@ -67,33 +67,22 @@ public final class SimulatedAgent: @unchecked Sendable {
         /// `JSONLexer` like every queued message; nil when a member it needs is missing or
         /// of another type, or the message is not JSON.
         static func read(_ raw: [UInt8]) -> Step? {
-            raw.withUnsafeBufferPointer { buffer -> Step? in
-                var lexer = JSONLexer(buffer)
-                var plan: String?, step: String?, action: String?, rollback: Bool?, attempt: String?, deadline: String?
-                do throws(JSONLexer.Malformed) {
-                    try lexer.expect(UInt8(ascii: "{"))
-                    if try lexer.peek() == UInt8(ascii: "}") { return nil }
-                    repeat {
-                        let name = try lexer.memberName()
-                        if try lexer.null() { continue }
-                        switch name {
-                        case "plan_id": plan = try lexer.string()
-                        case "step_id": step = try lexer.string()
-                        case "action": action = try lexer.string()
-                        case "rollback": rollback = try lexer.bool()
-                        case "attempt": attempt = try lexer.string()
-                        case "deadline": deadline = try lexer.string()
-                        default: try lexer.skipValue(depth: 1, maxDepth: TopLevelJSON.maxDepth)
-                        }
-                    } while try lexer.more(UInt8(ascii: "}"))
-                    lexer.skipSpace()
-                    guard lexer.atEnd else { return nil }
-                } catch {
-                    return nil
+            var plan: String?, step: String?, action: String?, rollback: Bool?, attempt: String?, deadline: String?
+            let read = JSONLexer.readObject(raw) { name, lexer throws(JSONLexer.Malformed) in
+                if try lexer.null() { return true }
+                switch name {
+                case "plan_id": plan = try lexer.string()
+                case "step_id": step = try lexer.string()
+                case "action": action = try lexer.string()
+                case "rollback": rollback = try lexer.bool()
+                case "attempt": attempt = try lexer.string()
+                case "deadline": deadline = try lexer.string()
+                default: return false
                 }
-                guard let plan, let step, let action else { return nil }
-                return Step(plan_id: plan, step_id: step, action: action, rollback: rollback, attempt: attempt, deadline: deadline)
+                return true
             }
+            guard read, let plan, let step, let action else { return nil }
+            return Step(plan_id: plan, step_id: step, action: action, rollback: rollback, attempt: attempt, deadline: deadline)
         }
     }
 

@@ -46,32 +46,22 @@ struct StepAttempt: Equatable, Sendable {
     /// Read back what `encoded()` wrote, with `JSONLexer` (the plan's own record: members in
     /// any order, unknown ones skipped); nil for anything else.
     static func decode(_ bytes: [UInt8]) -> StepAttempt? {
-        bytes.withUnsafeBufferPointer { buffer -> StepAttempt? in
-            var lexer = JSONLexer(buffer)
-            var index: Int?, stepID: String?, rollback: Bool?, token: String?, deadlineMs: Int?, list: String?, message: String?
-            do throws(JSONLexer.Malformed) {
-                try lexer.expect(UInt8(ascii: "{"))
-                if try lexer.peek() == UInt8(ascii: "}") { return nil }
-                repeat {
-                    switch try lexer.memberName() {
-                    case "index": index = try lexer.int()
-                    case "step_id": stepID = try lexer.string()
-                    case "rollback": rollback = try lexer.bool()
-                    case "attempt": token = try lexer.string()
-                    case "deadline_ms": deadlineMs = try lexer.int()
-                    case "list": list = try lexer.string()
-                    case "message": message = try lexer.string()
-                    default: try lexer.skipValue(depth: 1, maxDepth: TopLevelJSON.maxDepth)
-                    }
-                } while try lexer.more(UInt8(ascii: "}"))
-                lexer.skipSpace()
-                guard lexer.atEnd else { return nil }
-            } catch {
-                return nil
+        var index: Int?, stepID: String?, rollback: Bool?, token: String?, deadlineMs: Int?, list: String?, message: String?
+        let read = JSONLexer.readObject(bytes) { name, lexer throws(JSONLexer.Malformed) in
+            switch name {
+            case "index": index = try lexer.int()
+            case "step_id": stepID = try lexer.string()
+            case "rollback": rollback = try lexer.bool()
+            case "attempt": token = try lexer.string()
+            case "deadline_ms": deadlineMs = try lexer.int()
+            case "list": list = try lexer.string()
+            case "message": message = try lexer.string()
+            default: return false
             }
-            guard let index, let stepID, let rollback, let token, let deadlineMs, let list, let message else { return nil }
-            return StepAttempt(index: index, stepID: stepID, rollback: rollback, token: token, deadlineMs: deadlineMs,
-                               list: list, message: Array(message.utf8))
+            return true
         }
+        guard read, let index, let stepID, let rollback, let token, let deadlineMs, let list, let message else { return nil }
+        return StepAttempt(index: index, stepID: stepID, rollback: rollback, token: token, deadlineMs: deadlineMs,
+                           list: list, message: Array(message.utf8))
     }
 }
