@@ -1,3 +1,4 @@
+import Coordination
 import Crypto
 import Foundation
 import Logging
@@ -162,19 +163,19 @@ final class IngressMover: @unchecked Sendable {
            parts.count == 3, let payload = Base64URL.decode(parts[1]) {
             body = payload
         }
-        if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] {
-            func id(_ field: String) -> Int? { (object[field] as? String).flatMap { partitions.of(id: $0) } }
+        if case .success(let object) = TopLevelJSON.members(body) {
+            func id(_ field: String) -> Int? { object[field]?.string.flatMap { partitions.of(id: $0) } }
             switch queue {
             case "approvals":
                 if let k = id("approval_id") { return k }
             case "steps:results":
                 if let k = id("plan_id") { return k }
             default:
-                switch object["kind"] as? String {
+                switch object["kind"]?.string {
                 case "execute_plan", "get_plan": if let k = id("plan_id") { return k }
                 case "get_approval": if let k = id("approval_id") { return k }
                 default:
-                    if let customer = object["customer_id"] as? String, !customer.isEmpty { return partitions.of(customer: customer) }
+                    if let customer = object["customer_id"]?.string, !customer.isEmpty { return partitions.of(customer: customer) }
                 }
             }
         } else if queue == "approvals" {

@@ -124,7 +124,16 @@ enum Envelope {
     private static func isJSONValue(_ raw: [UInt8]) -> Bool {
         guard let first = raw.first(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }),
               first != UInt8(ascii: "{") else { return false }
-        return (try? JSONSerialization.jsonObject(with: Data(raw), options: [.fragmentsAllowed])) != nil
+        return raw.withUnsafeBufferPointer { buffer in
+            var lexer = JSONLexer(buffer)
+            do throws(JSONLexer.Malformed) {
+                try lexer.skipValue(maxDepth: TopLevelJSON.maxDepth)
+                lexer.skipSpace()
+                return lexer.atEnd
+            } catch {
+                return false
+            }
+        }
     }
 
     private static func fieldFailure(_ object: [String: TopLevelJSON.Value]) -> Refusal? {

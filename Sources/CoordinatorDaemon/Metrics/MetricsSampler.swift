@@ -1,3 +1,4 @@
+import Coordination
 import Foundation
 import RedisClient
 
@@ -120,11 +121,8 @@ struct ApprovalRisks {
         return byRisk
     }
 
-    private struct RiskOnly: Decodable {
-        var risk_level: String
-    }
-
     private static func risk(_ bytes: [UInt8]) -> String? {
-        try? JSONDecoder().decode(RiskOnly.self, from: Data(bytes)).risk_level
+        guard case .success(let approval) = TopLevelJSON.members(bytes) else { return nil }
+        return approval["risk_level"]?.string
     }
 }
