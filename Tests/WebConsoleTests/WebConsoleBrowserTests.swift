@@ -109,7 +109,7 @@ struct WebConsoleBrowserTests {
         }
         let approveID = try #require(byRecommendation["rec-approve"])
         let approved = try #require(events.first { $0["type"] as? String == "approval.approved" && $0["approval_id"] as? String == approveID })
-        let data2 = approved["data"] as? [String: Any] ?? [:]
+        let data2 = try #require(approved["data"] as? [String: Any], "\(approved)")
         #expect(data2["verified"] as? Bool == true && data2["principal"] as? String == "alice@example.com", "\(approved)")
         #expect(events.contains { $0["type"] as? String == "plan.completed" && $0["recommendation_id"] as? String == "rec-approve" })
         // The reject without reason was never sent (the script checked the wrong key never
