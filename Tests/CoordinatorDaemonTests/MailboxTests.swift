@@ -96,6 +96,47 @@ extension RealRedis {
             #expect(try h.deadLetters().isEmpty)
         }
 
+        @Test("an oversized result popped by the other daemon: its failure goes to the plan's mailbox, and the holder fails the step at once, not at --step-timeout")
+        func oversizedForwardedToMailbox() throws {
+            let h = try Harness()
+            let holder = try h.launch(["run", "--executor", "agents", "--step-timeout", "120", "--plan-lease", "30",
+                                       "--heartbeat-ttl", "30", "--sim-speed", "0"])
+            defer { Freeze.thaw(holder) }
+            let holderID = try Freeze.workerID(of: holder, h)
+            let planID = try agent.startPlan(h, agent: "mbx-agent")
+            let first = try agent.popStep(h, agent: "mbx-agent", rollback: false)
+            #expect(try Self.leaseWorker(planID, h) == holderID)
+
+            let other = try h.startDaemon { $0.executor = .agents; $0.stepTimeout = 120; $0.planLease = 30 }
+            try h.wait("the other daemon's heartbeat") { try h.redis.send("EXISTS", h.keys.worker(other.workerID)).integer == 1 }
+            try Freeze.stop(holder, h)
+            // As an agent writes it, its identity first: only the first --max-message-bytes are read.
+            let identity = ["plan_id", "step_id", "attempt"].map { "\"\($0)\":\"\(first[$0] as? String ?? "")\"" }
+            let huge = "{" + identity.joined(separator: ",") + ",\"rollback\":false,\"ok\":true,\"result\":{\"blob\":\""
+                + String(repeating: "R", count: 6_600_000) + "\"}}"
+            try h.push(huge, to: h.keys.stepResults)
+            let mailbox = h.keys.planResults(planID)
+            try h.wait("the failure forwarded to the plan's mailbox") {
+                try h.length(h.keys.stepResults) == 0 && h.length(mailbox) == 1 && h.inflightCount() == 0
+            }
+            let letters = try h.deadLetters()
+            #expect(letters.count == 1 && (letters.first?["error"] as? [String: Any])?["code"] as? String == "too_large", "\(letters)")
+            let mail = try #require(try h.redis.send("LINDEX", mailbox, 0).bytes)
+            #expect(mail.count < 1024, "the mailbox holds a small failure, not the result: \(mail.count) bytes")
+
+            Freeze.thaw(holder)
+            var plan: [String: Any] = [:]
+            try h.wait("plan \(planID) to end", timeout: 30) {
+                plan = try h.plan(planID) ?? [:]
+                return ["failed", "rolled_back"].contains(plan["status"] as? String ?? "")
+            }
+            let step = try #require((plan["steps"] as? [[String: Any]])?.first)
+            #expect(step["status"] as? String == "failed")
+            #expect((step["error"] as? String)?.hasPrefix("too_large") == true, "\(step["error"] ?? "none")")
+            #expect(try h.length(mailbox) == 0)
+            #expect(try h.deadLetters().count == 1, "dead-lettered once")
+        }
+
         @Test("one daemon, two executor lanes holding one plan each: every result is applied once, by the lane holding its plan")
         func lanes() throws {
             let h = try Harness()

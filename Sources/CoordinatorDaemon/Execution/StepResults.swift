@@ -60,15 +60,19 @@ struct StepResults {
             args: [256, 0, maxBytes, maxBytes, QueueWorker.batchBytes, 0])
         var letters = Letters(context: context, queue: keys.stepResults, inflight: book.resultsInflight, now: now)
         var raws: [[UInt8]] = []
+        var oversizedElsewhere: [(letter: Int, result: StepResultMessage)] = []
         for entry in reply.array ?? [] {
             if let bytes = entry.bytes {
                 raws.append(bytes)
             } else if let parts = entry.array, parts.count == 2, let length = parts[0].integer, let head = parts[1].bytes {
-                refuseOversized(head: head, bytes: Int(length), into: &letters)
+                if let result = refuseOversized(head: head, bytes: Int(length), into: &letters) {
+                    oversizedElsewhere.append((letters.commits.count - 1, result))
+                }
             }
         }
         let elsewhere = admit(raws, now: now, into: &letters)
         try forward(elsewhere, connection, into: &letters)
+        try forwardFailures(oversizedElsewhere, connection, into: &letters)
         try readMailboxes(connection, into: &letters)
         _ = try Commit.apply(letters.commits, on: connection)
     }
@@ -122,19 +126,48 @@ struct StepResults {
 
     /// A result over `--max-message-bytes`, of which only its first `--max-message-bytes` were
     /// read: dead-lettered `too_large` and acknowledged. When its identity stands in those bytes
-    /// and it answers the attempt a plan here waits on, that step fails at once with the error;
-    /// otherwise (another lane's or daemon's plan, or identity past the cut) the step fails at
-    /// its `--step-timeout`. Under `--trust` it could not be verified, so it changes no step.
-    private func refuseOversized(head: [UInt8], bytes: Int, into letters: inout Letters) {
+    /// and it answers the attempt of its plan, that step fails at once with the error: here,
+    /// or through the plan's mailbox when the plan runs elsewhere (returned, for
+    /// `forwardFailures`; its refusal is `letters`' last commit). With its identity past the
+    /// cut, the step fails at its `--step-timeout`. Under `--trust` it could not be verified,
+    /// so it changes no step.
+    private func refuseOversized(head: [UInt8], bytes: Int, into letters: inout Letters) -> StepResultMessage? {
         let refusal = Refusal(.tooLarge, "step result is \(bytes) bytes, over --max-message-bytes (\(maxBytes))")
         letters.refuseOversized(head, bytes: bytes, refusal, from: book.resultsOversized)
         guard !context.trust.enforcing,
-              case .success(let result) = StepResultMessage.oversized(head: head, bytes: bytes, maxBytes: maxBytes),
-              let plan = book.running[result.planID], plan.arrived == nil, let wait = plan.wait, let attempt = wait.attempt,
-              wait.stepID == result.stepID, Self.mismatch(result, attempt) == nil else { return }
-        plan.arrived = (result.outcome, nil, result.attempt)
+              case .success(let result) = StepResultMessage.oversized(head: head, bytes: bytes, maxBytes: maxBytes) else { return nil }
         context.logger.warning("step result over --max-message-bytes refused unread; its step fails",
                                metadata: ["plan_id": "\(result.planID)", "step_id": "\(result.stepID)", "bytes": "\(bytes)"])
+        guard let plan = book.running[result.planID] else { return result }
+        guard plan.arrived == nil, let wait = plan.wait, let attempt = wait.attempt,
+              wait.stepID == result.stepID, Self.mismatch(result, attempt) == nil else { return nil }
+        plan.arrived = (result.outcome, nil, result.attempt)
+        return nil
+    }
+
+    /// Oversized results whose identity was read, for plans not running in this lane (another
+    /// lane's, or another daemon's): when one answers the attempt stored with its plan, the
+    /// failure it stands for goes to that plan's mailbox as a small result of its own
+    /// (`ok: false`, the `too_large` error), in the commit that dead-letters and acknowledges
+    /// it, so the step fails at once wherever its plan runs.
+    private func forwardFailures(_ results: [(letter: Int, result: StepResultMessage)], _ connection: RedisConnection,
+                                 into letters: inout Letters) throws(RedisError) {
+        guard !results.isEmpty else { return }
+        let stored = try connection.pipeline(results.map { RedisCommand("GET", keys.stepAttempt($0.result.planID)) })
+        for ((letter, result), record) in zip(results, stored) {
+            guard let attempt = record.bytes.flatMap(StepAttempt.decode), Self.mismatch(result, attempt) == nil,
+                  case .failure(let error) = result.outcome else { continue }
+            var json = JSONWriter(capacity: 256)
+            json.beginObject()
+            json.key("plan_id"); json.string(result.planID)
+            json.key("step_id"); json.string(result.stepID)
+            json.key("attempt"); json.string(result.attempt)
+            json.key("rollback"); json.bool(result.rollback)
+            json.key("ok"); json.bool(false)
+            json.key("error"); json.string(error)
+            json.endObject()
+            context.store.mail(json.bytes, toPlan: result.planID, into: &letters.commits[letter])
+        }
     }
 
     /// Results for plans not waiting here, checked against the attempt stored with the plan and
