@@ -57,6 +57,42 @@ extension RealRedis {
             #expect(try h.inflightCount() == 0)
         }
 
+        @Test("Three 100 MiB step results: each dead-lettered too_large from its first bytes, the step they answer fails at once, the daemon's peak RSS under 150 MB")
+        func sixHundredMiBStepResults() throws {
+            let h = try Harness()
+            let daemon = try h.launch(["run", "--sim-speed", "0", "--executor", "agents", "--step-timeout", "120"])
+            try h.wait("its heartbeat") { try !h.scanKeys(h.keys.worker("*")).isEmpty }
+            try h.push(Wire.coordinate("plan", customer: "cust-plan", replyTo: "test:plan", executeNow: true,
+                                       [Wire.recommendation("spot", agent: "big-agent", action: "migrate_to_spot", resources: ["i-1"])]))
+            let result = try #require((try h.reply(on: "test:plan"))["result"] as? [String: Any])
+            let planID = try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String)
+            let step = try h.reply(on: h.keys.agentSteps("big-agent"), timeout: 20)
+            // As an agent writes it, its identity first.
+            let identity = ["plan_id", "step_id", "attempt"].map { "\"\($0)\":\"\(step[$0] as? String ?? "")\"" }
+            let head = Array(("{" + identity.joined(separator: ",") + ",\"rollback\":false,\"ok\":true,\"result\":{\"blob\":\"").utf8)
+            let size = 100 << 20
+            let message = head + [UInt8](repeating: UInt8(ascii: "R"), count: size - head.count - 3) + Array("\"}}".utf8)
+            for _ in 0..<3 { _ = try h.redis.send("LPUSH", h.keys.stepResults, message) }
+            try h.wait("three dead letters", timeout: 60) { try h.length(h.keys.dead) == 3 }
+            let letters = try h.deadLetters()
+            for letter in letters {
+                #expect(Harness.code(letter) == "too_large")
+                #expect(letter["raw_bytes"] as? Int == size)
+                #expect(letter["raw_sha256"] == nil, "the daemon never read the whole result")
+            }
+            var plan: [String: Any] = [:]
+            try h.wait("plan \(planID) to end", timeout: 30) {
+                plan = try h.plan(planID) ?? [:]
+                return ["failed", "rolled_back"].contains(plan["status"] as? String ?? "")
+            }
+            let first = try #require((plan["steps"] as? [[String: Any]])?.first)
+            #expect((first["error"] as? String)?.hasPrefix("too_large") == true, "\(first["error"] ?? "none")")
+            let peak = try Self.peakRSS(daemon.processIdentifier)
+            print("oversized: the daemon's peak RSS after three 100 MiB step results: \(peak / 1_048_576) MiB")
+            #expect(peak < 150_000_000, "peak RSS \(peak / 1_048_576) MiB")
+            #expect(try h.length(h.keys.stepResults) == 0)
+        }
+
         @Test("Under --trust an oversized message is dead-lettered but not answered: its reply_to is unverified")
         func oversizedUnderTrust() throws {
             let h = try Harness()

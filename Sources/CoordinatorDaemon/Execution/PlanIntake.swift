@@ -202,7 +202,7 @@ struct PlanIntake {
                         book.running[running.machine.plan.id] = running
                     }
                 }
-            case .stale:
+            case .stale, .journaled:  // (only a coordinate meets a journal)
                 book.reexamine.append(candidates[index].entry)
             case .messageGone:
                 break

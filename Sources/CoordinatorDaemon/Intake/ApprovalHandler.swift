@@ -65,7 +65,7 @@ final class ApprovalHandler: BatchHandler {
                     undeliverable.append((items[index].raw, items[index].replyTo ?? "", error))
                 }
             case .messageGone: break
-            case .stale: stale.append(items[index])
+            case .stale, .journaled: stale.append(items[index])  // (only a coordinate meets a journal)
             case .failed(let message) where Commit.refusal(in: message) != nil:
                 refusal = Commit.refusal(in: message)
             case .failed(let message):

@@ -26,6 +26,11 @@ extension RequestHandler {
         let dedupeKey = item.parsed.kind == .coordinate && item.parsed.requestIDGiven
             ? context.keys.dedupe(customer: item.request!.customerID, requestID: item.parsed.requestID) : nil
         if let dedupeKey, answeredAsRepeat(index, item, dedupeKey: dedupeKey, round: &round, into: &commit) { return commit }
+        if let marker = round.stagedReply[index], let stored = round.results[marker.read].bytes {
+            // A copy of a message whose staged commit finished (handed back meanwhile): the same reply.
+            replay(&commit, item, stored, now: now)
+            return commit
+        }
         // Section 10: an agent may start and read only its own customers' plans and approvals.
         let stored = round.object[index].flatMap { round.results[$0].bytes }
         if let refusal = context.trust.refusal(item.parsed.kind!, stored: stored, by: item.principal) {
@@ -47,8 +52,7 @@ extension RequestHandler {
                 // The common case, in the coordinate script's one call.
                 if let dedupeKey { round.firstReplyOfRequest[dedupeKey] = stored }
                 round.coordinateCalls[index] = (change, reply, dedupeKey)
-                return context.store.commit(change, acknowledging: item.raw, in: inflight, reply: reply,
-                                            replyTo: item.parsed.replyTo, dedupe: dedupeKey, now: now)
+                return coordinateCommit(index, change, item, reply: reply, dedupe: dedupeKey, round: &round, inflight: inflight)
             }
             if let change = coordination { context.store.write(change, into: &commit, now: now) }
             if let dedupeKey {
@@ -73,6 +77,21 @@ extension RequestHandler {
             if let seenKey { remember(seenKey, in: &commit, round: &round) }
         }
         return commit
+    }
+
+    /// A `coordinate`'s change in `coordinate.lua`'s one call, or staged (`StagedCommit`) when
+    /// too large for one short call: then its first call, the others made once it applied.
+    func coordinateCommit(_ index: Int, _ change: CoordinationChange, _ item: Item, reply: [UInt8], dedupe: String?,
+                          round: inout RequestRound, inflight: String) -> Commit {
+        let store = context.store
+        if let staged = store.stagedCommit(change, acknowledging: item.raw, in: inflight, reply: reply,
+                                           replyTo: item.parsed.replyTo, dedupe: dedupe, now: round.now) {
+            round.staged[index] = staged
+            return Commit(call: staged.open)
+        }
+        round.staged[index] = nil
+        return store.commit(change, acknowledging: item.raw, in: inflight, reply: reply, replyTo: item.parsed.replyTo,
+                            dedupe: dedupe, now: round.now)
     }
 
     /// A signed message whose signature was already seen (or is being, earlier in this

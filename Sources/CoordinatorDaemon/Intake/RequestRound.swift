@@ -28,6 +28,10 @@ struct RequestRound {
     /// A `coordinate` committed by its script: what the call was built from, to build it again
     /// with the guards later items of the batch found it owes (`BatchState.lateGuards`).
     var coordinateCalls: [Int: (change: CoordinationChange, reply: [UInt8], dedupe: String?)] = [:]
+    /// A `coordinate` too large for one call, committed in parts (`StagedCommit`).
+    var staged: [Int: StagedCommit] = [:]
+    /// A large `coordinate` without request_id: the reply its staged commit stored, if any.
+    var stagedReply: [Int: (read: Reads.Handle, key: String)] = [:]
     var firstReplyOfRequest: [String: [UInt8]] = [:]
     var firstOfSignature: [String: [UInt8]] = [:]
     /// How each refused item ended, for the metrics.
@@ -50,24 +54,36 @@ extension RequestHandler {
         var commits = items.enumerated().map { index, item in
             commit(for: index, item, round: &round, inflight: inflight, popped: popped)
         }
-        addLateGuards(to: &commits, items, round: round, inflight: inflight)
+        addLateGuards(to: &commits, items, round: &round, inflight: inflight)
         // A lock taken this round but not used (its item was answered otherwise) is freed.
         let unused = round.locks.filter { !$0.value.token.isEmpty && round.results[$0.value.read].string == "OK" }.map(\.key)
-        let results = try Commit.apply(commits, on: connection, metrics: context.metrics)
+        let staged = round.staged.sorted { $0.key < $1.key }
+        // A staged commit's later parts are written before its first call (which checks them).
+        _ = try connection.pipeline(staged.flatMap(\.value.prepare))
+        var results = try Commit.apply(commits, on: connection, metrics: context.metrics)
+        var unopened: [RedisCommand] = []
+        for (index, commit) in staged {
+            if results[index] == .applied {
+                results[index] = try context.store.finish(commit, on: connection, metrics: context.metrics)
+            } else if let drop = commit.prepare.first {
+                unopened.append(drop)  // its parts, written for nothing (the DEL that starts `prepare`)
+            }
+        }
+        if !unopened.isEmpty { _ = try connection.pipeline(unopened) }
         try context.store.releaseCustomerLocks(unused, on: connection)
         return try settle(items, results, round: round, inflight: inflight, connection: connection, popped: popped)
     }
 
     /// An item whose version fields later items of the batch guarded by its token also
     /// guards them at the values those items read (`BatchState`).
-    private func addLateGuards(to commits: inout [Commit], _ items: [Item], round: RequestRound, inflight: String) {
+    private func addLateGuards(to commits: inout [Commit], _ items: [Item], round: inout RequestRound, inflight: String) {
         for state in round.batch.values {
             for (index, guards) in state.lateGuards {
                 if let call = round.coordinateCalls[index] {
                     var change = call.change
                     change.versions += guards
-                    commits[index] = context.store.commit(change, acknowledging: items[index].raw, in: inflight, reply: call.reply,
-                                                          replyTo: items[index].parsed.replyTo, dedupe: call.dedupe, now: round.now)
+                    commits[index] = coordinateCommit(index, change, items[index], reply: call.reply, dedupe: call.dedupe,
+                                                      round: &round, inflight: inflight)
                 } else {
                     let versions = context.keys.versions(customer: items[index].request!.customerID)
                     for (field, value) in guards { commits[index].require(versions, .hashFieldValue(field, value)) }
@@ -113,6 +129,10 @@ extension RequestHandler {
         let optimistic = !item.readFirst && item.rounds == 0 && item.signatureDigest == nil && !hasState(customer)
         if item.parsed.requestIDGiven, !optimistic {
             round.dedupe[index] = store.readStoredReply(customer: customer, requestID: item.parsed.requestID, into: &reads)
+        }
+        if !item.parsed.requestIDGiven, !optimistic, Store.couldBeStaged(request) {
+            let key = store.stagedMarker(customer: customer, message: item.raw)
+            round.stagedReply[index] = (store.readSeen(key, into: &reads), key)
         }
         if item.rounds >= Self.roundsBeforeLock, round.locks[customer] == nil {
             var tokens = UUIDGenerator()
@@ -188,6 +208,20 @@ extension RequestHandler {
             case .messageGone:
                 context.logger.warning("message was taken over by another worker before its commit; left to it",
                                        metadata: ["request_id": "\(item.parsed.requestID)"])
+            case .journaled:
+                // A staged commit holds the customer: finished from its journal, then computed
+                // again; unless it was this very message's (handed back after its owner died),
+                // which the journal's last part has now answered.
+                if try context.store.rollForward(customer: item.request!.customerID, holding: (item.raw, inflight),
+                                                 on: connection, metrics: context.metrics) {
+                    context.counters.add(processed: 1)
+                    context.metrics.request(kind: item.parsed.kindName, nil, since: popped)
+                    logDone(item)
+                    continue
+                }
+                var again = item
+                again.readFirst = true
+                stale.append(again)
             case .stale:
                 var again = item
                 if let read = round.coordinate[index], read.read == nil {

@@ -26,6 +26,9 @@ struct Commit {
         case messageGone
         /// A guard failed: what was read is stale, compute again.
         case stale
+        /// The customer is held by a staged commit (`coordinate.lua`): roll its journal
+        /// forward (`Store.rollForward`), then compute again.
+        case journaled
         /// A write failed with this Redis error: the commit's message is back in flight and
         /// this failure is that message's alone.
         case failed(String)
@@ -222,11 +225,13 @@ struct Commit {
         return nil
     }
 
-    /// One commit's result as a script returns it (see `commit.lua`'s header).
-    private static func result(of item: RedisReply, metrics: DaemonMetrics?) throws(RedisError) -> Result {
+    /// One commit's result as a script returns it (see `commit.lua`'s and `coordinate.lua`'s
+    /// headers).
+    static func result(of item: RedisReply, metrics: DaemonMetrics?) throws(RedisError) -> Result {
         switch item {
         case .integer(1): return .applied
         case .integer(0): return .messageGone
+        case .integer(12): return .journaled
         case .integer(let cut) where cut < 0:
             metrics?.repliesDropped(Int(-cut))
             return .applied

@@ -93,6 +93,15 @@ public struct Keys: Sendable {
     public static let wideVersion = "w"
     /// Short lock a request that keeps losing takes, so it wins its next round (burst fairness).
     public func customerLock(_ customer: String) -> String { customerKey(customer, "lock") }
+    /// A staged commit's parts still to apply (hash: `next`, `parts`, `p<i>`), while it holds
+    /// `customerLock` (docs/DESIGN.md, "Staged commits").
+    public func journal(customer: String) -> String { customerKey(customer, "journal") }
+    /// The later parts of the staged commit holding `token`: `p<i>` -> that call's arguments.
+    public func journalParts(customer: String, token: String) -> String { customerKey(customer, "journal:\(token)") }
+    /// Set by a staged commit's last part, by the SHA-256 (hex) of its message, for
+    /// `--dedupe-ttl`: a copy of that message handed back meanwhile is acknowledged, not
+    /// computed again (its reply went out with the last part).
+    public func staged(customer: String, digest: String) -> String { customerKey(customer, "staged:\(digest)") }
     /// A recommendation that has left the active set, kept for `--retention`.
     public func recommendation(customer: String, id: String) -> String { customerKey(customer, "recommendation:\(id)") }
     /// Plans waiting for this recommendation's plan to end.

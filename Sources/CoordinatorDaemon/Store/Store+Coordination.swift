@@ -67,22 +67,65 @@ extension Store {
     /// remembered under `dedupe`) and the acknowledgement of `message` in `inflight`.
     func commit(_ change: CoordinationChange, acknowledging message: [UInt8], in inflight: String,
                 reply: [UInt8], replyTo: String?, dedupe: String?, now: Date) -> Commit {
+        Commit(call: coordinateCall(change, message: message, inflight: inflight, reply: reply, replyTo: replyTo,
+                                    dedupe: dedupe, stage: .whole, now: now))
+    }
+
+    /// Which call of a commit a `coordinate.lua` call is (`Store+StagedCommit.swift`).
+    enum Stage {
+        case whole
+        /// The first of `parts` calls (the later ones written to `journalParts` before it).
+        case open(parts: Int)
+        /// Call `number` of a staged commit: one of its data, the one storing its reply (under
+        /// the request_id, or `marker` without one), or the last, answering.
+        case part(Int, role: PartRole, marker: String)
+    }
+
+    enum PartRole {
+        case data, storesReply, answers
+    }
+
+    /// One call of `coordinate.lua` (its header gives KEYS and ARGV).
+    func coordinateCall(_ change: CoordinationChange, message: [UInt8], inflight: String, reply: [UInt8],
+                        replyTo: String?, dedupe: String?, stage: Stage, now: Date) -> RedisCommand {
         let customer = change.customer
         let entries = indexEntries(of: change.records, customer: customer)
         let sets = entries.members.keys.sorted()
+        var answers = true, opening = false, stores = false, stageNumber = 0, marker: String?
         var flags = ""
-        if dedupe != nil { flags += "d" }
-        if outbox != nil { flags += "o" }
-        if change.lock != nil { flags += "L" }
+        switch stage {
+        case .whole:
+            if change.lock != nil { flags += "L" }
+        case .open(let parts):
+            flags += "S"
+            opening = true
+            stageNumber = parts
+            answers = false
+        case .part(let number, let role, let key):
+            flags += role == .answers ? "PFL" : role == .storesReply ? "PR" : "P"
+            stageNumber = number
+            answers = role != .data
+            stores = role == .storesReply
+            if stores, dedupe == nil {
+                flags += "M"
+                marker = key
+            }
+        }
+        if dedupe != nil, opening || stores || (answers && !flags.contains("P")) { flags += "d" }
+        if outbox != nil, answers, !stores { flags += "o" }
         if configuration.replyPrefix != nil { flags += "a" }
         if change.executeNow { flags += "x" }
 
         var keyList: [String] = [
             inflight, keys.active(customer: customer), keys.versions(customer: customer), keys.customerLock(customer),
             keys.eventStream, keys.heldPlans, keys.readyPlans, keys.pendingApprovals, keys.pendingApprovals(customer: customer),
+            keys.journal(customer: customer),
+            change.lock.map { keys.journalParts(customer: customer, token: String(decoding: $0, as: UTF8.self)) }
+                ?? keys.journal(customer: customer),
         ]
-        if let dedupe { keyList.append(dedupe) }
-        if let outbox { keyList.append(outbox) }
+        if let dedupe, flags.contains("d") { keyList.append(dedupe) }
+        if let outbox, flags.contains("o") { keyList.append(outbox) }
+        if let marker { keyList.append(marker) }
         keyList.append(contentsOf: sets)
         keyList.append(contentsOf: change.approvals.map { keys.approval($0.id) })
         keyList.append(contentsOf: change.plans.map { keys.plan($0.id) })
@@ -99,7 +142,7 @@ extension Store {
         args.append(message)
         args.append(Array(flags.utf8))
         args.append(change.lock ?? [])
-        args.append(reply)
+        args.append(answers ? reply : [])
         number(configuration.replyTTL)
         number(configuration.replyMax)
         number(configuration.dedupeTTL)
@@ -108,7 +151,8 @@ extension Store {
         for count in [sets.count, change.approvals.count, change.plans.count, change.versions.count,
                       change.named.count, change.records.count, encodedEvents.count] { number(count) }
         args.append(change.token)
-        args.append(Array((replyTo ?? "").utf8))
+        args.append(Array((answers ? replyTo ?? "" : "").utf8))
+        number(stageNumber)
         for (field, value) in change.versions {
             args.append(Array(field.utf8))
             args.append(value ?? [])
@@ -139,6 +183,6 @@ extension Store {
             args.append(Array(event.type.utf8))
             args.append(event.json)
         }
-        return Commit(call: RedisCommand(arguments: args))
+        return RedisCommand(arguments: args)
     }
 }

@@ -8,9 +8,22 @@
 -- KEYS[5] the event stream                  KEYS[6] held plans (zset)
 -- KEYS[7] ready plans (list)                KEYS[8] pending approvals (zset)
 -- KEYS[9] the customer's pending approvals (zset)
+-- KEYS[10] the customer's journal (hash: next, parts, token) while a staged commit holds it
+-- KEYS[11] a staged commit's parts (hash: p<i>, written before its first call, with a TTL)
 -- then, when ARGV[2] says so, the request's dedupe key ('d') and the outbox ('o', on a Redis
--- Cluster: the reply goes there as "reply_list\nreply", PROTOCOL.md 11); then ARGV[10] index sets,
--- ARGV[11] approval keys, ARGV[12] plan keys, and with 'x' one queued marker per plan.
+-- Cluster: the reply goes there as "reply_list\nreply", PROTOCOL.md 11), the staged marker of
+-- the message ('M', with 'R' when no request_id stores the reply); then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and
+-- with 'x' one queued marker per plan.
+--
+-- A change too large for one short call is staged (docs/DESIGN.md, "Staged commits"): its
+-- later parts' calls are first written to KEYS[11], one blob each; the first call ('S') checks
+-- the guards and that they are all there, takes the customer's lock for good, writes the
+-- journal (ARGV[19] parts) and applies part 1; each later call ('P', ARGV[19] its number)
+-- applies its part once, under the lock, in order; the one before the last ('R') stores the
+-- reply under the request_id (or, without one, under the staged marker of the message); the
+-- last ('F') acknowledges the message (if still in the in-flight list it names), pushes the
+-- reply and frees the lock. (Each carries the reply once: a copy of a 7 MB reply costs Redis
+-- milliseconds, the reason these two are calls of their own.) Whoever meets the journal (return 12) applies the remaining parts from it.
 -- On one Redis, the call also writes outside the customer's hash tag: the in-flight list, the
 -- stream, the plan and approval indexes, approvals and plans (docs/SCRIPTS.md). The reply list
 -- alone is not among the KEYS (ARGV[18]): a script's declared keys need read and write access,
@@ -18,38 +31,56 @@
 --
 -- ARGV[1] the message (acknowledged by LREM)
 -- ARGV[2] flags: 'd' dedupe key given, 'o' outbox given, 'L' the lock is ours (released),
---         'a' every reply list is capped (a reply prefix is set), 'x' plans start at once
+--         'a' every reply list is capped (a reply prefix is set), 'x' plans start at once,
+--         'S' the first call of a staged commit, 'P' a later one, 'R' the one storing the reply,
+--         'F' its last
 -- ARGV[3] our lock token ('' when we hold none: the lock must then be free)
 -- ARGV[4] the reply, ARGV[5] reply TTL, ARGV[6] reply cap, ARGV[7] dedupe TTL,
 -- ARGV[8] the event channel, ARGV[9] the stream's MAXLEN
 -- ARGV[10..16] counts: index sets, approvals, plans, version guards, named ids, records, events
 -- ARGV[17] the new version token, ARGV[18] the reply list ('' for none)
+-- ARGV[19] staged: the number of parts ('S') or this part's number ('P'); '0' otherwise
 -- then: version guards (field, value or '' for absent); named ids (id, '1' active or '0');
 -- records (id, json); per index set: n, then n ids; n bumped version fields, then the fields;
 -- approvals (id, json, expiry ms); plans (id, json, created ms); events (type, json).
 --
 -- Returns 1 applied; -n applied, n older replies cut by the reply list's cap; "U" and Redis's
 -- error: applied, the reply could not be pushed; 0 the message is no longer in flight (another
--- worker took it over); 11 a guard failed (compute again); "E" and the error: a guard Redis could
+-- worker took it over); 11 a guard failed (compute again); 12 the customer is held by a staged
+-- commit (apply its journal, then compute again); 13 this part was applied already (by another
+-- worker rolling the journal forward); "E" and the error: a guard Redis could
 -- not read, a key of the wrong type, or a write that failed (nothing written, the message left
 -- in flight).
 local flags = ARGV[2]
 local function has(c) return string.find(flags, c, 1, true) ~= nil end
-local k = 10
+local journal, parts = KEYS[10], KEYS[11]
+local k = 12
 local dedupe, reply_list
 if has('d') then dedupe = KEYS[k]; k = k + 1 end
 local outbox
 if has('o') then outbox = KEYS[k]; k = k + 1 end
+local marker
+if has('M') then marker = KEYS[k]; k = k + 1 end
+local opening, part, last = has('S'), has('P'), has('F')
+local stage = tonumber(ARGV[19])
 if ARGV[18] ~= '' then reply_list = ARGV[18] end
 local ns, na, np = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local nv, nn, nr, ne = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
 local sets, approvals, plans = k, k + ns, k + ns + na
 local queued = plans + np
 local now_plans = has('x')
-local p = 19
+local p = 20
 
 -- Guards, read only.
 local function unreadable(key, reply) return 'Eguard ' .. key .. ': ' .. reply.err end
+if part then
+  -- A later part: under our lock, and next in the journal.
+  local held = redis.pcall('GET', KEYS[4])
+  if type(held) == 'table' then return unreadable(KEYS[4], held) end
+  local next_part = redis.pcall('HGET', journal, 'next')
+  if type(next_part) == 'table' and next_part.err then return unreadable(journal, next_part) end
+  if held ~= ARGV[3] or tonumber(next_part) ~= stage then return 13 end
+end
 if nv > 0 then
   local i = 0
   while i < nv do
@@ -75,16 +106,37 @@ end
 if nn > 0 then fit[KEYS[2]] = 'hash' end
 local lock = redis.pcall('GET', KEYS[4])
 if type(lock) == 'table' then return unreadable(KEYS[4], lock) end
-if lock and lock ~= ARGV[3] then return 11 end
+if lock and lock ~= ARGV[3] then
+  if redis.call('EXISTS', journal) == 1 then return 12 end
+  return 11
+end
 -- Types, before the first write.
 local bad = (nr > 0 and misfit(KEYS[2], 'hash')) or (nv > 0 and misfit(KEYS[3], 'hash'))
   or (ne > 0 and misfit(KEYS[5], 'stream'))
   or (np > 0 and (now_plans and misfit(KEYS[7], 'list') or (not now_plans and misfit(KEYS[6], 'zset'))))
   or (na > 0 and (misfit(KEYS[8], 'zset') or misfit(KEYS[9], 'zset')))
   or (outbox and misfit(outbox, 'list'))
+  or ((opening or part) and (misfit(journal, 'hash') or misfit(parts, 'hash')))
 for i = 0, ns - 1 do bad = bad or misfit(KEYS[sets + i], 'set') end
 if bad then return 'E' .. bad end
 
+if opening then
+  -- A staged commit's first write is its lock, held until its last part: the message must
+  -- still be ours, and its request_id unanswered.
+  local at = redis.pcall('LPOS', KEYS[1], ARGV[1])
+  if type(at) == 'table' then return 'ELPOS ' .. KEYS[1] .. ': ' .. at.err end
+  if not at then return 0 end
+  if dedupe and redis.call('EXISTS', dedupe) == 1 then return 11 end
+  local written = redis.pcall('HLEN', parts)
+  if type(written) == 'table' then return unreadable(parts, written) end
+  if written ~= stage - 1 then return 'Estaged commit: ' .. parts .. ' holds ' .. written .. ' of ' .. (stage - 1) .. ' parts' end
+  local taken = redis.pcall('SET', KEYS[4], ARGV[3])
+  if type(taken) == 'table' and taken.err then return 'ESET ' .. KEYS[4] .. ': ' .. taken.err end
+elseif part then
+  -- A later part's first write is its place in the journal.
+  local moved = redis.pcall('HINCRBY', journal, 'next', 1)
+  if type(moved) == 'table' then return 'EHINCRBY ' .. journal .. ': ' .. moved.err end
+else
 -- The acknowledgement is the first write (see `acknowledge`).
 local refused = acknowledge(KEYS[1], ARGV[1])
 if refused then return refused end
@@ -98,6 +150,7 @@ if dedupe then
     if claimed then return unreadable(dedupe, claimed) end
     return 11
   end
+end
 end
 
 local undeliverable, dropped
@@ -140,10 +193,31 @@ local ok, failure = pcall(function()
     emit_event(ARGV[8], KEYS[5], ARGV[9], ARGV[p], ARGV[p + 1])
     p = p + 2
   end
+  if opening then
+    must(redis.pcall('HSET', journal, 'next', '2', 'parts', ARGV[19], 'token', ARGV[3]), 'HSET ' .. journal)
+    must(redis.pcall('PERSIST', parts), 'PERSIST ' .. parts)
+    return
+  end
+  if part then must(redis.pcall('HDEL', parts, 'p' .. stage), 'HDEL ' .. parts) end
+  if has('R') then
+    -- "reply_list\nreply", the reply appended rather than joined (one copy fewer).
+    local key = dedupe or marker
+    must(redis.pcall('SET', key, (reply_list or '') .. '\n', 'EX', ARGV[7]), 'SET ' .. key)
+    must(redis.pcall('APPEND', key, ARGV[4]), 'APPEND ' .. key)
+  end
+  if part and not last then return end
+  if last then
+    must(redis.pcall('LREM', KEYS[1], -1, ARGV[1]), 'LREM ' .. KEYS[1])
+    must(redis.pcall('DEL', journal, parts), 'DEL ' .. journal)
+  end
   if reply_list then
     undeliverable, dropped = deliver_reply(outbox, reply_list, ARGV[4], ARGV[5], ARGV[6], has('a') and '1' or '0')
   end
 end)
+if not ok and (opening or part) then
+  -- A staged call wrote nothing it need take back but what failed: its journal stands.
+  return 'E' .. tostring(failure)
+end
 if not ok then
   -- Nothing the checks above let through fails a write; should one all the same, the message
   -- goes back in flight and the failure is its own.
