@@ -52,6 +52,20 @@ extension RealRedis {
             return try Harness.object(bytes)
         }
 
+        /// Proof that partition `k`'s step mover has handled every entry its step outbox (and
+        /// its sending list) held before now, for a check that a delivery added nothing: a
+        /// marker entry pushed behind them, for a list in the agent list's slot (its name is
+        /// the hash tag; no mark), must arrive. The mover takes entries oldest first, finishes
+        /// what its sending list holds before taking more, and delivers a batch in order with
+        /// one pipeline per master, so the marker lands after every entry before it was tried.
+        static func awaitMarker(_ client: RedisClusterClient, partition k: Int) throws {
+            let token = "marker-\(UUID().uuidString)"
+            let list = "{\(stepList)}:\(token)"
+            _ = try client.send("LPUSH", root.partition(k).stepOutbox, Array("+\(list)\n\(token)\n\(token)".utf8))
+            let marker = try #require(try client.blockingPop([list], timeout: 30), "the marker through partition \(k)'s step outbox")
+            #expect(marker.value == Array(token.utf8))
+        }
+
         /// Starts one `migrate_to_spot` plan (three steps; the second critical) per customer;
         /// their plan ids.
         static func startPlans(_ client: RedisClusterClient, customers: [String]) throws -> [String: String] {
@@ -157,11 +171,7 @@ extension RealRedis {
             #expect(try client.send("EXISTS", mark).integer == 1, "the delivery left its mark")
             let entry = Array("+\(Self.stepList)\n\(token)\n".utf8) + steps[0]
             _ = try client.send("LPUSH", Self.root.partition(k).stepOutbox, entry)
-            let redelivered = Date().addingTimeInterval(10)
-            while try client.send("LLEN", Self.root.partition(k).stepOutbox).integer != 0, Date() < redelivered {
-                Thread.sleep(forTimeInterval: 0.02)
-            }
-            Thread.sleep(forTimeInterval: 0.3)
+            try Self.awaitMarker(client, partition: k)
             #expect(try client.send("LLEN", Self.root.partition(k).stepOutbox).integer == 0, "the entry was moved")
             #expect(try client.send("LLEN", Self.stepList).integer == 0, "a repeated delivery reached the agent")
         }
@@ -269,7 +279,9 @@ extension RealRedis {
             defer { _ = ChildProcess.stop(second, timeout: 10) }
             let delivered = Date().addingTimeInterval(40)
             while try client.send("LLEN", Self.stepList).integer == 0, Date() < delivered { Thread.sleep(forTimeInterval: 0.05) }
-            Thread.sleep(forTimeInterval: 1.5)
+            // No second delivery: everything before a marker through the partition's step
+            // outbox was tried by the time it arrives (the recovered entry came back that way).
+            try Self.awaitMarker(client, partition: k)
             let steps = (try client.send("LRANGE", Self.stepList, 0, -1).array ?? []).compactMap(\.bytes)
             let parsed = try #require(StepOutbox.parse(entry))
             #expect(steps == [parsed.message], "\(steps.count) step messages on the agent's list")

@@ -613,8 +613,12 @@ extension RealRedis {
             var approvals: [String] = []
             for _ in 0..<33 {
                 let reply = try Harness.object(try #require(try client.blockingPop(["replies:keys"], timeout: 30)).value)
-                let result = reply["result"] as? [String: Any] ?? [:]
-                approvals += (result["approvals"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+                // Every one is a coordinate reply (the repeated request_id gets the first reply
+                // again), whose result always lists its approvals: one without fails here rather
+                // than counting as none.
+                let result = try #require(reply["result"] as? [String: Any], "\(reply)")
+                let asked = try #require(result["approvals"] as? [[String: Any]], "\(reply)")
+                approvals += try asked.map { try #require($0["id"] as? String, "\(reply)") }
             }
             #expect(approvals.count == 16)
             for (i, id) in approvals.enumerated() {

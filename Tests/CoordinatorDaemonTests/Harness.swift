@@ -350,10 +350,18 @@ final class Harness: @unchecked Sendable {
     }
 
     func waitForPlan(_ id: String, status: String, timeout: Double = 20) throws -> [String: Any] {
+        try waitForPlan(id, anyOf: [status], timeout: timeout)
+    }
+
+    /// Waits until plan `id` is stored with a status among `statuses`, and returns it. A plan
+    /// not stored yet, or stored without a status, is polled again (never read as empty); at
+    /// the timeout the wait fails.
+    func waitForPlan(_ id: String, anyOf statuses: Set<String>, timeout: Double = 20) throws -> [String: Any] {
         var last: [String: Any]?
-        try wait("plan \(id) to be \(status)", timeout: timeout) {
-            last = try plan(id)
-            return last?["status"] as? String == status
+        try wait("plan \(id) to be \(statuses.sorted().joined(separator: " or "))", timeout: timeout) {
+            guard let stored = try plan(id), let status = stored["status"] as? String else { return false }
+            last = stored
+            return statuses.contains(status)
         }
         return try #require(last)
     }

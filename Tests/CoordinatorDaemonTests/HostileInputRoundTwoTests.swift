@@ -204,14 +204,10 @@ extension RealRedis {
             for (n, c) in cases.enumerated() {
                 let (planID, step) = try startPlan(h, customer: c.customer, agent: "agent-\(n)")
                 try h.push(answer(step, result: c.result, rollbackData: c.rollback), to: h.keys.stepResults)
-                var plan: [String: Any] = [:]
-                try h.wait("plan \(planID) to end", timeout: 30) {
-                    plan = try h.plan(planID) ?? [:]
-                    return ["failed", "rolled_back"].contains(plan["status"] as? String ?? "")
-                }
-                let steps = try #require(plan["steps"] as? [[String: Any]])
-                #expect(steps.first?["status"] as? String == "failed", "\(c.customer): \(steps.first ?? [:])")
-                #expect((steps.first?["error"] as? String)?.hasPrefix("too_large") == true, "\(c.customer): \(steps.first?["error"] ?? "none")")
+                let plan = try h.waitForPlan(planID, anyOf: ["failed", "rolled_back"], timeout: 30)
+                let first = try #require((plan["steps"] as? [[String: Any]])?.first, "\(c.customer): \(plan)")
+                #expect(first["status"] as? String == "failed", "\(c.customer): \(first)")
+                #expect((first["error"] as? String)?.hasPrefix("too_large") == true, "\(c.customer): \(first)")
                 let stored = try #require(try h.redis.send("GET", h.keys.plan(planID)).bytes)
                 #expect(stored.count < 16_384, "\(c.customer): a plan of \(stored.count) bytes")
                 // The step is not dispatched again, and the next step never is.
@@ -245,11 +241,7 @@ extension RealRedis {
             #expect(code(letter) == "too_large")
             #expect(letter["raw_bytes"] as? Int ?? 0 > 6_600_000)
             #expect(letter["truncated"] as? Bool == true)
-            var plan: [String: Any] = [:]
-            try h.wait("plan \(planID) to end", timeout: 30) {
-                plan = try h.plan(planID) ?? [:]
-                return ["failed", "rolled_back"].contains(plan["status"] as? String ?? "")
-            }
+            let plan = try h.waitForPlan(planID, anyOf: ["failed", "rolled_back"], timeout: 30)
             let error = try #require((plan["steps"] as? [[String: Any]])?.first?["error"] as? String)
             #expect(error.contains("--step-timeout"), "\(error)")
             #expect(try h.length(h.keys.stepResults) == 0)

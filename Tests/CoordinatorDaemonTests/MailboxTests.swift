@@ -125,11 +125,7 @@ extension RealRedis {
             #expect(mail.count < 1024, "the mailbox holds a small failure, not the result: \(mail.count) bytes")
 
             Freeze.thaw(holder)
-            var plan: [String: Any] = [:]
-            try h.wait("plan \(planID) to end", timeout: 30) {
-                plan = try h.plan(planID) ?? [:]
-                return ["failed", "rolled_back"].contains(plan["status"] as? String ?? "")
-            }
+            let plan = try h.waitForPlan(planID, anyOf: ["failed", "rolled_back"], timeout: 30)
             let step = try #require((plan["steps"] as? [[String: Any]])?.first)
             #expect(step["status"] as? String == "failed")
             #expect((step["error"] as? String)?.hasPrefix("too_large") == true, "\(step["error"] ?? "none")")
