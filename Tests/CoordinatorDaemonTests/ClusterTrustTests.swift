@@ -292,6 +292,48 @@ extension RealRedis {
             }
         }
 
+        @Test("signed reads and execute_plan routed by the plan id inside the JWS: readers and approvers read anything, agents only their customers' objects")
+        func readsAndExecute() throws {
+            try Self.shared.use { cluster in
+                let h = ClusterHarness(cluster, name: "reads")
+                defer { h.stop() }
+                let fixture = try TrustFixture([
+                    .init(id: "agent-1", roles: ["agent"], customers: ["cust-1"], actions: ["*"]),
+                    .init(id: "agent-2", roles: ["agent"], customers: ["cust-2"], actions: ["*"]),
+                    .init(id: "reader-1", roles: ["reader"]),
+                    .init(id: "alice", roles: ["approver"]),
+                ])
+                defer { fixture.remove() }
+                try start(h, fixture, executor: .simulated)
+                try h.push(try fixture.sign(Wire.coordinate("r", customer: "cust-1", replyTo: h.list("coord"),
+                                                            [Wire.recommendation("a", agent: "agent-1", action: "scale_up", resources: ["i-1"])]),
+                                            as: "agent-1"))
+                let result = try #require(try h.reply(on: h.list("coord"))["result"] as? [String: Any])
+                let planID = try #require((result["execution_plans"] as? [[String: Any]])?.first?["id"] as? String)
+                // Another partition than cust-2's, so a read routed by the signer's customer would miss it.
+                #expect(h.partitions.of(customer: "cust-1") != h.partitions.of(customer: "cust-2"))
+                func ask(_ kind: String, as kid: String, _ fields: [String: Any] = [:]) throws -> [String: Any] {
+                    let message = Wire.json(["kind": kind, "reply_to": h.list("ask")].merging(fields) { $1 })
+                    try h.push(try fixture.sign(message, as: kid))
+                    return try h.reply(on: h.list("ask"))
+                }
+                let read = try ask("get_plan", as: "reader-1", ["plan_id": planID])
+                #expect((read["result"] as? [String: Any])?["id"] as? String == planID, "\(read)")
+                #expect(try ask("get_plan", as: "agent-1", ["plan_id": planID])["ok"] as? Bool == true)
+                #expect(code(try ask("get_plan", as: "agent-2", ["plan_id": planID])) == "forbidden")
+                #expect(code(try ask("list_approvals", as: "agent-2", ["customer_id": "cust-1"])) == "forbidden")
+                #expect(try ask("list_approvals", as: "alice", ["customer_id": "cust-1"])["ok"] as? Bool == true)
+                #expect(code(try ask("execute_plan", as: "reader-1", ["plan_id": planID])) == "forbidden")
+                #expect(code(try ask("execute_plan", as: "agent-2", ["plan_id": planID])) == "forbidden")
+                #expect(try h.plan(planID)?["status"] as? String == "pending")
+                #expect(try ask("execute_plan", as: "alice", ["plan_id": planID])["ok"] as? Bool == true)
+                _ = try h.waitForPlan(planID, status: "completed")
+                let letters = try h.deadLettersEventually(count: 4)
+                #expect(letters.count == 4, "\(letters)")
+                #expect(try h.length(try h.keys(id: planID).dead) == 4, "the plan's partition refused them")
+            }
+        }
+
         @Test("coordinatord agent --cluster --key serves its step list through the cluster client: plans of customers in several partitions complete under --trust")
         func simulatedAgent() throws {
             try Self.shared.use { cluster in
