@@ -16,6 +16,7 @@ struct Agent: ParsableCommand {
     @Option(help: "Sign the answers with this Ed25519 key file, as the agent id (for a daemon under --trust).") var key: String?
     @Option(help: "Redis URL (env REDIS_URL).") var redisURL: String?
     @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
+    @Flag(help: "Redis is a Redis Cluster; the URL names a seed node (env COORD_CLUSTER=1; a redis+cluster:// URL implies it).") var cluster = false
 
     func validate() throws {
         _ = try DaemonOptions.finite(delay, "--delay", 0...3600, "seconds between 0 and 3600")
@@ -29,7 +30,8 @@ struct Agent: ParsableCommand {
         options.ignoreAction = ignore
         options.delay = delay
         options.signer = try key.map { MessageSigner(kid: id, key: try SigningKeyFile.load(path: $0)) }
-        let redis = try RedisConfiguration(url: redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0")
+        var redis = try RedisConfiguration(url: redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0")
+        if cluster || Environment.value("COORD_CLUSTER") == "1" { redis = try redis.clustered() }
         let agent = SimulatedAgent(options: options, redis: redis, keys: Keys(prefix: prefix ?? Environment.value("COORD_PREFIX") ?? "coord"),
                                    logger: Logger(label: "coordinatord.agent"))
         for sig in [SIGTERM, SIGINT] {

@@ -36,23 +36,46 @@ public final class SimulatedAgent: @unchecked Sendable {
 
     public func stop() { stopping.set() }
 
-    /// Serves steps until `stop()`; reconnects when Redis goes away.
+    /// Serves steps until `stop()`; reconnects when Redis goes away. On a Redis Cluster
+    /// (`redis.isCluster`) the step list and the results queue are two slots: each command
+    /// goes through a `RedisClusterClient` to the master of its key's slot.
     public func run() {
         RedisProcess.ignoreSIGPIPE()
-        var connection: RedisConnection?
         logger.info("agent serving", metadata: ["agent_id": "\(options.id)", "list": "\(keys.agentSteps(options.id))"])
+        if redis.isCluster {
+            // An answer re-sent after a lost connection may reach the results queue twice: the
+            // daemon counts one result per attempt and refuses the second (PROTOCOL.md section 5).
+            let client = RedisClusterClient(configuration: redis)
+            defer { client.close() }
+            serve { () throws(RedisClusterError) in
+                try client.blockingPop([keys.agentSteps(options.id)], timeout: 1)?.value
+            } push: { answer throws(RedisClusterError) in
+                _ = try client.send("LPUSH", keys.stepResults, answer)
+            }
+            return
+        }
+        var connection: RedisConnection?
+        defer { connection?.close() }
+        serve { () throws(RedisError) in
+            if connection == nil { connection = try RedisConnection(configuration: redis) }
+            return try connection!.blockingPop([keys.agentSteps(options.id)], timeout: 1)?.1
+        } push: { answer throws(RedisError) in
+            _ = try connection!.send("LPUSH", keys.stepResults, answer)
+        }
+    }
+
+    /// Pops a step (nil after a second without one), answers it, pushes the answer (signed
+    /// when a signer is set); errors are logged and retried after a pause.
+    private func serve<E: Error>(pop: () throws(E) -> [UInt8]?, push: ([UInt8]) throws(E) -> Void) {
         while !stopping.isSet {
             do {
-                if connection == nil { connection = try RedisConnection(configuration: redis) }
-                guard let (_, raw) = try connection!.blockingPop([keys.agentSteps(options.id)], timeout: 1) else { continue }
-                guard let answer = answer(raw) else { continue }
-                _ = try connection!.send("LPUSH", keys.stepResults, try options.signer?.sign(answer) ?? answer)
+                guard let raw = try pop(), let answer = answer(raw) else { continue }
+                try push(try options.signer?.sign(answer) ?? answer)
             } catch {
                 logger.error("agent: Redis unavailable, retrying", metadata: ["error": "\(error)"])
                 Thread.sleep(forTimeInterval: 0.2)
             }
         }
-        connection?.close()
     }
 
     private struct Step {
