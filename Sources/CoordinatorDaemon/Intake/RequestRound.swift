@@ -59,14 +59,14 @@ extension RequestHandler {
         let unused = round.locks.filter { !$0.value.token.isEmpty && round.results[$0.value.read].string == "OK" }.map(\.key)
         let staged = round.staged.sorted { $0.key < $1.key }
         // A staged commit's later parts are written before its first call (which checks them).
-        _ = try connection.pipeline(staged.flatMap(\.value.prepare))
+        for (_, commit) in staged { try context.store.prepare(commit, on: connection) }
         var results = try Commit.apply(commits, on: connection, metrics: context.metrics)
         var unopened: [RedisCommand] = []
         for (index, commit) in staged {
             if results[index] == .applied {
                 results[index] = try context.store.finish(commit, on: connection, metrics: context.metrics)
-            } else if let drop = commit.prepare.first {
-                unopened.append(drop)  // its parts, written for nothing (the DEL that starts `prepare`)
+            } else {
+                unopened.append(RedisCommand("DEL", commit.partsKey))  // its parts, written for nothing
             }
         }
         if !unopened.isEmpty { _ = try connection.pipeline(unopened) }

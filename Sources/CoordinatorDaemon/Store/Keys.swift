@@ -98,9 +98,9 @@ public struct Keys: Sendable {
     public func journal(customer: String) -> String { customerKey(customer, "journal") }
     /// The later parts of the staged commit holding `token`: `p<i>` -> that call's arguments.
     public func journalParts(customer: String, token: String) -> String { customerKey(customer, "journal:\(token)") }
-    /// Set by a staged commit's last part, by the SHA-256 (hex) of its message, for
-    /// `--dedupe-ttl`: a copy of that message handed back meanwhile is acknowledged, not
-    /// computed again (its reply went out with the last part).
+    /// A staged commit's reply ("reply_to\nreply"), by the SHA-256 (hex) of its message, when it
+    /// has no request_id, for `--dedupe-ttl`: a copy of that message handed back meanwhile is
+    /// answered with it, not computed again.
     public func staged(customer: String, digest: String) -> String { customerKey(customer, "staged:\(digest)") }
     /// A recommendation that has left the active set, kept for `--retention`.
     public func recommendation(customer: String, id: String) -> String { customerKey(customer, "recommendation:\(id)") }

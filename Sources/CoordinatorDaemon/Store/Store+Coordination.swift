@@ -91,7 +91,7 @@ extension Store {
         let customer = change.customer
         let entries = indexEntries(of: change.records, customer: customer)
         let sets = entries.members.keys.sorted()
-        var answers = true, opening = false, stores = false, stageNumber = 0, marker: String?
+        var answers = true, opening = false, stores = false, sendsReply = true, stageNumber = 0, marker: String?
         var flags = ""
         switch stage {
         case .whole:
@@ -106,12 +106,13 @@ extension Store {
             stageNumber = number
             answers = role != .data
             stores = role == .storesReply
-            if stores, dedupe == nil {
+            sendsReply = stores
+            if answers, dedupe == nil {
                 flags += "M"
                 marker = key
             }
         }
-        if dedupe != nil, opening || stores || (answers && !flags.contains("P")) { flags += "d" }
+        if dedupe != nil, opening || answers { flags += "d" }
         if outbox != nil, answers, !stores { flags += "o" }
         if configuration.replyPrefix != nil { flags += "a" }
         if change.executeNow { flags += "x" }
@@ -142,7 +143,7 @@ extension Store {
         args.append(message)
         args.append(Array(flags.utf8))
         args.append(change.lock ?? [])
-        args.append(answers ? reply : [])
+        args.append(answers && sendsReply ? reply : [])
         number(configuration.replyTTL)
         number(configuration.replyMax)
         number(configuration.dedupeTTL)

@@ -8,10 +8,11 @@ import RedisClient
 /// writes the journal; `parts` follow in order, the last one answering.
 struct StagedCommit {
     var customer: String
-    /// Writes the later parts' calls (`Keys.journalParts`, with a TTL until `open` applies).
-    var prepare: [RedisCommand]
+    /// Where the later parts' calls are written before `open` (`Keys.journalParts`).
+    var partsKey: String
     var open: RedisCommand
-    var parts: [RedisCommand]
+    /// The later parts' calls, as blobs (`Store.blob`): kept once, as written to the journal.
+    var parts: [[UInt8]]
 }
 
 extension Store {
@@ -85,17 +86,28 @@ extension Store {
 
         let marker = stagedMarker(customer: change.customer, message: message)
         let later = parts.indices.dropFirst().map { index in
-            coordinateCall(parts[index], message: message, inflight: inflight, reply: reply, replyTo: replyTo, dedupe: dedupe,
-                           stage: .part(index + 1, role: index == parts.count - 1 ? .answers : index == parts.count - 2 ? .storesReply : .data,
-                                        marker: marker), now: now)
+            Self.blob(coordinateCall(parts[index], message: message, inflight: inflight, reply: reply, replyTo: replyTo,
+                                     dedupe: dedupe, stage: .part(index + 1, role: index == parts.count - 1 ? .answers
+                                                                    : index == parts.count - 2 ? .storesReply : .data, marker: marker),
+                                     now: now))
         }
         let open = coordinateCall(parts[0], message: message, inflight: inflight, reply: reply, replyTo: replyTo, dedupe: dedupe,
                                   stage: .open(parts: parts.count), now: now)
         let partsKey = keys.journalParts(customer: change.customer, token: String(decoding: token, as: UTF8.self))
-        var prepare = [RedisCommand("DEL", partsKey)]
-        for (index, call) in later.enumerated() { prepare.append(RedisCommand("HSET", partsKey, "p\(index + 2)", Self.blob(call))) }
-        prepare.append(RedisCommand("PEXPIRE", partsKey, Self.preparedMs))
-        return StagedCommit(customer: change.customer, prepare: prepare, open: open, parts: later)
+        return StagedCommit(customer: change.customer, partsKey: partsKey, open: open, parts: later)
+    }
+
+    /// Writes a staged commit's later parts where its first call finds them, one command each
+    /// (a pipeline of them all would hold another copy of the whole commit), with a TTL that
+    /// its first call removes.
+    func prepare(_ staged: StagedCommit, on connection: RedisConnection) throws(RedisError) {
+        _ = try connection.send("DEL", staged.partsKey)
+        for (index, blob) in staged.parts.enumerated() {
+            if case .error(let message) = try connection.send("HSET", staged.partsKey, "p\(index + 2)", blob) {
+                throw RedisError.server(message)
+            }
+        }
+        _ = try connection.send("PEXPIRE", staged.partsKey, Self.preparedMs)
     }
 
     /// A call's arguments after `EVALSHA <sha>`, each as a 4-byte big-endian length and its bytes.
@@ -130,7 +142,8 @@ extension Store {
     /// journal meanwhile). A part Redis refuses leaves the journal for whoever comes next.
     func finish(_ staged: StagedCommit, on connection: RedisConnection, metrics: DaemonMetrics?) throws(RedisError) -> Commit.Result {
         var last = Commit.Result.applied
-        for part in staged.parts {
+        for blob in staged.parts {
+            guard let part = Self.call(fromBlob: blob) else { return .failed("a staged commit's part is unreadable") }
             let reply = try connection.send(part)
             if case .error(let message) = reply { throw RedisError.server(message) }
             if case .integer(13) = reply {

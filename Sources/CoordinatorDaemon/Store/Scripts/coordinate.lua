@@ -12,7 +12,7 @@
 -- KEYS[11] a staged commit's parts (hash: p<i>, written before its first call, with a TTL)
 -- then, when ARGV[2] says so, the request's dedupe key ('d') and the outbox ('o', on a Redis
 -- Cluster: the reply goes there as "reply_list\nreply", PROTOCOL.md 11), the staged marker of
--- the message ('M', with 'R' when no request_id stores the reply); then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and
+-- the message ('M', with 'R' or 'F' when no request_id stores the reply); then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and
 -- with 'x' one queued marker per plan.
 --
 -- A change too large for one short call is staged (docs/DESIGN.md, "Staged commits"): its
@@ -22,8 +22,8 @@
 -- applies its part once, under the lock, in order; the one before the last ('R') stores the
 -- reply under the request_id (or, without one, under the staged marker of the message); the
 -- last ('F') acknowledges the message (if still in the in-flight list it names), pushes the
--- reply and frees the lock. (Each carries the reply once: a copy of a 7 MB reply costs Redis
--- milliseconds, the reason these two are calls of their own.) Whoever meets the journal (return 12) applies the remaining parts from it.
+-- reply it reads back from there (not sent again) and frees the lock. (A copy of a 7 MB reply
+-- costs Redis milliseconds, the reason these two are calls of their own.) Whoever meets the journal (return 12) applies the remaining parts from it.
 -- On one Redis, the call also writes outside the customer's hash tag: the in-flight list, the
 -- stream, the plan and approval indexes, approvals and plans (docs/SCRIPTS.md). The reply list
 -- alone is not among the KEYS (ARGV[18]): a script's declared keys need read and write access,
@@ -206,12 +206,16 @@ local ok, failure = pcall(function()
     must(redis.pcall('APPEND', key, ARGV[4]), 'APPEND ' .. key)
   end
   if part and not last then return end
+  local reply = ARGV[4]
   if last then
     must(redis.pcall('LREM', KEYS[1], -1, ARGV[1]), 'LREM ' .. KEYS[1])
     must(redis.pcall('DEL', journal, parts), 'DEL ' .. journal)
+    local stored = must(redis.pcall('GET', dedupe or marker), 'GET ' .. (dedupe or marker))
+    if not stored then error('the reply stored by the part before is gone: ' .. (dedupe or marker), 0) end
+    reply = string.sub(stored, #(reply_list or '') + 2)
   end
   if reply_list then
-    undeliverable, dropped = deliver_reply(outbox, reply_list, ARGV[4], ARGV[5], ARGV[6], has('a') and '1' or '0')
+    undeliverable, dropped = deliver_reply(outbox, reply_list, reply, ARGV[5], ARGV[6], has('a') and '1' or '0')
   end
 end)
 if not ok and (opening or part) then
