@@ -64,7 +64,10 @@ extension RealRedis {
             _ = try h.redis.send("SLOWLOG", "RESET")
             try h.push(Self.largest("big"))
             #expect(try Harness.outcome(try h.reply(on: "test:big", timeout: 60)).kept.count == 10_000)
-            print("staged: the same request again (arguments:µs)", try Self.scriptCalls(h).filter { $0.arguments > 100 }.map { "\($0.arguments):\($0.micros)" })
+            // Its reads (the 10,000 resources' index sets, now full) in calls of their own too.
+            let again = try Self.scriptCalls(h).filter { $0.arguments > 100 }
+            print("staged: the same request again (arguments:µs)", again.map { "\($0.arguments):\($0.micros)" })
+            #expect(again.count >= 4 && again.allSatisfy { $0.arguments <= 20_000 }, "\(again.map(\.arguments))")
             #expect(try h.deadLetters().isEmpty)
         }
 

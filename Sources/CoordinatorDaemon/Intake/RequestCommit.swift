@@ -153,7 +153,7 @@ extension RequestHandler {
     private func unanswerable(_ index: Int, _ item: Item, round: RequestRound, popped: UInt64) -> Refusal? {
         guard item.parsed.kind == .coordinate, let read = round.coordinate[index] else { return nil }
         let customer = item.request!.customerID
-        if let handle = read.read, let error = round.results[handle].errorMessage {
+        if let error = read.read?.lazy.compactMap({ round.results[$0].errorMessage }).first {
             return Refusal(.internal, "reading customer \(customer)'s state failed: \(error)")
         }
         if item.rounds > Self.roundsBeforeLock, DaemonMetrics.now() &- popped >= Self.giveUpNanoseconds {
@@ -171,7 +171,7 @@ extension RequestHandler {
         case .coordinate:
             let customer = item.request!.customerID
             let read = round.coordinate[index]!
-            let gathered = read.read.map { Self.gathered(round.results[$0], versionFields: read.versionFields, named: read.named) }
+            let gathered = read.read.map { Self.gathered($0.map { round.results[$0] }, versionFields: read.versionFields, named: read.named) }
                 ?? Gathered(active: [], versions: read.versionFields.map { ($0, nil) }, named: read.named.map { ($0, false) })
             var lock: [UInt8]?
             if let taken = round.locks[customer], round.results[taken.read].string == "OK" {

@@ -3,18 +3,25 @@ import Foundation
 import RedisClient
 
 extension RequestHandler {
-    static func gathered(_ reply: RedisReply, versionFields: [String], named: [String]) -> Gathered {
-        let parts = reply.array ?? []
+    static func gathered(_ replies: [RedisReply], versionFields: [String], named: [String]) -> Gathered {
         var active: [Recommendation] = []
-        if parts.count > 0 {
-            for record in parts[0].array ?? [] {
-                if let bytes = record.bytes, let decoded = try? RecommendationRecord.decode(bytes) {
-                    active.append(decoded.recommendation)
+        var seen = Set<String>()
+        var versionValues: [RedisReply] = []
+        var namedFlags: [RedisReply] = []
+        // One reply per call of `gatherActive` (`Store.readActive`); a record two calls found is kept once.
+        for reply in replies {
+            let parts = reply.array ?? []
+            if parts.count > 0 {
+                for record in parts[0].array ?? [] {
+                    if let bytes = record.bytes, let decoded = try? RecommendationRecord.decode(bytes),
+                       replies.count == 1 || seen.insert(decoded.recommendation.id).inserted {
+                        active.append(decoded.recommendation)
+                    }
                 }
             }
+            if parts.count > 1 { versionValues += parts[1].array ?? [] }
+            if parts.count > 2 { namedFlags += parts[2].array ?? [] }
         }
-        let versionValues = parts.count > 1 ? parts[1].array ?? [] : []
-        let namedFlags = parts.count > 2 ? parts[2].array ?? [] : []
         return Gathered(
             active: active,
             versions: versionFields.enumerated().map { ($1, $0 < versionValues.count ? versionValues[$0].bytes : nil) },

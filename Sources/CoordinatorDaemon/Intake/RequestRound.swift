@@ -8,7 +8,7 @@ struct RequestRound {
     /// What a `coordinate` reads. `read` nil: committed optimistically, as if the reads had
     /// found nothing (see `RequestHandler.readCoordinate`).
     struct CoordinateRead {
-        var read: Reads.Handle?
+        var read: [Reads.Handle]?
         var versionFields: [String]
         var named: [String]
     }

@@ -65,12 +65,30 @@ extension Store {
 
     /// What one `coordinate` can conflict with (`gatherActive`): the active records listed in
     /// `sets` and named by `named`, and the version fields of those indexes.
+    ///
+    /// In calls of at most `gatherPerCall` index sets and as many named ids, each reading its
+    /// sets with their version fields: a call blocks Redis while it runs, and a request's
+    /// 10,000 resources in one call took 80 ms. Reads in several calls are still safe: the
+    /// commit is guarded by every version field read, as it is by one call's.
     func readActive(customer: String, sets: [String], versionFields: [String], named: [String],
-                    into reads: inout Reads) -> Reads.Handle {
-        reads.add(Scripts.gatherActive.command(
-            keys: [keys.active(customer: customer)] + sets + [keys.versions(customer: customer)],
-            args: [String(sets.count), String(versionFields.count)] + versionFields + named))
+                    into reads: inout Reads) -> [Reads.Handle] {
+        var handles: [Reads.Handle] = []
+        var start = 0
+        repeat {
+            let end = min(sets.count, start + Self.gatherPerCall)
+            let ids = start < named.count ? Array(named[start..<min(named.count, start + Self.gatherPerCall)]) : []
+            let chunk = Array(sets[start..<end])
+            let fields = Array(versionFields[start..<min(versionFields.count, end)])
+            handles.append(reads.add(Scripts.gatherActive.command(
+                keys: [keys.active(customer: customer)] + chunk + [keys.versions(customer: customer)],
+                args: [String(chunk.count), String(fields.count)] + fields + ids)))
+            start += Self.gatherPerCall
+        } while start < max(sets.count, named.count)
+        return handles
     }
+
+    /// Index sets (and named ids) per call of `gatherActive`.
+    static let gatherPerCall = 2_500
 
     /// A plan as stored, and whether it was ever handed to the executors.
     func readPlan(_ id: String, into reads: inout Reads) -> (plan: Reads.Handle, queued: Reads.Handle) {
