@@ -30,23 +30,51 @@ enum ClusterScripts {
     """)
 
     /// Ingress: forgets a taken-over in-flight list once it is empty. KEYS[1] the index,
-    /// KEYS[2] the list. Returns 1 forgotten, 0 not empty.
+    /// KEYS[2] the list, KEYS[3] its parked list. Returns 1 forgotten, 0 not empty.
     static let ingressForget = RedisScript("""
-    if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+    if redis.call('LLEN', KEYS[2]) > 0 or redis.call('LLEN', KEYS[3]) > 0 then return 0 end
     redis.call('HDEL', KEYS[1], KEYS[2])
     return 1
     """)
 
     /// Moves up to ARGV[1] more elements from the tail of KEYS[1] to the head of KEYS[2] (one
     /// slot), returned oldest first: what a blocking move was followed by when a backlog built.
+    /// It stops before an element over ARGV[2] bytes (left for the next bounded blocking move,
+    /// never read here) and once the elements taken pass ARGV[3] bytes in all.
     static let takeMore = RedisScript("""
-    local out = {}
+    local out, bytes = {}, 0
+    local max, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
     for i = 1, tonumber(ARGV[1]) do
-      local m = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-      if not m then break end
+      local m = redis.call('LINDEX', KEYS[1], -1)
+      if not m or #m > max or bytes + #m > budget then break end
+      redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+      bytes = bytes + #m
       out[i] = m
     end
     return out
+    """)
+
+    /// Ingress: what an in-flight list (KEYS[1]) holds, oldest first, but for its messages over
+    /// ARGV[1] bytes, never returned whole: the oldest of those is moved to its parked list
+    /// (KEYS[2], one slot, at most one message) when that is empty. Returns { the messages,
+    /// the parked message as { its length, its first ARGV[1] + 1 bytes } or nil }.
+    static let ingressHeld = RedisScript("""
+    local max = tonumber(ARGV[1])
+    local parked = redis.call('LINDEX', KEYS[2], 0)
+    local all = redis.call('LRANGE', KEYS[1], 0, -1)
+    local out = {}
+    for i = #all, 1, -1 do
+      local m = all[i]
+      if #m <= max then
+        out[#out + 1] = m
+      elseif not parked then
+        redis.call('LREM', KEYS[1], -1, m)
+        redis.call('LPUSH', KEYS[2], m)
+        parked = m
+      end
+    end
+    if parked then return { out, { #parked, string.sub(parked, 1, max + 1) } } end
+    return { out, false }
     """)
 
     /// A partition's lease: renewed only by its holder. KEYS[1] the lease, ARGV[1] the

@@ -37,6 +37,40 @@ final class IngressMover: @unchecked Sendable {
         try await loop.run { [self] in runLoop() }
     }
 
+    private var maxBytes: Int { context.configuration.maxMessageBytes }
+
+    /// What `list` holds, oldest first, and a message of it over `--max-message-bytes`, parked
+    /// unread (`ClusterScripts.ingressHeld`): its length and first bytes.
+    private func held(_ list: String, _ client: RedisClusterClient) throws -> (messages: [[UInt8]], parked: (length: Int, head: [UInt8])?) {
+        let reply = try client.run(ClusterScripts.ingressHeld, keys: [list, context.keys.oversized(inflight: list)], args: [maxBytes])
+        let parts = reply.array ?? []
+        let messages = parts.first.map(Self.list) ?? []
+        guard parts.count > 1, let pair = parts[1].array, pair.count == 2, let length = pair[0].integer, let head = pair[1].bytes
+        else { return (messages, nil) }
+        return (messages, (Int(length), head))
+    }
+
+    /// A message over `--max-message-bytes`, parked unread: its first `--max-message-bytes` + 1
+    /// bytes go on to its partition in its place, where they are refused `too_large` as the
+    /// whole message would be (answered when a `reply_to` stands in them), and the message is
+    /// dropped. Made once by a mark, as any move (by its first bytes and length).
+    private func passOn(_ parked: (length: Int, head: [UInt8]), from list: String, _ client: RedisClusterClient) throws {
+        let keys = context.keys.partition(partition(of: parked.head))
+        let digest = SHA256.hash(data: parked.head).map { String(format: "%02x", $0) }.joined() + "-\(parked.length)"
+        let mark = keys.moved(queue: queueName, digest: digest)
+        let push = ClusterScripts.ingressPush.command(keys: [keys.queue(queueName), mark], args: [parked.head, list, Self.markTTLMs])
+        for reply in try client.pipelinePerMaster([push]) {
+            if case .error(let message) = reply { throw RedisError.server(message) }
+        }
+        try awaitReplicas(client, slots: Set([push].compactMap { RedisClusterSlot.of($0) }))
+        let parkedList = context.keys.oversized(inflight: list)
+        _ = try client.send(RedisCommand("DEL", parkedList), slot: RedisClusterSlot.of(parkedList))
+        try awaitReplicas(client, slots: [RedisClusterSlot.of(parkedList)])
+        _ = try client.send(RedisCommand("DEL", mark), slot: RedisClusterSlot.of(mark))
+        context.logger.warning("ingress \(queueName): a message over --max-message-bytes passed on as its first bytes, unread",
+                               metadata: ["bytes": "\(parked.length)"])
+    }
+
     /// How long an ingress in-flight list is held without renewal.
     private var holdMs: Int { Int(max(2, context.configuration.heartbeatTTL) * 1000) }
 
@@ -57,13 +91,22 @@ final class IngressMover: @unchecked Sendable {
                     try recover(client)
                     lastRecovery = Date()
                 }
-                var batch = Self.list(try client.send("LRANGE", inflight, 0, -1)).reversed() as [[UInt8]]
+                let held = try self.held(inflight, client)
+                if let parked = held.parked {
+                    try passOn(parked, from: inflight, client)
+                    continue
+                }
+                var batch = held.messages
                 if batch.isEmpty {
-                    guard let first = try client.blockingMove(from: entry, to: inflight, timeout: 1) else { continue }
+                    // A message over --max-message-bytes is left unread at the head of the
+                    // in-flight list; the next round parks it and passes on its first bytes.
+                    guard case .element(let first) = try client.blockingMove(from: entry, to: inflight, timeout: 1, atMost: maxBytes)
+                    else { continue }
                     batch = [first]
                     let size = context.configuration.batchSize
                     if size > 1 {
-                        batch += Self.list(try client.run(ClusterScripts.takeMore, keys: [entry, inflight], args: [size - 1]))
+                        batch += Self.list(try client.run(ClusterScripts.takeMore, keys: [entry, inflight],
+                                                          args: [size - 1, maxBytes, QueueWorker.batchBytes]))
                     }
                 }
                 try move(batch, from: inflight, client)
@@ -75,7 +118,7 @@ final class IngressMover: @unchecked Sendable {
             }
         }
         // A clean stop leaves no entry behind when nothing is held (else it is taken over).
-        _ = try? client.run(ClusterScripts.ingressForget, keys: [index, inflight], args: [])
+        _ = try? client.run(ClusterScripts.ingressForget, keys: [index, inflight, context.keys.oversized(inflight: inflight)], args: [])
     }
 
     /// Moves `batch` (oldest first), held in `list`, each message once: copies of one message
@@ -133,11 +176,15 @@ final class IngressMover: @unchecked Sendable {
             guard try client.run(ClusterScripts.ingressHold, keys: [index], args: [list, now, now + holdMs, "1"]).integer == 1 else { continue }
             context.logger.info("ingress \(queueName): taking over a lapsed in-flight list", metadata: ["list": "\(list)"])
             while !loop.isStopping {
-                let held = Self.list(try client.send("LRANGE", list, 0, -1)).reversed() as [[UInt8]]
-                if held.isEmpty { break }
-                try move(held, from: list, client)
+                let held = try self.held(list, client)
+                if let parked = held.parked {
+                    try passOn(parked, from: list, client)
+                    continue
+                }
+                if held.messages.isEmpty { break }
+                try move(held.messages, from: list, client)
             }
-            _ = try client.run(ClusterScripts.ingressForget, keys: [index, list], args: [])
+            _ = try client.run(ClusterScripts.ingressForget, keys: [index, list, context.keys.oversized(inflight: list)], args: [])
         }
     }
 
@@ -163,7 +210,15 @@ final class IngressMover: @unchecked Sendable {
            parts.count == 3, let payload = Base64URL.decode(parts[1]) {
             body = payload
         }
-        if case .success(let object) = TopLevelJSON.members(body) {
+        // A message over the bound arrives as its first bytes: what stands whole in them routes it.
+        var object: [String: TopLevelJSON.Value]?
+        switch TopLevelJSON.members(body) {
+        case .success(let members): object = members
+        case .failure:
+            let leading = TopLevelJSON.leadingMembers(body)
+            if !leading.isEmpty { object = leading }
+        }
+        if let object {
             func id(_ field: String) -> Int? { object[field]?.string.flatMap { partitions.of(id: $0) } }
             switch queue {
             case "approvals":

@@ -58,3 +58,63 @@ extension RedisClusterClient {
         return (key, value)
     }
 }
+
+extension RedisClusterClient {
+    /// `BLMOVE source destination RIGHT LEFT timeout`, reading the element only when it is at
+    /// most `maxBytes` long (`RedisConnection.blockingMove(from:to:timeout:atMost:)`): an
+    /// element over it stays at the head of `destination`, unread, and only its length comes
+    /// back. Re-issued with the time left as `blocking` does: after `MOVED` (the slot's owner is
+    /// patched), `UNBLOCKED`, `TRYAGAIN`/`CLUSTERDOWN` or a lost connection. Both keys must share
+    /// a slot; `timeout` is finite.
+    public func blockingMove(from source: String, to destination: String, timeout: Double,
+                             atMost maxBytes: Int) throws(RedisClusterError) -> RedisConnection.BoundedMove {
+        guard timeout > 0, timeout.isFinite else {
+            throw .unroutable("a blocking command in a cluster needs a finite timeout > 0, not \(timeout)")
+        }
+        let slot = RedisClusterSlot.of(source)
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        let started = Date()
+        var attempt = 0
+        var redirects = 0
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { return .none }
+            var node: RedisConfiguration.Endpoint?
+            var sent = false
+            do throws(RedisError) {
+                let target = try route(slot)
+                node = target
+                let connection = self.connection(to: target)
+                try activate(connection)
+                defer { deactivate() }
+                if !connection.isConnected { try connection.reconnect() }
+                sent = true
+                return try connection.blockingMove(from: source, to: destination,
+                                                   timeout: max(0.01, (left * 1000).rounded(.up) / 1000), atMost: maxBytes)
+            } catch .server(let message) {
+                let code = message.prefix { $0 != " " }
+                switch code {
+                case "MOVED", "ASK":
+                    // ASK (a slot half-migrated): the element is not here yet; waiting on the
+                    // owner until the migration ends is what MOVED then gives.
+                    redirects += 1
+                    if redirects > options.maxRedirects { throw .tooManyRedirects(message) }
+                    if code == "MOVED", let node, let redirect = RedisClusterRedirect(message, answeredBy: node) {
+                        owners[redirect.slot] = redirect.endpoint
+                    }
+                    refreshDue = true
+                    if code == "ASK" { try sleep(attempt: &attempt, since: started, orThrow: .redis(.server(message))) }
+                case "UNBLOCKED":
+                    refreshDue = true
+                case "TRYAGAIN", "CLUSTERDOWN", "LOADING":
+                    refreshDue = true
+                    try sleep(attempt: &attempt, since: started, orThrow: .redis(.server(message)))
+                default:
+                    throw .redis(.server(message))
+                }
+            } catch {
+                try recover(from: error, node: node, sent: sent, attempt: &attempt, since: started)
+            }
+        }
+    }
+}
