@@ -71,6 +71,41 @@ extension RealRedis {
             #expect(try h.deadLetters().isEmpty)
         }
 
+        @Test("signed, with and without request_id: 10,000 recommendations committed in short calls; a replay of the same bytes is answered with the same reply and changes nothing",
+              arguments: [true, false])
+        func signedInShortCalls(withRequestID: Bool) throws {
+            let h = try Harness()
+            let fixture = try TrustFixture.standard()
+            defer { fixture.remove() }
+            try h.startDaemon { $0.maxRecommendations = 10_000; $0.maxMessageBytes = 64 << 20; $0.trustFile = fixture.path }
+            _ = try h.redis.send("CONFIG", "SET", "slowlog-log-slower-than", "0")
+            _ = try h.redis.send("CONFIG", "SET", "slowlog-max-len", "200000")
+            _ = try h.redis.send("SLOWLOG", "RESET")
+            var object = try Harness.object(Array(Self.largest("signed").utf8))
+            object["customer_id"] = "cust-1"
+            if !withRequestID { object.removeValue(forKey: "request_id") }
+            var recs = try #require(object["recommendations"] as? [[String: Any]])
+            for i in recs.indices { recs[i]["customer_id"] = "cust-1" }
+            object["recommendations"] = recs
+            let signed = try fixture.sign(Wire.json(object), as: "cost-agent-1")
+            try h.push(signed)
+            let first = try h.reply(on: "test:big", timeout: 120)
+            #expect(try Harness.outcome(first).kept.count == 10_000, "\(first["error"] ?? "")")
+            let commits = try Self.scriptCalls(h).filter { $0.sha == Scripts.coordinate.sha1 && $0.micros >= 50 }
+            #expect(commits.count >= 5, "\(commits.count) calls")
+            #expect(commits.dropFirst().allSatisfy { $0.arguments <= 20_000 }, "\(commits.map(\.arguments))")
+            #expect(try h.redis.send("HLEN", h.keys.active(customer: "cust-1")).integer == 10_000)
+            // The same bytes again: a replay, answered with the first reply, nothing more kept.
+            try h.push(signed)
+            let again = try h.reply(on: "test:big", timeout: 60)
+            #expect(Wire.json(again) == Wire.json(first), "the replay got another reply")
+            #expect(try h.redis.send("HLEN", h.keys.active(customer: "cust-1")).integer == 10_000)
+            #expect(try h.scanKeys("coord:{cust-1}:journal*").isEmpty)
+            _ = try h.settle(sign: { try fixture.sign($0, as: "carol@example.com") })
+            #expect(try h.length("test:big") == 0)
+            #expect(try h.deadLetters().isEmpty)
+        }
+
         @Test("a daemon SIGKILLed in the middle of a staged commit: its journal is finished once, by the daemon the message is handed back to, or by another request of the customer; answered once",
               arguments: ["handed back", "another request"])
         func killedMidCommit(finisher: String) throws {

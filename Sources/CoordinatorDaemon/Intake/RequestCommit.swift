@@ -51,8 +51,17 @@ extension RequestHandler {
             if let change = coordination, seenKey == nil {
                 // The common case, in the coordinate script's one call.
                 if let dedupeKey { round.firstReplyOfRequest[dedupeKey] = stored }
-                round.coordinateCalls[index] = (change, reply, dedupeKey)
+                round.coordinateCalls[index] = (change, reply, dedupeKey, nil)
                 return coordinateCommit(index, change, item, reply: reply, dedupe: dedupeKey, round: &round, inflight: inflight)
+            }
+            if let change = coordination, let seenKey, item.parsed.kind == .coordinate,
+               let staged = signedStagedCommit(index, change, item, reply: reply, dedupe: dedupeKey, seen: seenKey,
+                                               round: &round, inflight: inflight) {
+                // A signed one too large for one call: staged as well, its replay mark with it.
+                if let dedupeKey { round.firstReplyOfRequest[dedupeKey] = stored }
+                round.firstOfSignature[seenKey] = dedupeKey == nil ? stored : Self.seenMark
+                round.coordinateCalls[index] = (change, reply, dedupeKey, seenKey)
+                return staged
             }
             if let change = coordination { context.store.write(change, into: &commit, now: now) }
             if let dedupeKey {
@@ -92,6 +101,24 @@ extension RequestHandler {
         round.staged[index] = nil
         return store.commit(change, acknowledging: item.raw, in: inflight, reply: reply, replyTo: item.parsed.replyTo,
                             dedupe: dedupe, now: round.now)
+    }
+
+    /// A signed `coordinate`'s change staged (`StagedCommit`) when too large for one call, with
+    /// its replay mark: the seen key stores the reply itself when there is no request_id (as
+    /// the generic commit's reply does), else it is set beside the request_id's record. Nil
+    /// when it fits one call (the generic commit then makes it).
+    func signedStagedCommit(_ index: Int, _ change: CoordinationChange, _ item: Item, reply: [UInt8], dedupe: String?,
+                            seen: String, round: inout RequestRound, inflight: String) -> Commit? {
+        let ttl = Trust.seenTTL(maxAge: context.configuration.signatureMaxAge)
+        let store = context.store
+        let staged = dedupe == nil
+            ? store.stagedCommit(change, acknowledging: item.raw, in: inflight, reply: reply, replyTo: item.parsed.replyTo,
+                                 dedupe: seen, dedupeTTL: ttl, now: round.now)
+            : store.stagedCommit(change, acknowledging: item.raw, in: inflight, reply: reply, replyTo: item.parsed.replyTo,
+                                 dedupe: dedupe, seen: (seen, ttl), now: round.now)
+        guard let staged else { return nil }
+        round.staged[index] = staged
+        return Commit(call: staged.open)
     }
 
     /// A signed message whose signature was already seen (or is being, earlier in this

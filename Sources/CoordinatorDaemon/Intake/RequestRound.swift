@@ -27,7 +27,7 @@ struct RequestRound {
     var batch: [String: RequestHandler.BatchState] = [:]
     /// A `coordinate` committed by its script: what the call was built from, to build it again
     /// with the guards later items of the batch found it owes (`BatchState.lateGuards`).
-    var coordinateCalls: [Int: (change: CoordinationChange, reply: [UInt8], dedupe: String?)] = [:]
+    var coordinateCalls: [Int: (change: CoordinationChange, reply: [UInt8], dedupe: String?, seen: String?)] = [:]
     /// A `coordinate` too large for one call, committed in parts (`StagedCommit`).
     var staged: [Int: StagedCommit] = [:]
     /// A large `coordinate` without request_id: the reply its staged commit stored, if any.
@@ -82,8 +82,15 @@ extension RequestHandler {
                 if let call = round.coordinateCalls[index] {
                     var change = call.change
                     change.versions += guards
-                    commits[index] = coordinateCommit(index, change, items[index], reply: call.reply, dedupe: call.dedupe,
-                                                      round: &round, inflight: inflight)
+                    if let seen = call.seen {
+                        if let staged = signedStagedCommit(index, change, items[index], reply: call.reply, dedupe: call.dedupe,
+                                                           seen: seen, round: &round, inflight: inflight) {
+                            commits[index] = staged
+                        }
+                    } else {
+                        commits[index] = coordinateCommit(index, change, items[index], reply: call.reply, dedupe: call.dedupe,
+                                                          round: &round, inflight: inflight)
+                    }
                 } else {
                     let versions = context.keys.versions(customer: items[index].request!.customerID)
                     for (field, value) in guards { commits[index].require(versions, .hashFieldValue(field, value)) }
@@ -230,6 +237,16 @@ extension RequestHandler {
                     withState.append(item.request!.customerID)
                 } else {
                     again.rounds += 1
+                }
+                // A signed request's generic commit cannot tell a staged commit's lock from a
+                // short one: past the rounds that take a lock, it finishes any journal first.
+                if item.signatureDigest != nil, again.rounds >= Self.roundsBeforeLock, item.parsed.kind == .coordinate,
+                   try context.store.rollForward(customer: item.request!.customerID, holding: (item.raw, inflight),
+                                                 on: connection, metrics: context.metrics) {
+                    context.counters.add(processed: 1)
+                    context.metrics.request(kind: item.parsed.kindName, nil, since: popped)
+                    logDone(item)
+                    continue
                 }
                 stale.append(again)
             case .failed(let message):

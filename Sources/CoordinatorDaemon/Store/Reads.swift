@@ -75,10 +75,11 @@ extension Store {
         var handles: [Reads.Handle] = []
         var start = 0
         repeat {
-            let end = min(sets.count, start + Self.gatherPerCall)
+            // (More named ids than sets, or the other way round: a side may run out first.)
             let ids = start < named.count ? Array(named[start..<min(named.count, start + Self.gatherPerCall)]) : []
-            let chunk = Array(sets[start..<end])
-            let fields = Array(versionFields[start..<min(versionFields.count, end)])
+            let chunk = start < sets.count ? Array(sets[start..<min(sets.count, start + Self.gatherPerCall)]) : []
+            let fields = start < versionFields.count
+                ? Array(versionFields[start..<min(versionFields.count, start + Self.gatherPerCall)]) : []
             handles.append(reads.add(Scripts.gatherActive.command(
                 keys: [keys.active(customer: customer)] + chunk + [keys.versions(customer: customer)],
                 args: [String(chunk.count), String(fields.count)] + fields + ids)))

@@ -86,8 +86,13 @@ extension Store {
     }
 
     /// One call of `coordinate.lua` (its header gives KEYS and ARGV).
+    ///
+    /// `dedupe` holds the reply for `dedupeTTL` (`--dedupe-ttl` when nil): a request_id's
+    /// record, or a signed message's seen key when it has none. `seen`: a signed message's
+    /// replay mark besides a request_id's record (staged commits only).
     func coordinateCall(_ change: CoordinationChange, message: [UInt8], inflight: String, reply: [UInt8],
-                        replyTo: String?, dedupe: String?, stage: Stage, now: Date) -> RedisCommand {
+                        replyTo: String?, dedupe: String?, dedupeTTL: Int? = nil, seen: (key: String, ttl: Int)? = nil,
+                        stage: Stage, now: Date) -> RedisCommand {
         let customer = change.customer
         let entries = indexEntries(of: change.records, customer: customer)
         let sets = entries.members.keys.sorted()
@@ -114,6 +119,7 @@ extension Store {
         }
         if dedupe != nil, opening || answers { flags += "d" }
         if outbox != nil, answers, !stores { flags += "o" }
+        if seen != nil, opening || stores { flags += "V" }
         if configuration.replyPrefix != nil { flags += "a" }
         if change.executeNow { flags += "x" }
 
@@ -127,6 +133,7 @@ extension Store {
         if let dedupe, flags.contains("d") { keyList.append(dedupe) }
         if let outbox, flags.contains("o") { keyList.append(outbox) }
         if let marker { keyList.append(marker) }
+        if let seen, flags.contains("V") { keyList.append(seen.key) }
         keyList.append(contentsOf: sets)
         keyList.append(contentsOf: change.approvals.map { keys.approval($0.id) })
         keyList.append(contentsOf: change.plans.map { keys.plan($0.id) })
@@ -146,7 +153,7 @@ extension Store {
         args.append(answers && sendsReply ? reply : [])
         number(configuration.replyTTL)
         number(configuration.replyMax)
-        number(configuration.dedupeTTL)
+        number(dedupeTTL ?? configuration.dedupeTTL)
         args.append(Array(keys.events.utf8))
         number(events.streamMaxLength)
         for count in [sets.count, change.approvals.count, change.plans.count, change.versions.count,
@@ -154,6 +161,7 @@ extension Store {
         args.append(change.token)
         args.append(Array((answers ? replyTo ?? "" : "").utf8))
         number(stageNumber)
+        number(seen?.ttl ?? 0)
         for (field, value) in change.versions {
             args.append(Array(field.utf8))
             args.append(value ?? [])

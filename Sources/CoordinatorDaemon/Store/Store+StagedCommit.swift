@@ -43,9 +43,11 @@ extension Store {
         keys.staged(customer: customer, digest: SHA256.hash(data: message).map { String(format: "%02x", $0) }.joined())
     }
 
-    /// The change as a staged commit, or nil when it fits one call (`commit`).
+    /// The change as a staged commit, or nil when it fits one call (`commit`). `dedupe`,
+    /// `dedupeTTL` and `seen` as `coordinateCall` takes them.
     func stagedCommit(_ change: CoordinationChange, acknowledging message: [UInt8], in inflight: String,
-                      reply: [UInt8], replyTo: String?, dedupe: String?, now: Date) -> StagedCommit? {
+                      reply: [UInt8], replyTo: String?, dedupe: String?, dedupeTTL: Int? = nil,
+                      seen: (key: String, ttl: Int)? = nil, now: Date) -> StagedCommit? {
         var parts: [CoordinationChange] = []
         var token = change.lock ?? []
         if token.isEmpty {
@@ -87,12 +89,12 @@ extension Store {
         let marker = stagedMarker(customer: change.customer, message: message)
         let later = parts.indices.dropFirst().map { index in
             Self.blob(coordinateCall(parts[index], message: message, inflight: inflight, reply: reply, replyTo: replyTo,
-                                     dedupe: dedupe, stage: .part(index + 1, role: index == parts.count - 1 ? .answers
+                                     dedupe: dedupe, dedupeTTL: dedupeTTL, seen: seen, stage: .part(index + 1, role: index == parts.count - 1 ? .answers
                                                                     : index == parts.count - 2 ? .storesReply : .data, marker: marker),
                                      now: now))
         }
         let open = coordinateCall(parts[0], message: message, inflight: inflight, reply: reply, replyTo: replyTo, dedupe: dedupe,
-                                  stage: .open(parts: parts.count), now: now)
+                                  dedupeTTL: dedupeTTL, seen: seen, stage: .open(parts: parts.count), now: now)
         let partsKey = keys.journalParts(customer: change.customer, token: String(decoding: token, as: UTF8.self))
         return StagedCommit(customer: change.customer, partsKey: partsKey, open: open, parts: later)
     }

@@ -12,7 +12,8 @@
 -- KEYS[11] a staged commit's parts (hash: p<i>, written before its first call, with a TTL)
 -- then, when ARGV[2] says so, the request's dedupe key ('d') and the outbox ('o', on a Redis
 -- Cluster: the reply goes there as "reply_list\nreply", PROTOCOL.md 11), the staged marker of
--- the message ('M', with 'R' or 'F' when no request_id stores the reply); then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and
+-- the message ('M', with 'R' or 'F' when no request_id stores the reply), a signed message's
+-- replay mark ('V', with 'S' and 'R': checked absent, then set to "1" for ARGV[20] s); then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and
 -- with 'x' one queued marker per plan.
 --
 -- A change too large for one short call is staged (docs/DESIGN.md, "Staged commits"): its
@@ -40,6 +41,7 @@
 -- ARGV[10..16] counts: index sets, approvals, plans, version guards, named ids, records, events
 -- ARGV[17] the new version token, ARGV[18] the reply list ('' for none)
 -- ARGV[19] staged: the number of parts ('S') or this part's number ('P'); '0' otherwise
+-- ARGV[20] the replay mark's TTL ('V')
 -- then: version guards (field, value or '' for absent); named ids (id, '1' active or '0');
 -- records (id, json); per index set: n, then n ids; n bumped version fields, then the fields;
 -- approvals (id, json, expiry ms); plans (id, json, created ms); events (type, json).
@@ -61,6 +63,8 @@ local outbox
 if has('o') then outbox = KEYS[k]; k = k + 1 end
 local marker
 if has('M') then marker = KEYS[k]; k = k + 1 end
+local seen
+if has('V') then seen = KEYS[k]; k = k + 1 end
 local opening, part, last = has('S'), has('P'), has('F')
 local stage = tonumber(ARGV[19])
 if ARGV[18] ~= '' then reply_list = ARGV[18] end
@@ -69,7 +73,7 @@ local nv, nn, nr, ne = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]
 local sets, approvals, plans = k, k + ns, k + ns + na
 local queued = plans + np
 local now_plans = has('x')
-local p = 20
+local p = 21
 
 -- Guards, read only.
 local function unreadable(key, reply) return 'Eguard ' .. key .. ': ' .. reply.err end
@@ -127,6 +131,7 @@ if opening then
   if type(at) == 'table' then return 'ELPOS ' .. KEYS[1] .. ': ' .. at.err end
   if not at then return 0 end
   if dedupe and redis.call('EXISTS', dedupe) == 1 then return 11 end
+  if seen and redis.call('EXISTS', seen) == 1 then return 11 end
   local written = redis.pcall('HLEN', parts)
   if type(written) == 'table' then return unreadable(parts, written) end
   if written ~= stage - 1 then return 'Estaged commit: ' .. parts .. ' holds ' .. written .. ' of ' .. (stage - 1) .. ' parts' end
@@ -204,6 +209,7 @@ local ok, failure = pcall(function()
     local key = dedupe or marker
     must(redis.pcall('SET', key, (reply_list or '') .. '\n', 'EX', ARGV[7]), 'SET ' .. key)
     must(redis.pcall('APPEND', key, ARGV[4]), 'APPEND ' .. key)
+    if seen then must(redis.pcall('SET', seen, '1', 'EX', ARGV[20]), 'SET ' .. seen) end
   end
   if part and not last then return end
   local reply = ARGV[4]
