@@ -106,6 +106,25 @@ extension RealRedis {
             #expect(try h.deadLetters().isEmpty)
         }
 
+        @Test("a key of the wrong type planted among a later part's (the event stream): the commit is abandoned at that part, the message answered with the error, the customer not held")
+        func plantedKeyAbandons() throws {
+            let h = try Harness()
+            try h.startDaemon { $0.maxRecommendations = 10_000; $0.maxMessageBytes = 64 << 20 }
+            // Records come first, events last: the first part writes, a later one meets the string.
+            _ = try h.redis.send("SET", h.keys.eventStream, "planted")
+            try h.push(Self.largest("planted"))
+            let reply = try h.reply(on: "test:big", timeout: 120)
+            #expect(reply["ok"] as? Bool == false, "\(reply)")
+            #expect(try h.redis.send("EXISTS", h.keys.journal(customer: "cust-big"), h.keys.customerLock("cust-big")).integer == 0)
+            #expect(try h.scanKeys("coord:{cust-big}:journal*").isEmpty)
+            let applied = try h.redis.send("HLEN", h.keys.active(customer: "cust-big")).integer ?? 0
+            print("staged: abandoned with \(applied) of 10,000 recommendations applied")
+            _ = try h.redis.send("DEL", h.keys.eventStream)
+            try h.push(Wire.coordinate("after", customer: "cust-big", replyTo: "test:after",
+                                       [Wire.recommendation("after", resources: ["vm-after"])]))
+            #expect(try h.reply(on: "test:after", timeout: 30)["ok"] as? Bool == true)
+        }
+
         @Test("a daemon SIGKILLed in the middle of a staged commit: its journal is finished once, by the daemon the message is handed back to, or by another request of the customer; answered once",
               arguments: ["handed back", "another request"])
         func killedMidCommit(finisher: String) throws {

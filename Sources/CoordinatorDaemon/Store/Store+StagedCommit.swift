@@ -154,9 +154,28 @@ extension Store {
                 return .applied
             }
             last = try Commit.result(of: reply, metrics: metrics)
-            if case .failed = last { return last }
+            if case .failed(let error) = last {
+                // Redis refusing writes for now: the journal waits. Anything else is a key of
+                // the wrong type among this part's (planted: the daemon's own are checked):
+                // the commit is abandoned, as `abandon` says, and the message answered with it.
+                if Commit.refusal(in: error) == nil { try abandon(customer: staged.customer, on: connection) }
+                return last
+            }
         }
         return last
+    }
+
+    /// Gives up a staged commit whose part Redis refused for good (a key of the wrong type
+    /// among the part's, which its own check found before writing): its journal and the
+    /// customer's lock go, so that the customer is not held for ever; the parts applied before
+    /// stay (a commit stopped at a part is not undone, the one case where a commit is not
+    /// whole; only a writer with the daemon's own rights can plant such a key).
+    func abandon(customer: String, on connection: RedisConnection) throws(RedisError) {
+        let journal = keys.journal(customer: customer)
+        guard let token = try connection.send("HGET", journal, "token").string else { return }
+        _ = try connection.pipeline([
+            RedisCommand("DEL", journal, keys.journalParts(customer: customer, token: token), keys.customerLock(customer)),
+        ])
     }
 
     /// Applies what is left of `customer`'s staged commit, from its journal, each part once and
@@ -193,7 +212,8 @@ extension Store {
             let result = try Commit.result(of: reply, metrics: metrics)
             if case .failed(let error) = result {
                 if let outage = Commit.refusal(in: error) { throw outage }
-                throw RedisError.server("part \(number) of customer \(customer)'s staged commit failed: \(error)")
+                try abandon(customer: customer, on: connection)
+                return false
             }
             if acknowledgesHeld { return true }
         }
