@@ -379,6 +379,12 @@ extension RealRedis {
                 }
             }
             try push(round: 0)
+            // A producer that must not lose a request waits for its push to reach a replica
+            // (WAIT on the connection that pushed): coord:requests is on the master killed below,
+            // and a push it acknowledged but had not yet replicated dies with it, whatever the
+            // daemon does (1 of 10 runs beside a CPU hog lost the last pushes so).
+            let replicated = try client.send(RedisCommand("WAIT", 1, 10_000), slot: RedisClusterSlot.of("coord:requests")).integer
+            #expect(replicated == 1, "the pushes did not reach the replica")
             var received: [String: [[UInt8]]] = [:]
             let firstList = "replies:\(customers[0])"
             let early = try #require(try client.blockingPop([firstList], timeout: 30), "no reply before the kill")

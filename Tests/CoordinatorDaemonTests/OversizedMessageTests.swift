@@ -60,7 +60,9 @@ extension RealRedis {
         @Test("Three 100 MiB step results: each dead-lettered too_large from its first bytes, the step they answer fails at once, the daemon's peak RSS under 150 MB")
         func sixHundredMiBStepResults() throws {
             let h = try Harness()
-            let daemon = try h.launch(["run", "--sim-speed", "0", "--executor", "agents", "--step-timeout", "120"])
+            // A long plan lease: three 100 MiB pushes stall this test's Redis (AOF always) for
+            // seconds under load, and a lapsed lease fails the step as worker_lost instead.
+            let daemon = try h.launch(["run", "--sim-speed", "0", "--executor", "agents", "--step-timeout", "120", "--plan-lease", "60"])
             try h.wait("its heartbeat") { try !h.scanKeys(h.keys.worker("*")).isEmpty }
             try h.push(Wire.coordinate("plan", customer: "cust-plan", replyTo: "test:plan", executeNow: true,
                                        [Wire.recommendation("spot", agent: "big-agent", action: "migrate_to_spot", resources: ["i-1"])]))
