@@ -19,10 +19,19 @@ struct Leases {
             Scripts.renewLease.command(keys: [keys.planLease($0), keys.runningPlans],
                                        args: [book.owner, book.leaseMs, $0, book.deadlineMs(now)])
         })
+        var handed: [Commit] = []
         for (id, reply) in zip(ids, replies) where reply.integer != 1 {
             context.logger.warning("lease lost; leaving the plan to its new owner", metadata: ["plan_id": "\(id)"])
+            if let ack = book.running[id]?.arrived?.ack, ack.list == book.resultsInflight {
+                // A result held for it goes where the new owner looks (as `PlanRunner.reload`
+                // hands it), not left in this lane's in-flight list.
+                var commit = book.ack(ack)
+                context.store.mail(ack.message, toPlan: id, into: &commit)
+                handed.append(commit)
+            }
             book.running[id] = nil
         }
+        _ = try Commit.apply(handed, on: connection)
     }
 
     /// Plans whose worker died: their lease lapsed. Take them over and roll back what was done.

@@ -55,12 +55,8 @@ extension RequestHandler {
                 return coordinateCommit(index, change, item, reply: reply, dedupe: dedupeKey, round: &round, inflight: inflight)
             }
             if let change = coordination, let seenKey, item.parsed.kind == .coordinate,
-               let staged = signedStagedCommit(index, change, item, reply: reply, dedupe: dedupeKey, seen: seenKey,
-                                               round: &round, inflight: inflight) {
-                // A signed one too large for one call: staged as well, its replay mark with it.
-                if let dedupeKey { round.firstReplyOfRequest[dedupeKey] = stored }
-                round.firstOfSignature[seenKey] = dedupeKey == nil ? stored : Self.seenMark
-                round.coordinateCalls[index] = (change, reply, dedupeKey, seenKey)
+               let staged = signedStagedCommit(index, change, item, reply: reply, stored: stored, dedupe: dedupeKey,
+                                               seen: seenKey, round: &round, inflight: inflight) {
                 return staged
             }
             if let change = coordination { context.store.write(change, into: &commit, now: now) }
@@ -106,9 +102,10 @@ extension RequestHandler {
     /// A signed `coordinate`'s change staged (`StagedCommit`) when too large for one call, with
     /// its replay mark: the seen key stores the reply itself when there is no request_id (as
     /// the generic commit's reply does), else it is set beside the request_id's record. Nil
-    /// when it fits one call (the generic commit then makes it).
-    func signedStagedCommit(_ index: Int, _ change: CoordinationChange, _ item: Item, reply: [UInt8], dedupe: String?,
-                            seen: String, round: inout RequestRound, inflight: String) -> Commit? {
+    /// when it fits one call (the generic commit then makes it). `stored` ("reply_to\nreply")
+    /// is what later items of the round see as its answer; nil when rebuilt with late guards.
+    func signedStagedCommit(_ index: Int, _ change: CoordinationChange, _ item: Item, reply: [UInt8], stored: [UInt8]?,
+                            dedupe: String?, seen: String, round: inout RequestRound, inflight: String) -> Commit? {
         let ttl = Trust.seenTTL(maxAge: context.configuration.signatureMaxAge)
         let store = context.store
         let staged = dedupe == nil
@@ -117,6 +114,11 @@ extension RequestHandler {
             : store.stagedCommit(change, acknowledging: item.raw, in: inflight, reply: reply, replyTo: item.parsed.replyTo,
                                  dedupe: dedupe, seen: (seen, ttl), now: round.now)
         guard let staged else { return nil }
+        if let stored {
+            if let dedupe { round.firstReplyOfRequest[dedupe] = stored }
+            round.firstOfSignature[seen] = dedupe == nil ? stored : Self.seenMark
+            round.coordinateCalls[index] = (change, reply, dedupe, seen)
+        }
         round.staged[index] = staged
         return Commit(call: staged.open)
     }

@@ -83,8 +83,8 @@ extension RequestHandler {
                     var change = call.change
                     change.versions += guards
                     if let seen = call.seen {
-                        if let staged = signedStagedCommit(index, change, items[index], reply: call.reply, dedupe: call.dedupe,
-                                                           seen: seen, round: &round, inflight: inflight) {
+                        if let staged = signedStagedCommit(index, change, items[index], reply: call.reply, stored: nil,
+                                                           dedupe: call.dedupe, seen: seen, round: &round, inflight: inflight) {
                             commits[index] = staged
                         }
                     } else {

@@ -162,6 +162,15 @@ extension Store {
         args.append(Array((answers ? replyTo ?? "" : "").utf8))
         number(stageNumber)
         number(seen?.ttl ?? 0)
+        Self.appendItems(of: change, entries: entries, sets: sets, events: encodedEvents, to: &args)
+        return RedisCommand(arguments: args)
+    }
+
+    /// `coordinate.lua`'s arguments after the fixed ones: version guards, named ids, records,
+    /// index sets, bumped version fields, approvals, plans and events (its header's order).
+    private static func appendItems(of change: CoordinationChange, entries: IndexEntries, sets: [String],
+                                    events: [(type: String, json: [UInt8])], to args: inout [[UInt8]]) {
+        func number(_ n: Int) { args.append(Array(String(n).utf8)) }
         for (field, value) in change.versions {
             args.append(Array(field.utf8))
             args.append(value ?? [])
@@ -188,10 +197,9 @@ extension Store {
             args.append(WireJSON.bytes(plan))
             number(Int(plan.createdAt.timeIntervalSince1970 * 1000))
         }
-        for event in encodedEvents {
+        for event in events {
             args.append(Array(event.type.utf8))
             args.append(event.json)
         }
-        return RedisCommand(arguments: args)
     }
 }
