@@ -13,8 +13,9 @@
 -- then, when ARGV[2] says so, the request's dedupe key ('d') and the outbox ('o', on a Redis
 -- Cluster: the reply goes there as "reply_list\nreply", PROTOCOL.md 11), the staged marker of
 -- the message ('M', with 'R' or 'F' when no request_id stores the reply), a signed message's
--- replay mark ('V', with 'S' and 'R': checked absent, then set to "1" for ARGV[20] s); then ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and
--- with 'x' one queued marker per plan.
+-- replay mark ('V', with 'S' and 'R': checked absent, then set to "1" for ARGV[20] s); then
+-- ARGV[10] index sets, ARGV[11] approval keys, ARGV[12] plan keys, and with 'x' one queued
+-- marker per plan.
 --
 -- A change too large for one short call is staged (docs/DESIGN.md, "Staged commits"): its
 -- later parts' calls are first written to KEYS[11], one blob each; the first call ('S') checks
@@ -24,7 +25,8 @@
 -- reply under the request_id (or, without one, under the staged marker of the message); the
 -- last ('F') acknowledges the message (if still in the in-flight list it names), pushes the
 -- reply it reads back from there (not sent again) and frees the lock. (A copy of a 7 MB reply
--- costs Redis milliseconds, the reason these two are calls of their own.) Whoever meets the journal (return 12) applies the remaining parts from it.
+-- costs Redis milliseconds, the reason these two are calls of their own.) Whoever meets the
+-- journal (return 12) applies the remaining parts from it.
 -- On one Redis, the call also writes outside the customer's hash tag: the in-flight list, the
 -- stream, the plan and approval indexes, approvals and plans (docs/SCRIPTS.md). The reply list
 -- alone is not among the KEYS (ARGV[18]): a script's declared keys need read and write access,
@@ -50,9 +52,8 @@
 -- error: applied, the reply could not be pushed; 0 the message is no longer in flight (another
 -- worker took it over); 11 a guard failed (compute again); 12 the customer is held by a staged
 -- commit (apply its journal, then compute again); 13 this part was applied already (by another
--- worker rolling the journal forward); "E" and the error: a guard Redis could
--- not read, a key of the wrong type, or a write that failed (nothing written, the message left
--- in flight).
+-- worker rolling the journal forward); "E" and the error: a guard Redis could not read, a key
+-- of the wrong type, or a write that failed (nothing written, the message left in flight).
 local flags = ARGV[2]
 local function has(c) return string.find(flags, c, 1, true) ~= nil end
 local journal, parts = KEYS[10], KEYS[11]
