@@ -16,8 +16,9 @@ struct StagedCommit {
 }
 
 extension Store {
-    /// About how many Redis commands one call of a staged commit runs: at ~3 µs each, 10 ms of
-    /// Redis on a quiet machine (PROTOCOL.md 2.2: no call blocks Redis for 100 ms).
+    /// About how many Redis commands one call of a staged commit runs: 15–48 ms of Redis per
+    /// call on the 2-core machine of docs/BENCHMARKS.md, quiet (issue 20: no call blocks Redis
+    /// for 100 ms).
     static let commandsPerCall = 8_000
 
     /// About how many commands `coordinate.lua` runs for a record (the record, its version
@@ -26,8 +27,9 @@ extension Store {
         3 + 2 * max(1, record.recommendation.affectedResources.count)
     }
 
-    /// Whether a `coordinate` of this message could be staged: its change is at most about
-    /// `weight` commands (each recommendation kept, with an approval or a plan, and its events).
+    /// Whether this message's `coordinate` could need staging: an upper bound of its change's
+    /// commands (per recommendation its record and indexes, an approval or a plan, and its
+    /// events) passes `commandsPerCall`.
     static func couldBeStaged(_ request: CoordinationRequest) -> Bool {
         var weight = 0
         for rec in request.recommendations { weight += 12 + 2 * max(1, rec.affectedResources.count) }
