@@ -22,13 +22,9 @@ struct Leases {
         var handed: [Commit] = []
         for (id, reply) in zip(ids, replies) where reply.integer != 1 {
             context.logger.warning("lease lost; leaving the plan to its new owner", metadata: ["plan_id": "\(id)"])
-            if let ack = book.running[id]?.arrived?.ack, ack.list == book.resultsInflight {
-                // A result held for it goes where the new owner looks (as `PlanRunner.reload`
-                // hands it), not left in this lane's in-flight list.
-                var commit = book.ack(ack)
-                context.store.mail(ack.message, toPlan: id, into: &commit)
-                handed.append(commit)
-            }
+            // A result held for it goes where the new owner looks, not left in this lane's
+            // in-flight list.
+            if let plan = book.running[id], let commit = book.handOver(plan, id: id) { handed.append(commit) }
             book.running[id] = nil
         }
         _ = try Commit.apply(handed, on: connection)

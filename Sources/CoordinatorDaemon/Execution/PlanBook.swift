@@ -63,6 +63,16 @@ final class PlanBook {
         return commit
     }
 
+    /// For a plan this lane lets go (no longer its to run): the step result it holds from this
+    /// lane's in-flight list, moved to the plan's mailbox, where the new owner looks; nil when
+    /// it holds none there.
+    func handOver(_ plan: RunningPlan, id: String) -> Commit? {
+        guard let ack = plan.arrived?.ack, ack.list == resultsInflight else { return nil }
+        var commit = self.ack(ack)
+        context.store.mail(ack.message, toPlan: id, into: &commit)
+        return commit
+    }
+
     func write(_ plan: ExecutionPlan, events: [DomainEvent], into commit: inout Commit, now: Date) {
         context.store.storePlan(plan, into: &commit)
         context.events.emit(events, at: now, into: &commit)

@@ -219,12 +219,8 @@ struct PlanRunner {
             guard replies[offset * 3].bytes == book.ownerBytes,
                   let (_, stored) = replies[offset * 3 + 1].stored(ExecutionPlan.self), stored.status == .running else {
                 context.logger.warning("a plan is no longer ours to run; left to Redis's state", metadata: ["plan_id": "\(id)"])
-                if let ack = plan.arrived?.ack, ack.list == book.resultsInflight {
-                    // The result is the new owner's to take: it goes where that daemon looks.
-                    var commit = book.ack(ack)
-                    context.store.mail(ack.message, toPlan: id, into: &commit)
-                    acks.append(commit)
-                }
+                // The result is the new owner's to take: it goes where that daemon looks.
+                if let commit = book.handOver(plan, id: id) { acks.append(commit) }
                 book.running[id] = nil
                 continue
             }
