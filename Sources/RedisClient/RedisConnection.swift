@@ -22,8 +22,10 @@ public final class RedisConnection: @unchecked Sendable {
     private var context: UnsafeMutablePointer<redisContext>?
     private var closed = false
     private var failedReconnects = 0
-    /// Incremented on every successful connect (the subscriber re-subscribes when it changes).
-    private(set) var generation = 0
+    /// Incremented on every successful connect: which socket commands go over now. The
+    /// subscriber re-subscribes when it changes; a `WAIT` proves the replication of writes only
+    /// on the socket they went over.
+    public private(set) var generation = 0
     private var scripts: [String: String] = [:]
     let encoder = RESPEncoder()
 

@@ -357,7 +357,8 @@ extension RealRedis {
             config.simSpeed = 0
             config.heartbeatTTL = 2
             config.planLease = 2
-            let daemon = try Daemon(configuration: config, logger: Harness.quietLogger)
+            let log = LogRecorder()
+            let daemon = try Daemon(configuration: config, logger: log.logger(level: .info))
             daemon.start()
             defer { daemon.stop() }
             var options = RedisClusterClient.Options()
@@ -410,7 +411,11 @@ extension RealRedis {
                     received[list, default: []].append(reply.value)
                     got = Set(try received[list]!.map { try Harness.object($0)["request_id"] as? String ?? "" })
                 }
-                #expect(got == ids, "\(list): missing \(ids.subtracting(got).sorted())")
+                if got != ids {
+                    let missing = ids.subtracting(got).sorted()
+                    let lines = log.lines.map { line in "\(line.message) \(line.metadata)" }.suffix(80)
+                    Issue.record("\(list): missing \(missing): \(cluster.whereIs(missing)); the daemon's log: \(lines.joined(separator: " | "))")
+                }
             }
             let answered = Date().timeIntervalSince(killed)
             let drained = Date().addingTimeInterval(30)

@@ -196,3 +196,37 @@ final class ClusterHarness {
         }
     }
 }
+
+extension RedisCluster {
+    /// Where each of `needles` stands on the live masters (SCAN, as a test may): the lists,
+    /// strings, hashes and streams whose contents hold it, per node. For a failure's message.
+    func whereIs(_ needles: [String]) -> String {
+        var found: [String: [String]] = [:]
+        for port in (try? masterPorts()) ?? [] {
+            guard let node = try? direct(port) else { continue }
+            defer { node.close() }
+            var cursor = "0"
+            repeat {
+                guard let page = try? node.send("SCAN", cursor, "COUNT", 1000).array, page.count == 2 else { break }
+                cursor = page[0].string ?? "0"
+                for key in (page[1].array ?? []).compactMap(\.string) {
+                    let type = (try? node.send("TYPE", key).string) ?? ""
+                    let contents: [RedisReply] = switch type {
+                    case "list": (try? node.send("LRANGE", key, 0, -1).array) ?? []
+                    case "string": [(try? node.send("GET", key)) ?? .null]
+                    case "hash": (try? node.send("HGETALL", key).array) ?? []
+                    case "stream": ((try? node.send("XRANGE", key, "-", "+").array) ?? []).flatMap { $0.array?.last?.array ?? [] }
+                    case "zset": (try? node.send("ZRANGE", key, 0, -1).array) ?? []
+                    case "set": (try? node.send("SMEMBERS", key).array) ?? []
+                    default: []
+                    }
+                    let text = contents.compactMap(\.bytes).map { String(decoding: $0, as: UTF8.self) }
+                    for needle in needles where key.contains(needle) || text.contains(where: { $0.contains("\"\(needle)\"") }) {
+                        found[needle, default: []].append(":\(port) \(type) \(key)")
+                    }
+                }
+            } while cursor != "0"
+        }
+        return needles.map { "\($0) in [\((found[$0] ?? []).joined(separator: ", "))]" }.joined(separator: "; ")
+    }
+}

@@ -62,10 +62,10 @@ final class IngressMover: @unchecked Sendable {
         for reply in try client.pipelinePerMaster([push]) {
             if case .error(let message) = reply { throw RedisError.server(message) }
         }
-        try awaitReplicas(client, slots: Set([push].compactMap { RedisClusterSlot.of($0) }))
+        try ReplicaCount.await(context.configuration.minReplicasAcked, client: client, slots: Set([push].compactMap { RedisClusterSlot.of($0) }))
         let parkedList = context.keys.oversized(inflight: list)
         _ = try client.send(RedisCommand("DEL", parkedList), slot: RedisClusterSlot.of(parkedList))
-        try awaitReplicas(client, slots: [RedisClusterSlot.of(parkedList)])
+        try ReplicaCount.await(context.configuration.minReplicasAcked, client: client, slots: [RedisClusterSlot.of(parkedList)])
         _ = try client.send(RedisCommand("DEL", mark), slot: RedisClusterSlot.of(mark))
         context.logger.warning("ingress \(queueName): a message over --max-message-bytes passed on as its first bytes, unread",
                                metadata: ["bytes": "\(parked.length)"])
@@ -140,25 +140,10 @@ final class IngressMover: @unchecked Sendable {
         }
         // With --min-replicas-acked, a push a failover could lose is not yet acknowledged, nor
         // the acknowledgement (which a failover could undo) followed by the marks' removal.
-        try awaitReplicas(client, slots: Set(pushes.compactMap { RedisClusterSlot.of($0) }))
+        try ReplicaCount.await(context.configuration.minReplicasAcked, client: client, slots: Set(pushes.compactMap { RedisClusterSlot.of($0) }))
         _ = try client.pipeline(distinct.map { RedisCommand("LREM", list, -1, $0) })
-        try awaitReplicas(client, slots: [RedisClusterSlot.of(list)])
+        try ReplicaCount.await(context.configuration.minReplicasAcked, client: client, slots: [RedisClusterSlot.of(list)])
         _ = try client.pipelinePerMaster(marks)
-    }
-
-    /// `WAIT N` on the master of each slot (one per master): the client's last write there has
-    /// reached N replicas. Throws (the move is retried; the marks make that safe) when fewer did.
-    private func awaitReplicas(_ client: RedisClusterClient, slots: Set<Int>) throws {
-        let needed = context.configuration.minReplicasAcked
-        guard needed > 0 else { return }
-        var masters = Set<RedisConfiguration.Endpoint>()
-        for slot in slots.sorted() {
-            guard masters.insert(client.master(forSlot: slot) ?? .unix(path: "slot \(slot)")).inserted else { continue }
-            let wanted = ReplicaCount.needed(needed, slot: slot, shards: try client.send(RedisCommand("CLUSTER", "SHARDS"), slot: slot))
-            guard wanted > 0 else { continue }
-            let acked = try client.send(RedisCommand("WAIT", wanted, 1000), slot: slot).integer ?? 0
-            if acked < wanted { throw RedisError.server("MASTERDOWN \(acked) of \(wanted) replicas acknowledged") }
-        }
     }
 
     /// Takes over the in-flight lists of daemons whose hold lapsed, one at a time, and moves

@@ -8,7 +8,8 @@ import RedisClient
 /// holder's recovery), pushed to their `reply_to` by the rules of section 2.1, and only then
 /// removed. A crash between the two sends an entry again, byte for byte the same. With
 /// `--min-replicas-acked N`, nothing is pushed before a `WAIT N` on the partition's master
-/// (after the move, itself a write that follows the commits) says N replicas have it.
+/// (after the move, itself a write that follows the commits) says N replicas have it, and
+/// nothing is removed before a `WAIT N` on each `reply_to` list's master says its push is there.
 final class OutboxMover: @unchecked Sendable {
     private let context: DaemonContext
     private let cluster: RedisConfiguration
@@ -84,15 +85,24 @@ final class OutboxMover: @unchecked Sendable {
         loop.openConnection?.close()
     }
 
-    /// `WAIT N` on the partition's master: this connection's last write (the move into the
-    /// sending list) came after the commits of every entry taken, so N replicas having it
-    /// means they have those commits.
+    /// `WAIT N` on the partition's master after a write of this connection's own (its in-flight
+    /// index entry, again), in one round trip with the replica count (`ReplicaCount`): the write comes after the
+    /// commits of every entry taken, so N replicas having it means they have those commits. A
+    /// socket made anew in between (the master restarted, failed over) proves nothing: thrown,
+    /// and asked again on the next round.
     private func awaitReplicas(_ connection: RedisConnection) throws {
         guard context.configuration.minReplicasAcked > 0 else { return }
+        let replies = try connection.pipeline([RedisCommand("HSET", context.keys.inflightLists(worker: context.workerID), sending, outbox)]
+                                              + ReplicaCount.probe)
+        if case .error(let message) = replies[0] { throw RedisError.server(message) }
+        let socket = connection.generation
         let needed = ReplicaCount.needed(context.configuration.minReplicasAcked, slot: RedisClusterSlot.of(outbox),
-                                         shards: try connection.send("CLUSTER", "SHARDS"))
+                                         shards: replies[1], role: replies[2])
         guard needed > 0 else { return }
         let acked = try connection.send("WAIT", needed, 1000).integer ?? 0
+        guard connection.generation == socket else {
+            throw RedisError.server("MASTERDOWN the connection was made anew before WAIT answered; outbox held")
+        }
         guard acked >= needed else {
             throw RedisError.server("MASTERDOWN \(acked) of \(needed) replicas acknowledged; outbox held")
         }
@@ -125,6 +135,10 @@ final class OutboxMover: @unchecked Sendable {
         if !refused.isEmpty {
             try context.deadLetterUndeliverable(refused, queue: "outbox", now: Date(), connection: connection)
         }
+        // An entry leaves the sending list only once its push is on the replicas too: a reply
+        // list's master that dies before it replicates the push would lose the reply, and the
+        // entry with it.
+        try ReplicaCount.await(context.configuration.minReplicasAcked, client: client, slots: Set(calls.compactMap { RedisClusterSlot.of($0) }))
         _ = try connection.pipeline(entries.map { RedisCommand("LREM", sending, -1, $0) })
     }
 
@@ -143,7 +157,8 @@ final class OutboxMover: @unchecked Sendable {
             }
             parsed.append((raw, entry))
         }
-        let replies = try client.pipelinePerMaster(parsed.map { StepOutbox.command($0.entry, keys: root, markTTLMs: ttl) })
+        let calls = parsed.map { StepOutbox.command($0.entry, keys: root, markTTLMs: ttl) }
+        let replies = try client.pipelinePerMaster(calls)
         var refused: [(raw: [UInt8], replyTo: String, error: String)] = []
         for (item, reply) in zip(parsed, replies) {
             guard case .error(let message) = reply else { continue }
@@ -154,52 +169,11 @@ final class OutboxMover: @unchecked Sendable {
         if !refused.isEmpty {
             try context.deadLetterUndeliverable(refused, queue: "steps:outbox", now: Date(), connection: connection)
         }
+        try ReplicaCount.await(context.configuration.minReplicasAcked, client: client, slots: Set(calls.compactMap { RedisClusterSlot.of($0) }))
         _ = try connection.pipeline(entries.map { RedisCommand("LREM", sending, -1, $0) })
     }
 
     private static func list(_ reply: RedisReply) -> [[UInt8]] {
         (reply.array ?? []).compactMap(\.bytes)
-    }
-}
-
-/// How many replicas a `WAIT` asks for under `--min-replicas-acked N`: N, or as many as the
-/// master has when it has fewer (a replica promoted after its master died has none until one
-/// attaches). What no replica holds, no failover can lose: there is nothing to promote, and a
-/// replica that attaches later copies the whole data set.
-///
-/// The replicas are counted as the cluster knows them (`CLUSTER SHARDS`: the slot's shard, every
-/// replica not marked failed), not by the links the master has at the moment (`ROLE`): a
-/// replica whose link is down for a moment is still one a failover may promote, and counting
-/// live links only let replies out that it never had (164 to 180 of 1,200 answered twice,
-/// differently, in the failover bench with `--replica-lag 0.5`).
-enum ReplicaCount {
-    static func needed(_ wanted: Int, slot: Int, shards: RedisReply) -> Int {
-        min(wanted, replicas(ofSlot: slot, in: shards) ?? wanted)
-    }
-
-    /// The replicas of the shard serving `slot`, but those the cluster marked failed; nil when
-    /// the reply names no such shard.
-    static func replicas(ofSlot slot: Int, in shards: RedisReply) -> Int? {
-        for shard in shards.array ?? [] {
-            let fields = map(shard)
-            let bounds = (fields["slots"]?.array ?? []).compactMap { $0.integer.map(Int.init) ?? $0.string.flatMap { Int($0) } }
-            guard stride(from: 0, to: bounds.count - 1, by: 2).contains(where: { bounds[$0] <= slot && slot <= bounds[$0 + 1] }) else {
-                continue
-            }
-            return (fields["nodes"]?.array ?? []).map(map).filter { node in
-                node["role"]?.string == "replica" && !(node["health"]?.string ?? "").hasPrefix("fail")
-            }.count
-        }
-        return nil
-    }
-
-    /// A RESP2 map: a flat array of names and values.
-    private static func map(_ reply: RedisReply) -> [String: RedisReply] {
-        let flat = reply.array ?? []
-        var fields: [String: RedisReply] = [:]
-        for i in stride(from: 0, to: flat.count - 1, by: 2) {
-            if let name = flat[i].string { fields[name] = flat[i + 1] }
-        }
-        return fields
     }
 }

@@ -105,6 +105,8 @@ extension RedisClusterClient {
         nodeConfiguration.database = 0
         let connection = RedisConnection(lazy: nodeConfiguration)
         connections[endpoint] = connection
+        madeConnections += 1
+        serials[endpoint] = madeConnections
         return connection
     }
 }

@@ -43,6 +43,9 @@ public final class RedisClusterClient: @unchecked Sendable {
 
     // Owned by the calling thread.
     var connections: [RedisConfiguration.Endpoint: RedisConnection] = [:]
+    /// Each node's connection object, numbered in the order they were made (for `ConnectionMark`).
+    var serials: [RedisConfiguration.Endpoint: Int] = [:]
+    var madeConnections = 0
     var owners = [RedisConfiguration.Endpoint?](repeating: nil, count: RedisClusterSlot.count)
     var current = RedisClusterTopology(shards: [])
     var refreshDue = false
@@ -186,6 +189,25 @@ public final class RedisClusterClient: @unchecked Sendable {
 
     /// The master this client would send `slot`'s commands to now (nil when not yet known).
     public func master(forSlot slot: Int) -> RedisConfiguration.Endpoint? { owners[slot] }
+
+    /// The connection over which commands for `slot` go now: its master, and which connection
+    /// to it, and which of that connection's sockets. nil before the first command there.
+    ///
+    /// `WAIT` counts the replicas that have the writes of the connection it is sent on. A
+    /// client that reconnected in between (a broken socket, a failover) sends it on a fresh
+    /// connection, where it proves nothing: take a mark after the writes, send `WAIT`, and
+    /// trust its answer only if the mark is the same afterwards.
+    public func connectionMark(forSlot slot: Int) -> ConnectionMark? {
+        guard let endpoint = owners[slot], let connection = connections[endpoint], let serial = serials[endpoint] else { return nil }
+        return ConnectionMark(endpoint: endpoint, serial: serial, socket: connection.generation)
+    }
+
+    /// One connection's socket (`connectionMark(forSlot:)`).
+    public struct ConnectionMark: Equatable, Sendable {
+        public let endpoint: RedisConfiguration.Endpoint
+        let serial: Int
+        let socket: Int
+    }
 
     /// What the client has met so far. Thread-safe.
     public var statistics: Statistics {
