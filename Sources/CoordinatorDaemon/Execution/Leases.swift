@@ -30,6 +30,31 @@ struct Leases {
         _ = try Commit.apply(handed, on: connection)
     }
 
+    /// Plans leased under this lane's name that it does not run: on a cluster, a partition's
+    /// lane started anew under the same name on the master its slot now has (a failover, a
+    /// resharding), or after an outage. They continue from what Redis holds (as after a failed
+    /// commit: `PlanRunner.reload` restores the step they wait on), rather than lapse and be
+    /// rolled back as a dead worker's plans are. Reads every running plan's lease once, so it is
+    /// run when the lane (re)connects, not every tick.
+    func resumeOwn(_ connection: RedisConnection) throws(RedisError) {
+        let ids = (try connection.send("ZRANGE", keys.runningPlans, 0, -1).array ?? []).compactMap(\.string)
+            .filter { book.running[$0] == nil }
+        guard !ids.isEmpty else { return }
+        let replies = try connection.pipeline(ids.flatMap { [RedisCommand("GET", keys.planLease($0)), RedisCommand("GET", keys.plan($0))] })
+        var plans: [ExecutionPlan] = []
+        for offset in ids.indices where replies[offset * 2].bytes == book.ownerBytes {
+            guard let (_, plan) = replies[offset * 2 + 1].stored(ExecutionPlan.self), plan.status == .running else { continue }
+            plans.append(plan)
+        }
+        guard !plans.isEmpty else { return }
+        let records = try connection.pipeline(plans.map { RedisCommand("HGET", keys.active(customer: $0.customerID), $0.recommendationID) })
+        for (plan, record) in zip(plans, records) {
+            book.running[plan.id] = RunningPlan(machine: PlanMachine(plan: plan), record: record.record)
+            book.needsReload.insert(plan.id)
+            context.logger.info("resuming a plan leased under this lane's name", metadata: ["plan_id": "\(plan.id)"])
+        }
+    }
+
     /// Plans whose worker died: their lease lapsed. Take them over and roll back what was done.
     func takeOverLapsed(_ connection: RedisConnection, now: Date) throws(RedisError) {
         let free = book.capacity - book.running.count

@@ -112,6 +112,7 @@ final class PlanExecutor: @unchecked Sendable {
         // every plan again (a commit may or may not have been applied when Redis went away).
         for plan in book.running.values { plan.arrived = nil }
         book.needsReload.formUnion(book.running.keys)
+        try leases.resumeOwn(connection)
     }
 
     private func tick(_ connection: RedisConnection, accepting: Bool) throws(RedisError) {
