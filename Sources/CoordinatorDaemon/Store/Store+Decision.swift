@@ -26,7 +26,7 @@ struct DecisionChange {
     var stored: [UInt8]
     var effect: Effect = .none
     var events: [DomainEvent] = []
-    /// A signed decision's replay mark (section 10, v3), guarded absent and written with it.
+    /// A signed decision's replay mark (PROTOCOL.md section 10), guarded absent and written with it.
     var seen: (key: String, ttl: Int)?
     /// The dead letter of a decision the rules refuse as malformed.
     var deadLetter: [UInt8]?
