@@ -33,7 +33,7 @@ struct Web: ParsableCommand {
     @Option(help: "Seconds a decision waits for the daemon's answer.") var decisionTimeout: Double = 10
 
     private func env(_ name: String) -> String? {
-        ProcessInfo.processInfo.environment["COORD_" + name].flatMap { $0.isEmpty ? nil : $0 }
+        Environment.value("COORD_" + name)
     }
 
     var resolvedHost: String { host ?? env("WEB_HOST") ?? "127.0.0.1" }
