@@ -42,6 +42,14 @@ final class LoopThread: @unchecked Sendable {
 
     var isStopping: Bool { stopping.isSet }
 
+    /// Whether the daemon has announced itself (`DaemonContext.announced`: its first heartbeat
+    /// is written); until then it waits 10 ms and returns false, and the loop takes nothing.
+    func announced() -> Bool {
+        if context.announced.isSet { return true }
+        Thread.sleep(forTimeInterval: 0.01)
+        return false
+    }
+
     /// The loop's connection, opened on first use (it reconnects by itself afterwards).
     func currentConnection() throws(RedisError) -> RedisConnection {
         if let connection { return connection }

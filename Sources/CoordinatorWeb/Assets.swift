@@ -1,260 +1,273 @@
 /// The console's script and style sheet, served from the binary (nothing is fetched from
 /// elsewhere, nothing is built with Node). The Content-Security-Policy allows no inline script
-/// or style, so these are the only ones a page runs.
+/// or style, so these are the only ones a page runs. The script is a module: each page's part
+/// of it is a function, run when its element is on the page.
 enum Assets {
     static let script = #"""
-        'use strict';
-        (function () {
-          const $ = (selector) => document.querySelector(selector);
-          const meta = (name) => { const m = document.querySelector('meta[name="' + name + '"]'); return m ? m.content : ''; };
-          const csrf = meta('csrf-token');
-          const mode = meta('decision-mode');
-          const utf8 = (text) => new TextEncoder().encode(text);
-          const b64url = (bytes) => { let s = ''; for (const b of bytes) s += String.fromCharCode(b); return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''); };
+        // A module (`<script type="module">`): strict, and its names are its own.
+        const $ = (selector) => document.querySelector(selector);
+        const meta = (name) => { const m = document.querySelector('meta[name="' + name + '"]'); return m ? m.content : ''; };
+        const csrf = meta('csrf-token');
+        const mode = meta('decision-mode');
+        const utf8 = (text) => new TextEncoder().encode(text);
+        const b64url = (bytes) => { let s = ''; for (const b of bytes) s += String.fromCharCode(b); return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''); };
 
-          async function post(url, body) {
-            const response = await fetch(url, { method: 'POST', credentials: 'same-origin',
-              headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify(body) });
-            const text = await response.text();
-            try { return JSON.parse(text); } catch (e) { return { ok: false, error: response.status + ' ' + text.trim() }; }
-          }
+        async function post(url, body) {
+          const response = await fetch(url, { method: 'POST', credentials: 'same-origin',
+            headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify(body) });
+          const text = await response.text();
+          try { return JSON.parse(text); } catch (e) { return { ok: false, error: response.status + ' ' + text.trim() }; }
+        }
 
-          // Countdowns to a time (approval expiry), every second.
-          function span(seconds) {
-            const s = Math.floor(seconds);
-            if (s < 60) return s + ' s';
-            if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
-            if (s < 172800) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
-            return Math.floor(s / 86400) + ' d ' + Math.floor((s % 86400) / 3600) + ' h';
+        // Countdowns to a time (approval expiry), every second.
+        function span(seconds) {
+          const s = Math.floor(seconds);
+          if (s < 60) return s + ' s';
+          if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+          if (s < 172800) return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+          return Math.floor(s / 86400) + ' d ' + Math.floor((s % 86400) / 3600) + ' h';
+        }
+        function tick() {
+          for (const el of document.querySelectorAll('.countdown[data-until]')) {
+            const left = (Number(el.dataset.until) - Date.now()) / 1000;
+            el.textContent = left <= 0 ? 'expired' : 'in ' + span(left);
+            el.classList.toggle('bad', left > 0 && left < 600);
           }
-          function tick() {
-            for (const el of document.querySelectorAll('.countdown[data-until]')) {
-              const left = (Number(el.dataset.until) - Date.now()) / 1000;
-              el.textContent = left <= 0 ? 'expired' : 'in ' + span(left);
-              el.classList.toggle('bad', left > 0 && left < 600);
+        }
+
+        // Parts of a page that refresh themselves: the server renders them (escaped) again.
+        function refreshing(live) {
+          let last = null;
+          let busy = false;
+          setInterval(async () => {
+            if (document.hidden || busy) return;
+            busy = true;
+            try {
+              const response = await fetch(live.dataset.live, { credentials: 'same-origin' });
+              const html = await response.text();
+              if (response.ok && html !== last) {
+                // Keyboard users keep their place: the link that had focus gets it back.
+                const active = document.activeElement;
+                const href = active && live.contains(active) ? active.getAttribute('href') : null;
+                last = html;
+                live.innerHTML = html;
+                tick();
+                if (href) { const again = live.querySelector('a[href="' + CSS.escape(href) + '"]'); if (again) again.focus(); }
+              }
+            } catch (e) { /* the next refresh tries again */ } finally { busy = false; }
+          }, 1000);
+        }
+
+        function eventDetails(ev) {
+          const parts = [];
+          if (ev.recommendation_id) parts.push('rec=' + ev.recommendation_id);
+          if (ev.approval_id) parts.push('approval=' + String(ev.approval_id).slice(0, 8));
+          if (ev.plan_id) parts.push('plan=' + String(ev.plan_id).slice(0, 8));
+          if (ev.step_index !== undefined && ev.step_index !== null) parts.push('step=' + ev.step_index);
+          const data = ev.data || {};
+          for (const key of ['reason', 'error', 'user_id', 'approved_by', 'policy', 'principal']) {
+            if (typeof data[key] === 'string' && data[key] !== '') parts.push(key + '=' + data[key]);
+          }
+          if (data.verified === true) parts.push('verified');
+          return parts.join(' ');
+        }
+        function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; return td; }
+        function tone(type) { return /failed|rolled_back|rejected|expired|cancelled/.test(type) ? 'bad' : /completed|approved/.test(type) ? 'good' : ''; }
+
+        // Events: the live tail (Server-Sent Events; the browser reconnects by itself with Last-Event-ID).
+        function liveTail(table) {
+          const body = table.tBodies[0];
+          const status = $('#stream-status');
+          const source = new EventSource(table.dataset.stream);
+          source.onopen = () => { status.textContent = 'live'; status.className = 'note good'; };
+          source.onerror = () => { status.textContent = 'reconnecting…'; status.className = 'note bad'; };
+          source.addEventListener('gap', (e) => { status.textContent = JSON.parse(e.data).message; });
+          source.onmessage = (e) => {
+            const ev = JSON.parse(e.data);
+            const row = body.insertRow(0);
+            row.dataset.type = ev.type || '';
+            row.dataset.id = ev.stream_id || '';
+            cell(row, (ev.stream_id || '') + (ev.partition === undefined ? '' : ' p' + ev.partition), 'dim');
+            cell(row, String(ev.at || '').slice(11, 19));
+            cell(row, ev.type || '?', tone(ev.type || ''));
+            cell(row, ev.customer_id || '');
+            cell(row, eventDetails(ev));
+            while (body.rows.length > 500) body.deleteRow(-1);
+            table.dataset.last = ev.stream_id || '';
+          };
+        }
+
+        // Browsers give WebCrypto only to a secure context: https://, or http:// on loopback.
+        const insecure = 'This page is not a secure context (it is neither https:// nor http:// on 127.0.0.1 or localhost), so this browser cannot sign here: serve the console with --tls-cert and --tls-key.';
+
+        // The signing key, kept in IndexedDB as a non-extractable WebCrypto key.
+        function database() {
+          return new Promise((resolve, reject) => {
+            const request = indexedDB.open('coordinatord-console', 1);
+            request.onupgradeneeded = () => request.result.createObjectStore('keys');
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+          });
+        }
+        async function keyStore(verb, value) {
+          const db = await database();
+          return new Promise((resolve, reject) => {
+            const store = db.transaction('keys', verb === 'get' ? 'readonly' : 'readwrite').objectStore('keys');
+            const request = verb === 'get' ? store.get('signing') : verb === 'put' ? store.put(value, 'signing') : store.delete('signing');
+            request.onsuccess = () => resolve(request.result || null);
+            request.onerror = () => reject(request.error);
+          });
+        }
+        const loadKey = () => keyStore('get').catch(() => null);
+
+        // The key page: import a key file, or forget the key.
+        function keyPage(keyForm) {
+          const status = $('#key-status');
+          const show = (k) => {
+            if (!window.isSecureContext) {
+              status.textContent = insecure;
+              status.className = 'bad';
+              return;
             }
-          }
-          tick();
-          setInterval(tick, 1000);
-
-          // Parts of a page that refresh themselves: the server renders them (escaped) again.
-          const live = document.getElementById('live');
-          if (live && live.dataset.live) {
-            let last = null;
-            let busy = false;
-            setInterval(async () => {
-              if (document.hidden || busy) return;
-              busy = true;
-              try {
-                const response = await fetch(live.dataset.live, { credentials: 'same-origin' });
-                const html = await response.text();
-                if (response.ok && html !== last) {
-                  // Keyboard users keep their place: the link that had focus gets it back.
-                  const active = document.activeElement;
-                  const href = active && live.contains(active) ? active.getAttribute('href') : null;
-                  last = html;
-                  live.innerHTML = html;
-                  tick();
-                  if (href) { const again = live.querySelector('a[href="' + CSS.escape(href) + '"]'); if (again) again.focus(); }
-                }
-              } catch (e) { /* the next refresh tries again */ } finally { busy = false; }
-            }, 1000);
-          }
-
-          function eventDetails(ev) {
-            const parts = [];
-            if (ev.recommendation_id) parts.push('rec=' + ev.recommendation_id);
-            if (ev.approval_id) parts.push('approval=' + String(ev.approval_id).slice(0, 8));
-            if (ev.plan_id) parts.push('plan=' + String(ev.plan_id).slice(0, 8));
-            if (ev.step_index !== undefined && ev.step_index !== null) parts.push('step=' + ev.step_index);
-            const data = ev.data || {};
-            for (const key of ['reason', 'error', 'user_id', 'approved_by', 'policy', 'principal']) {
-              if (typeof data[key] === 'string' && data[key] !== '') parts.push(key + '=' + data[key]);
+            status.textContent = k ? 'Signing as ' + k.principal + ' (key imported ' + k.imported + ').' : 'No key imported.';
+          };
+          loadKey().then(show);
+          keyForm.addEventListener('submit', async (e) => {
+            e.preventDefault();
+            try {
+              if (!window.isSecureContext || !window.crypto || !crypto.subtle) throw new Error(insecure);
+              const principal = $('#principal').value.trim();
+              const file = $('#key-file').files[0];
+              if (!principal || !file) throw new Error('give your principal id and your key file');
+              const text = (await file.text()).trim();
+              const seed = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+              if (seed.length !== 32) throw new Error('not a key file: expected base64 of a 32-byte Ed25519 seed');
+              // PKCS #8 for an Ed25519 private key (RFC 8410) around the seed.
+              const pkcs8 = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20, ...seed]);
+              const key = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, false, ['sign']);
+              seed.fill(0);
+              await keyStore('put', { principal, key, imported: new Date().toISOString().slice(0, 16).replace('T', ' ') });
+              $('#key-file').value = '';
+              show(await loadKey());
+              status.className = 'good';
+            } catch (err) {
+              status.textContent = 'Not imported: ' + (err && err.message ? err.message : err);
+              status.className = 'bad';
             }
-            if (data.verified === true) parts.push('verified');
-            return parts.join(' ');
-          }
-          function cell(row, text, cls) { const td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; return td; }
-          function tone(type) { return /failed|rolled_back|rejected|expired|cancelled/.test(type) ? 'bad' : /completed|approved/.test(type) ? 'good' : ''; }
+          });
+          $('#forget-key').addEventListener('click', async () => { await keyStore('delete'); show(null); });
+        }
 
-          // Events: the live tail (Server-Sent Events; the browser reconnects by itself with Last-Event-ID).
-          const table = document.getElementById('events');
-          if (table && table.dataset.stream) {
-            const body = table.tBodies[0];
-            const status = $('#stream-status');
-            const source = new EventSource(table.dataset.stream);
-            source.onopen = () => { status.textContent = 'live'; status.className = 'note good'; };
-            source.onerror = () => { status.textContent = 'reconnecting…'; status.className = 'note bad'; };
-            source.addEventListener('gap', (e) => { status.textContent = JSON.parse(e.data).message; });
-            source.onmessage = (e) => {
-              const ev = JSON.parse(e.data);
-              const row = body.insertRow(0);
-              row.dataset.type = ev.type || '';
-              row.dataset.id = ev.stream_id || '';
-              cell(row, (ev.stream_id || '') + (ev.partition === undefined ? '' : ' p' + ev.partition), 'dim');
-              cell(row, String(ev.at || '').slice(11, 19));
-              cell(row, ev.type || '?', tone(ev.type || ''));
-              cell(row, ev.customer_id || '');
-              cell(row, eventDetails(ev));
-              while (body.rows.length > 500) body.deleteRow(-1);
-              table.dataset.last = ev.stream_id || '';
-            };
+        // An approval: decide, then follow the reply and the events it causes.
+        function approvalPage(article, panel) {
+          const page = {
+            id: article.dataset.approval, planID: null, seen: [], decided: panel.dataset.done === '1',
+            approve: $('#approve'), reject: $('#reject'), why: $('#why-disabled'), result: $('#result'), list: $('#decision-events'),
+          };
+          page.enable = (on) => { page.approve.disabled = page.reject.disabled = !on || page.decided; };
+          const source = new EventSource('/events/stream?customer=' + encodeURIComponent(article.dataset.customer));
+          source.onmessage = (e) => {
+            const ev = JSON.parse(e.data);
+            if (ev.type === 'plan.created' && ev.approval_id === page.id && ev.plan_id) page.planID = ev.plan_id;
+            if (ev.approval_id === page.id || (ev.plan_id && (ev.plan_id === page.planID || !page.planID))) { page.seen.push(ev); renderDecisionEvents(page); }
+          };
+          if (page.decided || !page.approve) return;
+          if (mode === 'unsigned') { page.enable(true); page.why.textContent = ''; }
+          if (mode === 'signed' && !window.isSecureContext) {
+            page.why.textContent = insecure;
+          } else if (mode === 'signed') {
+            loadKey().then((k) => { if (k) { page.enable(true); page.why.textContent = 'Signing as ' + k.principal + '.'; } });
           }
+          page.approve.addEventListener('click', () => decide(page, 'approve'));
+          page.reject.addEventListener('click', () => decide(page, 'reject'));
+        }
 
-          // Browsers give WebCrypto only to a secure context: https://, or http:// on loopback.
-          const insecure = 'This page is not a secure context (it is neither https:// nor http:// on 127.0.0.1 or localhost), so this browser cannot sign here: serve the console with --tls-cert and --tls-key.';
+        // The events of this approval and of the plan it made, as they came.
+        function renderDecisionEvents(page) {
+          page.list.textContent = '';
+          for (const ev of page.seen) {
+            if (ev.approval_id !== page.id && !(page.planID && ev.plan_id === page.planID)) continue;
+            const li = document.createElement('li');
+            li.dataset.type = ev.type || '';
+            const type = document.createElement('strong');
+            type.textContent = ev.type || '?';
+            type.className = tone(ev.type || '');
+            li.append(type, ' ' + String(ev.at || '').slice(11, 19) + ' ' + eventDetails(ev));
+            page.list.append(li);
+          }
+        }
 
-          // The signing key, kept in IndexedDB as a non-extractable WebCrypto key.
-          function database() {
-            return new Promise((resolve, reject) => {
-              const request = indexedDB.open('coordinatord-console', 1);
-              request.onupgradeneeded = () => request.result.createObjectStore('keys');
-              request.onsuccess = () => resolve(request.result);
-              request.onerror = () => reject(request.error);
-            });
+        async function decide(page, verb) {
+          const reason = $('#reason').value;
+          const result = page.result;
+          result.className = '';
+          if (verb === 'reject' && reason.trim() === '') {
+            result.textContent = 'A rejection needs a reason.';
+            result.className = 'error';
+            $('#reason').focus();
+            return;
           }
-          async function keyStore(verb, value) {
-            const db = await database();
-            return new Promise((resolve, reject) => {
-              const store = db.transaction('keys', verb === 'get' ? 'readonly' : 'readwrite').objectStore('keys');
-              const request = verb === 'get' ? store.get('signing') : verb === 'put' ? store.put(value, 'signing') : store.delete('signing');
-              request.onsuccess = () => resolve(request.result || null);
-              request.onerror = () => reject(request.error);
-            });
+          page.enable(false);
+          result.textContent = 'Sending…';
+          let answer;
+          try {
+            answer = await sendDecision(page.id, verb, reason);
+          } catch (err) {
+            answer = { ok: false, error: err && err.message ? err.message : String(err) };
           }
-          const loadKey = () => keyStore('get').catch(() => null);
+          showAnswer(page, answer);
+        }
 
-          const keyForm = document.getElementById('key-form');
-          if (keyForm) {
-            const status = $('#key-status');
-            const show = (k) => {
-              if (!window.isSecureContext) {
-                status.textContent = insecure;
-                status.className = 'bad';
-                return;
-              }
-              status.textContent = k ? 'Signing as ' + k.principal + ' (key imported ' + k.imported + ').' : 'No key imported.';
-            };
-            loadKey().then(show);
-            keyForm.addEventListener('submit', async (e) => {
-              e.preventDefault();
-              try {
-                if (!window.isSecureContext || !window.crypto || !crypto.subtle) throw new Error(insecure);
-                const principal = $('#principal').value.trim();
-                const file = $('#key-file').files[0];
-                if (!principal || !file) throw new Error('give your principal id and your key file');
-                const text = (await file.text()).trim();
-                const seed = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-                if (seed.length !== 32) throw new Error('not a key file: expected base64 of a 32-byte Ed25519 seed');
-                // PKCS #8 for an Ed25519 private key (RFC 8410) around the seed.
-                const pkcs8 = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20, ...seed]);
-                const key = await crypto.subtle.importKey('pkcs8', pkcs8, { name: 'Ed25519' }, false, ['sign']);
-                seed.fill(0);
-                await keyStore('put', { principal, key, imported: new Date().toISOString().slice(0, 16).replace('T', ' ') });
-                $('#key-file').value = '';
-                show(await loadKey());
-                status.className = 'good';
-              } catch (err) {
-                status.textContent = 'Not imported: ' + (err && err.message ? err.message : err);
-                status.className = 'bad';
-              }
-            });
-            $('#forget-key').addEventListener('click', async () => { await keyStore('delete'); show(null); });
-          }
+        // Signed: the server prepares the payload, this browser signs it with its key (JWS, EdDSA).
+        async function sendDecision(id, verb, reason) {
+          const path = '/approvals/' + encodeURIComponent(id);
+          if (mode !== 'signed') return post(path + '/decide', { decision: verb, reason });
+          const k = await loadKey();
+          if (!k) throw new Error('no signing key in this browser');
+          const prepared = await post(path + '/prepare', { decision: verb, reason, principal: k.principal });
+          if (!prepared.ok) throw new Error(prepared.error);
+          const header = b64url(utf8(JSON.stringify({ alg: 'EdDSA', kid: k.principal, iat: Math.floor(Date.now() / 1000) })));
+          const input = header + '.' + prepared.payload;
+          const signature = await crypto.subtle.sign({ name: 'Ed25519' }, k.key, utf8(input));
+          return post(path + '/decide', { jws: input + '.' + b64url(new Uint8Array(signature)) });
+        }
 
-          // An approval: decide, then follow the reply and the events it causes.
-          const article = document.getElementById('approval');
-          const panel = document.getElementById('decision');
-          if (article && panel) {
-            const id = article.dataset.approval;
-            const customer = article.dataset.customer;
-            const approve = $('#approve'), reject = $('#reject'), why = $('#why-disabled'), result = $('#result'), list = $('#decision-events');
-            let planID = null;
-            const seen = [];
-            function render() {
-              list.textContent = '';
-              for (const ev of seen) {
-                if (ev.approval_id !== id && !(planID && ev.plan_id === planID)) continue;
-                const li = document.createElement('li');
-                li.dataset.type = ev.type || '';
-                const type = document.createElement('strong');
-                type.textContent = ev.type || '?';
-                type.className = tone(ev.type || '');
-                li.append(type, ' ' + String(ev.at || '').slice(11, 19) + ' ' + eventDetails(ev));
-                list.append(li);
-              }
-            }
-            const source = new EventSource('/events/stream?customer=' + encodeURIComponent(customer));
-            source.onmessage = (e) => {
-              const ev = JSON.parse(e.data);
-              if (ev.type === 'plan.created' && ev.approval_id === id && ev.plan_id) planID = ev.plan_id;
-              if (ev.approval_id === id || (ev.plan_id && (ev.plan_id === planID || !planID))) { seen.push(ev); render(); }
-            };
-            let decided = panel.dataset.done === '1';
-            const enable = (on) => { approve.disabled = reject.disabled = !on || decided; };
-            if (!decided && approve) {
-              if (mode === 'unsigned') { enable(true); why.textContent = ''; }
-              if (mode === 'signed' && !window.isSecureContext) {
-                why.textContent = insecure;
-              } else if (mode === 'signed') {
-                loadKey().then((k) => { if (k) { enable(true); why.textContent = 'Signing as ' + k.principal + '.'; } });
-              }
-              async function decide(verb) {
-                const reason = $('#reason').value;
-                result.className = '';
-                if (verb === 'reject' && reason.trim() === '') {
-                  result.textContent = 'A rejection needs a reason.';
-                  result.className = 'error';
-                  $('#reason').focus();
-                  return;
-                }
-                enable(false);
-                result.textContent = 'Sending…';
-                let answer;
-                try {
-                  const path = '/approvals/' + encodeURIComponent(id);
-                  if (mode === 'signed') {
-                    const k = await loadKey();
-                    if (!k) throw new Error('no signing key in this browser');
-                    const prepared = await post(path + '/prepare', { decision: verb, reason, principal: k.principal });
-                    if (!prepared.ok) throw new Error(prepared.error);
-                    const header = b64url(utf8(JSON.stringify({ alg: 'EdDSA', kid: k.principal, iat: Math.floor(Date.now() / 1000) })));
-                    const input = header + '.' + prepared.payload;
-                    const signature = await crypto.subtle.sign({ name: 'Ed25519' }, k.key, utf8(input));
-                    answer = await post(path + '/decide', { jws: input + '.' + b64url(new Uint8Array(signature)) });
-                  } else {
-                    answer = await post(path + '/decide', { decision: verb, reason });
-                  }
-                } catch (err) {
-                  answer = { ok: false, error: err && err.message ? err.message : String(err) };
-                }
-                if (answer.ok) {
-                  decided = answer.status !== 'pending';
-                  const badge = document.querySelector('#approval-status .badge');
-                  if (badge) { badge.textContent = answer.status; badge.className = 'badge ' + (answer.status === 'approved' ? 'good' : answer.status === 'rejected' ? 'bad' : 'warn'); }
-                  result.className = 'ok';
-                  result.textContent = answer.text;
-                  if (answer.plan_id) {
-                    planID = answer.plan_id;
-                    const link = document.createElement('a');
-                    link.href = '/plans/' + encodeURIComponent(planID);
-                    link.id = 'plan-link';
-                    link.textContent = 'Open the plan';
-                    result.append(' ', link);
-                    render();
-                  }
-                  enable(!decided);
-                } else {
-                  result.className = 'error';
-                  result.textContent = 'Refused: ' + answer.error;
-                  enable(true);
-                }
-              }
-              approve.addEventListener('click', () => decide('approve'));
-              reject.addEventListener('click', () => decide('reject'));
-            }
+        function showAnswer(page, answer) {
+          const result = page.result;
+          if (!answer.ok) {
+            result.className = 'error';
+            result.textContent = 'Refused: ' + answer.error;
+            page.enable(true);
+            return;
           }
-        })();
+          page.decided = answer.status !== 'pending';
+          const badge = document.querySelector('#approval-status .badge');
+          if (badge) { badge.textContent = answer.status; badge.className = 'badge ' + (answer.status === 'approved' ? 'good' : answer.status === 'rejected' ? 'bad' : 'warn'); }
+          result.className = 'ok';
+          result.textContent = answer.text;
+          if (answer.plan_id) {
+            page.planID = answer.plan_id;
+            const link = document.createElement('a');
+            link.href = '/plans/' + encodeURIComponent(page.planID);
+            link.id = 'plan-link';
+            link.textContent = 'Open the plan';
+            result.append(' ', link);
+            renderDecisionEvents(page);
+          }
+          page.enable(!page.decided);
+        }
+
+        tick();
+        setInterval(tick, 1000);
+        const live = document.getElementById('live');
+        if (live && live.dataset.live) refreshing(live);
+        const table = document.getElementById('events');
+        if (table && table.dataset.stream) liveTail(table);
+        const keyForm = document.getElementById('key-form');
+        if (keyForm) keyPage(keyForm);
+        const article = document.getElementById('approval');
+        const panel = document.getElementById('decision');
+        if (article && panel) approvalPage(article, panel);
         """#
 
     static let style = #"""

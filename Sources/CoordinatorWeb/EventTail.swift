@@ -95,10 +95,7 @@ final class EventTail: EventFeed, @unchecked Sendable {
     /// Where backfills are read (the console's page readers).
     private let bridge: RedisBridge
     private let stream: String
-    private let lock = NSLock()
-    private var subscribers: [Int: AsyncStream<Batch>.Continuation] = [:]
-    private var nextID = 0
-    private var stopped = false
+    private let subscribers = TailSubscribers()
     private var task: Task<Void, Never>?
     /// The last stream id read; entries after it are the next batch.
     private var last: String?
@@ -114,21 +111,18 @@ final class EventTail: EventFeed, @unchecked Sendable {
     }
 
     func stop() {
-        lock.lock()
-        stopped = true
-        let all = subscribers.values
-        subscribers.removeAll()
-        lock.unlock()
-        for continuation in all { continuation.finish() }
+        subscribers.stop()
         thread.close()
     }
 
     func position(_ text: String) -> TailPosition? { TailPosition.parse(text, partitions: nil) }
 
+    /// New batches from now on, until `cancel` is called with the returned id.
     func subscribe() async throws -> TailSubscription {
-        let (id, batches) = subscribeNow()
-        return TailSubscription(id: id, batches: batches, watermark: nil)
+        subscribers.add { _ in .some(nil) }!
     }
+
+    func cancel(_ id: Int) { subscribers.cancel(id) }
 
     func backfill(after resume: TailPosition?, upTo watermark: TailPosition?, filter: EventFilter) async throws -> (entries: [TailEntry], gap: Bool) {
         let stream = self.stream
@@ -144,34 +138,9 @@ final class EventTail: EventFeed, @unchecked Sendable {
         }
     }
 
-    /// New batches from now on, until `cancel` is called with the returned id.
-    private func subscribeNow() -> (id: Int, batches: AsyncStream<Batch>) {
-        // A subscriber slower than the stream is let go when this buffer is full (`publish`):
-        // the batches it has are sent, the one that did not fit is replayed after it reconnects.
-        let (batches, continuation) = AsyncStream<Batch>.makeStream(bufferingPolicy: .bufferingOldest(4096))
-        lock.lock()
-        defer { lock.unlock() }
-        nextID += 1
-        if stopped { continuation.finish() } else { subscribers[nextID] = continuation }
-        return (nextID, batches)
-    }
-
-    func cancel(_ id: Int) {
-        lock.lock()
-        let continuation = subscribers.removeValue(forKey: id)
-        lock.unlock()
-        continuation?.finish()
-    }
-
-    private var isStopped: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopped
-    }
-
     private func loop() async {
-        var backoff = 0.2
-        while !isStopped {
+        var backoff = Backoff(first: 0.2, max: 5)
+        while !subscribers.isStopped {
             do {
                 let stream = self.stream
                 let after = last
@@ -183,39 +152,21 @@ final class EventTail: EventFeed, @unchecked Sendable {
                     return (entries.map { TailEntry($0) }, entries.last?.id ?? from)
                 }
                 last = newest
-                backoff = 0.2
-                publish(batch)
+                backoff.reset()
+                subscribers.publish(batch)
             } catch {
-                if isStopped { return }
-                publish([])
-                try? await Task.sleep(for: .seconds(backoff))
-                backoff = min(backoff * 2, 5)
+                if subscribers.isStopped { return }
+                subscribers.publish([])
+                try? await Task.sleep(for: .seconds(backoff.next()))
             }
-        }
-    }
-
-    /// Hands `batch` to every subscriber. One that fell so far behind that its buffer is full is
-    /// let go: its response ends, and its browser reconnects with `Last-Event-ID` and is replayed
-    /// what it missed, instead of silently losing events.
-    private func publish(_ batch: Batch) {
-        lock.lock()
-        let all = subscribers
-        lock.unlock()
-        for (id, continuation) in all {
-            if case .dropped = continuation.yield(batch) { cancel(id) }
         }
     }
 }
 
-/// Stream ids compared as numbers (`ms-seq`).
+/// Stream ids read as numbers (`ms-seq`).
 enum StreamID {
     static func parts(_ id: String) -> (UInt64, UInt64) {
         let split = id.split(separator: "-", maxSplits: 1)
         return (UInt64(split.first ?? "") ?? 0, split.count > 1 ? UInt64(split[1]) ?? 0 : 0)
-    }
-
-    static func isAfter(_ a: String, _ b: String) -> Bool {
-        let (x, y) = (parts(a), parts(b))
-        return x.0 != y.0 ? x.0 > y.0 : x.1 > y.1
     }
 }

@@ -26,7 +26,7 @@ enum Pages {
             <meta name="decision-mode" content="\(configuration.modeName)">
             <title>\(HTML.h(title)) · coordinatord</title>
             <link rel="stylesheet" href="/static/style.css">
-            <script src="/static/app.js" defer></script>
+            <script type="module" src="/static/app.js"></script>
             </head>
             <body>
             <a class="skip" href="#main">Skip to content</a>

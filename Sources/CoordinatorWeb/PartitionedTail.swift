@@ -28,16 +28,12 @@ final class PartitionedTail: EventFeed, @unchecked Sendable {
     /// Entries read per stream per round.
     static let readCount = 1000
 
-    private let thread: ClusterThread
-    private let replay: ClusterThread
+    private let thread: RedisClusterThread
+    private let replay: RedisClusterThread
     private let slots: [Int]
-    private let lock = NSLock()
-    private var subscribers: [Int: AsyncStream<EventTail.Batch>.Continuation] = [:]
-    private var nextID = 0
-    private var stopped = false
+    /// With the last published watermark (ms): every entry up to it was published.
+    private let subscribers = TailSubscribers()
     private var task: Task<Void, Never>?
-    /// The last published watermark (ms): every entry up to it was published.
-    private var watermark: UInt64?
     /// Touched by the polling task only: the last id read per stream, and what was read but
     /// is after the watermark.
     private var read: [String] = []
@@ -48,8 +44,8 @@ final class PartitionedTail: EventFeed, @unchecked Sendable {
         self.interval = interval
         streams = (0..<partitions).map { Self.stream(keys, partition: $0) }
         slots = streams.map { RedisClusterSlot.of($0) }
-        thread = ClusterThread(configuration: configuration, name: "web.tail")
-        replay = ClusterThread(configuration: configuration, name: "web.replay")
+        thread = RedisClusterThread(configuration: configuration, name: "web.tail")
+        replay = RedisClusterThread(configuration: configuration, name: "web.replay")
     }
 
     /// `<prefix>:{p<k>}:events:stream` (PROTOCOL.md section 11).
@@ -60,12 +56,7 @@ final class PartitionedTail: EventFeed, @unchecked Sendable {
     }
 
     func stop() {
-        lock.lock()
-        stopped = true
-        let all = subscribers.values
-        subscribers.removeAll()
-        lock.unlock()
-        for continuation in all { continuation.finish() }
+        subscribers.stop()
         thread.close()
         replay.close()
     }
@@ -85,22 +76,11 @@ final class PartitionedTail: EventFeed, @unchecked Sendable {
 
     /// A subscription from the current watermark, or nil while there is none yet.
     private func subscribeNow() throws -> TailSubscription? {
-        lock.lock()
-        defer { lock.unlock() }
-        if stopped { throw RedisError.closed }
-        guard let watermark else { return nil }
-        let (batches, continuation) = AsyncStream<EventTail.Batch>.makeStream(bufferingPolicy: .bufferingOldest(4096))
-        nextID += 1
-        subscribers[nextID] = continuation
-        return TailSubscription(id: nextID, batches: batches, watermark: Self.end(of: watermark))
+        if subscribers.isStopped { throw RedisError.closed }
+        return subscribers.add { watermark in watermark.map { .some(Self.end(of: $0)) } }
     }
 
-    func cancel(_ id: Int) {
-        lock.lock()
-        let continuation = subscribers.removeValue(forKey: id)
-        lock.unlock()
-        continuation?.finish()
-    }
+    func cancel(_ id: Int) { subscribers.cancel(id) }
 
     /// The last position of a millisecond: after every entry of it, on every partition.
     static func end(of ms: UInt64) -> TailPosition { TailPosition(ms: ms, seq: UInt64.max, partition: Int.max) }
@@ -147,30 +127,23 @@ final class PartitionedTail: EventFeed, @unchecked Sendable {
         return (Array(merged.suffix(50)), false)
     }
 
-    private var isStopped: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return stopped
-    }
-
     private func loop() async {
-        var backoff = 0.2
+        var backoff = Backoff(first: 0.2, max: 5)
         var lastTick = ContinuousClock.now
-        while !isStopped {
+        while !subscribers.isStopped {
             do {
                 let (batch, newWatermark, readAll) = try await round()
-                backoff = 0.2
+                backoff.reset()
                 // An empty batch about once a second is the subscribers' tick (keep-alives).
                 let now = ContinuousClock.now
                 let notify = !batch.isEmpty || now - lastTick >= .seconds(1)
                 if notify { lastTick = now }
-                publish(batch, watermark: newWatermark, notify: notify)
+                subscribers.publish(batch, watermark: newWatermark, notify: notify)
                 if readAll { try? await Task.sleep(for: .seconds(interval)) }
             } catch {
-                if isStopped { return }
-                publish([], watermark: nil, notify: true)
-                try? await Task.sleep(for: .seconds(backoff))
-                backoff = min(backoff * 2, 5)
+                if subscribers.isStopped { return }
+                subscribers.publish([])
+                try? await Task.sleep(for: .seconds(backoff.next()))
             }
         }
     }
@@ -206,7 +179,7 @@ final class PartitionedTail: EventFeed, @unchecked Sendable {
                 limit = min(limit, ms > 0 ? ms - 1 : 0)
             }
         }
-        let previous = lockedWatermark() ?? 0
+        let previous = subscribers.watermark ?? 0
         let watermark = max(previous, limit)
         held.sort { $0.position < $1.position }
         let cut = held.firstIndex { $0.position.ms > watermark } ?? held.count
@@ -230,24 +203,5 @@ final class PartitionedTail: EventFeed, @unchecked Sendable {
         return lowest == UInt64.max ? 0 : lowest
     }
 
-    private func lockedWatermark() -> UInt64? {
-        lock.lock()
-        defer { lock.unlock() }
-        return watermark
-    }
-
-    /// Hands `batch` to every subscriber and moves the watermark, in one step with respect to
-    /// `subscribe`: a subscriber gets exactly the batches after the watermark it was given.
-    private func publish(_ batch: EventTail.Batch, watermark newWatermark: UInt64?, notify: Bool) {
-        lock.lock()
-        if let newWatermark { watermark = newWatermark }
-        var dropped: [Int] = []
-        for (id, continuation) in subscribers where notify {
-            if case .dropped = continuation.yield(batch) { dropped.append(id) }
-        }
-        let gone = dropped.compactMap { subscribers.removeValue(forKey: $0) }
-        lock.unlock()
-        for continuation in gone { continuation.finish() }
-    }
 }
 

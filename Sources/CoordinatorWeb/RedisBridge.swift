@@ -3,15 +3,15 @@ import Operations
 import RedisClient
 
 /// Where the console's Redis calls run: hiredis blocks, so every call goes to a dedicated thread
-/// (`RedisConnectionThread`, or on a Redis Cluster `ClusterThread`), never Swift's cooperative
-/// pool. Page reads share a few threads; decisions, which wait up to their timeout for the
+/// (`RedisConnectionThread`, or on a Redis Cluster `RedisClusterThread`), never Swift's
+/// cooperative pool. Page reads share a few threads; decisions, which wait up to their timeout for the
 /// daemon's reply, have their own, so a slow answer never holds a page; the event tail has one
 /// of its own (`EventTail`, `PartitionedTail`).
 final class RedisBridge: Sendable {
     /// One thread: a job gets its Redis, as a `StateRedis`.
     private enum Worker: Sendable {
         case single(RedisConnectionThread)
-        case cluster(ClusterThread)
+        case cluster(RedisClusterThread)
 
         func run<T: Sendable>(_ body: @escaping @Sendable (any StateRedis) throws -> T) async throws -> T {
             switch self {
@@ -34,7 +34,7 @@ final class RedisBridge: Sendable {
 
     init(configuration: RedisConfiguration, readers: Int = 3, deciders: Int = 2) {
         func worker(_ name: String) -> Worker {
-            configuration.isCluster ? .cluster(ClusterThread(configuration: configuration, name: name))
+            configuration.isCluster ? .cluster(RedisClusterThread(configuration: configuration, name: name))
                 : .single(RedisConnectionThread(configuration: configuration, name: name))
         }
         self.readers = (0..<readers).map { worker("web.read\($0)") }

@@ -18,7 +18,7 @@ public struct DeadLetter {
     public init(_ entry: [String: Any], keys: Keys) {
         self.entry = entry
         let queue = entry.string("queue") ?? "?"
-        queueName = queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue
+        queueName = keys.queueName(queue)
         let error = entry["error"] as? [String: Any] ?? [:]
         code = error.string("code") ?? "?"
         message = error.string("message") ?? ""

@@ -73,7 +73,7 @@ public struct StatusReport {
             var index = 0
             while index + 1 < fields.count {
                 let queue = fields[index + 1]
-                lists.append((fields[index], queue.hasPrefix(keys.prefix + ":") ? String(queue.dropFirst(keys.prefix.count + 1)) : queue))
+                lists.append((fields[index], keys.queueName(queue)))
                 index += 2
             }
         }
@@ -116,14 +116,14 @@ public struct StatusReport {
         let per = partitionQueues.count + 6
         var counts = [Int](repeating: 0, count: 6)
         var next: Double?
-        var registries: [(command: RedisCommand, prefix: String)] = []
+        var registries: [(command: RedisCommand, keys: Keys)] = []
         for (k, part) in parts.enumerated() {
             let r = replies[(k * per)..<((k + 1) * per)].map { $0 }
             for (i, queue) in partitionQueues.enumerated() { depths[queue, default: 0] += Int(r[i].integer ?? 0) }
             for i in [0, 2, 3, 4] { counts[i] += Int(r[partitionQueues.count + i].integer ?? 0) }
             if let score = (r[partitionQueues.count + 1].array?.last?.string).flatMap(Double.init) { next = min(next ?? score, score) }
             for worker in (r[partitionQueues.count + 5].array ?? []).compactMap(\.string) {
-                registries.append((RedisCommand("HGETALL", part.inflightLists(worker: worker)), part.prefix + ":"))
+                registries.append((RedisCommand("HGETALL", part.inflightLists(worker: worker)), part))
             }
         }
         // In flight: every partition worker's lists, by the queue each hands back to.
@@ -131,8 +131,7 @@ public struct StatusReport {
         for (registry, part) in zip(try redis.calls(registries.map(\.command)), registries) {
             let fields = (registry.array ?? []).compactMap(\.string)
             for i in stride(from: 0, to: fields.count - 1, by: 2) {
-                let queue = fields[i + 1]
-                lists.append((fields[i], queue.hasPrefix(part.prefix) ? String(queue.dropFirst(part.prefix.count)) : queue))
+                lists.append((fields[i], part.keys.queueName(fields[i + 1])))
             }
         }
         var inflight: [String: Int] = [:]

@@ -15,8 +15,21 @@ public struct RedisScript: Sendable, Hashable {
     /// A script with this source, registered so that NOSCRIPT replies can be answered.
     public init(_ source: String) {
         self.source = source
-        self.sha1 = Insecure.SHA1.hash(data: Array(source.utf8)).map { String(format: "%02x", $0) }.joined()
+        self.sha1 = Self.sha1Hex(Array(source.utf8))
         ScriptRegistry.shared.add(self)
+    }
+
+    /// Lower-case hex SHA-1 of `bytes` (swift-crypto's), as Redis names a script and as Lua's
+    /// `redis.sha1hex` gives it.
+    public static func sha1Hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(40)
+        for byte in Insecure.SHA1.hash(data: bytes) {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `EVALSHA sha numkeys keys... args...`: the script run with these keys and arguments.

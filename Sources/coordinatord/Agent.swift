@@ -30,9 +30,10 @@ struct Agent: ParsableCommand {
         options.ignoreAction = ignore
         options.delay = delay
         options.signer = try key.map { MessageSigner(kid: id, key: try SigningKeyFile.load(path: $0)) }
-        var redis = try RedisConfiguration(url: redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0")
-        if cluster || Environment.value("COORD_CLUSTER") == "1" { redis = try redis.clustered() }
-        let agent = SimulatedAgent(options: options, redis: redis, keys: Keys(prefix: prefix ?? Environment.value("COORD_PREFIX") ?? "coord"),
+        let url = Environment.redisURL(redisURL)
+        var redis = try RedisConfiguration(url: url)
+        if Environment.isCluster(cluster, url: url) { redis = try redis.clustered() }
+        let agent = SimulatedAgent(options: options, redis: redis, keys: Environment.keys(prefix),
                                    logger: Logger(label: "coordinatord.agent"))
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)

@@ -3,13 +3,6 @@ import Coordination
 import CoordinatorDaemon
 import Foundation
 
-/// The environment as every command reads it: a variable set to "" counts as unset.
-enum Environment {
-    static func value(_ name: String, in environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
-        environment[name].flatMap { $0.isEmpty ? nil : $0 }
-    }
-}
-
 extension DaemonOptions {
     /// One flag of `run` (PROTOCOL.md section 8): the variable it falls back to, `COORD_<name>`,
     /// and how its value sets the configuration. A flag given on the command line wins.
@@ -47,14 +40,24 @@ extension DaemonOptions {
         let text: String
     }
 
+    /// The value `v` names; otherwise "`flag`: unknown value "v" (`choices`)".
+    static func choice<T: RawRepresentable<String>>(_ v: Reading, _ flag: String, _ choices: String) throws -> T {
+        guard let value = T(rawValue: v.text) else { throw ValidationError("\(flag): unknown value \"\(v.text)\" (\(choices))") }
+        return value
+    }
+
     /// `v` when `range` holds it; otherwise "`flag`: must be between a and b".
     static func between(_ v: Int, _ flag: String, _ range: ClosedRange<Int>) throws -> Int {
         guard range.contains(v) else { throw ValidationError("\(flag): must be between \(range.lowerBound) and \(range.upperBound)") }
         return v
     }
 
-    /// Every flag of `run` but `--redis-url` (`REDIS_URL`), with its variable and its checks.
-    static var settings: [Setting] {
+    /// Every flag of `run` but `--redis-url` (`REDIS_URL`), with its variable and its checks,
+    /// in the order they are read (the first bad one is the error).
+    static var settings: [Setting] { intakeSettings + runningSettings }
+
+    /// The key prefix, the executor, and what intake and approvals take.
+    private static var intakeSettings: [Setting] {
         [
             Setting("PREFIX", \.prefix) { v, config in
                 guard !v.text.isEmpty, !v.text.contains(where: { $0 == " " || $0 == "*" }) else {
@@ -62,12 +65,7 @@ extension DaemonOptions {
                 }
                 config.prefix = v.text
             },
-            Setting("EXECUTOR", \.executor) { v, config in
-                guard let e = DaemonConfiguration.Executor(rawValue: v.text) else {
-                    throw ValidationError("--executor: unknown value \"\(v.text)\" (agents or simulated)")
-                }
-                config.executor = e
-            },
+            Setting("EXECUTOR", \.executor) { v, config in config.executor = try choice(v, "--executor", "agents or simulated") },
             Setting("SIM_SPEED", number: \.simSpeed) { v, config in
                 config.simSpeed = try finite(v, "--sim-speed", 0...1000, "a multiplier between 0 and 1000")
             },
@@ -90,10 +88,7 @@ extension DaemonOptions {
                 config.maxResources = try bounded(v, "--max-resources", 1...WireLimits.requestMaxResources)
             },
             Setting("MEDIUM_POLICY", \.mediumPolicy) { v, config in
-                guard let p = MediumPolicy(rawValue: v.text) else {
-                    throw ValidationError("--medium-policy: unknown value \"\(v.text)\" (approve or notify)")
-                }
-                config.policy.mediumPolicy = p
+                config.policy.mediumPolicy = try choice(v, "--medium-policy", "approve or notify")
             },
             Setting("APPROVERS", \.approvers) { v, config in
                 let list = v.text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -109,6 +104,12 @@ extension DaemonOptions {
                     throw ValidationError("--approval-expiry: \(error)")
                 }
             },
+        ]
+    }
+
+    /// Plans, leases, retention, the bounds of what is kept, trust, metrics and the cluster.
+    private static var runningSettings: [Setting] {
+        [
             Setting("MAX_CONCURRENT_PLANS", number: \.maxConcurrentPlans) { v, config in
                 config.maxConcurrentPlans = try bounded(v, "--max-concurrent-plans", 1...100_000)
             },
@@ -118,12 +119,7 @@ extension DaemonOptions {
             Setting("PLAN_BACKLOG", number: \.planBacklog) { v, config in
                 config.planBacklog = try bounded(v, "--plan-backlog", 0...10_000_000)
             },
-            Setting("LOG_FORMAT", \.logFormat) { v, config in
-                guard let f = DaemonConfiguration.LogFormat(rawValue: v.text) else {
-                    throw ValidationError("--log-format: unknown value \"\(v.text)\" (text or json)")
-                }
-                config.logFormat = f
-            },
+            Setting("LOG_FORMAT", \.logFormat) { v, config in config.logFormat = try choice(v, "--log-format", "text or json") },
             Setting("PLAN_LEASE", number: \.planLease) { v, config in
                 config.planLease = try finite(v, "--plan-lease", 1...86_400, "seconds between 1 and 86400")
             },

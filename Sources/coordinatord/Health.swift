@@ -11,41 +11,31 @@ struct Health: ParsableCommand {
     @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
 
     func run() throws {
-        let url = redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0"
-        let keys = Keys(prefix: prefix ?? Environment.value("COORD_PREFIX") ?? "coord")
-        if url.hasPrefix("redis+cluster://") || Environment.value("COORD_CLUSTER") == "1" {
-            try runOnCluster(url: url, keys: keys)
-            return
-        }
-        do {
-            let connection = try RedisConnection(configuration: RedisConfiguration(url: url))
-            defer { connection.close() }
-            let live = try HealthCheck.liveWorkers(connection, keys: keys)
-            if live.isEmpty {
-                print("unhealthy: no live coordinatord heartbeat under \(keys.prefix):workers")
-                throw ExitCode(1)
+        let url = Environment.redisURL(redisURL)
+        let keys = Environment.keys(prefix)
+        if Environment.isCluster(false, url: url) {
+            // On a Redis Cluster a live daemon is one registered in `<prefix>:daemons` whose
+            // registration has not lapsed.
+            try report("daemon", none: "no live coordinatord in \(keys.clusterDaemons)") {
+                let client = RedisClusterClient(configuration: try RedisConfiguration(url: url).clustered())
+                defer { client.close() }
+                return try HealthCheck.liveDaemons(client, keys: keys)
             }
-            print("healthy: \(live.count) live worker(s): \(shown(live.joined(separator: ", ")))")
-        } catch let error as RedisError {
-            print("unhealthy: \(error)")
-            throw ExitCode(1)
+        } else {
+            try report("worker", none: "no live coordinatord heartbeat under \(keys.prefix):workers") {
+                let connection = try RedisConnection(configuration: RedisConfiguration(url: url))
+                defer { connection.close() }
+                return try HealthCheck.liveWorkers(connection, keys: keys)
+            }
         }
     }
-}
 
-extension Health {
-    /// On a Redis Cluster: a live daemon is one registered in `<prefix>:daemons` whose
-    /// registration has not lapsed.
-    private func runOnCluster(url: String, keys: Keys) throws {
+    /// Prints `healthy` with the live daemons `read` finds, or `unhealthy` with why there is
+    /// none (exit 1).
+    private func report(_ noun: String, none: String, _ read: () throws -> [String]) throws {
+        let live: [String]
         do {
-            let client = RedisClusterClient(configuration: try RedisConfiguration(url: url).clustered())
-            defer { client.close() }
-            let live = try HealthCheck.liveDaemons(client, keys: keys)
-            if live.isEmpty {
-                print("unhealthy: no live coordinatord in \(keys.clusterDaemons)")
-                throw ExitCode(1)
-            }
-            print("healthy: \(live.count) live daemon(s): \(shown(live.joined(separator: ", ")))")
+            live = try read()
         } catch let error as RedisError {
             print("unhealthy: \(error)")
             throw ExitCode(1)
@@ -53,5 +43,10 @@ extension Health {
             print("unhealthy: \(error)")
             throw ExitCode(1)
         }
+        guard !live.isEmpty else {
+            print("unhealthy: \(none)")
+            throw ExitCode(1)
+        }
+        print("healthy: \(live.count) live \(noun)(s): \(shown(live.joined(separator: ", ")))")
     }
 }

@@ -40,8 +40,8 @@ import Testing
     }
 
     /// The one difference, deliberate: Foundation's parser on Linux lets a trailing comma
-    /// through (so a decision with one used to be applied); RFC 8259 and the lexer, which reads
-    /// every request, do not. A decision is now held to the same JSON as a request.
+    /// through (a decision read with it would be applied); RFC 8259 and the lexer, which reads
+    /// every request, do not. A decision is held to the same JSON as a request.
     @Test func trailingCommaIsRefusedLikeInARequest() throws {
         let text = #"{"approval_id": "ap-1", "decision": "approve", "user_id": "bob",}"#
         #expect(path(text) == "")

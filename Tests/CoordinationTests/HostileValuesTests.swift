@@ -2,9 +2,9 @@ import Foundation
 import Testing
 @testable import Coordination
 
-/// Issue 20 (hostile input, round two), the engine's side: actions are one spelling of lowercase
-/// snake case (attack 8), affected resources are identifiers of up to 512 bytes (attack 3), a
-/// value quoted in an error is cut (attack 4), and distinct action names cost nothing (attack 1).
+/// Hostile values, the engine's side: actions are one spelling of lowercase snake case,
+/// affected resources are identifiers of up to 512 bytes, a value quoted in an error is cut,
+/// and distinct action names cost nothing (PROTOCOL.md 2.2, 2.5).
 @Suite struct HostileValuesTests {
     func request(_ recs: [String]) -> [UInt8] {
         Array(#"{"customer_id": "cust-1", "recommendations": [\#(recs.joined(separator: ","))]}"#.utf8)

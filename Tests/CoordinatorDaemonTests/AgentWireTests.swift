@@ -98,7 +98,7 @@ extension RealRedis {
             // Not JSON at all ("{not json", and bytes that are not UTF-8) should be invalid_json
             // (PROTOCOL.md 2.4); the executor dead-letters every unreadable result as
             // invalid_request (PlanExecutor.collectResults), so for those two only the dead letter
-            // itself is checked here (see the report of issue 14).
+            // itself is checked here.
             let bad: [(String, String)] = [
                 ("{not json", "?"),
                 (#"{"plan_id":5,"step_id":"x","ok":true}"#, "invalid_request"),

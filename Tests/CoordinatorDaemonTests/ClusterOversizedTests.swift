@@ -6,7 +6,7 @@ import TestSupport
 import TestTraits
 
 extension RealRedis {
-    /// Issue 20 on a Redis Cluster: ingress never reads a message over --max-message-bytes
+    /// On a Redis Cluster (PROTOCOL.md sections 6 and 11): ingress never reads a message over --max-message-bytes
     /// whole; it passes on its first bytes, which the partition refuses as it would the whole.
     @Suite("Cluster: oversized messages refused unread by ingress", .sharesMachine)
     struct ClusterOversizedTests {

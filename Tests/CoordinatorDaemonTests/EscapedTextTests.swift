@@ -20,8 +20,8 @@ struct DisplayTextTests {
 }
 
 extension RealRedis {
-    /// Issue 20, attack 6: an ESC/OSC sequence in `kind`, a rejection reason, a raw message or a
-    /// plan reached people's terminals verbatim, and a `request_id` holding `\n` forged a log line.
+    /// An ESC/OSC sequence in `kind`, a rejection reason, a raw message or a plan must not reach
+    /// people's terminals verbatim, nor a `request_id` holding `\n` forge a log line.
     /// The built binary, over a real Redis: what it prints holds no control character that came
     /// from a client, only its `\u001b` spelling.
     @Suite("Text shown to people is escaped (attack 6)", .sharesMachine)

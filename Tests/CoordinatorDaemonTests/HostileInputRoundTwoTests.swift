@@ -7,8 +7,8 @@ import TestTraits
 @testable import CoordinatorDaemon
 
 extension RealRedis {
-    /// Issue 20's attacks 1, 3, 4, 7 and 8 against a real redis-server and the daemon (in this
-    /// process, and the built binary where its memory is measured).
+    /// Hostile values and sizes (PROTOCOL.md 2.2, 2.5, 5, 6) against a real redis-server and
+    /// the daemon (in this process, and the built binary where its memory is measured).
     @Suite("Hostile input, round two", .sharesMachine)
     struct HostileInputRoundTwoTests {
         func code(_ object: [String: Any]) -> String? { (object["error"] as? [String: Any])?["code"] as? String }

@@ -6,7 +6,7 @@ import TestSupport
 import TestTraits
 
 extension RealRedis {
-    /// Issue 10's hostile messages against a real Redis: reply_to at the daemon's own keys,
+    /// Hostile messages against a real Redis: reply_to at the daemon's own keys,
     /// identifiers and sizes, JSON that is not an object, and dead letters that stay bounded.
     @Suite("Hostile input", .sharesMachine)
     struct HostileInputTests {

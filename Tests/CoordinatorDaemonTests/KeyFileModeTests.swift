@@ -6,9 +6,9 @@ import TestSupport
 import TestTraits
 
 extension RealRedis {
-    /// Issue 20, attack 11: `--key` used a private key file anyone could read without a word.
-    /// As ssh does, the built binary now refuses one its group or others can access, naming the
-    /// file and its mode, before anything is sent.
+    /// `--key` and a private key file anyone could read: as ssh does, the built binary refuses
+    /// one its group or others can access, naming the file and its mode, before anything is
+    /// sent.
     @Suite("--key refuses a key file others can read (attack 11)", .sharesMachine)
     struct KeyFileModeTests {
         @Test("approve and agent --key refuse a 0644 or 0640 key file, naming it and its mode; 0600 and 0400 are used")

@@ -4,8 +4,8 @@ import TestSupport
 import TestTraits
 
 extension RealRedis {
-    /// Issue 20, attack 2: the metrics port of the built binary, flooded as an attacker would
-    /// (PROTOCOL.md section 7, v3). Raw sockets, so the test controls exactly what is sent and
+    /// The metrics port of the built binary, flooded as an attacker would (PROTOCOL.md
+    /// section 7). Raw sockets, so the test controls exactly what is sent and
     /// what is never read.
     @Suite("Metrics port under a flood (attack 2)", .sharesMachine)
     struct MetricsFloodTests {

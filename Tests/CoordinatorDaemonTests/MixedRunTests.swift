@@ -5,7 +5,7 @@ import TestSupport
 import TestTraits
 
 extension RealRedis {
-    /// Issue 10's mixed run: 1,000 hostile messages interleaved with 1,000 valid requests from 50
+    /// A mixed run: 1,000 hostile messages interleaved with 1,000 valid requests from 50
     /// customers, against one daemon. Every valid request is answered correctly, every hostile one
     /// refused or dead-lettered, nothing is left in flight, the dead-letter list stays within its
     /// cap, and no key of the daemon's own gets a TTL from anyone.
@@ -19,7 +19,7 @@ extension RealRedis {
             var expect: Expect
         }
 
-        /// The hostile cases of issue 10 and of the older bad-input tests, cycled through.
+        /// The hostile cases of `HostileInputTests` and of the bad-input tests, cycled through.
         static func hostile(_ n: Int) -> Hostile {
             let q = "coord:requests"
             func text(_ s: String, _ queue: String = q, _ expect: Expect = .dead) -> Hostile {

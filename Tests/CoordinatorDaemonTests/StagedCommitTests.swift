@@ -6,7 +6,7 @@ import TestSupport
 import TestTraits
 
 extension RealRedis {
-    /// Issue 20, PROTOCOL.md 2.2: no script call blocks Redis for long, whatever a request the
+    /// PROTOCOL.md 2.2: no script call blocks Redis for long, whatever a request the
     /// limits admit holds. A `coordinate` too large for one short call is committed in parts
     /// under the customer's lock, from a journal that anyone meeting it finishes
     /// (docs/DESIGN.md, "Staged commits").

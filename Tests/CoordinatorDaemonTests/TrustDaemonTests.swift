@@ -7,7 +7,7 @@ import TestTraits
 @testable import CoordinatorDaemon
 
 extension RealRedis {
-    /// PROTOCOL.md section 10 against a real redis-server: the forgeries of issue 13 change nothing,
+    /// PROTOCOL.md section 10 against a real redis-server: forged messages change nothing,
     /// properly signed messages work.
     @Suite("Trust: signed messages over a real Redis", .sharesMachine)
     struct TrustDaemonTests {

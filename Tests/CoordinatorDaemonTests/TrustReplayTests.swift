@@ -7,7 +7,7 @@ import TestTraits
 @testable import CoordinatorDaemon
 
 extension RealRedis {
-    /// Issue 20's attacks on signatures (PROTOCOL.md section 10, v3) against a real redis-server
+    /// Attacks on signatures (PROTOCOL.md section 10) against a real redis-server
     /// and the daemon: replayed bytes, replies to what nobody verified, replies outside the
     /// signer's namespace, signatures out of their time window, principal ids with `:`.
     @Suite("Trust v3: signing time, replays, unverified messages, reply namespaces", .sharesMachine)

@@ -57,11 +57,6 @@ public enum RecommendationStatus: String, Codable, Sendable, CaseIterable {
     case pendingApproval = "pending_approval"
     case approved, executing, completed, failed, rejected, expired, cancelled
     case rolledBack = "rolled_back"
-
-    /// Statuses in which a recommendation takes part in later coordination.
-    public var isActive: Bool {
-        self == .pendingApproval || self == .approved || self == .executing
-    }
 }
 
 // MARK: - Decoding helpers that name the field

@@ -88,11 +88,6 @@ public enum WireLimits {
         return nil
     }
 
-    /// Throws `invalid_request`'s ValidationError naming `path` when `value` is no action.
-    public static func checkAction(_ value: String, path: String) throws(ValidationError) {
-        if let problem = actionProblem(value) { throw ValidationError(path: path, message: problem) }
-    }
-
     /// Throws `too_large`'s ValidationError when a recommendation lists more than `perRecommendation`
     /// affected resources, or the request more than `perRequest` in all.
     public static func checkResourceCounts(_ request: CoordinationRequest, perRecommendation: Int,

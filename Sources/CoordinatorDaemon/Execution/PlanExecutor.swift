@@ -64,11 +64,8 @@ final class PlanExecutor: @unchecked Sendable {
                 if graceEnds == nil { graceEnds = Date().addingTimeInterval(min(10, context.configuration.planLease)) }
                 if book.running.isEmpty || Date() > graceEnds! { break }
             }
-            // No plan is taken before the first heartbeat (see `DaemonContext.announced`).
-            guard context.announced.isSet else {
-                Thread.sleep(forTimeInterval: 0.01)
-                continue
-            }
+            // No plan is taken before the first heartbeat.
+            guard loop.announced() else { continue }
             do {
                 let connection = try loop.currentConnection()
                 if handBack {

@@ -13,7 +13,7 @@ extension ApprovalHandler {
             refused = refuse(&commit, item, failure, now: now)
         } else if let refusal = context.trust.refusal(signedAt: item.issuedAt, by: item.principal, now: now,
                                                       maxAge: context.configuration.signatureMaxAge) {
-            // Section 10, v3: outside its time window.
+            // PROTOCOL.md section 10: outside its time window.
             refused = refuse(&commit, item, refusal, now: now)
         } else if round.replayed(index) {
             // A replay within the window: answered as a duplicate, nothing changes.

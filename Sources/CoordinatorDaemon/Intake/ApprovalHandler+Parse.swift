@@ -11,7 +11,8 @@ extension ApprovalHandler {
         item.issuedAt = admitted.issuedAt
         item.signatureDigest = admitted.signatureDigest
         if let refusal = admitted.refusal {
-            // v3: nobody vouched for this message, its reply_to included: no reply, a dead letter.
+            // PROTOCOL.md section 10: nobody vouched for this message, its reply_to included: no
+            // reply, a dead letter.
             item.failure = refusal
             item.message = nil
             item.replyTo = nil

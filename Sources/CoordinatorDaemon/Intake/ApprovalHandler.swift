@@ -22,7 +22,7 @@ final class ApprovalHandler: BatchHandler {
         var failure: Refusal?
         /// The signer under `--trust` (section 10).
         var principal: Principal?
-        /// The signature's `iat` and digest, when verified (section 10, v3).
+        /// The signature's `iat` and digest, when verified (PROTOCOL.md section 10).
         var issuedAt: Int?
         var signatureDigest: String?
     }

@@ -49,7 +49,7 @@ struct DecisionRound {
     /// The replay mark a signed decision's commit writes (nil for an unsigned one).
     func seenKey(_ index: Int) -> String? { seen[index]?.key }
 
-    /// Whether this signed decision's signature was already processed (section 10, v3).
+    /// Whether this signed decision's signature was already processed (PROTOCOL.md section 10).
     func replayed(_ index: Int) -> Bool {
         guard let mark = seen[index] else { return false }
         return first[mark.handle].bytes != nil

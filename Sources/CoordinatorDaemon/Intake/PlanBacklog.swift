@@ -2,11 +2,11 @@ import Foundation
 import RedisClient
 import Synchronization
 
-/// Backpressure from the executor to intake (PROTOCOL.md section 9, v3: the executor completes
+/// Backpressure from the executor to intake (PROTOCOL.md section 9: the executor completes
 /// plans at least as fast as intake starts them). Redis is the one resource both share, and a
 /// request that starts a plan costs it less than running that plan does, so under a flood of
-/// `execute_now` requests intake used to start plans three times faster than the executors
-/// finished them: 100,000 plans piled up on the ready list (half a gigabyte of Redis).
+/// `execute_now` requests an intake without it starts plans three times faster than the
+/// executors finish them: 100,000 plans pile up on the ready list (half a gigabyte of Redis).
 ///
 /// While more than `--plan-backlog` plans wait on the ready list for an executor, the request
 /// workers take no new requests; they take again once the list is down to three quarters of

@@ -55,10 +55,7 @@ final class QueueWorker: @unchecked Sendable {
         // Held back by the handler (`admits`), e.g. while plans wait for the executor.
         var waiting = false
         while !loop.isStopping {
-            guard context.announced.isSet else {
-                Thread.sleep(forTimeInterval: 0.01)
-                continue
-            }
+            guard loop.announced() else { continue }
             do {
                 let connection = try loop.currentConnection()
                 if handBack || retryInFlight {

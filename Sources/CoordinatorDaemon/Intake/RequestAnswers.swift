@@ -25,7 +25,7 @@ extension RequestHandler {
     }
 
     /// Where a verified message's signature is remembered once processed, under the hash tag
-    /// of what it acts on or reads (section 10, v3); nil for unsigned messages.
+    /// of what it acts on or reads (PROTOCOL.md section 10); nil for unsigned messages.
     func seenKey(_ item: Item) -> String? {
         guard let digest = item.signatureDigest, let kind = item.parsed.kind else { return nil }
         let keys = context.keys

@@ -12,7 +12,7 @@ extension RequestHandler {
             fail(&commit, item, failure, now: now)
             return commit
         }
-        // Section 10, v3: a signature out of its time window is refused; one already seen
+        // PROTOCOL.md section 10: a signature out of its time window is refused; one already seen
         // within it is a replay, answered as a duplicate and changing nothing. The first
         // copy's commit writes the seen key, guarded absent, so of two copies racing (in
         // this batch or in two daemons) exactly one has effects.

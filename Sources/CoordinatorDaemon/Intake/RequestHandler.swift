@@ -50,7 +50,7 @@ final class RequestHandler: BatchHandler {
         var request: CoordinationRequest?
         /// The signer under `--trust` (section 10).
         var principal: Principal?
-        /// The signature's `iat` and digest, when verified (section 10, v3).
+        /// The signature's `iat` and digest, when verified (PROTOCOL.md section 10).
         var issuedAt: Int?
         var signatureDigest: String?
         /// Rounds this item lost to concurrent commits of its customer.
@@ -141,8 +141,8 @@ final class RequestHandler: BatchHandler {
         var item = Item(raw: raw, parsed: Envelope.parse(admitted.message, maxBytes: config.maxMessageBytes, rules: context.replyRules),
                         principal: admitted.principal, issuedAt: admitted.issuedAt, signatureDigest: admitted.signatureDigest)
         if let refusal = admitted.refusal {
-            // v3: nothing in a message nobody verified is vouched for, its reply_to
-            // included: it gets no reply, only a dead letter.
+            // PROTOCOL.md section 10: nothing in a message nobody verified is vouched for, its
+            // reply_to included: it gets no reply, only a dead letter.
             item.parsed.failure = refusal
             item.parsed.replyTo = nil
         } else if item.parsed.failure == nil,

@@ -12,9 +12,6 @@ extension Keys {
         Keys(prefix: "\(root):{p\(k)}", root: root)
     }
 
-    /// The hash tag of partition `k`'s keys (`{p7}`).
-    public static func partitionTag(_ k: Int) -> String { "{p\(k)}" }
-
     /// Replies a partition's commits wrote (`reply_to`, newline, the reply), oldest first, until
     /// the daemon holding the partition moves each to its `reply_to`.
     public var outbox: String { "\(prefix):outbox" }

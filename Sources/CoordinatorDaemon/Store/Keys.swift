@@ -66,9 +66,9 @@ public struct Keys: Sendable {
 
     /// The stored reply of a customer's `coordinate` for idempotent re-delivery (PROTOCOL 2.3).
     public func dedupe(customer: String, requestID: String) -> String { customerKey(customer, "dedupe:\(requestID)") }
-    /// A signed message of this customer already processed (section 10, v3), by the SHA-256
-    /// (hex) of its signature; that of a `coordinate` without `request_id` holds "reply_to\nreply"
-    /// as `dedupe` does, any other "1".
+    /// A signed message of this customer already processed (PROTOCOL.md section 10), by the
+    /// SHA-256 (hex) of its signature; that of a `coordinate` without `request_id` holds
+    /// "reply_to\nreply" as `dedupe` does, any other "1".
     /// Lives `--signature-max-age` + 61 s, past which the signature is refused as expired anyway.
     public func seenSignature(customer: String, digest: String) -> String { customerKey(customer, "sig:\(digest)") }
 

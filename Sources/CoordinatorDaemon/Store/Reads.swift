@@ -53,7 +53,7 @@ extension Store {
         reads.add(RedisCommand("GET", keys.dedupe(customer: customer, requestID: requestID)))
     }
 
-    /// What a signature's seen key holds (section 10, v3).
+    /// What a signature's seen key holds (PROTOCOL.md section 10).
     func readSeen(_ key: String, into reads: inout Reads) -> Reads.Handle {
         reads.add(RedisCommand("GET", key))
     }

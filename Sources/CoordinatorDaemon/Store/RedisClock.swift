@@ -1,8 +1,9 @@
 import Foundation
 import RedisClient
 
-/// One clock for every daemon (PROTOCOL.md, issue 10 "one clock"): Redis `TIME`, read in the
-/// same round trip as a batch's reads, decides expiry, deadlines, leases and retention.
+/// One clock for every daemon (PROTOCOL.md: where daemons compare times, they use Redis's):
+/// Redis `TIME`, read in the same round trip as a batch's reads, decides expiry, deadlines,
+/// leases and retention.
 enum RedisClock {
     static let command = RedisCommand("TIME")
 

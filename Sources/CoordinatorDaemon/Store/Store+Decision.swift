@@ -1,5 +1,4 @@
 import Coordination
-import Crypto
 import Foundation
 import RedisClient
 
@@ -26,7 +25,7 @@ struct DecisionChange {
     var stored: [UInt8]
     var effect: Effect = .none
     var events: [DomainEvent] = []
-    /// A signed decision's replay mark (section 10, v3), guarded absent and written with it.
+    /// A signed decision's replay mark (PROTOCOL.md section 10), guarded absent and written with it.
     var seen: (key: String, ttl: Int)?
     /// The dead letter of a decision the rules refuse as malformed.
     var deadLetter: [UInt8]?
@@ -50,7 +49,7 @@ extension Store {
         for key in call.keys { text(key) }
         args.append(message)
         text(call.flags)
-        text(Self.sha1Hex(decision.stored))
+        text(RedisScript.sha1Hex(decision.stored))
         text(approval.id)
         args.append(call.written.map { WireJSON.bytes($0) } ?? [])
         text(approval.recommendationID)
@@ -81,18 +80,6 @@ extension Store {
     private func newPlanArguments(_ plan: ExecutionPlan?) -> [[UInt8]] {
         guard let plan else { return [[], [], Array("0".utf8)] }
         return [Array(plan.id.utf8), WireJSON.bytes(plan), Array(String(Int(plan.createdAt.timeIntervalSince1970 * 1000)).utf8)]
-    }
-
-    /// Lower-case hex SHA-1, as Lua's `redis.sha1hex` gives it.
-    static func sha1Hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(40)
-        for byte in Insecure.SHA1.hash(data: bytes) {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

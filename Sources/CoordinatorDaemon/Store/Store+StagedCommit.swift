@@ -17,8 +17,8 @@ struct StagedCommit {
 
 extension Store {
     /// About how many Redis commands one call of a staged commit runs: 15–48 ms of Redis per
-    /// call on the 2-core machine of docs/BENCHMARKS.md, quiet (issue 20: no call blocks Redis
-    /// for 100 ms).
+    /// call on the 2-core machine of docs/BENCHMARKS.md, quiet (PROTOCOL.md 2.2: no call
+    /// blocks Redis for 100 ms).
     static let commandsPerCall = 8_000
 
     /// About how many commands `coordinate.lua` runs for a record (the record, its version

@@ -93,7 +93,7 @@ public struct Trust: Sendable {
             return Self.forbidden("signature expired: iat \(issuedAt) is \(seconds - issuedAt) s old, over --signature-max-age (\(maxAge) s); sign the message again")
         }
         if issuedAt > seconds + Self.futureSkew {
-            return Self.forbidden("signature expired: iat \(issuedAt) is \(issuedAt - seconds) s ahead of the daemon's clock (at most \(Self.futureSkew) s)")
+            return Self.forbidden("signature expired: iat \(issuedAt) is \(issuedAt - seconds) s ahead of Redis's clock (at most \(Self.futureSkew) s)")
         }
         return nil
     }

@@ -19,9 +19,7 @@ struct Approvals: ParsableCommand {
     }
 
     func run() throws {
-        try answering {
-            let (redis, layout) = try client.open(layout)
-            defer { redis.close() }
+        try client.withState(layout) { redis, layout in
             let pending = try PendingApprovals.read(redis, layout: layout, customer: customer, limit: limit)
             let now = pending.now, total = pending.total, approvals = pending.approvals
             if client.json {

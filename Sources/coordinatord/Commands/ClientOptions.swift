@@ -9,13 +9,8 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Redis URL (env REDIS_URL).") var redisURL: String?
     @Option(help: "Key prefix (env COORD_PREFIX).") var prefix: String?
 
-    var keys: Keys {
-        Keys(prefix: prefix ?? Environment.value("COORD_PREFIX") ?? "coord")
-    }
-
-    var url: String {
-        redisURL ?? Environment.value("REDIS_URL") ?? "redis://127.0.0.1:6379/0"
-    }
+    var keys: Keys { Environment.keys(prefix) }
+    var url: String { Environment.redisURL(redisURL) }
 
     func validate() throws {
         do {
@@ -54,7 +49,7 @@ struct ClientOptions: ParsableArguments {
     /// On a Redis Cluster: a client of it, and how many partitions the daemons use (`--partitions`
     /// as given, then `COORD_PARTITIONS`, then the default). The caller closes the client.
     func cluster(partitions: Int?) throws -> (redis: RedisClusterClient, partitions: Int) {
-        let count = partitions ?? Environment.value("COORD_PARTITIONS").flatMap { Int($0) } ?? Partitions.defaultCount
+        let count = Environment.partitions(partitions)
         guard count > 0 else { throw CommandFailure("--partitions: must be positive") }
         let configuration: RedisConfiguration
         do {
@@ -73,7 +68,7 @@ struct LayoutOptions: ParsableArguments {
     @Option(help: "On a cluster: the daemons' --partitions (env COORD_PARTITIONS).") var partitions: Int?
 
     func isCluster(url: String) -> Bool {
-        cluster || url.hasPrefix("redis+cluster://") || Environment.value("COORD_CLUSTER") == "1"
+        Environment.isCluster(cluster, url: url)
     }
 }
 
@@ -90,6 +85,18 @@ extension ClientOptions {
             throw CommandFailure("cannot reach the Redis Cluster at \(redis.configuration.redactedURL): \(error)")
         }
         return (redis, StateLayout(keys: keys, partitions: count))
+    }
+}
+
+extension ClientOptions {
+    /// Runs `body` with Redis and where the daemon's state is in it (`open`), closed
+    /// afterwards; an error answer exits 1 (`answering`).
+    func withState(_ layout: LayoutOptions, _ body: (any StateRedis, StateLayout) throws -> Void) throws {
+        try answering {
+            let (redis, layout) = try open(layout)
+            defer { redis.close() }
+            try body(redis, layout)
+        }
     }
 }
 

@@ -22,9 +22,7 @@ struct Dead: ParsableCommand {
         }
 
         func run() throws {
-            try answering {
-                let (redis, layout) = try client.open(layout)
-                defer { redis.close() }
+            try client.withState(layout) { redis, layout in
                 let newest = try DeadLetters.newest(redis, layout: layout, limit: limit)
                 let entries = newest.entries.map { (address: $0.address, entry: jsonObject($0.bytes) ?? [:]) }
                 if client.json {
@@ -63,9 +61,7 @@ struct Dead: ParsableCommand {
         @Argument(help: "Its index, N or k:N on a cluster (dead list shows it).") var n: String
 
         func run() throws {
-            try answering {
-                let (redis, layout) = try client.open(layout)
-                defer { redis.close() }
+            try client.withState(layout) { redis, layout in
                 let n = try Dead.address(self.n, layout)
                 guard let bytes = try DeadLetters.entry(n, layout: layout, redis: redis) else {
                     throw CommandFailure("no dead letter \(n) (the list has \(try redis.call(RedisCommand("LLEN", n.list(layout))).integer ?? 0))")
@@ -111,9 +107,7 @@ struct Dead: ParsableCommand {
         }
 
         func run() throws {
-            try answering {
-                let (redis, layout) = try client.open(layout)
-                defer { redis.close() }
+            try client.withState(layout) { redis, layout in
                 var entries: [(index: DeadLetterAddress, bytes: [UInt8])] = []
                 if let n {
                     let address = try Dead.address(n, layout)
@@ -158,9 +152,7 @@ struct Dead: ParsableCommand {
         @OptionGroup var layout: LayoutOptions
 
         func run() throws {
-            try answering {
-                let (redis, layout) = try client.open(layout)
-                defer { redis.close() }
+            try client.withState(layout) { redis, layout in
                 let purged = try DeadLetters.purge(layout: layout, redis: redis)
                 if client.json {
                     printJSONLine(["purged": purged])

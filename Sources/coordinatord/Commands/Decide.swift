@@ -60,7 +60,7 @@ struct DecisionOptions: ParsableArguments {
     }
 
     var prefixForReplies: String? {
-        replyPrefix ?? ProcessInfo.processInfo.environment["COORD_REPLY_PREFIX"].flatMap { $0.isEmpty ? nil : $0 }
+        replyPrefix ?? Environment.value("COORD_REPLY_PREFIX")
     }
 }
 
@@ -74,9 +74,7 @@ struct DecisionSender {
     let options: DecisionOptions
 
     func send(_ verb: String, id typed: String, reason: String) throws {
-        try answering {
-            let (redis, layout) = try client.open(layout)
-            defer { redis.close() }
+        try client.withState(layout) { redis, layout in
             let keys = layout.keys
             let id = try IDPrefix.approval(typed, layout: layout, redis: redis)
             let replyTo = Decisions.replyKey(replyPrefix: options.prefixForReplies, user: options.user, tool: "cli", keys: keys)

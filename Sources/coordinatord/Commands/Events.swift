@@ -15,8 +15,7 @@ struct Events: ParsableCommand {
     @Option(help: "Only events of this type (e.g. plan.completed), or of a family with a trailing dot (plan.).") var type: String?
     @Option(help: "Only this customer's events.") var customer: String?
     @Option(help: "Without --since: how many of the latest events to show.") var count: Int = 50
-    @Flag(help: "The daemon runs on a Redis Cluster: merge its partitions' streams in time order (a redis+cluster:// URL implies it; env COORD_CLUSTER=1).") var cluster = false
-    @Option(help: "On a cluster: the daemons' --partitions (env COORD_PARTITIONS).") var partitions: Int?
+    @OptionGroup var layout: LayoutOptions
 
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count: must be positive") }
@@ -137,15 +136,13 @@ struct Events: ParsableCommand {
 // MARK: - On a Redis Cluster (PROTOCOL.md section 11)
 
 extension Events {
-    private var isCluster: Bool {
-        cluster || client.url.hasPrefix("redis+cluster://") || Environment.value("COORD_CLUSTER") == "1"
-    }
+    private var isCluster: Bool { layout.isCluster(url: client.url) }
 
     /// One stream per partition, `<prefix>:{p<k>}:events:stream`, merged in time order (the
     /// event's `at`, then its stream id). `--since` is a stream id, read as a time in every
     /// stream; `--follow` polls every stream, one pipeline per master, twice a second.
     private func runOnCluster() throws {
-        let (redis, count) = try client.cluster(partitions: partitions)
+        let (redis, count) = try client.cluster(partitions: layout.partitions)
         defer { redis.close() }
         let streams = (0..<count).map { client.keys.partition($0).eventStream }
         var last = [String](repeating: since ?? "0-0", count: streams.count)

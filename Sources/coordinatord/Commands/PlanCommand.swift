@@ -16,9 +16,7 @@ struct PlanCommand: ParsableCommand {
     func validate() throws { try IDPrefix.validate(id, "ID") }
 
     func run() throws {
-        try answering {
-            let (redis, layout) = try client.open(layout)
-            defer { redis.close() }
+        try client.withState(layout) { redis, layout in
             let id = try IDPrefix.plan(id, layout: layout, redis: redis)
             // On a cluster the id's `<k>.` names the partition it is kept in.
             guard let bytes = try layout.of(id: id).flatMap({ try redis.call(RedisCommand("GET", $0.plan(id))).bytes }) else {

@@ -9,11 +9,10 @@ struct Status: ParsableCommand {
         abstract: "Live daemons, queue depths, messages in flight, pending approvals, running plans, dead letters.")
 
     @OptionGroup var client: ClientOptions
-    @Flag(help: "The daemon runs on a Redis Cluster: sum the partitions (a redis+cluster:// URL implies it; env COORD_CLUSTER=1).") var cluster = false
-    @Option(help: "On a cluster: the daemons' --partitions (env COORD_PARTITIONS).") var partitions: Int?
+    @OptionGroup var layout: LayoutOptions
 
     func run() throws {
-        if cluster || client.url.hasPrefix("redis+cluster://") || Environment.value("COORD_CLUSTER") == "1" {
+        if layout.isCluster(url: client.url) {
             try answering { try runOnCluster() }
             return
         }
@@ -83,7 +82,7 @@ extension Status {
     /// queue, in-flight list, outbox and index summed over the partitions (`StatusReport`, as
     /// the console's overview reads them): one pipeline per master per step, no SCAN.
     private func runOnCluster() throws {
-        let (redis, count) = try client.cluster(partitions: partitions)
+        let (redis, count) = try client.cluster(partitions: layout.partitions)
         defer { redis.close() }
         let report = try StatusReport.read(redis, layout: StateLayout(keys: client.keys, partitions: count))
         let queues = StatusReport.partitionQueues

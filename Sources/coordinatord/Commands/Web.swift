@@ -24,8 +24,7 @@ struct Web: ParsableCommand {
     @Option(help: "PEM certificate chain (leaf first) to serve HTTPS with; needs --tls-key (env COORD_WEB_TLS_CERT).") var tlsCert: String?
     @Option(help: "PEM private key of --tls-cert (env COORD_WEB_TLS_KEY).") var tlsKey: String?
     @Option(help: "A name people reach the console by (name or name:port), besides --host; repeatable. Requests naming another host are refused.") var serverName: [String] = []
-    @Flag(help: "Redis is a Redis Cluster (implied by a redis+cluster:// URL): the pages read the partitions, the live tail the per-partition event streams.") var cluster = false
-    @Option(help: "With a cluster: the daemons' --partitions.") var partitions: Int = 64
+    @OptionGroup var layout: LayoutOptions
     @Option(help: "Trust file: decisions are signed in the browser and checked against it (env COORD_TRUST).") var trust: String?
     @Flag(help: "Without --trust: allow unsigned decisions and dead-letter actions by the user a proxy names.") var allowUnsigned = false
     @Option(help: "With --allow-unsigned: the header the authenticating proxy puts the user's name in.") var userHeader = "X-Forwarded-User"
@@ -33,7 +32,7 @@ struct Web: ParsableCommand {
     @Option(help: "Seconds a decision waits for the daemon's answer.") var decisionTimeout: Double = 10
 
     private func env(_ name: String) -> String? {
-        ProcessInfo.processInfo.environment["COORD_" + name].flatMap { $0.isEmpty ? nil : $0 }
+        Environment.value("COORD_" + name)
     }
 
     var resolvedHost: String { host ?? env("WEB_HOST") ?? "127.0.0.1" }
@@ -44,11 +43,14 @@ struct Web: ParsableCommand {
         return .init(certificate: certificate, key: key)
     }
 
-    /// The Redis configuration, clustered with --cluster.
+    /// The Redis configuration, clustered on a Redis Cluster (`LayoutOptions`).
     func redisConfiguration() throws -> RedisConfiguration {
         let configuration = try RedisConfiguration(url: connection.url)
-        return cluster ? try configuration.clustered() : configuration
+        return layout.isCluster(url: connection.url) ? try configuration.clustered() : configuration
     }
+
+    /// On a cluster, the daemons' partitions: the pages read them, the live tail their streams.
+    var partitions: Int { Environment.partitions(layout.partitions) }
 
     func validate() throws {
         guard let port = resolvedPort, (0...65535).contains(port) else { throw ValidationError("--port: 0 to 65535") }
