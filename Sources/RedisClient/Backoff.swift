@@ -20,9 +20,14 @@ public struct Backoff: Sendable {
 
     /// The pause to take now; the next one is twice as long (up to `max`).
     public mutating func next() -> Double {
-        let pause = Double.random(in: (step / 2)...step)
+        let pause = Self.jittered(step)
         step = Swift.min(max, step * 2)
         return pause
+    }
+
+    /// A pause drawn between half of `step` and the whole of it.
+    public static func jittered(_ step: Double) -> Double {
+        Double.random(in: (step / 2)...Swift.max(step, step / 2 + 1e-6))
     }
 
     public mutating func reset() { step = first }

@@ -53,10 +53,7 @@ final class OutboxMover: @unchecked Sendable {
         var registered = false
         var backoff = Backoff(first: 0.05, max: 2)
         while !loop.isStopping {
-            guard context.announced.isSet else {
-                Thread.sleep(forTimeInterval: 0.01)
-                continue
-            }
+            guard loop.announced() else { continue }
             do {
                 let connection = try loop.currentConnection()
                 if !registered {

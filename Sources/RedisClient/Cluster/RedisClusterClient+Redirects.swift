@@ -167,8 +167,7 @@ extension RedisClusterClient {
     /// Sleeps the next backoff (interruptibly), or throws `error` when the call's retry budget
     /// would be spent.
     func sleep(attempt: inout Int, since started: Date, orThrow error: RedisClusterError) throws(RedisClusterError) {
-        let ceiling = min(options.backoffCap, options.backoffBase * Double(1 << min(attempt, 20)))
-        let delay = Double.random(in: (ceiling / 2)...max(ceiling, ceiling / 2 + 1e-6))
+        let delay = Backoff.jittered(Backoff.pause(after: attempt + 1, first: options.backoffBase, max: options.backoffCap))
         attempt += 1
         if -started.timeIntervalSinceNow + delay > options.retryTimeout { throw error }
         let deadline = Date(timeIntervalSinceNow: delay)
