@@ -345,6 +345,43 @@ extension RealRedis {
                   + "\(all.count) requests answered, \(repeats) byte-identical repeats")
         }
     
+        @Test("SIGTERM with every node of the cluster gone: the daemon gives up its leases within a bound and exits 0")
+        func stopsWithTheClusterGone() throws {
+            let cluster = try RedisCluster.start(masters: 3)
+            defer { cluster.stop() }
+            let client = RedisClusterClient(configuration: cluster.configuration)
+            defer { client.close() }
+            let process = Process()
+            process.executableURL = Harness.binary
+            process.arguments = ["run", "--cluster", "--partitions", "\(Self.partitions)", "--heartbeat-ttl", "2"]
+            process.environment = ChildProcess.environment(["REDIS_URL": cluster.url])
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try ChildProcess.run(process)
+            defer { _ = ChildProcess.stop(process, signal: SIGKILL) }
+            // Every partition held (and so released on the way out), then every node killed.
+            let root = Keys(prefix: "coord")
+            let held = Date().addingTimeInterval(30)
+            var owners = 0
+            while owners < Self.partitions, Date() < held {
+                owners = try client.pipelinePerMaster((0..<Self.partitions).map { RedisCommand("EXISTS", root.partition($0).partitionLease) })
+                    .reduce(0) { $0 + Int($1.integer ?? 0) }
+                if owners < Self.partitions { Thread.sleep(forTimeInterval: 0.05) }
+            }
+            #expect(owners == Self.partitions, "the daemon holds every partition")
+            client.close()
+            cluster.stop()
+            // Its loops meet the dead nodes and back off.
+            Thread.sleep(forTimeInterval: 3)
+            let stopped = Date()
+            kill(process.processIdentifier, SIGTERM)
+            // A release of each lease in turn, each waiting out reconnect pauses on every node
+            // it knew, held the daemon for minutes.
+            #expect(ChildProcess.waitForExit(process, timeout: 60), "still running 60 s after SIGTERM")
+            #expect(process.terminationStatus == 0)
+            print("cluster gone: the daemon stopped \(String(format: "%.1f", Date().timeIntervalSince(stopped))) s after SIGTERM")
+        }
+
         @Test("a master SIGKILLed under load with --min-replicas-acked 1: every request answered, never two different replies, each took effect once")
         func failoverUnderLoad() throws {
             // hz 100: a blocked WAIT or pop is served within 10 ms of its time.
