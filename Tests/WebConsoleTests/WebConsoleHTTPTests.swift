@@ -86,7 +86,9 @@ struct WebConsoleHTTPTests {
             #expect(page.body.contains("&quot;q&quot;"))
         }
         // The live tail's JSON carries the same text escaped for display, never raw control bytes.
-        let tail = try HTTP.request("GET", port: env.webPort, path: "/events/stream?customer=cust-hostile&after=0-0", readFor: 1.5)
+        let tail = try HTTP.request("GET", port: env.webPort, path: "/events/stream?customer=cust-hostile&after=0-0", readFor: 20) {
+            $0.body.contains("approval.requested")
+        }
         #expect(tail.body.contains("approval.requested"))
         #expect(!tail.body.unicodeScalars.contains { $0.value == 0x1B })
     }
