@@ -197,8 +197,13 @@ enum Assets {
               if (mode === 'signed' && !window.isSecureContext) {
                 why.textContent = insecure;
               } else if (mode === 'signed') {
-                loadKey().then((k) => { if (k) { enable(true); why.textContent = 'Signing as ' + k.principal + '.'; } });
+                loadKey().then((k) => {
+                  if (k) { enable(true); why.textContent = 'Signing as ' + k.principal + '.'; }
+                  panel.dataset.ready = '1';
+                });
               }
+              // data-ready: the buttons' state is final (signed, once the key store was read).
+              if (mode !== 'signed' || !window.isSecureContext) panel.dataset.ready = '1';
               async function decide(verb) {
                 const reason = $('#reason').value;
                 result.className = '';
