@@ -199,8 +199,8 @@ struct WebConsoleHTTPTests {
         try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-c", [("rec-a", 9, "high"), ("rec-b", 1, "high")])).checkNoError()
         try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-other", [("rec-a", 1, "high"), ("rec-z", 9, "high")])).checkNoError()
         let approval = try #require(env.pendingApprovals(customer: "cust-c", count: 1).first)
-        // Wait a moment so the later request is clearly later.
-        Thread.sleep(forTimeInterval: 0.05)
+        // The first is committed (its approval pending): this one is later, whatever the clock
+        // says (the page reads the stream from 2 s before the approval on).
         try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-c", [("rec-late", 9, "medium")])).checkNoError()
         try waitUntil(timeout: 10, "rec-late discarded") {
             let events = (try env.connection.send("XRANGE", "coord:events:stream", "-", "+").array ?? []).compactMap { $0.array?.last?.array?.last?.string }
