@@ -176,8 +176,13 @@ enum Assets {
           if (mode === 'signed' && !window.isSecureContext) {
             page.why.textContent = insecure;
           } else if (mode === 'signed') {
-            loadKey().then((k) => { if (k) { page.enable(true); page.why.textContent = 'Signing as ' + k.principal + '.'; } });
+            loadKey().then((k) => {
+              if (k) { page.enable(true); page.why.textContent = 'Signing as ' + k.principal + '.'; }
+              panel.dataset.ready = '1';
+            });
           }
+          // data-ready: the buttons' state is final (signed, once the key store was read).
+          if (mode !== 'signed' || !window.isSecureContext) panel.dataset.ready = '1';
           page.approve.addEventListener('click', () => decide(page, 'approve'));
           page.reject.addEventListener('click', () => decide(page, 'reject'));
         }

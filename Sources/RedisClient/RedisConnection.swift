@@ -241,6 +241,9 @@ public final class RedisConnection: @unchecked Sendable {
             redisFree(context)
             throw .connection("\(endpoint): \(message)")
         }
+        // Close-on-exec (hiredis opens it without): a child this process spawns must not hold
+        // the socket, or the server keeps the connection after `close()` while the child lives.
+        _ = fcntl(context.pointee.fd, F_SETFD, fcntl(context.pointee.fd, F_GETFD) | FD_CLOEXEC)
         signal.lock()
         activeFD = context.pointee.fd
         signal.unlock()

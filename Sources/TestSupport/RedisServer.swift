@@ -196,8 +196,8 @@ public final class RedisServer: @unchecked Sendable {
 }
 
 /// A child process started with posix_spawn: empty signal mask and default handlers (whatever
-/// the spawning thread blocks or the test process ignores), stdio on /dev/null, from the
-/// spawner thread with the parent-death signal where possible (see `ChildProcess`).
+/// the spawning thread blocks or the test process ignores), stdio on /dev/null and no other
+/// descriptor of the test process, from the spawner thread with the parent-death signal where possible (see `ChildProcess`).
 final class SpawnedProcess: @unchecked Sendable {
     let pid: pid_t
     private let lock = NSLock()
@@ -234,6 +234,10 @@ final class SpawnedProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        // Nothing else of the test process, as Foundation's Process does: a redis-server that
+        // inherited a daemon's Redis socket kept that connection open on its server after the
+        // daemon closed it (issue 21), and one that inherited a PortReservation held its port.
+        closeInheritedDescriptors(&actions)
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
@@ -287,4 +291,21 @@ final class SpawnedProcess: @unchecked Sendable {
         if result == pid { self.status = status }
         lock.unlock()
     }
+}
+
+/// Adds to `actions` the closing of every descriptor from 3 up: glibc's
+/// `posix_spawn_file_actions_addclosefrom_np` (2.34), looked up at run time since Swift's Glibc
+/// module does not declare it; without it, a close of each descriptor open now.
+private func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    #if os(Linux)
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np"),
+       unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0 {
+        return
+    }
+    let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+        posix_spawn_file_actions_addclose(&actions, fd)
+    }
+    #endif
 }

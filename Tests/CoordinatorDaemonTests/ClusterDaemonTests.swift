@@ -116,7 +116,8 @@ extension RealRedis {
                 for p in 0..<Self.partitions {
                     keys += ["coord:{p\(p)}:outbox", "coord:{p\(p)}:requests", "coord:{p\(p)}:approvals"]
                 }
-                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 0) }
+                // An error reply counts as waiting: it is no proof of an empty list.
+                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 1) }
             }
             while try backlog() > 0, Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
             #expect(try backlog() == 0)
@@ -293,7 +294,8 @@ extension RealRedis {
             func backlog() throws -> Int {
                 var keys = ["coord:requests"]
                 for p in 0..<Self.partitions { keys += ["coord:{p\(p)}:outbox", "coord:{p\(p)}:requests"] }
-                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 0) }
+                // An error reply counts as waiting: it is no proof of an empty list.
+                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 1) }
             }
             while try backlog() > 0, Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
             #expect(try backlog() == 0)
@@ -459,7 +461,8 @@ extension RealRedis {
             func backlog() throws -> Int {
                 var keys = ["coord:requests"]
                 for p in 0..<Self.partitions { keys += ["coord:{p\(p)}:outbox", "coord:{p\(p)}:requests"] }
-                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 0) }
+                // An error reply counts as waiting: it is no proof of an empty list.
+                return try client.pipelinePerMaster(keys.map { RedisCommand("LLEN", $0) }).reduce(0) { $0 + Int($1.integer ?? 1) }
             }
             while try backlog() > 0, Date() < drained { Thread.sleep(forTimeInterval: 0.01) }
             #expect(try backlog() == 0)

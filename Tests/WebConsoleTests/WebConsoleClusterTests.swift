@@ -63,16 +63,24 @@ struct WebConsoleClusterTests {
         #expect(overview.status == 200 && overview.body.contains("0 of 16 partitions held")
             && overview.body.contains("<strong id=\"pending-count\">0</strong>"), "\(overview.body)")
 
-        // Live: events added to five partitions on several masters while the tail is open.
+        // Live: events added to five partitions on several masters while the tail is open. The
+        // writer starts once the tail showed its first event: the console subscribed before it
+        // sent any. The read ends with the last event expected (or at 20 s).
         let order = [(3, 1), (11, 2), (7, 3), (3, 4), (0, 5), (15, 6), (11, 7)]
         let writer = Thread {
-            Thread.sleep(forTimeInterval: 0.8)
             let client = RedisClusterClient(configuration: cluster.configuration)
             for (partition, n) in order { try? Self.add(client, partition: partition, n: n) }
             client.close()
         }
-        writer.start()
-        let live = try HTTP.request("GET", port: env.webPort, path: "/events/stream?type=test.", readFor: 3)
+        var writing = false
+        let live = try HTTP.request("GET", port: env.webPort, path: "/events/stream?type=test.", readFor: 20) { sofar in
+            let count = Self.messages(sofar.body).count
+            if count > 0, !writing {
+                writing = true
+                writer.start()
+            }
+            return count >= 1 + order.count
+        }
         #expect(live.status == 200)
         let got = Self.messages(live.body)
         // A new tail first shows the latest events (here the one from before), then the live ones.
@@ -88,11 +96,15 @@ struct WebConsoleClusterTests {
         try Self.add(client, partition: 3, n: 9)
         try env.startWeb(["--redis-url", cluster.url, "--partitions", "16"])
         let resumeID = try #require(got.first { ($0.event["data"] as? [String: Any])?["n"] as? Int == 3 }?.id)
-        let resumed = try HTTP.request("GET", port: env.webPort, path: "/events/stream?type=test.", headers: ["Last-Event-ID": resumeID], readFor: 1.5)
+        let resumed = try HTTP.request("GET", port: env.webPort, path: "/events/stream?type=test.", headers: ["Last-Event-ID": resumeID], readFor: 20) {
+            Self.messages($0.body).count >= 6
+        }
         let after = Self.messages(resumed.body)
         #expect(after.map { ($0.event["data"] as? [String: Any])?["n"] as? Int } == [4, 5, 6, 7, 8, 9], "\(resumed.body)")
         // From the start of the streams: the event from before the first start too, merged.
-        let all = try HTTP.request("GET", port: env.webPort, path: "/events/stream?type=test.&after=0-0", readFor: 1.5)
+        let all = try HTTP.request("GET", port: env.webPort, path: "/events/stream?type=test.&after=0-0", readFor: 20) {
+            Self.messages($0.body).count >= 10
+        }
         #expect(Self.messages(all.body).map { ($0.event["data"] as? [String: Any])?["n"] as? Int } == Array(0...9), "\(all.body)")
         // An id that names no partition of this console is refused.
         let bad = try HTTP.request("GET", port: env.webPort, path: "/events/stream", headers: ["Last-Event-ID": "1-0.99"])

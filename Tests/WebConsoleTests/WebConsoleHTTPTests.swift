@@ -86,7 +86,9 @@ struct WebConsoleHTTPTests {
             #expect(page.body.contains("&quot;q&quot;"))
         }
         // The live tail's JSON carries the same text escaped for display, never raw control bytes.
-        let tail = try HTTP.request("GET", port: env.webPort, path: "/events/stream?customer=cust-hostile&after=0-0", readFor: 1.5)
+        let tail = try HTTP.request("GET", port: env.webPort, path: "/events/stream?customer=cust-hostile&after=0-0", readFor: 20) {
+            $0.body.contains("approval.requested")
+        }
         #expect(tail.body.contains("approval.requested"))
         #expect(!tail.body.unicodeScalars.contains { $0.value == 0x1B })
     }
@@ -197,8 +199,8 @@ struct WebConsoleHTTPTests {
         try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-c", [("rec-a", 9, "high"), ("rec-b", 1, "high")])).checkNoError()
         try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-other", [("rec-a", 1, "high"), ("rec-z", 9, "high")])).checkNoError()
         let approval = try #require(env.pendingApprovals(customer: "cust-c", count: 1).first)
-        // Wait a moment so the later request is clearly later.
-        Thread.sleep(forTimeInterval: 0.05)
+        // The first is committed (its approval pending): this one is later, whatever the clock
+        // says (the page reads the stream from 2 s before the approval on).
         try env.connection.send("LPUSH", "coord:requests", Self.onOneResource(customer: "cust-c", [("rec-late", 9, "medium")])).checkNoError()
         try waitUntil(timeout: 10, "rec-late discarded") {
             let events = (try env.connection.send("XRANGE", "coord:events:stream", "-", "+").array ?? []).compactMap { $0.array?.last?.array?.last?.string }

@@ -137,9 +137,10 @@ enum HTTP {
     }
 
     /// One request, its answer read to the end; with `readFor`, a streaming answer (Server-Sent
-    /// Events) read for that many seconds and then cut.
+    /// Events) read for that many seconds and then cut, or as soon as `until` holds for what was
+    /// read so far (it sees the answer after every read).
     static func request(_ method: String, port: Int, path: String, headers: [String: String] = [:], body: String? = nil,
-                        host: String? = nil, readFor: Double? = nil) throws -> Response {
+                        host: String? = nil, readFor: Double? = nil, until: ((Response) -> Bool)? = nil) throws -> Response {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw WaitTimeout(description: "socket: \(errno)") }
         defer { close(fd) }
@@ -172,6 +173,7 @@ enum HTTP {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 received += buffer[0..<n]
+                if let until, let sofar = try? parse(received), until(sofar) { break }
             } else if n == 0 || readFor == nil {
                 break
             }

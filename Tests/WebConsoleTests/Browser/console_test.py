@@ -112,7 +112,7 @@ def open_approval(approval):
 try:
     # No key yet: the buttons are disabled and say why.
     open_approval(args.approve_id)
-    time.sleep(0.3)
+    wait_for("the key store to be read", lambda: driver.find_element(By.ID, "decision").get_attribute("data-ready") == "1")
     assert not driver.find_element(By.ID, "approve").is_enabled(), "approve enabled without a key"
     assert "No signing key" in text("#why-disabled"), text("#why-disabled")
     check("without a key the buttons are disabled and say why")
@@ -153,9 +153,15 @@ try:
     # A reject without a reason is refused in the page.
     open_approval(args.reject_id)
     wait_for("reject to be enabled", lambda: driver.find_element(By.ID, "reject").is_enabled())
+    # Nothing sent, shown without waiting: a decision being sent disables the buttons and says
+    # "Sending…" in the click's handler itself, before its first await; and every request the
+    # page starts is recorded.
+    driver.execute_script("window.__posted = []; const f = window.fetch; window.fetch = (u, o) => { window.__posted.push(String(u)); return f(u, o); };")
     driver.find_element(By.ID, "reject").click()
     wait_for("the refusal", lambda: "needs a reason" in text("#result"))
-    time.sleep(0.5)
+    assert driver.find_element(By.ID, "reject").is_enabled(), "the buttons were disabled, as for a send"
+    posted = driver.execute_script("return window.__posted;")
+    assert posted == [], "the page posted %s" % posted
     open_approval(args.reject_id)
     assert "pending" in text("#approval-status"), text("#approval-status")
     check("a reject without a reason is refused in the page and nothing is sent")
@@ -170,7 +176,9 @@ try:
     assert "<script>window.__pwned=1</script>" in text("#approvals")
     assert driver.execute_script("return window.__pwned === undefined;"), "a script ran on the list"
     check("a hostile title shows as text and no script runs: " + title)
-    time.sleep(1.2)
+    # The page whole (fonts included) before the screenshot.
+    wait_for("the page to be rendered", lambda: driver.execute_script(
+        "return document.readyState === 'complete' && document.fonts.status === 'loaded';"))
     driver.save_screenshot(args.screenshot)
     check("screenshot saved")
 
@@ -194,7 +202,9 @@ try:
     stop_web(web)
     wait_for("the page to notice", lambda: text("#stream-status") != "live", timeout=10)
     push(args.restart_request)
-    time.sleep(1.5)
+    # Its steps happen while the console is down.
+    wait_for("cust-restart's step.completed in the stream", lambda: any(
+        "step.completed" in line and "cust-restart" in line for line in redis("XRANGE", "coord:events:stream", "-", "+").splitlines()))
     web = start_web()
     wait_for("resumed step.completed", lambda: any("cust-restart" in r.text for r in driver.find_elements(By.CSS_SELECTOR, row % "step.completed")), timeout=20)
     ids = [r.get_attribute("data-id") for r in driver.find_elements(By.CSS_SELECTOR, "#events tbody tr")]
@@ -235,7 +245,9 @@ try:
     wait_for("the outcome", lambda: driver.find_elements(By.ID, "outcome"))
     assert "Requeued dead letter" in text("#outcome"), text("#outcome")
     check("requeue after confirmation: " + text("#outcome"))
-    time.sleep(0.5)
+    # The daemon takes it again and dead-letters it again (it is still not JSON): only then is
+    # the purge below the last change to the list.
+    wait_for("the requeued letter to come back", lambda: redis("LLEN", "coord:dead") == args.dead_seeded)
     driver.get(UNSIGNED + "/dead/purge")
     wait_for("the confirmation", lambda: driver.find_elements(By.ID, "confirm"))
     driver.find_element(By.ID, "confirm").click()
