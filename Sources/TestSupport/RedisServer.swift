@@ -236,7 +236,7 @@ final class SpawnedProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         // Nothing else of the test process, as Foundation's Process does: a redis-server that
         // inherited a daemon's Redis socket kept that connection open on its server after the
-        // daemon closed it (issue 21), and one that inherited a PortReservation held its port.
+        // daemon closed it, and one that inherited a PortReservation held its port.
         closeInheritedDescriptors(&actions)
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]

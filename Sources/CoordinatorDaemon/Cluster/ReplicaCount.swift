@@ -36,7 +36,12 @@ enum ReplicaCount {
         guard wanted > 0 else { return }
         var masters = Set<RedisConfiguration.Endpoint>()
         for slot in slots.sorted() {
-            guard let mark = client.connectionMark(forSlot: slot), masters.insert(mark.endpoint).inserted else { continue }
+            // No connection to the slot's master now (a refresh dropped the node the writes
+            // went to): nothing to wait on, so the writes are made again.
+            guard let mark = client.connectionMark(forSlot: slot) else {
+                throw RedisError.server("MASTERDOWN no connection to the master of slot \(slot) to WAIT on")
+            }
+            guard masters.insert(mark.endpoint).inserted else { continue }
             let deadline = Date().addingTimeInterval(patience)
             while true {
                 let replies = try client.pipeline(probe, slot: slot)
