@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RedisClient
 import Testing
 import TestSupport
@@ -80,8 +81,8 @@ final class ClusterHarness {
     }
 
     @discardableResult
-    func startDaemon(_ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
-        let daemon = try Daemon(configuration: configuration(tweak), logger: Harness.quietLogger)
+    func startDaemon(logger: Logger = Harness.quietLogger, _ tweak: (inout DaemonConfiguration) -> Void = { _ in }) throws -> Daemon {
+        let daemon = try Daemon(configuration: configuration(tweak), logger: logger)
         daemon.start()
         daemons.append(daemon)
         return daemon

@@ -65,7 +65,9 @@ final class OutboxMover: @unchecked Sendable {
                 if entries.isEmpty {
                     guard let first = try connection.blockingMove(from: outbox, to: sending, timeout: 1) else { continue }
                     entries = [first]
-                    entries += Self.list(try connection.run(ClusterScripts.takeMore, keys: [outbox, sending], args: [Self.batch - 1]))
+                    // The daemon's own entries: no bound of their own, a batch's bytes bounded.
+                    entries += Self.list(try connection.run(ClusterScripts.takeMore, keys: [outbox, sending],
+                                                            args: [Self.batch - 1, QueueWorker.batchBytes, QueueWorker.batchBytes]))
                 }
                 try awaitReplicas(connection)
                 switch kind {
