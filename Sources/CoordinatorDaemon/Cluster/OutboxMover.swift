@@ -90,21 +90,16 @@ final class OutboxMover: @unchecked Sendable {
     /// socket made anew in between (the master restarted, failed over) proves nothing: thrown,
     /// and asked again on the next round.
     private func awaitReplicas(_ connection: RedisConnection) throws {
-        guard context.configuration.minReplicasAcked > 0 else { return }
-        let replies = try connection.pipeline([RedisCommand("HSET", context.keys.inflightLists(worker: context.workerID), sending, outbox)]
-                                              + ReplicaCount.probe)
-        if case .error(let message) = replies[0] { throw RedisError.server(message) }
-        let socket = connection.generation
-        let needed = ReplicaCount.needed(context.configuration.minReplicasAcked, slot: RedisClusterSlot.of(outbox),
-                                         shards: replies[1], role: replies[2])
-        guard needed > 0 else { return }
-        let acked = try connection.send("WAIT", needed, 1000).integer ?? 0
-        guard connection.generation == socket else {
-            throw RedisError.server("MASTERDOWN the connection was made anew before WAIT answered; outbox held")
-        }
-        guard acked >= needed else {
-            throw RedisError.server("MASTERDOWN \(acked) of \(needed) replicas acknowledged; outbox held")
-        }
+        let wanted = context.configuration.minReplicasAcked
+        guard wanted > 0 else { return }
+        let index = RedisCommand("HSET", context.keys.inflightLists(worker: context.workerID), sending, outbox)
+        var socket = 0
+        try ReplicaCount.await(wanted, slot: RedisClusterSlot.of(outbox), patience: 0, master: "the partition's master", probe: {
+            let replies = try connection.pipeline([index] + ReplicaCount.probe)
+            if case .error(let message) = replies[0] { throw RedisError.server(message) }
+            socket = connection.generation
+            return Array(replies.dropFirst())
+        }, wait: { (count: Int) in Int(try connection.send("WAIT", count, 1000).integer ?? 0) }, sameSocket: { connection.generation == socket })
     }
 
     private func deliver(_ entries: [[UInt8]], client: RedisClusterClient, connection: RedisConnection) throws {

@@ -42,18 +42,31 @@ enum ReplicaCount {
                 throw RedisError.server("MASTERDOWN no connection to the master of slot \(slot) to WAIT on")
             }
             guard masters.insert(mark.endpoint).inserted else { continue }
-            let deadline = Date().addingTimeInterval(patience)
-            while true {
-                let replies = try client.pipeline(probe, slot: slot)
-                let count = needed(wanted, slot: slot, shards: replies[0], role: replies[1])
-                guard count > 0 else { break }
-                let acked = try client.send(RedisCommand("WAIT", count, 1000), slot: slot).integer ?? 0
-                guard client.connectionMark(forSlot: slot) == mark else {
-                    throw RedisError.server("MASTERDOWN the connection to \(mark.endpoint) was made anew before WAIT answered")
-                }
-                if acked >= count { break }
-                if Date() >= deadline { throw RedisError.server("MASTERDOWN \(acked) of \(count) replicas acknowledged") }
+            try Self.await(wanted, slot: slot, patience: patience, master: "\(mark.endpoint)",
+                           probe: { try client.pipeline(probe, slot: slot) },
+                           wait: { (count: Int) in Int(try client.send(RedisCommand("WAIT", count, 1000), slot: slot).integer ?? 0) },
+                           sameSocket: { client.connectionMark(forSlot: slot) == mark })
+        }
+    }
+
+    /// One master's wait, over whatever talks to it: `probe` runs `probe` there (a caller may
+    /// put a write of its own before it on the same socket) and returns its two replies, `wait`
+    /// sends `WAIT` for that many replicas, and `sameSocket` says whether both went over the
+    /// socket the writes did. Asked again while replicas lag, for up to `patience` seconds (0:
+    /// once); throws as `await(_:client:slots:patience:)` does.
+    static func await(_ wanted: Int, slot: Int, patience: TimeInterval, master: String, probe: () throws -> [RedisReply],
+                      wait: (Int) throws -> Int, sameSocket: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(patience)
+        while true {
+            let replies = try probe()
+            let count = needed(wanted, slot: slot, shards: replies[0], role: replies[1])
+            guard count > 0 else { return }
+            let acked = try wait(count)
+            guard sameSocket() else {
+                throw RedisError.server("MASTERDOWN the connection to \(master) was made anew before WAIT answered")
             }
+            if acked >= count { return }
+            if Date() >= deadline { throw RedisError.server("MASTERDOWN \(acked) of \(count) replicas acknowledged") }
         }
     }
 
